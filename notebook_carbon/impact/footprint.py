@@ -1,0 +1,166 @@
+"""Energy to footprint: emissions = IT energy (kWh) x PUE x grid intensity; water = IT energy x WUE.
+
+Pure arithmetic on numbers already measured or looked up; no I/O. Energy stays in joules in every
+record and is converted to kWh only inside the formulas and at display time, with the exact
+constant ``J_PER_KWH``. The ``format_*`` helpers give the short readable figures used in the
+one-line cell summary; statements format their own tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from ..errors import ConfigError
+from .intensity import GridIntensity
+
+__all__ = ["J_PER_KWH", "Footprint", "footprint", "format_duration", "format_energy", "format_mass_g"]
+
+J_PER_KWH = 3.6e6
+"""Joules in one kilowatt-hour, exactly (1000 W x 3600 s)."""
+J_PER_WH = 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Footprint:
+    """The environmental cost of one measured window."""
+
+    energy_j: float
+    """Energy drawn by the IT equipment (CPU, GPU, RAM), in joules."""
+    pue: float
+    """Power usage effectiveness: facility energy over IT energy, >= 1."""
+    facility_energy_j: float
+    """``energy_j x pue``: IT energy plus cooling and power-distribution overhead, in joules."""
+    intensity: GridIntensity
+    """The grid intensity used, with its source."""
+    emissions_g: float
+    """Operational emissions in grams CO2e: facility energy (kWh) x intensity (g/kWh)."""
+    water_l: float | None
+    """On-site water in litres (IT energy in kWh x WUE); ``None`` when no WUE is configured."""
+    wue_l_per_kwh: float | None = None
+    """Water usage effectiveness used, litres per kWh of IT energy; ``None`` when not configured."""
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / J_PER_KWH
+
+    @property
+    def facility_energy_kwh(self) -> float:
+        return self.facility_energy_j / J_PER_KWH
+
+
+def footprint(
+    energy_j: float,
+    *,
+    pue: float = 1.0,
+    intensity: GridIntensity,
+    wue_l_per_kwh: float | None = None,
+) -> Footprint:
+    """Emissions (g CO2e) and optional water (L) of ``energy_j`` joules of IT energy.
+
+    ``pue`` scales IT energy to facility energy (1.0: a workstation, no cooling overhead). WUE, as
+    The Green Grid defines it, is site water over *IT* energy, so water does not include the PUE.
+    Raises ``ConfigError`` for negative or non-finite energy, a PUE below 1 or a negative WUE.
+    """
+    energy_j = _finite(energy_j, "energy_j", "J")
+    if energy_j < 0:
+        raise ConfigError(f"energy_j={energy_j} is negative; a measured energy is zero or positive joules")
+    pue = _finite(pue, "pue", "")
+    if pue < 1.0:
+        raise ConfigError(f"pue={pue} is below 1.0; PUE is facility energy over IT energy, so set it >= 1")
+    if not isinstance(intensity, GridIntensity):
+        raise ConfigError(f"intensity must be a GridIntensity from resolve_intensity(), not {intensity!r}")
+    water_l = None
+    if wue_l_per_kwh is not None:
+        wue_l_per_kwh = _finite(wue_l_per_kwh, "wue_l_per_kwh", "L/kWh")
+        if wue_l_per_kwh < 0:
+            raise ConfigError(
+                f"wue_l_per_kwh={wue_l_per_kwh} is negative; set litres per kWh >= 0 or leave it unset"
+            )
+        water_l = energy_j / J_PER_KWH * wue_l_per_kwh
+    facility_energy_j = energy_j * pue
+    return Footprint(
+        energy_j=energy_j,
+        pue=pue,
+        facility_energy_j=facility_energy_j,
+        intensity=intensity,
+        emissions_g=facility_energy_j / J_PER_KWH * intensity.g_per_kwh,
+        water_l=water_l,
+        wue_l_per_kwh=wue_l_per_kwh,
+    )
+
+
+def _finite(value: float, name: str, unit: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}={value!r} is not a number{' of ' + unit if unit else ''}") from exc
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}={value!r} is not a finite number; check the measurement or setting")
+    return number
+
+
+# -- display ---------------------------------------------------------------------------------------
+# One scheme for every quantity: pick the unit that puts the value in [1, 1000), show 3 significant
+# figures and drop trailing zeros ("12.3 Wh", "4.1 g", "0.42 Wh"). Energy below 0.1 Wh is shown in
+# joules, so a millisecond cell reads "850 mJ" rather than "0.000 Wh".
+
+_ENERGY_UNITS_WH = ((1e9, "GWh"), (1e6, "MWh"), (1e3, "kWh"), (1.0, "Wh"))
+_ENERGY_UNITS_J = ((1.0, "J"), (1e-3, "mJ"))
+_MASS_UNITS_G = ((1e6, "t"), (1e3, "kg"), (1.0, "g"), (1e-3, "mg"))
+
+
+def _sig3(value: float) -> str:
+    """``value`` to 3 significant figures, no exponent, trailing zeros dropped."""
+    if value == 0:
+        return "0"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _scaled(value: float, units: tuple[tuple[float, str], ...]) -> str:
+    """Largest unit in which ``value`` rounds to at least 1; the smallest unit takes what is left."""
+    if not math.isfinite(value):
+        return "n/a"
+    magnitude = abs(value)
+    for size, unit in units:
+        # round first so 999.96 g becomes "1 kg", never "1000 g"
+        if float(f"{magnitude / size:.3g}") >= 1:
+            return f"{_sig3(value / size)} {unit}"
+    size, unit = units[-1]
+    return f"{_sig3(value / size)} {unit}"
+
+
+def format_energy(energy_j: float) -> str:
+    """Joules as "12.3 Wh", "1.23 kWh", "0.42 Wh"; below 0.1 Wh in joules: "35.2 J", "850 mJ"."""
+    if math.isfinite(energy_j) and float(f"{abs(energy_j) / J_PER_WH:.3g}") < 0.1:
+        return "0 J" if energy_j == 0 else _scaled(energy_j, _ENERGY_UNITS_J)
+    # below 1 Wh the Wh figure keeps its own digits ("0.42 Wh") rather than switching unit
+    return _scaled(energy_j / J_PER_WH, _ENERGY_UNITS_WH)
+
+
+def format_mass_g(mass_g: float) -> str:
+    """Grams as "4.1 g", "1.23 kg", "2.5 t", "12.3 mg", "0.02 mg" (mg is the smallest unit)."""
+    if mass_g == 0:
+        return "0 g"
+    return _scaled(mass_g, _MASS_UNITS_G)
+
+
+def format_duration(duration_s: float) -> str:
+    """Seconds as "0.8 ms", "340 ms", "2.3 s", "2 min 13 s", "1 h 02 min" (hours keep counting)."""
+    if not math.isfinite(duration_s):
+        return "n/a"
+    if duration_s < 0:
+        return "-" + format_duration(-duration_s)
+    if duration_s == 0:
+        return "0 s"
+    if float(f"{duration_s:.3g}") < 1:
+        return f"{_sig3(duration_s * 1e3)} ms"
+    if float(f"{duration_s:.3g}") < 60:
+        return f"{_sig3(duration_s)} s"
+    whole_s = round(duration_s)
+    if whole_s < 3600:
+        return f"{whole_s // 60} min {whole_s % 60:02d} s"
+    whole_min = round(duration_s / 60)
+    return f"{whole_min // 60} h {whole_min % 60:02d} min"
