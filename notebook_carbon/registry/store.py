@@ -1,0 +1,453 @@
+"""``Registry``: the experiment registry over an SQLAlchemy engine (SQLite file or any database URL).
+
+Rows go in and come out as plain dicts keyed by column name (see ``schema``); JSON columns (tags,
+params, notes) are encoded on write and decoded on read. Units are in the names: ``*_at`` are UTC
+epoch seconds, ``*_s`` seconds, ``*_j`` joules, ``*_g`` grams CO2e, ``water_l`` litres.
+
+SQLite is set up for several writers at once (kernels, scripts, the server): WAL journal, a busy
+timeout, and ``BEGIN IMMEDIATE`` for write transactions so two writers queue on the lock instead of
+one failing when it upgrades a read lock. Errors of SQLAlchemy and the driver are translated here,
+once, into ``RegistryError`` with what to do, and chained. A file that is not a registry is never
+written to: not created over, not migrated, not even switched to WAL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, literal, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from ..errors import RegistryError
+from . import schema
+from .schema import Migration, is_uid, meta, runs
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a write waits for another process holding the SQLite lock before failing."""
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+_WRITE_OPTION = "notebook_carbon_write"  # execution option: this transaction will write
+_MOVE_ASIDE = "move it aside (or set NOTEBOOK_CARBON_REGISTRY to another file); nothing was overwritten"
+
+
+class Registry:
+    """Runs, their per-component energy and their power samples, in one database.
+
+    Create with ``Registry.open(location)``. Methods are safe to call from several threads (each
+    takes its own pooled connection); the notebook itself goes through ``BackgroundWriter``.
+    """
+
+    def __init__(self, engine: Engine, where: str, *, read_only: bool = False) -> None:
+        self._engine = engine
+        self.where = where
+        """The location, for messages (passwords hidden)."""
+        self.read_only = read_only
+
+    # -- opening -----------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        location: str | Path,
+        *,
+        read_only: bool = False,
+        migrations: Mapping[int, Migration] | None = None,
+    ) -> Registry:
+        """Open (creating or upgrading as needed) the registry at a file path or SQLAlchemy URL.
+
+        A plain path or ``sqlite:///`` URL is an SQLite file whose parent directories are created.
+        ``read_only`` opens an existing registry without ever writing to it (for the server).
+        ``migrations`` replaces ``schema.MIGRATIONS`` (tests of the upgrade mechanism).
+        """
+        engine, where = _create_engine(str(location), read_only=read_only)
+        registry = cls(engine, where, read_only=read_only)
+        try:
+            registry._prepare(migrations)
+        except BaseException:
+            engine.dispose()
+            raise
+        return registry
+
+    def _prepare(self, migrations: Mapping[int, Migration] | None) -> None:
+        target = schema.target_version(migrations)
+        # Most opens find an up-to-date registry; check that under a read lock so a reader never
+        # queues behind writers, and take the write lock only to create or upgrade.
+        with self._transaction("checking") as conn:
+            found = _stamped_version(conn, self.where)
+        if found == target:
+            return
+        if found is not None and found > target:
+            raise self._newer(found, target)
+        if self.read_only:
+            state = "does not exist yet" if found is None else f"has the older schema version {found}"
+            raise RegistryError(
+                f"registry {self.where} {state}; open it once for writing (run a metered cell or any "
+                "notebook-carbon command) to create or upgrade it, then retry"
+            )
+        with self._transaction("creating or upgrading", write=True) as conn:
+            found = _stamped_version(conn, self.where)  # another process may have done it meanwhile
+            if found is None:
+                schema.metadata.create_all(conn)
+                conn.execute(
+                    insert(meta),
+                    [
+                        {"key": "application", "value": schema.APPLICATION},
+                        {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                        {"key": "created_at", "value": repr(time.time())},
+                    ],
+                )
+                found = schema.SCHEMA_VERSION
+            if found > target:
+                raise self._newer(found, target)
+            for version, migrate in schema.migration_plan(found, migrations):
+                try:
+                    migrate(conn)
+                except Exception as exc:
+                    detail = _describe(exc) if isinstance(exc, SQLAlchemyError) else exc
+                    raise RegistryError(
+                        f"upgrading registry {self.where} to schema version {version} failed: {detail}; "
+                        f"the upgrade was rolled back and the registry is unchanged (version {found}). "
+                        "Please report this error to the notebook-carbon issue tracker"
+                    ) from exc
+            if found != target:
+                conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(target)))
+
+    def _newer(self, found: int, target: int) -> RegistryError:
+        return RegistryError(
+            f"registry {self.where} has schema version {found}, newer than this notebook-carbon "
+            f"understands (version {target}); upgrade notebook-carbon (pip install -U notebook-carbon). "
+            "The registry was not changed"
+        )
+
+    def close(self, *, after_fork: bool = False) -> None:
+        """Release every pooled connection (SQLite then folds the WAL back into the file).
+
+        ``after_fork=True`` in a forked child drops the parent's connections without closing them,
+        which would disturb the parent's use of them.
+        """
+        self._engine.dispose(close=not after_fork)
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self.where!r})"
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def start_run(self, row: Mapping[str, Any]) -> int:
+        """Record a new run with status ``running``; returns its database id.
+
+        ``row`` must hold ``uid`` (``uuid.uuid4().hex``, made by the caller); ``project`` defaults
+        to ``default`` and ``started_at`` (epoch s) to now.
+        """
+        values = schema.encode_run(row, schema.START_COLUMNS, "start_run")
+        uid = values.get("uid")
+        if not is_uid(uid):
+            raise RegistryError(f"start_run needs a 'uid' of 32 hex digits (uuid.uuid4().hex), got {uid!r}")
+        if values.setdefault("status", "running") != "running":
+            raise RegistryError(f"start_run records status 'running', got {values['status']!r}")
+        now = time.time()
+        values.setdefault("project", "default")
+        values.setdefault("started_at", now)
+        values["updated_at"] = now
+        for column, empty in schema.JSON_COLUMNS.items():
+            values.setdefault(column, json.dumps(empty()))
+        with self._transaction(f"recording run {uid}", write=True) as conn:
+            # Values go as execution parameters, not into the statement: the statement then
+            # stays the same from run to run and SQLAlchemy's compiled cache serves it.
+            result = conn.execute(insert(runs), values)
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        uid: str,
+        row: Mapping[str, Any],
+        components: Sequence[Mapping[str, Any]] = (),
+        samples: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Store a run's final status and figures with its components and samples, in one transaction.
+
+        ``row["status"]`` is one of ``ok``, ``failed``, ``interrupted``, ``crashed``; ``ended_at``
+        defaults to now and ``duration_s`` to ``ended_at - started_at``. Only a run still
+        ``running`` (or marked ``crashed`` by a guess that its kernel died) can be finished: a
+        finished run is never rewritten.
+        """
+        values = schema.encode_run(row, schema.UPDATE_COLUMNS, "finish_run")
+        if values.get("status") not in schema.FINAL_STATUSES:
+            raise RegistryError(
+                f"finish_run needs a final status, one of {', '.join(schema.FINAL_STATUSES)}; "
+                f"got {values.get('status')!r}"
+            )
+        values.setdefault("ended_at", time.time())
+        computed = {}
+        if "duration_s" not in values:
+            computed["duration_s"] = literal(values["ended_at"]) - runs.c.started_at
+        values["updated_at"] = time.time()
+        component_rows = [schema.child_row(c, schema.COMPONENT_COLUMNS, uid, "component") for c in components]
+        sample_rows = [schema.child_row(x, schema.SAMPLE_COLUMNS, uid, "sample") for x in samples]
+        with self._transaction(f"finishing run {uid}", write=True) as conn:
+            # A run wrongly marked crashed (its kernel only looked dead) may still bring its real result.
+            self._update_run(conn, uid, values, allowed=("running", "crashed"), computed=computed)
+            if component_rows:
+                conn.execute(insert(schema.components), component_rows)
+            if sample_rows:
+                conn.execute(insert(schema.samples), sample_rows)
+
+    def checkpoint_run(self, uid: str, row: Mapping[str, Any]) -> bool:
+        """Store the figures so far of a ``running`` run, so a killed kernel still leaves its energy.
+
+        Returns False, changing nothing, when the run is no longer running (finished meanwhile).
+        """
+        values = schema.encode_run(row, schema.UPDATE_COLUMNS - {"status"}, "checkpoint_run")
+        values["updated_at"] = time.time()
+        with self._transaction(f"checkpointing run {uid}", write=True) as conn:
+            return self._update_run(conn, uid, values, allowed=("running",), strict=False)
+
+    def _update_run(
+        self,
+        conn: Connection,
+        uid: str,
+        values: dict[str, Any],
+        *,
+        allowed: tuple[str, ...],
+        strict: bool = True,
+        computed: Mapping[str, Any] | None = None,
+    ) -> bool:
+        statement = update(runs).where(runs.c.uid == uid, runs.c.status.in_(allowed))
+        if computed:
+            statement = statement.values(computed)
+        if conn.execute(statement, values).rowcount == 1:
+            return True
+        status = conn.execute(select(runs.c.status).where(runs.c.uid == uid)).scalar()
+        if status is None:
+            raise RegistryError(
+                f"no run with uid {uid!r} in registry {self.where}; start_run must be recorded before it is "
+                "finished (was the registry location changed in between?)"
+            )
+        if strict:
+            raise RegistryError(
+                f"run {uid} in registry {self.where} is already finished with status {status!r}; "
+                "a finished run is never rewritten"
+            )
+        return False
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get_run(self, id_or_uid: int | str) -> dict[str, Any] | None:
+        """The run with this database id (int or digits) or uid (32 hex digits); None if absent."""
+        as_digits = isinstance(id_or_uid, str) and id_or_uid.isdigit() and len(id_or_uid) != 32
+        if isinstance(id_or_uid, int) or as_digits:
+            where = runs.c.id == int(id_or_uid)
+        elif is_uid(id_or_uid):
+            where = runs.c.uid == id_or_uid
+        else:
+            raise RegistryError(f"{id_or_uid!r} is neither a run id (a number) nor a run uid (32 hex digits)")
+        found = self._select(select(runs).where(where), "reading a run")
+        return found[0] if found else None
+
+    def last_run(self, project: str | None = None) -> dict[str, Any] | None:
+        """The most recently started run, of ``project`` if given; None when there is none."""
+        found = self.runs(project=project, limit=1)
+        return found[0] if found else None
+
+    def runs(
+        self, project: str | None = None, limit: int | None = None, status: str | Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Runs newest first (by ``started_at``, then id), optionally of one project and status(es)."""
+        query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        if project is not None:
+            query = query.where(runs.c.project == project)
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            for value in wanted:
+                schema.check_status(value)
+            query = query.where(runs.c.status.in_(wanted))
+        if limit is not None:
+            query = query.limit(int(limit))
+        return self._select(query, "listing runs")
+
+    def components(self, uid: str) -> list[dict[str, Any]]:
+        """Per-component energy (J) of a run, with method, reason and degradation, in stored order."""
+        table = schema.components
+        query = select(table).where(table.c.run_uid == uid).order_by(table.c.id)
+        return self._select(query, "reading components")
+
+    def samples(self, uid: str) -> list[dict[str, Any]]:
+        """Power samples (W) of a run, by time since its start (s)."""
+        table = schema.samples
+        query = select(table).where(table.c.run_uid == uid).order_by(table.c.t_s, table.c.id)
+        return self._select(query, "reading samples")
+
+    def schema_version(self) -> int:
+        """The schema version stamped in the registry."""
+        with self._transaction("reading the schema version") as conn:
+            found = _stamped_version(conn, self.where)
+        if found is None:
+            raise RegistryError(f"registry {self.where} has no schema version; it was not created by open()")
+        return found
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _select(self, query: Any, doing: str) -> list[dict[str, Any]]:
+        with self._transaction(doing) as conn:
+            return [schema.decode_row(dict(row._mapping)) for row in conn.execute(query)]
+
+    @contextlib.contextmanager
+    def _transaction(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction; database errors become ``RegistryError`` naming the registry."""
+        if write and self.read_only:
+            raise RegistryError(f"{doing}: registry {self.where} was opened read-only")
+        try:
+            with self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{_WRITE_OPTION: True})
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise RegistryError(f"{doing} in registry {self.where} failed: {_describe(exc)}") from exc
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _create_engine(location: str, *, read_only: bool) -> tuple[Engine, str]:
+    """The engine for ``location`` and its printable form (absolute path, or URL without password)."""
+    if "://" in location:
+        try:
+            url = make_url(location)
+        except ArgumentError as exc:
+            raise RegistryError(
+                f"registry location {location!r} is not a file path or a database URL: {exc}; fix the "
+                "registry setting (NOTEBOOK_CARBON_REGISTRY)"
+            ) from exc
+    else:
+        url = URL.create("sqlite+pysqlite", database=location)
+    where = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        if url.database.startswith("file:"):
+            raise RegistryError(f"give the registry as a plain path, not an SQLite URI: {location!r}")
+        path = Path(url.database).expanduser()
+        where = str(path.absolute())
+        _check_sqlite_file(path, read_only=read_only)
+        if read_only:  # SQLite itself refuses to write, whatever a bug in this package might try
+            url = url.set(database=f"file:{quote(str(path.absolute()))}", query={"mode": "ro", "uri": "true"})
+        else:
+            url = url.set(database=str(path))
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ImportError) as exc:
+        raise RegistryError(
+            f"cannot use registry {where}: {exc}; install the database driver or fix the URL"
+        ) from exc
+    if url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine, where, read_only=read_only)
+    return engine, where
+
+
+def _check_sqlite_file(path: Path, *, read_only: bool) -> None:
+    """Refuse a path that is not an SQLite file before SQLite touches it; create its directory."""
+    if read_only and not path.is_file():
+        raise RegistryError(f"there is no registry at {path} yet; run a metered cell to create one")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot create the registry directory {path.parent}: {exc.strerror or exc}; set "
+            "NOTEBOOK_CARBON_REGISTRY (or the registry setting) to a writable location"
+        ) from exc
+    if path.is_dir():
+        raise RegistryError(f"the registry path {path} is a directory; point the registry setting at a file")
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot read the registry {path}: {exc.strerror or exc}; check its permissions"
+        ) from exc
+    # An empty file is what SQLite itself makes of a new database; anything else must be SQLite's.
+    if header and header != SQLITE_HEADER:
+        raise RegistryError(
+            f"{path} is not an SQLite database (corrupt, or another program's file); {_MOVE_ASIDE}"
+        )
+
+
+def _configure_sqlite(engine: Engine, where: str, *, read_only: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling skips BEGIN for DDL and SELECT; we emit BEGIN
+        # ourselves (below) so migrations are atomic and writers take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # Checked before the journal mode is set: switching to WAL rewrites the file header,
+            # which must not happen to another program's database.
+            found = cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            if found and ("meta",) not in found:
+                raise RegistryError(
+                    f"{where} is an SQLite database but not a notebook-carbon registry; {_MOVE_ASIDE}"
+                )
+            if not read_only:
+                cursor.execute("PRAGMA journal_mode = WAL")  # readers and writers do not block each other
+                cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock at once; a deferred transaction that later writes can
+        # fail with "database is locked" without waiting the busy timeout.
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _stamped_version(conn: Connection, where: str) -> int | None:
+    """The schema version in ``meta``; None for an empty database; error for a foreign one."""
+    tables = set(inspect(conn).get_table_names())
+    if "meta" not in tables:
+        ours = {table.name for table in schema.metadata.sorted_tables}
+        if tables & ours:
+            raise RegistryError(
+                f"{where} holds tables named like ours but no registry metadata; {_MOVE_ASIDE}"
+            )
+        return None
+    stamped = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+    if stamped.get("application") != schema.APPLICATION or "schema_version" not in stamped:
+        raise RegistryError(
+            f"{where} has a 'meta' table but is not a notebook-carbon registry; {_MOVE_ASIDE}"
+        )
+    try:
+        return int(stamped["schema_version"])
+    except ValueError as exc:
+        raise RegistryError(
+            f"registry {where} has an unreadable schema version {stamped['schema_version']!r}; {_MOVE_ASIDE}"
+        ) from exc
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    """The driver's message without SQLAlchemy's statement dump and help link."""
+    original = getattr(exc, "orig", None)
+    text = str(original) if original is not None else str(exc).split("\n")[0]
+    if "locked" in text or "busy" in text:
+        text += f" (another process held the lock for more than {BUSY_TIMEOUT_S:.0f} s; retry later)"
+    elif "not a database" in text or "malformed" in text:
+        text += f"; the file is damaged: {_MOVE_ASIDE}"
+    elif "readonly" in text or "unable to open" in text:
+        text += "; check that the file and its directory are writable, or set NOTEBOOK_CARBON_REGISTRY"
+    elif "UNIQUE" in text.upper():
+        text += " (a run with this uid is already recorded; nothing was overwritten)"
+    return text

@@ -1,0 +1,173 @@
+"""``BackgroundWriter``: registry writes off the notebook's path, in order, on one daemon thread.
+
+A metered one-line cell must cost about a millisecond in total, while importing SQLAlchemy alone
+costs ~300 ms and a commit can wait on another process's lock. So the notebook never writes
+synchronously: it submits ``Registry`` calls by name and gets a ``concurrent.futures.Future``
+back at once. The thread imports SQLAlchemy and opens the registry itself, on the first call; this
+module imports neither, so importing it stays cheap.
+
+Failures never vanish: each is set on its future and also kept in ``errors`` (so the caller can
+show one warning for many), and a failed call does not stop the ones after it. An ``atexit`` hook
+flushes pending writes, so a script's last run is recorded even if nobody calls ``close``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import threading
+from concurrent.futures import Future, wait
+from typing import Any
+
+from ..errors import RegistryError
+
+ATEXIT_TIMEOUT_S = 30.0
+"""How long interpreter exit waits for pending writes (matches the registry's busy timeout)."""
+
+_STOP = object()
+
+
+class BackgroundWriter:
+    """Runs ``Registry`` methods for the caller on one daemon thread, in submission order.
+
+    ``location`` is what ``Registry.open`` takes (a file path or database URL). Nothing happens at
+    construction: the thread starts on the first ``submit`` and opens the registry there (again on
+    the next call if opening failed, so moving a damaged file aside is enough to recover).
+    Arguments are handed to the thread as they are; do not mutate them after submitting.
+    """
+
+    def __init__(self, location: str) -> None:
+        self.location = str(location)
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._registry: Any = None  # a Registry, opened in the thread
+        self._errors: list[BaseException] = []
+        self._closed = False
+        self._pid = os.getpid()
+
+    # -- caller side -------------------------------------------------------------------------
+
+    def submit(self, method_name: str, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Queue ``Registry.<method_name>(*args, **kwargs)``; the future gets its result or error."""
+        if method_name.startswith("_"):
+            raise RegistryError(f"{method_name!r} is not a public Registry method")
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RegistryError(
+                    f"the registry writer for {self.location} is closed; create a new BackgroundWriter"
+                )
+            self._ensure_thread()
+            self._queue.put((future, method_name, args, kwargs))
+        return future
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is done; False if ``timeout`` (s) ran out first."""
+        marker: Future[Any] = Future()
+        with self._lock:
+            thread, closed = self._thread, self._closed
+            if thread is None or self._pid != os.getpid():
+                return True
+            if not closed:
+                self._queue.put((marker, None, (), {}))
+        if closed:  # the thread drains the queue before it stops
+            thread.join(timeout)
+            return not thread.is_alive()
+        # Operations run in order, so when the marker is done everything before it is too.
+        done, _ = wait([marker], timeout)
+        return bool(done)
+
+    def close(self, timeout: float | None = ATEXIT_TIMEOUT_S) -> bool:
+        """Flush, stop the thread and close the registry; True if all of it finished in ``timeout`` s.
+
+        Submitting after ``close`` raises ``RegistryError``. Closing twice is harmless.
+        """
+        with self._lock:
+            self._closed = True
+            thread = self._thread if self._pid == os.getpid() else None
+            if thread is not None:
+                self._queue.put(_STOP)
+        atexit.unregister(self._at_exit)
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions of failed operations so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._errors)
+
+    def take_errors(self) -> list[BaseException]:
+        """The exceptions not taken yet, clearing them, so each is reported to the user once."""
+        with self._lock:
+            taken, self._errors = self._errors, []
+        return taken
+
+    @property
+    def started(self) -> bool:
+        """Whether the thread has been started (it is, from the first ``submit``)."""
+        return self._thread is not None
+
+    def __repr__(self) -> str:
+        return f"BackgroundWriter({self.location!r}, started={self.started}, closed={self._closed})"
+
+    def _ensure_thread(self) -> None:
+        # Called under the lock. After a fork the child inherits the writer but not its thread
+        # (and must not share the parent's database connections): start afresh there.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._queue = queue.SimpleQueue()
+            self._thread = None
+            if self._registry is not None:
+                self._registry.close(after_fork=True)
+                self._registry = None
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, args=(self._queue,), name="notebook-carbon-registry", daemon=True
+            )
+            self._thread.start()
+            # Registered when there is something to flush; daemon threads still run during atexit.
+            atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        self.close(ATEXIT_TIMEOUT_S)
+
+    # -- writer thread -----------------------------------------------------------------------
+
+    def _run(self, jobs: queue.SimpleQueue[Any]) -> None:
+        while True:
+            job = jobs.get()
+            if job is _STOP:
+                break
+            future, method_name, args, kwargs = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            if method_name is None:  # a flush marker
+                future.set_result(None)
+                continue
+            try:
+                result = getattr(self._open(), method_name)(*args, **kwargs)
+            except Exception as exc:
+                with self._lock:
+                    self._errors.append(exc)
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+        if self._registry is not None:
+            try:
+                self._registry.close()
+            except Exception as exc:
+                with self._lock:
+                    self._errors.append(exc)
+            self._registry = None
+
+    def _open(self) -> Any:
+        if self._registry is None:
+            from .store import Registry  # SQLAlchemy is imported here, in this thread
+
+            self._registry = Registry.open(self.location)
+        return self._registry

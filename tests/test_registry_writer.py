@@ -1,0 +1,213 @@
+"""BackgroundWriter against real SQLite files: order, futures, errors, flushing, exit, processes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+import notebook_carbon.registry
+from notebook_carbon.errors import RegistryError
+from notebook_carbon.registry import Registry, new_uid
+from notebook_carbon.registry.writer import BackgroundWriter
+
+ROOT = Path(notebook_carbon.registry.__file__).resolve().parents[2]
+COMPONENTS = [
+    {"component": "gpu", "device": "GPU 0", "method": "nvml-counter", "energy_j": 10.0},
+    {"component": "cpu", "device": "package-0", "method": "rapl", "energy_j": 2.0},
+    {"component": "ram", "device": "dram", "method": "estimate-ram", "energy_j": 0.5},
+]
+
+
+def _python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "notebook-carbon-registry"]
+
+
+@pytest.fixture
+def location(tmp_path: Path) -> str:
+    return str(tmp_path / "registry.sqlite")
+
+
+@pytest.fixture
+def writer(location: str):
+    w = BackgroundWriter(location)
+    yield w
+    w.close(timeout=10)
+
+
+def test_import_does_not_import_sqlalchemy() -> None:
+    done = _python("""
+        import sys
+        import notebook_carbon.registry.writer
+        from notebook_carbon.registry import BackgroundWriter, new_uid
+        BackgroundWriter("unused.sqlite")
+        assert "sqlalchemy" not in sys.modules, "sqlalchemy was imported"
+    """)
+    assert done.returncode == 0, done.stderr
+
+
+def test_thread_starts_on_first_submit_only(writer: BackgroundWriter, location: str) -> None:
+    before = len(_writer_threads())
+    assert not writer.started and len(_writer_threads()) == before
+    assert writer.flush(timeout=1) is True  # nothing to wait for, and flushing starts nothing
+    assert not writer.started and not Path(location).exists()
+    writer.submit("schema_version").result(timeout=30)
+    assert writer.started and len(_writer_threads()) == before + 1
+    assert all(t.daemon for t in _writer_threads())
+
+
+def test_submissions_run_in_order_with_results(writer: BackgroundWriter, location: str) -> None:
+    uids = [new_uid() for _ in range(30)]
+    futures = [writer.submit("start_run", {"uid": uid, "started_at": 1.0}) for uid in uids]
+    finishes = [writer.submit("finish_run", uid, {"status": "ok"}, COMPONENTS) for uid in uids]
+    assert writer.flush(timeout=30) is True
+    assert all(f.done() for f in futures + finishes)
+    ids = [f.result() for f in futures]
+    assert ids == sorted(ids) and len(set(ids)) == 30  # inserted in submission order
+    with Registry.open(location) as reg:
+        assert [reg.get_run(i)["uid"] for i in ids] == uids
+        assert {r["status"] for r in reg.runs()} == {"ok"}
+        assert len(reg.components(uids[-1])) == 3
+
+
+def test_errors_go_to_futures_and_list_without_stopping_later_work(writer: BackgroundWriter) -> None:
+    bad = writer.submit("finish_run", new_uid(), {"status": "ok"})
+    typo = writer.submit("no_such_method")
+    uid = new_uid()
+    good = writer.submit("start_run", {"uid": uid})
+    assert isinstance(good.result(timeout=30), int)
+    with pytest.raises(RegistryError, match="no run with uid"):
+        bad.result()
+    with pytest.raises(AttributeError):
+        typo.result()
+    assert writer.errors == [bad.exception(), typo.exception()]
+    assert writer.take_errors() == [bad.exception(), typo.exception()]
+    assert writer.errors == [] and writer.take_errors() == []
+    with pytest.raises(RegistryError, match="public"):
+        writer.submit("_prepare")
+
+
+def test_flush_waits_for_a_locked_registry(writer: BackgroundWriter, location: str) -> None:
+    writer.submit("schema_version").result(timeout=30)
+    locker = sqlite3.connect(location, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    try:
+        pending = writer.submit("start_run", {"uid": new_uid()})
+        assert writer.flush(timeout=0.3) is False  # still waiting on the busy timeout
+        assert not pending.done()
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert writer.flush(timeout=30) is True
+    assert pending.result() == 1
+
+
+def test_open_failure_is_reported_and_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "registry.sqlite"
+    path.write_bytes(b"not a database at all" * 100)
+    writer = BackgroundWriter(str(path))
+    try:
+        first = writer.submit("start_run", {"uid": new_uid()})
+        with pytest.raises(RegistryError, match="move it aside"):
+            first.result(timeout=30)
+        path.rename(tmp_path / "damaged.sqlite")  # what the message tells the user to do
+        assert writer.submit("start_run", {"uid": new_uid()}).result(timeout=30) == 1
+        assert len(writer.errors) == 1
+    finally:
+        writer.close(timeout=10)
+    assert (tmp_path / "damaged.sqlite").read_bytes() == b"not a database at all" * 100
+
+
+def test_close_flushes_and_stops(location: str) -> None:
+    writer = BackgroundWriter(location)
+    uid = new_uid()
+    writer.submit("start_run", {"uid": uid})
+    done = writer.submit("finish_run", uid, {"status": "ok"}, COMPONENTS)
+    thread = _writer_threads()[-1]
+    assert writer.close(timeout=30) is True
+    assert done.done() and not thread.is_alive()
+    assert writer.close() is True and writer.flush() is True  # harmless twice
+    with pytest.raises(RegistryError, match="closed"):
+        writer.submit("start_run", {"uid": new_uid()})
+    with Registry.open(location) as reg:
+        assert reg.get_run(uid)["status"] == "ok"
+
+
+def test_interpreter_exit_flushes_pending_writes(location: str) -> None:
+    uid = new_uid()
+    done = _python(
+        """
+        import sys
+        from notebook_carbon.registry.writer import BackgroundWriter
+        location, uid = sys.argv[1:]
+        writer = BackgroundWriter(location)
+        writer.submit("start_run", {"uid": uid, "project": "script"})
+        writer.submit("finish_run", uid, {"status": "ok", "energy_j": 4.2},
+                      [{"component": "cpu", "method": "rapl", "energy_j": 4.2}])
+        # no flush, no close: the script just ends
+        """,
+        location,
+        uid,
+    )
+    assert done.returncode == 0, done.stderr
+    with Registry.open(location) as reg:
+        run = reg.get_run(uid)
+        assert (run["status"], run["energy_j"], run["project"]) == ("ok", 4.2, "script")
+        assert len(reg.components(uid)) == 1
+
+
+def test_processes_writing_one_file_at_once(location: str) -> None:
+    code = """
+        import sys
+        from notebook_carbon.registry import new_uid
+        from notebook_carbon.registry.writer import BackgroundWriter
+        location, tag = sys.argv[1:]
+        writer = BackgroundWriter(location)
+        futures = []
+        for i in range(50):
+            uid = new_uid()
+            futures.append(writer.submit("start_run", {"uid": uid, "project": tag, "params": {"i": i}}))
+            futures.append(writer.submit("finish_run", uid, {"status": "ok", "energy_j": float(i)},
+                           [{"component": "cpu", "method": "rapl", "energy_j": float(i)}]))
+        assert writer.close(timeout=60)
+        failed = [f.exception() for f in futures if f.exception() is not None]
+        assert not failed, failed
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), location, f"p{n}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    with Registry.open(location) as reg:
+        runs = reg.runs()
+        assert len(runs) == 200 and len({r["id"] for r in runs}) == 200
+        assert {r["status"] for r in runs} == {"ok"}
+        assert sorted(len(reg.runs(project=f"p{n}")) for n in range(4)) == [50] * 4
+        assert sum(len(reg.components(r["uid"])) for r in runs) == 200
