@@ -1,0 +1,422 @@
+"""Estimated CPU and RAM energy, used where no counter can be read. Always labelled ``estimate-*``.
+
+CPU (``estimate-tdp``): energy = TDP x utilisation x time. With utilisation = busy CPU seconds over
+(logical CPUs x wall seconds), the wall time cancels::
+
+    energy_j = tdp_w * busy_cpu_s / n_cpus
+
+so the figure does not depend on how often it is sampled. ``machine`` attribution counts the whole
+machine's busy time (``psutil.cpu_times()``: everything but idle and iowait); ``process`` counts
+this process and its descendants (own, reaped and live children's user + system time).
+
+The TDP is looked up by CPU model in codecarbon's bundled table (``hardware/cpu_power.csv``,
+columns ``Name,TDP``, watts per package) and multiplied by the socket count. A model not in the
+table gets ``DEFAULT_W_PER_THREAD`` = 4 W per logical CPU, codecarbon 3.3.2's own fallback
+(``DEFAULT_POWER_PER_CORE = 4`` in ``codecarbon/core/cpu.py``, multiplied by the thread count), or
+``DEFAULT_TDP_W`` = 85 W when the CPU count is unknown (codecarbon's ``POWER_CONSTANT`` in
+``codecarbon/external/hardware.py``). ``Settings.cpu_tdp_w`` overrides all of this.
+
+RAM (``estimate-ram``): ``RAM_W_PER_GB`` = 0.375 W per GB (3 W per 8 GB of DDR3/DDR4, Crucial's
+"How much power does memory use?", the heuristic codecarbon used before v3 and still cites in
+``codecarbon/external/ram.py``) x installed memory (``machine``) or the process tree's RSS
+(``process``). GB here is 2**30 bytes, as DIMM sizes are. ``Settings.ram_w_per_gb`` overrides it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+from ..bundled import codecarbon_data_dir
+from .base import EnergyMeter
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+RAM_W_PER_GB = 0.375
+BYTES_PER_GB = 2**30
+DEFAULT_W_PER_THREAD = 4.0
+DEFAULT_TDP_W = 85.0
+
+# Words that vendors put around the model number and the table leaves out.
+_NOISE = r"\(r\)|\(tm\)|®|™|@.*$"  # compiled on first use: importing stays cheap
+_DROP_TOKENS = frozenset({"cpu", "processor"})
+
+
+class CpuInfo(NamedTuple):
+    model: str | None
+    sockets: int
+
+
+def read_cpuinfo(path: str | os.PathLike[str] = "/proc/cpuinfo") -> CpuInfo:
+    """CPU brand string (first ``model name``) and socket count (distinct ``physical id``).
+
+    A missing file gives ``CpuInfo(None, 1)``; ``cpu_model`` then falls back to ``platform``.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return CpuInfo(None, 1)
+    model = None
+    sockets = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model is None:
+            model = value.strip() or None
+        elif key == "physical id":
+            sockets.add(value.strip())
+    return CpuInfo(model, max(1, len(sockets)))
+
+
+def cpu_model(info: CpuInfo) -> str:
+    """The brand string, else what ``platform`` knows (``x86_64`` at worst), else ``unknown CPU``."""
+    import platform  # rarely needed: /proc/cpuinfo names the model on Linux
+
+    return info.model or platform.processor() or "unknown CPU"
+
+
+def normalise_cpu_name(name: str) -> tuple[str, ...]:
+    """Lower-case tokens without trademarks, clock speed, ``CPU``/``Processor``/``N-Core``.
+
+    ``Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz`` -> ``intel xeon gold 6248``;
+    ``AMD EPYC 7763 64-Core Processor`` -> ``amd epyc 7763``.
+    """
+    text = name.lower()
+    if "(" in text or "@" in text or "®" in text or "™" in text:  # table rows rarely: keep loading fast
+        text = re.sub(_NOISE, " ", text)
+    return tuple(
+        token
+        for token in text.replace(",", " ").split()
+        if token not in _DROP_TOKENS and not _is_core_count(token)
+    )
+
+
+def _is_core_count(token: str) -> bool:
+    """``64-core``, ``16-cores``: a core count, not part of the model name."""
+    count, _, word = token.partition("-")
+    return word in ("core", "cores") and count.isdigit()
+
+
+class TdpMatch(NamedTuple):
+    name: str
+    """The table row's ``Name``."""
+    tdp_w: float
+    """Thermal design power of one package, watts."""
+
+
+@functools.cache
+def tdp_table() -> dict[str, TdpMatch]:
+    """codecarbon's CPU table keyed by normalised name (tokens joined by spaces). Read once."""
+    import csv
+
+    table: dict[str, TdpMatch] = {}
+    with open(codecarbon_data_dir() / "hardware" / "cpu_power.csv", newline="", encoding="utf-8") as f:
+        rows = csv.reader(f)
+        next(rows)  # Name,TDP
+        for name, tdp in rows:
+            try:
+                tdp_w = float(tdp)
+            except ValueError:
+                continue  # a few upstream rows hold two numbers run together ("27.29.5")
+            low = name.lower()
+            # Most rows are already clean; full normalisation of all ~5,000 would triple the load time.
+            if "processor" in low or "cpu" in low or "-core" in low or "(" in low or "®" in low:
+                key = " ".join(normalise_cpu_name(name))
+            else:
+                key = " ".join(low.replace(",", " ").split())
+            if key:
+                table.setdefault(key, TdpMatch(name, tdp_w))
+    return table
+
+
+def lookup_tdp(model: str, table: dict[str, TdpMatch] | None = None) -> TdpMatch | None:
+    """The most specific table row whose tokens appear, in order and adjacent, in ``model``.
+
+    Longest match wins, so ``Xeon E5-2690 v4`` beats ``Xeon E5-2690``; a row must contain a digit
+    (a model number, not only a family). Bare numbers (old Opteron rows such as ``6234``) are only
+    matched for AMD models, so an Intel part never inherits an Opteron's TDP.
+    """
+    table = tdp_table() if table is None else table
+    tokens = normalise_cpu_name(model)
+    best: tuple[str, ...] = ()
+    for start in range(len(tokens)):
+        for stop in range(len(tokens), start, -1):
+            key = tokens[start:stop]
+            if len(key) <= len(best) or " ".join(key) not in table:
+                continue
+            if not any(ch.isdigit() for token in key for ch in token):
+                continue
+            if len(key) == 1 and "amd" not in tokens:
+                continue
+            best = key
+    return table[" ".join(best)] if best else None
+
+
+def resolve_tdp_w(settings: Settings, info: CpuInfo, n_cpus: int | None) -> tuple[float, str]:
+    """The whole machine's TDP in W and a sentence saying where it comes from."""
+    if settings.cpu_tdp_w is not None:
+        return settings.cpu_tdp_w, f"TDP {settings.cpu_tdp_w:g} W from settings (cpu_tdp_w)"
+    model = cpu_model(info)
+    match = lookup_tdp(model)
+    if match is not None:
+        tdp_w = match.tdp_w * info.sockets
+        sockets = f" x {info.sockets} sockets" if info.sockets > 1 else ""
+        return tdp_w, f"TDP {match.tdp_w:g} W{sockets} for {match.name} (codecarbon CPU table)"
+    if n_cpus:
+        tdp_w = DEFAULT_W_PER_THREAD * n_cpus
+        return tdp_w, (
+            f"CPU model {model!r} not found in codecarbon's CPU table; assumed "
+            f"{DEFAULT_W_PER_THREAD:g} W x {n_cpus} threads = {tdp_w:g} W (set cpu_tdp_w to correct it)"
+        )
+    return DEFAULT_TDP_W, (
+        f"CPU model {model!r} not found in codecarbon's CPU table; assumed {DEFAULT_TDP_W:g} W "
+        "(set cpu_tdp_w to correct it)"
+    )
+
+
+def machine_busy_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine since boot: all time except idle and iowait."""
+    import psutil
+
+    times = psutil.cpu_times()._asdict()
+    # Linux already counts guest time inside user and nice.
+    total = sum(times.values()) - times.get("guest", 0.0) - times.get("guest_nice", 0.0)
+    return total - times["idle"] - times.get("iowait", 0.0)
+
+
+def process_tree_cpu_s() -> Callable[[], float]:
+    """A reader of this process tree's CPU seconds: own, reaped children and live descendants."""
+    tree = _ProcTree.for_this_process()
+    if tree is not None:
+        return tree.cpu_s
+    import psutil
+
+    me = psutil.Process()
+
+    def read() -> float:
+        times = me.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in me.children(recursive=True):
+            try:
+                t = child.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue  # exited since listed: its time reaches us through children_* once reaped
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    return read
+
+
+def process_tree_rss_bytes() -> Callable[[], int]:
+    """A reader of the resident memory of this process and its live descendants, bytes."""
+    tree = _ProcTree.for_this_process()
+    if tree is not None:
+        return tree.rss_bytes
+    import psutil
+
+    me = psutil.Process()
+
+    def read() -> int:
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue  # exited since listed
+        return total
+
+    return read
+
+
+class _ProcTree:
+    """This process and its descendants read straight from Linux /proc.
+
+    psutil finds children by reading every process's stat file (milliseconds on a busy host, at
+    each begin and end); the kernel's per-thread ``children`` lists walk only our own tree, a few
+    tens of µs for a notebook kernel.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+        self.page_bytes = os.sysconf("SC_PAGE_SIZE")
+
+    @classmethod
+    def for_this_process(cls) -> _ProcTree | None:
+        """``None`` where /proc has no children lists (not Linux, or CONFIG_PROC_CHILDREN off)."""
+        pid = os.getpid()
+        return cls(pid) if os.path.exists(f"/proc/{pid}/task/{pid}/children") else None
+
+    def _stats(self) -> list[list[str]]:
+        """The stat fields after ``(comm)`` of every live process of the tree, root first."""
+        stats = []
+        pending = [self.pid]
+        while pending:
+            pid = pending.pop()
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    stats.append(f.read().rpartition(b")")[2].decode().split())
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                        pending.extend(int(child) for child in f.read().split())
+            except (FileNotFoundError, ProcessLookupError):
+                # A descendant or thread that exited since it was listed: its CPU time reaches
+                # its parent's reaped-children total; our own process cannot vanish.
+                if pid == self.pid:
+                    raise
+        return stats
+
+    def cpu_s(self) -> float:
+        # fields 14-17 of stat (utime, stime, cutime, cstime), counted from the state field
+        ticks = sum(int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]) for f in self._stats())
+        return ticks * self.tick_s
+
+    def rss_bytes(self) -> int:
+        return sum(int(f[21]) for f in self._stats()) * self.page_bytes
+
+
+class _CpuWindow:
+    __slots__ = ("last_busy_s", "busy_s", "last_t")
+
+    def __init__(self, busy_s: float, now: float) -> None:
+        self.last_busy_s = busy_s
+        self.busy_s = 0.0
+        self.last_t = now
+
+
+class EstimateCpuMeter(EnergyMeter):
+    """CPU energy as TDP x utilisation; ``busy_cpu_s`` returns cumulative busy CPU seconds."""
+
+    component = "cpu"
+    method = "estimate-tdp"
+
+    def __init__(
+        self,
+        tdp_w: float,
+        n_cpus: int,
+        busy_cpu_s: Callable[[], float],
+        *,
+        model: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        if n_cpus < 1:
+            raise ValueError(f"n_cpus must be at least 1, got {n_cpus}")
+        self.tdp_w = tdp_w
+        self.n_cpus = n_cpus
+        self._busy_cpu_s = busy_cpu_s
+        self.model = model
+        self.device = model or "CPU"
+        self.reason = reason
+
+    def _advance(self, state: _CpuWindow, now: float) -> float:
+        busy_s = self._busy_cpu_s()
+        # A descendant reparented away takes its time with it; never count negative work.
+        step_s = max(0.0, busy_s - state.last_busy_s)
+        state.last_busy_s = busy_s
+        state.busy_s += step_s
+        state.last_t = now
+        return step_s * self.tdp_w / self.n_cpus
+
+    def begin(self, now: float) -> _CpuWindow:
+        return _CpuWindow(self._busy_cpu_s(), now)
+
+    def update(self, state: _CpuWindow, now: float) -> float | None:
+        """Average W since the previous call: TDP x utilisation over that interval."""
+        elapsed_s = now - state.last_t
+        step_j = self._advance(state, now)
+        return step_j / elapsed_s if elapsed_s > 0 else None
+
+    def end(self, state: _CpuWindow, now: float) -> float:
+        """Joules since ``begin``: TDP x busy CPU seconds / logical CPUs."""
+        self._advance(state, now)
+        return state.busy_s * self.tdp_w / self.n_cpus
+
+
+class _RamWindow:
+    __slots__ = ("last_w", "last_t", "energy_j")
+
+    def __init__(self, power_w: float, now: float) -> None:
+        self.last_w = power_w
+        self.last_t = now
+        self.energy_j = 0.0
+
+
+class EstimateRamMeter(EnergyMeter):
+    """RAM energy as W per GB x memory x time.
+
+    ``machine``: installed memory, a constant power. ``process``: ``rss_bytes`` is sampled at each
+    call and the power integrated with the trapezoid rule.
+    """
+
+    component = "ram"
+    method = "estimate-ram"
+
+    def __init__(
+        self,
+        w_per_gb: float,
+        total_bytes: int,
+        *,
+        rss_bytes: Callable[[], int] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.w_per_gb = w_per_gb
+        self.total_bytes = total_bytes
+        self._rss_bytes = rss_bytes
+        self.device = f"RAM {total_bytes / BYTES_PER_GB:.0f} GB"
+        self.reason = reason
+
+    def _power_w(self) -> float:
+        memory = self.total_bytes if self._rss_bytes is None else self._rss_bytes()
+        return self.w_per_gb * memory / BYTES_PER_GB
+
+    def begin(self, now: float) -> _RamWindow:
+        return _RamWindow(self._power_w(), now)
+
+    def update(self, state: _RamWindow, now: float) -> float | None:
+        """Average W since the previous call (trapezoid of the two memory samples)."""
+        power_w = self._power_w() if self._rss_bytes is not None else state.last_w
+        elapsed_s = now - state.last_t
+        average_w = (state.last_w + power_w) / 2
+        if elapsed_s > 0:
+            state.energy_j += average_w * elapsed_s
+        state.last_w = power_w
+        state.last_t = now
+        return average_w if elapsed_s > 0 else None
+
+    def end(self, state: _RamWindow, now: float) -> float:
+        """Joules since ``begin``."""
+        self.update(state, now)
+        return state.energy_j
+
+
+def build_cpu_estimate(settings: Settings, info: CpuInfo, *, why: str) -> EstimateCpuMeter:
+    """The CPU estimate for ``settings.attribution`` and the CPU ``info`` describes (see
+    ``read_cpuinfo``); ``why`` says why no counter is used."""
+    n_cpus = os.cpu_count()
+    tdp_w, tdp_note = resolve_tdp_w(settings, info, n_cpus)
+    if settings.attribution == "process":
+        busy, scope = process_tree_cpu_s(), "this process tree's CPU time"
+    else:
+        busy, scope = machine_busy_cpu_s, "machine utilisation"
+    reason = f"{why}: CPU energy estimated from TDP x {scope}; {tdp_note}"
+    return EstimateCpuMeter(tdp_w, n_cpus or 1, busy, model=cpu_model(info), reason=reason)
+
+
+def build_ram_estimate(settings: Settings, *, why: str) -> EstimateRamMeter:
+    """The RAM estimate for ``settings.attribution``; ``why`` says why no counter is used."""
+    import psutil
+
+    w_per_gb = RAM_W_PER_GB if settings.ram_w_per_gb is None else settings.ram_w_per_gb
+    source = "settings (ram_w_per_gb)" if settings.ram_w_per_gb is not None else "3 W per 8 GB, Crucial"
+    total_bytes = psutil.virtual_memory().total
+    if settings.attribution == "process":
+        rss, scope = process_tree_rss_bytes(), "this process tree's resident memory"
+    else:
+        rss, scope = None, "installed memory"
+    reason = f"{why}: RAM energy estimated as {w_per_gb:g} W/GB ({source}) x {scope}"
+    return EstimateRamMeter(w_per_gb, total_bytes, rss_bytes=rss, reason=reason)
