@@ -1,0 +1,220 @@
+"""A measurement window: start the meters and one sampler thread, stop -> ``Measurement``.
+
+The sampler thread reads every meter each ``interval_s`` seconds. For counter meters (RAPL, NVML
+energy) that read is what keeps a wrap from being missed; for power-only sensors it is the sample
+that gets integrated. Stopping sets an event the thread waits on, so it never waits out an interval.
+
+A meter that raises ``MeterError`` mid-window is marked degraded with the reason and keeps the
+energy it had accumulated through its last good read; the other meters and the cell carry on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import MeterError
+from .meters.base import COMPONENTS, EnergyMeter
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentEnergy:
+    """Energy of one meter over a window."""
+
+    component: str
+    device: str
+    method: str
+    energy_j: float
+    model: str | None = None
+    reason: str | None = None
+    """Why this method stands in for a better one, if it does."""
+    degraded: str | None = None
+    """Why the meter stopped mid-window; ``energy_j`` then counts up to its last good read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerSample:
+    """Average power of one meter between two sampler reads; ``t_s`` is the end of that interval."""
+
+    t_s: float
+    component: str
+    device: str
+    power_w: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """What a window measured. Times: ``started_at``/``ended_at`` UTC epoch seconds."""
+
+    started_at: float
+    ended_at: float
+    duration_s: float
+    components: tuple[ComponentEnergy, ...]
+    samples: tuple[PowerSample, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def energy_j(self) -> float:
+        return sum(c.energy_j for c in self.components)
+
+    def component_energy_j(self, component: str) -> float | None:
+        """Total joules of one component, or None when no meter covered it."""
+        parts = [c.energy_j for c in self.components if c.component == component]
+        return sum(parts) if parts else None
+
+    def component_method(self, component: str) -> str:
+        """The method of a component; several different methods are joined with ``+``."""
+        methods = sorted({c.method for c in self.components if c.component == component})
+        return "+".join(methods) if methods else "none"
+
+    def by_component(self) -> dict[str, tuple[float, str]]:
+        """``{component: (energy_j, method)}`` in display order (gpu, cpu, ram)."""
+        return {
+            name: (self.component_energy_j(name) or 0.0, self.component_method(name))
+            for name in COMPONENTS
+            if any(c.component == name for c in self.components)
+        }
+
+
+@dataclasses.dataclass
+class _Track:
+    meter: EnergyMeter
+    state: Any
+    last_t: float
+    energy_j: float = 0.0
+    power_w: float | None = None
+    degraded: str | None = None
+
+
+class Window:
+    """One measurement window over a fixed set of meters. Use once: ``start()`` then ``stop()``."""
+
+    def __init__(
+        self,
+        meters: Sequence[EnergyMeter],
+        *,
+        interval_s: float = 1.0,
+        notes: Sequence[str] = (),
+        on_sample: Callable[[Window], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._meters = tuple(meters)
+        self._interval_s = interval_s
+        self._notes = tuple(notes)
+        self._on_sample = on_sample
+        self._clock = clock
+        self._tracks: list[_Track] = []
+        self._samples: list[PowerSample] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._t0 = 0.0
+        self._started_at = 0.0
+        self._result: Measurement | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._result is None
+
+    def start(self) -> Window:
+        if self._thread is not None:
+            raise RuntimeError("a Window is used once; create a new one")
+        self._started_at = time.time()
+        self._t0 = self._clock()
+        for meter in self._meters:
+            track = _Track(meter, None, self._t0)
+            try:
+                track.state = meter.begin(self._t0)
+            except MeterError as exc:
+                track.degraded = f"could not start: {exc}"
+            self._tracks.append(track)
+        self._thread = threading.Thread(target=self._run, name="notebook-carbon-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def elapsed_s(self) -> float:
+        return self._clock() - self._t0
+
+    def energy_so_far_j(self) -> dict[str, float]:
+        """Joules per component through the sampler's last read (for checkpoints and live views)."""
+        with self._lock:
+            totals: dict[str, float] = {}
+            for track in self._tracks:
+                totals[track.meter.component] = totals.get(track.meter.component, 0.0) + track.energy_j
+            return totals
+
+    def latest_power_w(self) -> dict[str, float]:
+        """Watts per component from the sampler's last read."""
+        with self._lock:
+            totals: dict[str, float] = {}
+            for track in self._tracks:
+                if track.power_w is not None:
+                    totals[track.meter.component] = totals.get(track.meter.component, 0.0) + track.power_w
+            return totals
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._read_all(self._clock())
+            if self._on_sample is not None:
+                self._on_sample(self)
+
+    def _read_all(self, now: float) -> None:
+        for track in self._tracks:
+            if track.degraded is not None:
+                continue
+            try:
+                power_w = track.meter.update(track.state, now)
+            except MeterError as exc:
+                track.degraded = f"stopped at {now - self._t0:.1f} s: {exc}"
+                continue
+            with self._lock:
+                if power_w is not None:
+                    track.energy_j += power_w * (now - track.last_t)
+                    track.power_w = power_w
+                    self._samples.append(
+                        PowerSample(now - self._t0, track.meter.component, track.meter.device, power_w)
+                    )
+                track.last_t = now
+
+    def stop(self) -> Measurement:
+        """Stop the sampler (at once) and close every meter. Idempotent."""
+        if self._result is not None:
+            return self._result
+        if self._thread is None:
+            raise RuntimeError("stop() before start()")
+        self._stop.set()
+        self._thread.join()
+        now = self._clock()
+        components = []
+        for track in self._tracks:
+            energy_j = track.energy_j
+            if track.degraded is None:
+                try:
+                    energy_j = track.meter.end(track.state, now)
+                except MeterError as exc:
+                    track.degraded = f"final read failed: {exc}"
+            meter = track.meter
+            components.append(
+                ComponentEnergy(
+                    component=meter.component,
+                    device=meter.device,
+                    method=meter.method,
+                    energy_j=max(energy_j, 0.0),
+                    model=meter.model,
+                    reason=meter.reason,
+                    degraded=track.degraded,
+                )
+            )
+        duration_s = now - self._t0
+        self._result = Measurement(
+            started_at=self._started_at,
+            ended_at=self._started_at + duration_s,
+            duration_s=duration_s,
+            components=tuple(components),
+            samples=tuple(self._samples),
+            notes=self._notes,
+        )
+        return self._result
