@@ -1,0 +1,73 @@
+"""notebook-carbon: meter the energy and emissions of notebook cells and experiments.
+
+In IPython/Jupyter::
+
+    %load_ext notebook_carbon
+
+    %%carbon --name baseline --param lr=0.1
+    train()
+
+In scripts: ``with notebook_carbon.track(name=..., params=...):``. Importing this package is cheap:
+it touches no hardware and imports nothing heavy; the names below load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "MeterError",
+    "NotebookCarbonError",
+    "NotebookCarbonWarning",
+    "RegistryError",
+    "Session",
+    "Settings",
+    "UnknownRegionError",
+    "__version__",
+    "load_ipython_extension",
+    "track",
+    "unload_ipython_extension",
+]
+
+_LAZY = {
+    "track": "api",
+    "NotebookCarbonWarning": "api",
+    "Session": "session",
+    "Settings": "settings",
+    "NotebookCarbonError": "errors",
+    "ConfigError": "errors",
+    "UnknownRegionError": "errors",
+    "MeterError": "errors",
+    "RegistryError": "errors",
+}
+
+if TYPE_CHECKING:
+    from .api import NotebookCarbonWarning, track
+    from .errors import ConfigError, MeterError, NotebookCarbonError, RegistryError, UnknownRegionError
+    from .session import Session
+    from .settings import Settings
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_ipython_extension(shell) -> None:
+    """``%load_ext notebook_carbon``: register ``%%carbon``/``%carbon`` and the cell events."""
+    from .magic import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell) -> None:
+    from .magic import unload_ipython_extension as unload
+
+    unload(shell)

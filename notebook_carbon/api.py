@@ -1,0 +1,117 @@
+"""The plain Python API for scripts and sweep workers: ``with notebook_carbon.track(...)``.
+
+::
+
+    import notebook_carbon
+
+    with notebook_carbon.track(name="lr-0.1", params={"lr": 0.1}, sweep="lr-sweep") as run:
+        train(lr=0.1)
+    print(run.result.footprint.emissions_g)
+
+It records a run exactly as ``%%carbon`` does (``running`` at once, then ``ok``, ``failed`` or
+``interrupted``), never swallows the block's exception, and also works as a decorator. A failure of
+ours becomes one ``NotebookCarbonWarning`` and the block runs unmetered: a metering problem must
+never stop a sweep.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import ContextDecorator
+from typing import Any
+
+from .session import ActiveRun, RunResult, Session
+from .settings import Settings
+
+_default: Session | None = None
+_default_lock = threading.Lock()
+
+
+class NotebookCarbonWarning(UserWarning):
+    """Metering or recording failed; the user's code ran on regardless."""
+
+
+def default_session() -> Session:
+    """The session ``track()`` uses when none is given.
+
+    Inside IPython with the extension loaded, the magic's own session, so ``%carbon config``
+    applies to ``track()`` blocks in the notebook too; else one process-wide session.
+    """
+    global _default
+    if "notebook_carbon.magic" in sys.modules:
+        from .magic import current_extension
+
+        ext = current_extension()
+        if ext is not None:
+            return ext.session
+    with _default_lock:
+        if _default is None:
+            _default = Session()
+        return _default
+
+
+class track(ContextDecorator):
+    """Meter a block of code and record it as a run. ``run.result`` holds the ``RunResult`` after."""
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        sweep: str | None = None,
+        tags: Sequence[str] = (),
+        project: str | None = None,
+        quiet: bool = False,
+        session: Session | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        if session is not None and (settings is not None or project is not None):
+            raise TypeError("pass either session or settings/project, not both")
+        if session is None and (settings is not None or project is not None):
+            base = settings if settings is not None else default_session().settings
+            session = Session(base.replace(project=project) if project is not None else base)
+        self._session = session
+        self._fields = {"name": name, "params": params, "sweep": sweep, "tags": tags}
+        self._quiet = quiet
+        self._run: ActiveRun | None = None
+        self.result: RunResult | None = None
+
+    def _recreate_cm(self) -> track:
+        # As a decorator each call needs its own window; ContextDecorator would reuse ``self``.
+        clone = track.__new__(track)
+        clone.__dict__.update(self.__dict__, _run=None, result=None)
+        return clone
+
+    def __enter__(self) -> track:
+        session = self._session or default_session()
+        try:
+            self._run = session.begin(cell_source=None, **self._fields).start()
+        except Exception as exc:
+            warnings.warn(f"notebook-carbon: this block runs unmetered: {exc}", NotebookCarbonWarning, 2)
+            self._run = None
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._run is None:
+            return False
+        if exc is None:
+            status = "ok"
+        elif isinstance(exc, KeyboardInterrupt):
+            status = "interrupted"
+        else:
+            status = "failed"
+        try:
+            self.result = self._run.finish(status, exc)
+            if not self._quiet:
+                print(self.result.summary(), file=sys.stderr, flush=True)
+        except Exception as err:
+            warnings.warn(f"notebook-carbon: the run was not recorded: {err}", NotebookCarbonWarning, 2)
+        return False  # never swallow the block's exception
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until this run's record is in the registry (scripts that read it back at once)."""
+        session = self._session or default_session()
+        return session.writer().flush(timeout)

@@ -1,0 +1,360 @@
+"""IPython integration: ``%%carbon``, ``%carbon`` and auto mode.
+
+How a ``%%carbon`` cell runs, and why. The cell must behave exactly as without the magic: variables,
+display of the last expression, ``await`` at top level, and a normal traceback that marks the cell
+failed. Executing the body inside a cell-magic function breaks several of these (nested
+``run_cell`` fires the cell events twice and cannot ``await``; ``exec`` inside the magic adds frames
+to tracebacks). So the cell is not run by us at all:
+
+1. an input transformer (pure text, safe for IPython's completeness checks) turns the
+   ``%%carbon ...`` line into a comment, so IPython runs the body as an ordinary cell with its line
+   numbers unchanged; bad arguments turn the whole cell into a ``raise UsageError(...)``, so the
+   body never runs;
+2. the ``pre_run_cell`` event parses the same line and opens the run (window + ``running`` record);
+3. the ``post_run_cell`` event, which fires after the cell's output and traceback are shown, closes
+   the run with ``ok``, ``failed`` or ``interrupted`` and prints the one-line summary.
+
+Auto mode (``%carbon auto on``) uses the same two events for every cell. A registered ``%%carbon``
+cell magic remains for callers that invoke it directly (``run_cell_magic``), where no transformer
+runs. Any failure of ours is caught at this boundary and shown as one warning line; the user's cell
+output and exception always come through untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import shlex
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from .errors import NotebookCarbonError
+from .session import ActiveRun, RunResult, Session
+
+_CELL_LINE = re.compile(r"%%carbon(?=\s|$)")
+_LINE_MAGIC_CELL = re.compile(r"\s*%carbon(?=\s|$)[^\n]*\s*\Z")
+
+SUBCOMMANDS = {
+    "config": "%carbon config [key=value ...]   show or change settings (region=FR pue=1.2 ...)",
+    "last": "%carbon last                      details of the last metered cell",
+    "auto": "%carbon auto on|off               meter every cell",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would sys.exit(); a magic must raise instead
+        raise UsageError(f"{message}\n{self.format_usage().strip()}")
+
+
+def _cell_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="%%carbon", add_help=False, allow_abbrev=False)
+    parser.add_argument("--name", help="name of the run")
+    parser.add_argument("--sweep", help="sweep the run belongs to")
+    parser.add_argument("--param", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--tag", action="extend", nargs="+", default=[], metavar="TAG")
+    parser.add_argument("--quiet", action="store_true", help="print no summary line")
+    return parser
+
+
+def parse_cell_args(line: str) -> argparse.Namespace:
+    """Parse the ``%%carbon`` line; ``UsageError`` on anything wrong. Params become ``args.params``."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%%carbon: cannot parse {line!r}: {exc}") from None
+    args = _cell_parser().parse_args(words)
+    args.params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"%%carbon: --param takes KEY=VALUE, got {item!r} (e.g. --param lr=0.1)")
+        args.params[key.strip()] = _literal(value)
+    for name in ("name", "sweep"):
+        if getattr(args, name) is not None and not getattr(args, name).strip():
+            raise UsageError(f"%%carbon: --{name} must not be empty")
+    return args
+
+
+def _literal(text: str) -> Any:
+    """``0.1`` -> 0.1, ``True`` -> True, ``adam`` -> 'adam': values keep their type where they have one."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def split_carbon_cell(raw_cell: str) -> tuple[str, str] | None:
+    """``(magic line arguments, body)`` if the cell is a ``%%carbon`` cell, else None."""
+    lines = raw_cell.splitlines(keepends=True)
+    while lines and not lines[0].strip():  # IPython drops leading blank lines too
+        lines.pop(0)
+    if not lines or not _CELL_LINE.match(lines[0]):
+        return None
+    return lines[0][len("%%carbon") :].strip(), "".join(lines[1:])
+
+
+def transform_carbon_cell(lines: list[str]) -> list[str]:
+    """Input transformer: the ``%%carbon`` line becomes a comment (or the cell a usage error)."""
+    if not lines or not _CELL_LINE.match(lines[0]):
+        return lines
+    arguments = lines[0][len("%%carbon") :].strip()
+    body = lines[1:]
+    try:
+        parse_cell_args(arguments)
+    except UsageError as exc:
+        return [f"raise __import__('IPython.core.error', fromlist=['_']).UsageError({str(exc)!r})\n"]
+    if body and body[0].startswith("%%"):
+        return body  # another cell magic follows: IPython's own transformer must see it first
+    return [f"# %%carbon {arguments}".rstrip() + "\n", *body]
+
+
+class CarbonExtension:
+    """Per-shell state: the session, auto mode, open runs and the last result."""
+
+    def __init__(self, shell, session: Session | None = None) -> None:
+        self.shell = shell
+        self.session = session if session is not None else Session()
+        self.auto = False
+        self.last: RunResult | None = None
+        self._open: list[tuple[Any, ActiveRun | None, bool]] = []  # (info, run, quiet)
+        self._errors_seen = 0
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def pre_run_cell(self, info) -> None:
+        run, quiet = None, False
+        try:
+            split = split_carbon_cell(info.raw_cell)
+            if split is not None:
+                try:
+                    args = parse_cell_args(split[0])
+                except UsageError:
+                    args = None  # the transformed cell raises it; nothing to meter
+                if args is not None:
+                    quiet = args.quiet
+                    run = self._begin(
+                        split[1], name=args.name, sweep=args.sweep, params=args.params, tags=args.tag
+                    )
+            elif self.auto and not self._nested() and not _LINE_MAGIC_CELL.match(info.raw_cell):
+                run = self._begin(info.raw_cell)
+        except Exception as exc:  # never let metering stop the user's cell
+            self.warn(f"this cell runs unmetered: {_describe(exc)}")
+            run = None
+        self._open.append((info, run, quiet))
+
+    def post_run_cell(self, result) -> None:
+        entry = self._pop(getattr(result, "info", None))
+        if entry is None or entry[1] is None:
+            self._report_writer_errors()
+            return
+        _, run, quiet = entry
+        try:
+            status, error = _status_of(result)
+            self.last = run.finish(status, error)
+            if not quiet:
+                print(self.last.summary(), flush=True)
+        except Exception as exc:
+            self.warn(f"could not complete the run record: {_describe(exc)}")
+        self._report_writer_errors()
+
+    def _nested(self) -> bool:
+        return any(run is not None for _, run, _ in self._open)
+
+    def _pop(self, info):
+        for index in range(len(self._open) - 1, -1, -1):
+            if self._open[index][0] is info or info is None:
+                entry = self._open.pop(index)
+                # entries above a match belong to cells whose post event never came: close them
+                for _, stale, _ in self._open[index:]:
+                    if stale is not None:
+                        stale.finish("interrupted", "the cell's post-run event never arrived")
+                del self._open[index:]
+                return entry
+        return None
+
+    def _begin(self, source: str, **fields: Any) -> ActiveRun:
+        notebook = self.shell.user_ns.get("__session__") or None
+        return self.session.begin(cell_source=source, notebook=notebook, **fields).start()
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def warn(self, message: str) -> None:
+        print(f"notebook-carbon warning: {message}", file=sys.stderr, flush=True)
+
+    def _report_writer_errors(self) -> None:
+        from .session import _writers
+
+        writer = _writers.get(self.session.settings.registry_location())
+        errors = list(getattr(writer, "errors", ()) or ())
+        for exc in errors[self._errors_seen :]:
+            self.warn(f"the registry could not be written: {_describe(exc)}")
+        self._errors_seen = len(errors)
+
+
+def _status_of(result) -> tuple[str, BaseException | str | None]:
+    if result is None:
+        return "interrupted", "the cell was stopped before it finished"
+    error = result.error_in_exec or result.error_before_exec
+    if error is None:
+        return "ok", None
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted", error
+    return "failed", error
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, NotebookCarbonError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} (please report this as a notebook-carbon bug)"
+
+
+@magics_class
+class CarbonMagics(Magics):
+    def __init__(self, shell, extension: CarbonExtension) -> None:
+        super().__init__(shell)
+        self.ext = extension
+
+    @cell_magic("carbon")
+    def carbon_cell(self, line: str, cell: str):
+        """Meter this cell's energy and emissions and record it as a run.
+
+        %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet]
+
+        The cell runs exactly as without the magic; one summary line follows it.
+        """
+        # Reached only when called directly (run_cell_magic); a %%carbon cell goes through the
+        # transformer and the cell events instead (see the module docstring).
+        __tracebackhide__ = True
+        args = parse_cell_args(line)
+        run = self.ext._begin(cell, name=args.name, sweep=args.sweep, params=args.params, tags=args.tag)
+        status, error = "ok", None
+        try:
+            return _exec_cell(self.shell, cell)
+        except KeyboardInterrupt as exc:
+            status, error = "interrupted", exc
+            raise
+        except BaseException as exc:
+            status, error = "failed", exc
+            raise
+        finally:
+            self.ext.last = run.finish(status, error)
+            if not args.quiet:
+                print(self.ext.last.summary(), flush=True)
+
+    @line_magic("carbon")
+    def carbon_line(self, line: str):
+        """notebook-carbon commands: %carbon config | last | auto on|off"""
+        words = line.split()
+        if not words:
+            print(_help(self.ext))
+            return None
+        command, rest = words[0], words[1:]
+        if command == "config":
+            return self._config(rest)
+        if command == "last":
+            return self._last(rest)
+        if command == "auto":
+            return self._auto(rest)
+        raise UsageError(f"%carbon: unknown command {command!r}\n" + "\n".join(SUBCOMMANDS.values()))
+
+    def _config(self, items: list[str]) -> None:
+        from .summary import settings_table
+
+        if not items:
+            print(settings_table(self.ext.session.settings))
+            return
+        changes = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"%carbon config takes key=value pairs, got {item!r} (e.g. region=FR)")
+            changes[key] = value
+        try:
+            self.ext.session.configure(**changes)
+        except NotebookCarbonError as exc:
+            raise UsageError(f"%carbon config: {exc}") from None
+        print("notebook-carbon: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+
+    def _last(self, rest: list[str]) -> None:
+        from .summary import run_report
+
+        if rest:
+            raise UsageError("%carbon last takes no arguments")
+        if self.ext.last is None:
+            print("notebook-carbon: no cell has been metered in this session yet")
+            return
+        print(run_report(self.ext.last, registry=self.ext.session.settings.registry_location()))
+
+    def _auto(self, rest: list[str]) -> None:
+        if len(rest) != 1 or rest[0] not in ("on", "off"):
+            state = "on" if self.ext.auto else "off"
+            raise UsageError(f"%carbon auto takes on or off (now {state})")
+        self.ext.auto = rest[0] == "on"
+        print(f"notebook-carbon: auto mode {rest[0]}" + (" (every cell is metered)" if self.ext.auto else ""))
+
+
+def _exec_cell(shell, cell: str):
+    """Run ``cell`` in the user namespace, returning the last expression's value (as ``%%time`` does)."""
+    __tracebackhide__ = True
+    source = shell.transform_cell(cell)
+    filename = shell.compile.cache(source, shell.execution_count)  # tracebacks show the cell's lines
+    tree = ast.parse(source, filename)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    ns = shell.user_ns
+    exec(compile(tree, filename, "exec"), ns, ns)
+    return eval(compile(last, filename, "eval"), ns, ns) if last is not None else None
+
+
+def _help(ext: CarbonExtension) -> str:
+    settings = ext.session.settings
+    return "\n".join(
+        [
+            "notebook-carbon: put %%carbon on a cell to meter it.",
+            "  %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet]",
+            *("  " + text for text in SUBCOMMANDS.values()),
+            f"auto mode: {'on' if ext.auto else 'off'}; region: {settings.region or 'not set (world average)'};"
+            f" registry: {settings.registry_location()}",
+        ]
+    )
+
+
+_extensions: dict[int, CarbonExtension] = {}
+
+
+def load_ipython_extension(shell, session: Session | None = None) -> CarbonExtension:
+    ext = CarbonExtension(shell, session)
+    _extensions[id(shell)] = ext
+    shell.register_magics(CarbonMagics(shell, ext))
+    shell.events.register("pre_run_cell", ext.pre_run_cell)
+    shell.events.register("post_run_cell", ext.post_run_cell)
+    shell.input_transformers_cleanup.append(transform_carbon_cell)
+    return ext
+
+
+def unload_ipython_extension(shell) -> None:
+    ext = _extensions.pop(id(shell), None)
+    if ext is None:
+        return
+    shell.events.unregister("pre_run_cell", ext.pre_run_cell)
+    shell.events.unregister("post_run_cell", ext.post_run_cell)
+    if transform_carbon_cell in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(transform_carbon_cell)
+
+
+def extension_for(shell) -> CarbonExtension | None:
+    """The loaded extension of ``shell`` (for tests and widgets)."""
+    return _extensions.get(id(shell))
+
+
+def current_extension() -> CarbonExtension | None:
+    """The extension of the running IPython shell, if there is one and it is loaded."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return extension_for(shell) if shell is not None else None

@@ -1,0 +1,275 @@
+"""What the magic and ``track()`` share: settings, meters, grid intensity and the registry writer.
+
+A ``Session`` detects the meters and resolves the grid intensity once, on first use (never at
+import), and hands out ``ActiveRun`` objects: each opens a measurement window, writes the run to
+the registry as ``running`` at once, and on ``finish`` computes the footprint and completes the
+record. Registry writes go through a background writer so that a metered one-line cell never waits
+for SQLAlchemy to import or for the disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from . import settings as settings_mod
+from .errors import ConfigError
+from .measure import Measurement, Window
+from .settings import Settings
+
+STATUSES = ("running", "ok", "failed", "interrupted", "crashed")
+
+# Settings whose change means the hardware must be probed again.
+_METER_SETTINGS = ("powercap_root", "gpu", "cpu_tdp_w", "ram_w_per_gb", "attribution")
+_INTENSITY_SETTINGS = ("region", "intensity_g_per_kwh")
+
+_writers: dict[str, Any] = {}
+_writers_lock = threading.Lock()
+
+
+def shared_writer(location: str):
+    """One background writer (and so one connection and one thread) per registry location."""
+    from .registry.writer import BackgroundWriter
+
+    with _writers_lock:
+        writer = _writers.get(location)
+        if writer is None:
+            writer = _writers[location] = BackgroundWriter(location)
+        return writer
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """A finished run: its record as written, the measurement and the footprint."""
+
+    uid: str
+    row: dict[str, Any]
+    measurement: Measurement
+    footprint: Any  # impact.footprint.Footprint
+    id_future: Future | None = None
+
+    @property
+    def status(self) -> str:
+        return self.row["status"]
+
+    def run_id(self, timeout: float | None = 5.0) -> int | None:
+        """The registry's integer id, once the background writer has inserted the run."""
+        if self.id_future is None:
+            return None
+        try:
+            return self.id_future.result(timeout)
+        except Exception:  # the writer reports its own failures; no id to show then
+            return None
+
+    def summary(self) -> str:
+        from .summary import summary_line
+
+        return summary_line(self)
+
+
+class Session:
+    """Settings + meters + intensity + registry, resolved lazily and cached."""
+
+    def __init__(self, settings: Settings | None = None, *, detection: Any = None) -> None:
+        self._settings = settings if settings is not None else settings_mod.resolve()
+        self._detection = detection
+        self._intensity = None
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def configure(self, **changes: Any) -> Settings:
+        """Apply ``changes`` (strings as typed are fine); a bad value or region raises, changing nothing."""
+        new = self._settings.replace(**changes)
+        if any(getattr(new, k) != getattr(self._settings, k) for k in _INTENSITY_SETTINGS):
+            intensity = _resolve_intensity(new)  # raises UnknownRegionError before anything changes
+            self._intensity = intensity
+        if any(getattr(new, k) != getattr(self._settings, k) for k in _METER_SETTINGS):
+            self._close_meters()
+        self._settings = new
+        return new
+
+    def detection(self):
+        """The meters of this machine, probed once."""
+        with self._lock:
+            if self._detection is None:
+                from .meters.detect import detect_meters
+
+                self._detection = detect_meters(self._settings)
+            return self._detection
+
+    def intensity(self):
+        with self._lock:
+            if self._intensity is None:
+                self._intensity = _resolve_intensity(self._settings)
+            return self._intensity
+
+    def writer(self):
+        return shared_writer(self._settings.registry_location())
+
+    def begin(
+        self,
+        *,
+        name: str | None = None,
+        sweep: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        cell_source: str | None = None,
+        notebook: str | None = None,
+        on_sample: Callable[[Window], None] | None = None,
+    ) -> ActiveRun:
+        detection = self.detection()
+        intensity = self.intensity()
+        notes = list(detection.notes)
+        if intensity.is_default:
+            notes.append(
+                "no region configured: the world-average grid intensity was used "
+                "(set one with %carbon config region=XX or NOTEBOOK_CARBON_REGION)"
+            )
+        window = Window(
+            detection.meters,
+            interval_s=self._settings.sample_interval_s,
+            notes=notes,
+            on_sample=on_sample,
+        )
+        row = _start_row(self, detection, intensity, notes)
+        row.update(
+            name=name,
+            sweep=sweep,
+            params=dict(params or {}),
+            tags=_check_tags(tags),
+            cell_source=cell_source,
+            notebook=notebook if notebook is not None else current_notebook(),
+        )
+        return ActiveRun(self, window, intensity, row)
+
+    def _close_meters(self) -> None:
+        with self._lock:
+            if self._detection is not None:
+                for meter in self._detection.meters:
+                    meter.close()
+            self._detection = None
+
+
+def current_notebook() -> str | None:
+    """The notebook this kernel runs, as Jupyter tells its kernels (``JPY_SESSION_NAME``), or None."""
+    return os.environ.get("JPY_SESSION_NAME") or None
+
+
+def _resolve_intensity(settings: Settings):
+    from .impact.intensity import resolve_intensity
+
+    return resolve_intensity(settings.region, override_g_per_kwh=settings.intensity_g_per_kwh)
+
+
+def _check_tags(tags: Sequence[str]) -> list[str]:
+    if isinstance(tags, str):
+        tags = [tags]
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise ConfigError(f"tags must be non-empty strings, got {tag!r}")
+    return list(tags)
+
+
+def _start_row(session: Session, detection, intensity, notes: list[str]) -> dict[str, Any]:
+    """The machine- and settings-derived fields of a run; the caller adds the run's own."""
+    from .meters.detect import host_info
+
+    host = host_info()
+    gpus = [m for m in detection.meters if m.component == "gpu"]
+    gpu_models = sorted({m.model for m in gpus if m.model})
+    settings = session.settings
+    return {
+        "uid": uuid.uuid4().hex,
+        "project": settings.project,
+        "status": "running",
+        "started_at": time.time(),
+        "host": host["hostname"],
+        "pid": os.getpid(),
+        "cpu_model": host["cpu_model"],
+        "gpu_model": ", ".join(gpu_models) or None,
+        "gpu_count": len(gpus),
+        "attribution": settings.attribution,
+        "pue": settings.pue,
+        "intensity_g_per_kwh": intensity.g_per_kwh,
+        "intensity_region": intensity.region,
+        "intensity_source": intensity.source,
+        "notes": notes,
+    }
+
+
+class ActiveRun:
+    """A run in progress: its window is measuring and its ``running`` record is being written."""
+
+    def __init__(self, session: Session, window: Window, intensity, row: dict[str, Any]) -> None:
+        self.session = session
+        self.window = window
+        self.intensity = intensity
+        self.row = row
+        self.uid: str = row["uid"]
+        self.id_future: Future | None = None
+        self.result: RunResult | None = None
+
+    def start(self) -> ActiveRun:
+        self.id_future = self.session.writer().submit("start_run", dict(self.row))
+        self.window.start()
+        return self
+
+    def finish(self, status: str = "ok", error: BaseException | str | None = None) -> RunResult:
+        """Stop measuring and complete the record. Idempotent: a second call returns the first result."""
+        if self.result is not None:
+            return self.result
+        if status not in STATUSES[1:]:
+            raise ValueError(f"status must be one of {STATUSES[1:]}, got {status!r}")
+        measurement = self.window.stop()
+        from .impact.footprint import footprint
+
+        fp = footprint(measurement.energy_j, pue=self.session.settings.pue, intensity=self.intensity)
+        by_component = measurement.by_component()
+        row = dict(self.row)
+        row.update(
+            status=status,
+            error=_error_text(error),
+            ended_at=measurement.ended_at,
+            duration_s=measurement.duration_s,
+            energy_j=measurement.energy_j,
+            emissions_g=fp.emissions_g,
+            water_l=fp.water_l,
+            notes=list(measurement.notes)
+            + [f"{c.component} {c.device}: {c.degraded}" for c in measurement.components if c.degraded],
+        )
+        for component in ("gpu", "cpu", "ram"):
+            energy_j, method = by_component.get(component, (None, "none"))
+            row[f"{component}_energy_j"] = energy_j
+            row[f"{component}_method"] = method
+        components = [
+            {
+                "component": c.component,
+                "device": c.device,
+                "method": c.method,
+                "energy_j": c.energy_j,
+                "reason": c.reason,
+                "degraded": c.degraded,
+            }
+            for c in measurement.components
+        ]
+        samples = [dataclasses.asdict(s) for s in measurement.samples]
+        final = {k: v for k, v in row.items() if k not in ("uid",)}
+        self.session.writer().submit("finish_run", self.uid, final, components, samples)
+        self.result = RunResult(self.uid, row, measurement, fp, self.id_future)
+        return self.result
+
+
+def _error_text(error: BaseException | str | None) -> str | None:
+    if error is None or isinstance(error, str):
+        return error
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

@@ -1,0 +1,99 @@
+"""The one line printed after a metered cell, and the longer ``%carbon last`` report.
+
+Every figure says how it was obtained: each component carries its method (``rapl``,
+``nvml-counter``, ``estimate-tdp``...), and the grid intensity its region, or that no region was
+set and the world average stood in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .impact.footprint import format_duration, format_energy, format_mass_g
+
+if TYPE_CHECKING:
+    from .session import RunResult
+
+_LABELS = {"gpu": "GPU", "cpu": "CPU", "ram": "RAM"}
+
+
+def summary_line(result: RunResult) -> str:
+    """``carbon: 12.3 Wh (GPU 10.1 Wh nvml-counter, ...) · 4.1 g CO2e · 2 min 13 s · FR grid 56 g/kWh``."""
+    m = result.measurement
+    parts = []
+    for component, (energy_j, method) in m.by_component().items():
+        degraded = any(c.degraded for c in m.components if c.component == component)
+        parts.append(
+            f"{_LABELS[component]} {format_energy(energy_j)} {method}" + (" (degraded)" if degraded else "")
+        )
+    energy = format_energy(m.energy_j) + (f" ({', '.join(parts)})" if parts else " (no meters)")
+    fields = [
+        energy,
+        f"{format_mass_g(result.footprint.emissions_g)} CO2e",
+        format_duration(m.duration_s),
+        grid_text(result.footprint),
+    ]
+    head = "carbon"
+    if result.row.get("name"):
+        head += f" [{result.row['name']}]"
+    if result.status != "ok":
+        head += f" ({result.status})"
+    return f"{head}: " + " · ".join(fields)
+
+
+def grid_text(fp) -> str:
+    intensity = fp.intensity
+    if intensity.is_override:
+        where = f"{intensity.region} grid (user value)" if intensity.region else "user-set grid"
+    elif intensity.is_default:
+        where = "world-average grid (no region set)"
+    else:
+        where = f"{intensity.region} grid"
+    text = f"{where} {intensity.g_per_kwh:.0f} g/kWh"
+    if fp.pue != 1.0:
+        text += f", PUE {fp.pue:g}"
+    return text
+
+
+def run_report(result: RunResult, *, registry: str | None = None) -> str:
+    """Several lines on one run: every component with device, method and why; intensity source."""
+    m, fp, row = result.measurement, result.footprint, result.row
+    run_id = result.run_id(timeout=5.0)
+    title = f"run {run_id}" if run_id is not None else f"run {result.uid[:12]}"
+    lines = [
+        f"{title} [{row.get('name') or 'unnamed'}] status {result.status}, project {row['project']}"
+        + (f", sweep {row['sweep']}" if row.get("sweep") else ""),
+        f"  duration {format_duration(m.duration_s)}; energy {format_energy(m.energy_j)} (IT)"
+        + (f", {format_energy(fp.facility_energy_j)} with PUE {fp.pue:g}" if fp.pue != 1.0 else ", PUE 1.0"),
+    ]
+    for c in m.components:
+        line = f"  {_LABELS[c.component]:<4}{format_energy(c.energy_j):>12}  {c.method:<13} {c.device}"
+        if c.reason:
+            line += f"; {c.reason}"
+        if c.degraded:
+            line += f"; degraded: {c.degraded}"
+        lines.append(line)
+    if not m.components:
+        lines.append("  no meters: no energy could be measured or estimated")
+    intensity = fp.intensity
+    source = f"{intensity.source}" + (f", {intensity.year}" if intensity.year else "")
+    lines.append(
+        f"  emissions {format_mass_g(fp.emissions_g)} CO2e at {intensity.g_per_kwh:.1f} g/kWh"
+        f" ({intensity.name}; {source})"
+    )
+    if row.get("params"):
+        lines.append("  params " + ", ".join(f"{k}={v!r}" for k, v in row["params"].items()))
+    for note in m.notes:
+        lines.append(f"  note: {note}")
+    if registry:
+        lines.append(f"  registry: {registry}")
+    return "\n".join(lines)
+
+
+def settings_table(settings) -> str:
+    import dataclasses
+
+    rows = dataclasses.asdict(settings)
+    rows["registry"] = settings.registry_location()
+    width = max(map(len, rows))
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows.items())
