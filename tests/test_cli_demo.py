@@ -1,0 +1,75 @@
+"""The main job end to end: the quickstart notebook executed headlessly in a real kernel (nbclient)
+records its runs in a temp registry, and the CLI lists them."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from notebook_carbon.cli import main
+from notebook_carbon.registry.store import Registry
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, main(["demo", "--out", str(out), "--timeout", "120"])
+
+
+def test_demo_executes_the_quickstart_and_records_its_runs(demo, capsys):
+    out, code = demo
+    assert code == 0
+    registry = Registry.open(str(out / "registry.sqlite"))
+    try:
+        runs = list(reversed(registry.runs()))
+    finally:
+        registry.close()
+    assert [r["status"] for r in runs] == ["ok"] * 5
+    assert [r["name"] for r in runs] == ["baseline", None, None, "lr=2.0", "lr=4.0"]
+    assert [r["params"].get("lr") for r in runs] == [0.1, 0.5, 1.0, 2.0, 4.0]
+    assert [r["sweep"] for r in runs[1:]] == ["lr-sweep"] * 4
+    assert all(r["intensity_region"] == "FR" for r in runs)
+    assert all(r["energy_j"] > 0 and r["emissions_g"] > 0 for r in runs)
+    assert all(r["notebook"] == str(out / "quickstart.ipynb") for r in runs)
+    assert all(r["cpu_method"] in ("rapl", "estimate-tdp") for r in runs)
+
+
+def test_demo_notebook_outputs_show_summaries_and_no_errors(demo):
+    out, _ = demo
+    nb = nbformat.read(out / "quickstart.ipynb", as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "\n".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "carbon [baseline]: " in text and "FR grid" in text
+    assert "status ok" in text  # %carbon last
+    results = [o for o in outputs if o.output_type == "execute_result"]
+    assert results and all(json.dumps(r["data"]) for r in results)
+
+
+def test_runs_command_lists_the_demo_runs(demo, capsys):
+    out, _ = demo
+    capsys.readouterr()
+    assert main(["runs", "--registry", str(out / "registry.sqlite"), "--limit", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["id", "status", "name"]
+    assert [line.split()[0] for line in lines[1:]] == ["3", "4", "5"]
+
+
+def test_runs_command_rejects_a_bad_limit(capsys):
+    assert main(["runs", "--limit", "0"]) == 2
+    assert "--limit must be at least 1" in capsys.readouterr().err
+
+
+def test_regions_command_lists_and_filters(capsys):
+    assert main(["regions", "france"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("FR ") and "g/kWh" in out
+    assert main(["regions", "no-such-place"]) == 1
+
+
+def test_bad_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
