@@ -1,0 +1,87 @@
+"""The magic in a real Jupyter kernel (nbclient): what a researcher sees in the notebook's outputs."""
+
+from __future__ import annotations
+
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from notebook_carbon.registry.store import Registry
+
+
+def run_notebook(tmp_path, cells: list[str], *, allow_errors: bool = False):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    registry = tmp_path / "kernel.sqlite"
+    env = {"NOTEBOOK_CARBON_REGISTRY": str(registry), "NOTEBOOK_CARBON_REGION": "FR"}
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=allow_errors)
+    client.execute(env={**os.environ, **env})
+    with Registry.open(str(registry)) as reg:
+        runs = list(reversed(reg.runs()))
+    return nb, runs
+
+
+def outputs(cell) -> list[tuple[str, str]]:
+    result = []
+    for out in cell.outputs:
+        if out.output_type == "stream":
+            result.append((out.name, out.text))
+        elif out.output_type == "execute_result":
+            result.append(("result", out.data["text/plain"]))
+        elif out.output_type == "display_data":
+            result.append(("display", out.data.get("text/plain", "")))
+        elif out.output_type == "error":
+            result.append(("error", out.ename))
+    return result
+
+
+def test_outputs_in_order_and_one_error_output_per_failing_cell(tmp_path):
+    nb, runs = run_notebook(
+        tmp_path,
+        [
+            "%load_ext notebook_carbon",
+            "%%carbon --name shown\nfrom IPython.display import display\ndisplay('via display')\nprint('printed')\n21 * 2",
+            "%%carbon --name broken\nraise RuntimeError('model diverged')",
+            "after = 'not reached in Run All'",
+        ],
+        allow_errors=True,
+    )
+    shown, broken = nb.cells[1], nb.cells[2]
+    kinds = outputs(shown)
+    assert kinds[0] == ("display", "'via display'")
+    assert kinds[1] == ("stdout", "printed\n")
+    assert kinds[2] == ("result", "42")
+    assert kinds[3][0] == "stdout" and kinds[3][1].startswith("carbon [shown]: ")
+    broken_outputs = outputs(broken)
+    assert [o for o in broken_outputs if o[0] == "error"] == [("error", "RuntimeError")]  # exactly one
+    assert broken_outputs[-1][1].startswith("carbon [broken] (failed): ")
+    assert [(r["name"], r["status"]) for r in runs] == [("shown", "ok"), ("broken", "failed")]
+    assert runs[1]["error"] == "RuntimeError: model diverged"
+
+
+def test_a_failing_metered_cell_stops_run_all(tmp_path):
+    with pytest.raises(CellExecutionError, match="model diverged"):
+        run_notebook(
+            tmp_path,
+            ["%load_ext notebook_carbon", "%%carbon\nraise RuntimeError('model diverged')", "never = 1"],
+        )
+
+
+def test_bad_arguments_in_a_kernel_are_a_usage_error_without_traceback(tmp_path):
+    nb, runs = run_notebook(
+        tmp_path, ["%load_ext notebook_carbon", "%%carbon --nmae typo\nran = True", "'ran' in dir()"], allow_errors=True
+    )
+    # IPython shows every UsageError as a short message on stderr, never a traceback
+    (stream,) = nb.cells[1].outputs
+    assert stream.name == "stderr" and stream.text.startswith("UsageError: unrecognized arguments: --nmae typo")
+    assert "Traceback" not in stream.text
+    assert nb.cells[2].outputs[0].data["text/plain"] == "False"  # the body did not run
+    assert runs == []
+
+
+def test_bad_arguments_stop_run_all(tmp_path):
+    with pytest.raises(CellExecutionError, match="UsageError"):
+        run_notebook(tmp_path, ["%load_ext notebook_carbon", "%%carbon --nmae typo\nran = True", "never = 1"])
