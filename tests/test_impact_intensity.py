@@ -15,6 +15,7 @@ from notebook_carbon.bundled import codecarbon_data_dir
 from notebook_carbon.errors import ConfigError, UnknownRegionError
 from notebook_carbon.impact import GridIntensity, list_regions, resolve_intensity
 from notebook_carbon.impact import intensity as intensity_module
+from notebook_carbon.impact import tables
 
 LB_G = 453.59237  # grams per pound, exact
 # codecarbon's coal / petroleum / natural gas factors in g/kWh (energy-usage project)
@@ -203,10 +204,10 @@ def test_us_file_is_in_pounds_per_mwh_and_every_state_converts():
 def test_canada_matches_codecarbons_own_formula_for_every_province():
     from codecarbon.core import emissions  # a runtime dependency; imported here only to compare
     data = _data("private_infra/2023/canada_energy_mix.json")
-    assert set(data) == set(intensity_module._CANADA_CODES)  # every province name has an ISO code
+    assert set(data) == set(tables.CANADA_CODES)  # every province name has an ISO code
     for province, mix in data.items():
         theirs = emissions.Emissions._region_energy_mix_to_emissions_rate(mix).kgs_per_kWh * 1000
-        ours = resolve_intensity("CA-" + intensity_module._CANADA_CODES[province])
+        ours = resolve_intensity("CA-" + tables.CANADA_CODES[province])
         assert ours.g_per_kwh == pytest.approx(theirs, rel=1e-12), province
 
 
