@@ -83,8 +83,10 @@ def run_report(result: RunResult, *, registry: str | None = None) -> str:
     )
     if row.get("params"):
         lines.append("  params " + ", ".join(f"{k}={v!r}" for k, v in row["params"].items()))
+    reasons = [c.reason for c in m.components if c.reason]
     for note in m.notes:
-        lines.append(f"  note: {note}")
+        if not any(reason in note for reason in reasons):  # already shown on its component's line
+            lines.append(f"  note: {note}")
     if registry:
         lines.append(f"  registry: {registry}")
     return "\n".join(lines)
