@@ -121,7 +121,7 @@ class CarbonExtension:
         self.auto = False
         self.last: RunResult | None = None
         self._open: list[tuple[Any, ActiveRun | None, bool]] = []  # (info, run, quiet)
-        self._errors_seen = 0
+        self._reported: set[str] = set()
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -189,10 +189,11 @@ class CarbonExtension:
         from .session import _writers
 
         writer = _writers.get(self.session.settings.registry_location())
-        errors = list(getattr(writer, "errors", ()) or ())
-        for exc in errors[self._errors_seen :]:
-            self.warn(f"the registry could not be written: {_describe(exc)}")
-        self._errors_seen = len(errors)
+        # One line per distinct failure: a registry that stays unwritable is said once, not per cell.
+        for message in dict.fromkeys(_describe(exc) for exc in (writer.take_errors() if writer else [])):
+            if message not in self._reported:
+                self._reported.add(message)
+                self.warn(f"the registry could not be written, so runs are not being recorded: {message}")
 
 
 def _status_of(result) -> tuple[str, BaseException | str | None]:

@@ -235,7 +235,9 @@ def test_unwritable_registry_is_one_warning_and_the_cell_result_stands(tmp_path,
         unload_ipython_extension(shell)
     assert result.success and result.result == "still here"
     err = capsys.readouterr().err
-    assert "the registry could not be written" in err
+    assert err.count("notebook-carbon warning") == 1
+    assert "the registry could not be written, so runs are not being recorded" in err
+    assert str(blocker) in err  # says which file
 
 
 @pytest.mark.parametrize(
