@@ -167,3 +167,20 @@ def test_two_gpus_with_different_methods_are_recorded_with_both(tmp_path):
         parts = registry.components(row["uid"])
     assert sorted(p["method"] for p in parts) == ["nvml-counter", "nvml-power"]
     assert sum(p["energy_j"] for p in parts) == pytest.approx(run.result.measurement.energy_j)
+
+
+def test_import_and_load_ext_touch_no_hardware_and_start_no_thread():
+    script = textwrap.dedent(
+        """
+        import sys, threading
+        import notebook_carbon
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        before = threading.active_count()
+        shell.run_cell("%load_ext notebook_carbon", store_history=True)
+        touched = sorted({"pynvml", "psutil", "sqlalchemy"} & set(sys.modules))
+        print(threading.active_count() - before, touched)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env={"PATH": ""})
+    assert out.stdout.strip() == "0 []", out.stderr
