@@ -211,3 +211,60 @@ def test_processes_writing_one_file_at_once(location: str) -> None:
         assert {r["status"] for r in runs} == {"ok"}
         assert sorted(len(reg.runs(project=f"p{n}")) for n in range(4)) == [50] * 4
         assert sum(len(reg.components(r["uid"])) for r in runs) == 200
+
+
+def test_a_queued_start_and_finish_are_merged_into_one_insert(
+    writer: BackgroundWriter, location: str, monkeypatch
+) -> None:
+    merged = []
+    real_record = Registry.record_run
+
+    def spy(self, row, final, *children):
+        merged.append(row["uid"])
+        return real_record(self, row, final, *children)
+
+    monkeypatch.setattr(Registry, "record_run", spy)
+    writer.submit("schema_version").result(timeout=30)
+    locker = sqlite3.connect(location, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # hold the writer on its first job so the next ones queue
+    try:
+        first = writer.submit("start_run", {"uid": new_uid()})
+        quick = new_uid()
+        started = writer.submit("start_run", {"uid": quick, "name": "quick"})
+        finished = writer.submit(
+            "finish_run",
+            quick,
+            {"status": "ok", "energy_j": 3.0, "cpu_energy_j": 3.0, "cpu_method": "rapl"},
+            [{"component": "cpu", "device": "package-0", "method": "rapl", "energy_j": 3.0}],
+            [{"t_s": 1.0, "component": "cpu", "device": "package-0", "power_w": 3.0}],
+        )
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert first.result(timeout=30) == 1
+    assert started.result(timeout=30) == 2 and finished.result(timeout=30) is None
+    assert merged == [quick]
+    with Registry.open(location) as reg:
+        run = reg.get_run(quick)
+        assert (run["status"], run["name"], run["energy_j"], run["cpu_method"]) == ("ok", "quick", 3.0, "rapl")
+        assert run["duration_s"] == pytest.approx(run["ended_at"] - run["started_at"])
+        assert [c["energy_j"] for c in reg.components(quick)] == [3.0]
+        assert [s["power_w"] for s in reg.samples(quick)] == [3.0]
+
+
+def test_a_merged_write_that_fails_fails_both_futures(writer: BackgroundWriter, location: str) -> None:
+    writer.submit("schema_version").result(timeout=30)
+    locker = sqlite3.connect(location, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        writer.submit("start_run", {"uid": new_uid()})
+        uid = new_uid()
+        started = writer.submit("start_run", {"uid": uid})
+        finished = writer.submit("finish_run", uid, {"status": "exploded"})
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    with pytest.raises(RegistryError, match="status must be one of"):
+        started.result(timeout=30)
+    with pytest.raises(RegistryError, match="status must be one of"):
+        finished.result(timeout=30)
