@@ -256,4 +256,4 @@ def test_transformer_keeps_line_numbers_and_lets_other_magics_through(lines, exp
 
 def test_param_values_keep_their_types():
     args = parse_cell_args("--param lr=1e-3 layers=[64,64] flag=True name='a b' raw=adam")
-    assert args.params == {"lr": 0.001, "layers": [64, 64], "flag": True, "name": "a b", "raw": "adam"}
+    assert args.fields()["params"] == {"lr": 0.001, "layers": [64, 64], "flag": True, "name": "a b", "raw": "adam"}
