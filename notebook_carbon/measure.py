@@ -11,6 +11,8 @@ energy it had accumulated through its last good read; the other meters and the c
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -108,20 +110,28 @@ class Window:
         self._clock = clock
         self._tracks: list[_Track] = []
         self._samples: list[PowerSample] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards the figures that readers on other threads see
+        self._tick_lock = threading.Lock()  # serialises sampler reads with stop()
+        self._started = False
+        self._stopped = False
         self._t0 = 0.0
         self._started_at = 0.0
         self._result: Measurement | None = None
+        self.callback_error: BaseException | None = None
+        """The exception that stopped ``on_sample`` being called, if one did."""
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._result is None
+        return self._started and self._result is None
+
+    @property
+    def interval_s(self) -> float:
+        return self._interval_s
 
     def start(self) -> Window:
-        if self._thread is not None:
+        if self._started:
             raise RuntimeError("a Window is used once; create a new one")
+        self._started = True
         self._started_at = time.time()
         self._t0 = self._clock()
         for meter in self._meters:
@@ -131,8 +141,7 @@ class Window:
             except MeterError as exc:
                 track.degraded = f"could not start: {exc}"
             self._tracks.append(track)
-        self._thread = threading.Thread(target=self._run, name="notebook-carbon-sampler", daemon=True)
-        self._thread.start()
+        _SAMPLER.add(self)
         return self
 
     def elapsed_s(self) -> float:
@@ -155,11 +164,18 @@ class Window:
                     totals[track.meter.component] = totals.get(track.meter.component, 0.0) + track.power_w
             return totals
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
+    def _tick(self) -> None:
+        """One sampler read, on the sampler thread; never after ``stop`` has begun."""
+        with self._tick_lock:
+            if self._stopped:
+                return
             self._read_all(self._clock())
-            if self._on_sample is not None:
+        if self._on_sample is not None:
+            try:
                 self._on_sample(self)
+            except Exception as exc:  # a live view failing stops updating; the measurement goes on
+                self.callback_error = exc
+                self._on_sample = None
 
     def _read_all(self, now: float) -> None:
         for track in self._tracks:
@@ -169,6 +185,9 @@ class Window:
                 power_w = track.meter.update(track.state, now)
             except MeterError as exc:
                 track.degraded = f"stopped at {now - self._t0:.1f} s: {exc}"
+                continue
+            except Exception as exc:  # a bug in a backend must not stop the shared sampler thread
+                track.degraded = f"stopped at {now - self._t0:.1f} s by an error: {type(exc).__name__}: {exc}"
                 continue
             with self._lock:
                 if power_w is not None:
@@ -183,10 +202,11 @@ class Window:
         """Stop the sampler (at once) and close every meter. Idempotent."""
         if self._result is not None:
             return self._result
-        if self._thread is None:
+        if not self._started:
             raise RuntimeError("stop() before start()")
-        self._stop.set()
-        self._thread.join()
+        with self._tick_lock:  # waits for a read in progress; none starts after this
+            self._stopped = True
+        _SAMPLER.remove(self)
         now = self._clock()
         components = []
         for track in self._tracks:
@@ -218,3 +238,58 @@ class Window:
             notes=self._notes,
         )
         return self._result
+
+
+class _Sampler:
+    """One daemon thread that reads every open window when its interval is due.
+
+    Shared rather than one thread per window: starting and joining a thread for every cell cost
+    about half a millisecond, most of a quick cell's overhead. The thread starts with the first
+    window (never at import), sleeps without a timeout while no window is open, and wakes early
+    only when a window due sooner than its current deadline is added.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[Window, float] = {}
+        self._deadline = math.inf
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def add(self, window: Window) -> None:
+        due = time.monotonic() + window.interval_s
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid():  # a forked child has no thread
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="notebook-carbon-sampler", daemon=True)
+                self._thread.start()
+            self._due[window] = due
+            if due < self._deadline:
+                self._cond.notify()
+
+    def remove(self, window: Window) -> None:
+        with self._cond:
+            self._due.pop(window, None)
+
+    def open_windows(self) -> int:
+        with self._cond:
+            return len(self._due)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    now = time.monotonic()
+                    ready = [w for w, due in self._due.items() if due <= now]
+                    if ready:
+                        for window in ready:
+                            self._due[window] = now + window.interval_s
+                        self._deadline = math.inf
+                        break
+                    self._deadline = min(self._due.values(), default=math.inf)
+                    self._cond.wait(None if self._deadline == math.inf else self._deadline - now)
+            for window in ready:  # outside the lock: a slow sensor must not block add/remove
+                window._tick()
+
+
+_SAMPLER = _Sampler()

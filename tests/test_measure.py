@@ -8,9 +8,17 @@ import time
 import pytest
 
 from notebook_carbon.errors import MeterError
-from notebook_carbon.measure import Window
+from notebook_carbon.measure import _SAMPLER, Window
 from notebook_carbon.meters.base import EnergyMeter
 from notebook_carbon.testing import FakeMeter
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> None:
+    """Poll rather than sleep a fixed time: a loaded CI machine may run the sampler late."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.005)
 
 
 class ScriptedClock:
@@ -69,10 +77,7 @@ def test_two_gpus_are_summed_and_methods_joined():
 
 def test_sampler_records_power_samples():
     window = Window([FakeMeter("cpu", "rapl", "package-0", 42.0)], interval_s=0.01).start()
-    deadline = time.monotonic() + 5
-    while len(window.energy_so_far_j()) == 0 or window.latest_power_w().get("cpu") is None:
-        assert time.monotonic() < deadline, "sampler never read the meter"
-        time.sleep(0.005)
+    wait_until(lambda: window.latest_power_w().get("cpu") is not None)
     assert window.latest_power_w() == {"cpu": pytest.approx(42.0)}
     m = window.stop()
     assert m.samples, "no power samples recorded"
@@ -80,12 +85,55 @@ def test_sampler_records_power_samples():
     assert [s.t_s for s in m.samples] == sorted(s.t_s for s in m.samples)
 
 
-def test_stop_returns_promptly_and_the_thread_is_gone():
+def test_stop_returns_promptly_and_the_window_is_no_longer_sampled():
     window = Window([FakeMeter("cpu", "rapl", "package-0", 1.0)], interval_s=60).start()
     started = time.perf_counter()
-    window.stop()
+    m = window.stop()
     assert time.perf_counter() - started < 1.0  # an interval is 60 s: it was not waited out
-    assert not any(t.name == "notebook-carbon-sampler" for t in threading.enumerate())
+    assert _SAMPLER.open_windows() == 0
+    window._tick()  # a read that was already scheduled finds the window stopped
+    assert window.stop().samples == m.samples == ()
+
+
+def test_all_windows_share_one_sampler_thread():
+    windows = [Window([FakeMeter("cpu", "rapl", f"p{i}", 1.0)], interval_s=0.01).start() for i in range(5)]
+    wait_until(lambda: all(w.latest_power_w() for w in windows))
+    samplers = [t for t in threading.enumerate() if t.name == "notebook-carbon-sampler"]
+    assert len(samplers) == 1 and samplers[0].daemon
+    results = [w.stop() for w in windows]
+    assert all(r.samples for r in results)  # every window was read
+    assert _SAMPLER.open_windows() == 0
+
+
+def test_a_backend_bug_degrades_its_meter_and_sampling_goes_on():
+    class Buggy(FakeMeter):
+        def update(self, state, now):
+            raise ZeroDivisionError("oops")
+
+    window = Window([Buggy("gpu", "nvml-power", "GPU 0", 5.0), FakeMeter("cpu", "rapl", "p0", 1.0)], interval_s=0.01)
+    window.start()
+    wait_until(lambda: window.latest_power_w().get("cpu") is not None)
+    m = window.stop()
+    gpu = next(c for c in m.components if c.component == "gpu")
+    assert "ZeroDivisionError: oops" in gpu.degraded
+    assert [s.component for s in m.samples] and {s.component for s in m.samples} == {"cpu"}
+    later = Window([FakeMeter("cpu", "rapl", "p1", 1.0)], interval_s=0.01).start()
+    wait_until(lambda: later.latest_power_w())
+    assert later.stop().samples  # the shared thread survived
+
+
+def test_a_failing_live_view_stops_being_called_and_is_kept():
+    calls = []
+
+    def view(window):
+        calls.append(1)
+        raise RuntimeError("widget gone")
+
+    window = Window([FakeMeter("cpu", "rapl", "p0", 1.0)], interval_s=0.01, on_sample=view).start()
+    wait_until(lambda: window.callback_error is not None)
+    time.sleep(0.05)  # later reads happen, but do not call the view again
+    window.stop()
+    assert calls == [1] and str(window.callback_error) == "widget gone"
 
 
 def test_stop_is_idempotent_and_start_only_once():
