@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,36 @@ def test_a_merged_write_that_fails_fails_both_futures(writer: BackgroundWriter, 
         started.result(timeout=30)
     with pytest.raises(RegistryError, match="status must be one of"):
         finished.result(timeout=30)
+
+
+def test_a_start_waits_briefly_for_its_finish_and_is_written_alone_when_none_comes(
+    location: str, monkeypatch
+) -> None:
+    merged = []
+    real_record = Registry.record_run
+    monkeypatch.setattr(Registry, "record_run", lambda self, row, *rest: merged.append(row["uid"]) or real_record(self, row, *rest))
+    writer = BackgroundWriter(location, merge_window_s=5.0)
+    try:
+        writer.submit("schema_version").result(timeout=30)
+        quick = new_uid()
+        started = writer.submit("start_run", {"uid": quick})
+        time.sleep(0.05)  # the cell runs; the writer is waiting for its finish, not writing
+        assert not started.done()
+        writer.submit("finish_run", quick, {"status": "ok", "energy_j": 1.0})
+        assert started.result(timeout=30) == 1 and merged == [quick]
+
+        long_running = new_uid()
+        started = writer.submit("start_run", {"uid": long_running})
+        assert writer.flush(timeout=2)  # a flush ends the wait at once (the window is 5 s)
+        assert started.result(timeout=0) == 2 and merged == [quick]
+    finally:
+        writer.close()
+    with Registry.open(location) as reg:
+        assert reg.get_run(long_running)["status"] == "running"
+
+    short_window = BackgroundWriter(location, merge_window_s=0.01)
+    try:
+        alone = new_uid()
+        assert short_window.submit("start_run", {"uid": alone}).result(timeout=30) == 3  # written unmerged
+    finally:
+        short_window.close()

@@ -18,6 +18,7 @@ import collections
 import os
 import queue
 import threading
+import time
 from concurrent.futures import Future, wait
 from typing import Any
 
@@ -25,6 +26,10 @@ from ..errors import RegistryError
 
 ATEXIT_TIMEOUT_S = 30.0
 """How long interpreter exit waits for pending writes (matches the registry's busy timeout)."""
+
+MERGE_WINDOW_S = 0.02
+"""How long a ``start_run`` waits for its own ``finish_run`` to merge with (see ``_await_finish``).
+A kernel killed within this time of a cell's start leaves no ``running`` record of that cell."""
 
 _STOP = object()
 
@@ -51,8 +56,9 @@ class BackgroundWriter:
     Arguments are handed to the thread as they are; do not mutate them after submitting.
     """
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, *, merge_window_s: float = MERGE_WINDOW_S) -> None:
         self.location = str(location)
+        self.merge_window_s = merge_window_s
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -169,7 +175,11 @@ class BackgroundWriter:
             if method_name is None:  # a flush marker
                 future.set_result(None)
                 continue
-            finish = _take_finish(backlog, args) if method_name == "start_run" and not kwargs else None
+            finish = None
+            if method_name == "start_run" and not kwargs:
+                finish = _take_finish(backlog, args)
+                if finish is None and not backlog:  # wait only while there is nothing else to do
+                    finish = self._await_finish(jobs, backlog, args)
             if finish is not None:
                 # A quick run whose start and end are both waiting: one insert instead of an
                 # insert, an update and two commits. Jobs between them concern other runs (or are
@@ -190,6 +200,25 @@ class BackgroundWriter:
                 with self._lock:
                     self._errors.append(exc)
             self._registry = None
+
+    def _await_finish(self, jobs: queue.SimpleQueue[Any], backlog: collections.deque[Any], args: tuple) -> Any:
+        """Wait up to ``merge_window_s`` for the finish of a run just started, queueing what comes.
+
+        Most metered cells are quick: waiting a moment lets their start and finish become one
+        insert, written while the notebook thread is idle rather than competing with the cell
+        for the GIL. A flush, a stop or any other job ends the wait at once.
+        """
+        deadline = time.monotonic() + self.merge_window_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                job = jobs.get(timeout=remaining)
+            except queue.Empty:
+                return None
+            backlog.append(job)
+            finish = _take_finish(backlog, args)
+            if finish is not None or job is _STOP or job[1] != "finish_run":
+                return finish
+        return None
 
     def _call(self, future: Future[Any], method_name: str, args: tuple, kwargs: dict) -> None:
         try:
