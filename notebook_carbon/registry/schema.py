@@ -17,6 +17,7 @@ that turns a registry of the previous version into the new one, keyed by the new
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -277,3 +278,34 @@ def check_method(method: Any) -> None:
 def is_uid(value: Any) -> bool:
     """Whether ``value`` is a run uid: 32 lowercase hex digits (``uuid.uuid4().hex``)."""
     return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def start_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
+    """A new run's column values, checked, with defaults filled in."""
+    values = encode_run(row, START_COLUMNS, doing)
+    uid = values.get("uid")
+    if not is_uid(uid):
+        raise RegistryError(f"{doing} needs a 'uid' of 32 hex digits (uuid.uuid4().hex), got {uid!r}")
+    if values.setdefault("status", "running") != "running":
+        raise RegistryError(f"{doing} records status 'running', got {values['status']!r}")
+    now = time.time()
+    values.setdefault("project", "default")
+    values.setdefault("started_at", now)
+    values["updated_at"] = now
+    for column, empty in JSON_COLUMNS.items():
+        values.setdefault(column, json.dumps(empty()))
+    return values
+
+
+def final_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
+    """A finished run's column values, checked: a final status, ``ended_at`` defaulting to now."""
+    values = encode_run(row, UPDATE_COLUMNS, doing)
+    if values.get("status") not in FINAL_STATUSES:
+        raise RegistryError(
+            f"{doing} needs a final status, one of {', '.join(FINAL_STATUSES)}; "
+            f"got {values.get('status')!r}"
+        )
+    now = time.time()
+    values.setdefault("ended_at", now)
+    values["updated_at"] = now
+    return values

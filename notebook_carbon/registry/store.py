@@ -14,7 +14,6 @@ written to: not created over, not migrated, not even switched to WAL.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -151,19 +150,8 @@ class Registry:
         ``row`` must hold ``uid`` (``uuid.uuid4().hex``, made by the caller); ``project`` defaults
         to ``default`` and ``started_at`` (epoch s) to now.
         """
-        values = schema.encode_run(row, schema.START_COLUMNS, "start_run")
-        uid = values.get("uid")
-        if not is_uid(uid):
-            raise RegistryError(f"start_run needs a 'uid' of 32 hex digits (uuid.uuid4().hex), got {uid!r}")
-        if values.setdefault("status", "running") != "running":
-            raise RegistryError(f"start_run records status 'running', got {values['status']!r}")
-        now = time.time()
-        values.setdefault("project", "default")
-        values.setdefault("started_at", now)
-        values["updated_at"] = now
-        for column, empty in schema.JSON_COLUMNS.items():
-            values.setdefault(column, json.dumps(empty()))
-        with self._transaction(f"recording run {uid}", write=True) as conn:
+        values = schema.start_values(row, "start_run")
+        with self._transaction(f"recording run {values['uid']}", write=True) as conn:
             # Values go as execution parameters, not into the statement: the statement then
             # stays the same from run to run and SQLAlchemy's compiled cache serves it.
             result = conn.execute(insert(runs), values)
@@ -183,26 +171,14 @@ class Registry:
         ``running`` (or marked ``crashed`` by a guess that its kernel died) can be finished: a
         finished run is never rewritten.
         """
-        values = schema.encode_run(row, schema.UPDATE_COLUMNS, "finish_run")
-        if values.get("status") not in schema.FINAL_STATUSES:
-            raise RegistryError(
-                f"finish_run needs a final status, one of {', '.join(schema.FINAL_STATUSES)}; "
-                f"got {values.get('status')!r}"
-            )
-        values.setdefault("ended_at", time.time())
+        values = schema.final_values(row, "finish_run")
         computed = {}
         if "duration_s" not in values:
             computed["duration_s"] = literal(values["ended_at"]) - runs.c.started_at
-        values["updated_at"] = time.time()
-        component_rows = [schema.child_row(c, schema.COMPONENT_COLUMNS, uid, "component") for c in components]
-        sample_rows = [schema.child_row(x, schema.SAMPLE_COLUMNS, uid, "sample") for x in samples]
         with self._transaction(f"finishing run {uid}", write=True) as conn:
             # A run wrongly marked crashed (its kernel only looked dead) may still bring its real result.
             self._update_run(conn, uid, values, allowed=("running", "crashed"), computed=computed)
-            if component_rows:
-                conn.execute(insert(schema.components), component_rows)
-            if sample_rows:
-                conn.execute(insert(schema.samples), sample_rows)
+            _insert_children(conn, uid, components, samples)
 
     def record_run(
         self,
@@ -216,35 +192,12 @@ class Registry:
         For a run that finished before its start could be written (a quick cell whose two writes
         are both still queued): same checks and result as the two calls, half the database work.
         """
-        values = schema.encode_run(row, schema.START_COLUMNS, "record_run")
-        uid = values.get("uid")
-        if not is_uid(uid):
-            raise RegistryError(f"record_run needs a 'uid' of 32 hex digits (uuid.uuid4().hex), got {uid!r}")
-        if values.get("status", "running") != "running":
-            raise RegistryError(f"record_run starts from status 'running', got {values['status']!r}")
-        ending = schema.encode_run(final, schema.UPDATE_COLUMNS, "record_run")
-        if ending.get("status") not in schema.FINAL_STATUSES:
-            raise RegistryError(
-                f"record_run needs a final status, one of {', '.join(schema.FINAL_STATUSES)}; "
-                f"got {ending.get('status')!r}"
-            )
-        now = time.time()
-        values.setdefault("project", "default")
-        values.setdefault("started_at", now)
-        for column, empty in schema.JSON_COLUMNS.items():
-            values.setdefault(column, json.dumps(empty()))
-        values.update(ending)
-        values.setdefault("ended_at", now)
+        values = schema.start_values(row, "record_run")
+        values.update(schema.final_values(final, "record_run"))
         values.setdefault("duration_s", values["ended_at"] - values["started_at"])
-        values["updated_at"] = now
-        component_rows = [schema.child_row(c, schema.COMPONENT_COLUMNS, uid, "component") for c in components]
-        sample_rows = [schema.child_row(x, schema.SAMPLE_COLUMNS, uid, "sample") for x in samples]
-        with self._transaction(f"recording run {uid}", write=True) as conn:
+        with self._transaction(f"recording run {values['uid']}", write=True) as conn:
             result = conn.execute(insert(runs), values)
-            if component_rows:
-                conn.execute(insert(schema.components), component_rows)
-            if sample_rows:
-                conn.execute(insert(schema.samples), sample_rows)
+            _insert_children(conn, values["uid"], components, samples)
             return int(result.inserted_primary_key[0])
 
     def checkpoint_run(self, uid: str, row: Mapping[str, Any]) -> bool:
@@ -362,6 +315,17 @@ class Registry:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _insert_children(
+    conn: Connection, uid: str, components: Sequence[Mapping[str, Any]], samples: Sequence[Mapping[str, Any]]
+) -> None:
+    component_rows = [schema.child_row(c, schema.COMPONENT_COLUMNS, uid, "component") for c in components]
+    sample_rows = [schema.child_row(x, schema.SAMPLE_COLUMNS, uid, "sample") for x in samples]
+    if component_rows:
+        conn.execute(insert(schema.components), component_rows)
+    if sample_rows:
+        conn.execute(insert(schema.samples), sample_rows)
 
 
 def _create_engine(location: str, *, read_only: bool) -> tuple[Engine, str]:
