@@ -63,3 +63,24 @@ class EnergyMeter(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.component} {self.method} {self.device!r}>"
+
+
+class PowerIntegral:
+    """Window state of a power-sampling meter: energy by the trapezoid rule over (time, W) points."""
+
+    __slots__ = ("last_w", "last_t", "energy_j")
+
+    def __init__(self, power_w: float, now: float) -> None:
+        self.last_w = power_w
+        self.last_t = now
+        self.energy_j = 0.0
+
+    def add(self, power_w: float, now: float) -> float | None:
+        """Take a sample at ``now``; return the average W since the previous one (None if no time passed)."""
+        elapsed_s = now - self.last_t
+        average_w = (self.last_w + power_w) / 2
+        if elapsed_s > 0:
+            self.energy_j += average_w * elapsed_s
+        self.last_w = power_w
+        self.last_t = now
+        return average_w if elapsed_s > 0 else None

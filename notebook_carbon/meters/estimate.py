@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..bundled import codecarbon_data_dir
-from .base import EnergyMeter
+from .base import EnergyMeter, PowerIntegral
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -337,15 +337,6 @@ class EstimateCpuMeter(EnergyMeter):
         return state.busy_s * self.tdp_w / self.n_cpus
 
 
-class _RamWindow:
-    __slots__ = ("last_w", "last_t", "energy_j")
-
-    def __init__(self, power_w: float, now: float) -> None:
-        self.last_w = power_w
-        self.last_t = now
-        self.energy_j = 0.0
-
-
 class EstimateRamMeter(EnergyMeter):
     """RAM energy as W per GB x memory x time.
 
@@ -374,21 +365,15 @@ class EstimateRamMeter(EnergyMeter):
         memory = self.total_bytes if self._rss_bytes is None else self._rss_bytes()
         return self.w_per_gb * memory / BYTES_PER_GB
 
-    def begin(self, now: float) -> _RamWindow:
-        return _RamWindow(self._power_w(), now)
+    def begin(self, now: float) -> PowerIntegral:
+        return PowerIntegral(self._power_w(), now)
 
-    def update(self, state: _RamWindow, now: float) -> float | None:
+    def update(self, state: PowerIntegral, now: float) -> float | None:
         """Average W since the previous call (trapezoid of the two memory samples)."""
-        power_w = self._power_w() if self._rss_bytes is not None else state.last_w
-        elapsed_s = now - state.last_t
-        average_w = (state.last_w + power_w) / 2
-        if elapsed_s > 0:
-            state.energy_j += average_w * elapsed_s
-        state.last_w = power_w
-        state.last_t = now
-        return average_w if elapsed_s > 0 else None
+        # Installed memory does not change: only the process share needs sampling again.
+        return state.add(self._power_w() if self._rss_bytes is not None else state.last_w, now)
 
-    def end(self, state: _RamWindow, now: float) -> float:
+    def end(self, state: PowerIntegral, now: float) -> float:
         """Joules since ``begin``."""
         self.update(state, now)
         return state.energy_j

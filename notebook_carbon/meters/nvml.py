@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..errors import MeterError
-from .base import EnergyMeter
+from .base import EnergyMeter, PowerIntegral
 
 MJ_PER_J = 1000
 """Millijoules per joule (energy counter) and milliwatts per watt (power); NVML's units to SI."""
@@ -136,13 +136,14 @@ class _Session:
 
 
 class _Window:
-    __slots__ = ("first", "last", "last_t", "energy_j")
+    """Window state of the energy counter: first and last readings (mJ) and the last read's time."""
+
+    __slots__ = ("first", "last", "last_t")
 
     def __init__(self, value: float, now: float) -> None:
         self.first = value
         self.last = value
         self.last_t = now
-        self.energy_j = 0.0
 
 
 class _NvmlMeter(EnergyMeter):
@@ -218,23 +219,16 @@ class NvmlPowerMeter(_NvmlMeter):
     def _sample_w(self) -> float:
         return self._call(self._nvml.nvmlDeviceGetPowerUsage) / MJ_PER_J
 
-    def begin(self, now: float) -> _Window:
-        return _Window(self._sample_w(), now)
+    def begin(self, now: float) -> PowerIntegral:
+        return PowerIntegral(self._sample_w(), now)
 
-    def update(self, state: _Window, now: float) -> float | None:
+    def update(self, state: PowerIntegral, now: float) -> float | None:
         """Sample power; the trapezoid average in W since the previous sample."""
-        power_w = self._sample_w()
-        elapsed_s = now - state.last_t
-        average_w = (state.last + power_w) / 2
-        if elapsed_s > 0:
-            state.energy_j += average_w * elapsed_s
-        state.last = power_w
-        state.last_t = now
-        return average_w if elapsed_s > 0 else None
+        return state.add(self._sample_w(), now)
 
-    def end(self, state: _Window, now: float) -> float:
+    def end(self, state: PowerIntegral, now: float) -> float:
         """Joules since ``begin``, closing the integral with one last sample at ``now``."""
-        self.update(state, now)
+        state.add(self._sample_w(), now)
         return state.energy_j
 
 
