@@ -350,7 +350,10 @@ _extensions: dict[int, CarbonExtension] = {}
 
 
 def load_ipython_extension(shell, session: Session | None = None) -> CarbonExtension:
-    ext = CarbonExtension(shell, session)
+    try:
+        ext = CarbonExtension(shell, session)
+    except NotebookCarbonError as exc:  # a bad config file or NOTEBOOK_CARBON_* value: say which
+        raise UsageError(f"notebook-carbon could not load: {exc}") from None
     _extensions[id(shell)] = ext
     shell.register_magics(CarbonMagics(shell, ext))
     shell.events.register("pre_run_cell", ext.pre_run_cell)

@@ -257,3 +257,17 @@ def test_transformer_keeps_line_numbers_and_lets_other_magics_through(lines, exp
 def test_param_values_keep_their_types():
     args = parse_cell_args("--param lr=1e-3 layers=[64,64] flag=True name='a b' raw=adam")
     assert args.fields()["params"] == {"lr": 0.001, "layers": [64, 64], "flag": True, "name": "a b", "raw": "adam"}
+
+
+def test_bad_environment_setting_makes_load_ext_a_clear_usage_error(monkeypatch, capsys):
+    shell = InteractiveShell.instance()
+    monkeypatch.setenv("NOTEBOOK_CARBON_PUE", "lots")
+    result = shell.run_cell("%load_ext notebook_carbon", store_history=True)
+    try:
+        assert isinstance(result.error_in_exec, UsageError)
+        err = capsys.readouterr().err
+        assert "notebook-carbon could not load: setting pue='lots' (from environment)" in err
+        assert "Traceback" not in err
+    finally:
+        shell.extension_manager.loaded.discard("notebook_carbon")
+        unload_ipython_extension(shell)
