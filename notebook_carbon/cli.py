@@ -56,16 +56,23 @@ def _demo(args: argparse.Namespace) -> int:
     import nbformat
     from nbclient import NotebookClient
 
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # the kernel runs in OUT: relative paths would move
     out.mkdir(parents=True, exist_ok=True)
     registry = args.registry or str(out / "registry.sqlite")
+    if "://" not in registry:  # a file path, not a database URL
+        registry = str(Path(registry).resolve())
     source = _quickstart_path()
     executed = out / "quickstart.ipynb"
     nb = nbformat.read(source, as_version=4)
     env = dict(os.environ, NOTEBOOK_CARBON_REGISTRY=registry, JPY_SESSION_NAME=str(executed))
     print(f"notebook-carbon demo: executing {source.name} in a real kernel ...", flush=True)
     client = NotebookClient(
-        nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": str(out)}}
+        nb,
+        timeout=args.timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(out)}},
+        # the kernel's own start-up warnings (loopback TCP is unencrypted) are not the demo's news
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     client.execute(env=env)
     nbformat.write(nb, executed)

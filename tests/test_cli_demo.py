@@ -73,3 +73,15 @@ def test_bad_command_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+def test_demo_with_relative_paths_records_where_it_says(tmp_path, monkeypatch, capfd):
+    """The kernel runs inside OUT: relative paths must be resolved before it starts."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--out", "rel-demo", "--registry", "rel.sqlite", "--timeout", "120"]) == 0
+    out = capfd.readouterr()  # file-descriptor level: the kernel process writes there directly
+    assert f"registry: {tmp_path / 'rel.sqlite'}" in out.out
+    assert "WARNING" not in out.err  # the kernel's start-up chatter is not the demo's output
+    with Registry.open(str(tmp_path / "rel.sqlite")) as registry:
+        assert len(registry.runs()) == 5
+    assert (tmp_path / "rel-demo" / "quickstart.ipynb").is_file()
