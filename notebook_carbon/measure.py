@@ -155,6 +155,13 @@ class Window:
                 totals[track.meter.component] = totals.get(track.meter.component, 0.0) + track.energy_j
             return totals
 
+    def methods(self) -> dict[str, str]:
+        """``{component: method}``, several methods of one component joined with ``+`` (as ``Measurement``)."""
+        found: dict[str, set[str]] = {}
+        for meter in self._meters:
+            found.setdefault(meter.component, set()).add(meter.method)
+        return {component: "+".join(sorted(methods)) for component, methods in found.items()}
+
     def latest_power_w(self) -> dict[str, float]:
         """Watts per component from the sampler's last read."""
         with self._lock:

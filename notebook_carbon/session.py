@@ -28,6 +28,7 @@ STATUSES = ("running", "ok", "failed", "interrupted", "crashed")
 # Settings whose change means the hardware must be probed again.
 _METER_SETTINGS = ("powercap_root", "gpu", "cpu_tdp_w", "ram_w_per_gb", "attribution")
 _INTENSITY_SETTINGS = ("region", "intensity_g_per_kwh")
+_FINGERPRINTS = ("code_fingerprint", "inputs_fingerprint", "params_fingerprint")
 
 _writers: dict[str, Any] = {}
 _writers_lock = threading.Lock()
@@ -125,7 +126,11 @@ class Session:
         cell_source: str | None = None,
         notebook: str | None = None,
         on_sample: Callable[[Window], None] | None = None,
+        fingerprints: Mapping[str, str | None] | None = None,
+        redundant_of: int | None = None,
     ) -> ActiveRun:
+        """Prepare a run; ``start()`` it. ``fingerprints``: ``code_fingerprint``, ``inputs_fingerprint``
+        and ``params_fingerprint`` (see ``registry.fingerprint``), recorded for sweeps and redundancy."""
         detection = self.detection()
         intensity = self.intensity()
         notes = list(detection.notes)
@@ -134,12 +139,6 @@ class Session:
                 "no region configured: the world-average grid intensity was used "
                 "(set one with %carbon config region=XX or NOTEBOOK_CARBON_REGION)"
             )
-        window = Window(
-            detection.meters,
-            interval_s=self._settings.sample_interval_s,
-            notes=notes,
-            on_sample=on_sample,
-        )
         row = _start_row(self, detection, intensity, notes)
         row.update(
             name=name,
@@ -148,8 +147,24 @@ class Session:
             tags=_check_tags(tags),
             cell_source=cell_source,
             notebook=notebook if notebook is not None else current_notebook(),
+            redundant_of=redundant_of,
+            checkpoint_interval_s=self._settings.checkpoint_interval_s,
+            **{k: (fingerprints or {}).get(k) for k in _FINGERPRINTS},
         )
-        return ActiveRun(self, window, intensity, row)
+        run = ActiveRun(self, intensity, row, on_sample)
+        run.window = Window(
+            detection.meters, interval_s=self._settings.sample_interval_s, notes=notes, on_sample=run._on_sample
+        )
+        return run
+
+    def find_redundant(self, fingerprints: Mapping[str, str | None], *, timeout_s: float = 5.0):
+        """The earlier identical ``ok`` run of this project (see ``registry.sweeps.find_redundant``)."""
+        from .registry.sweeps import find_redundant
+
+        if not all(fingerprints.get(k) for k in _FINGERPRINTS):
+            return None  # unknown inputs are never called redundant
+        future = self.writer().submit(find_redundant, project=self._settings.project, **fingerprints)
+        return future.result(timeout_s)
 
     def _close_meters(self) -> None:
         with self._lock:
@@ -209,19 +224,44 @@ def _start_row(session: Session, detection, intensity, notes: list[str]) -> dict
 class ActiveRun:
     """A run in progress: its window is measuring and its ``running`` record is being written."""
 
-    def __init__(self, session: Session, window: Window, intensity, row: dict[str, Any]) -> None:
+    def __init__(
+        self, session: Session, intensity, row: dict[str, Any], on_sample: Callable[[Window], None] | None = None
+    ) -> None:
         self.session = session
-        self.window = window
+        self.window: Window  # set by Session.begin, which builds it with this run's sampler hook
         self.intensity = intensity
         self.row = row
         self.uid: str = row["uid"]
         self.id_future: Future | None = None
         self.result: RunResult | None = None
+        self._on_sample_user = on_sample
+        self._checkpointed_at = 0.0
 
     def start(self) -> ActiveRun:
         self.id_future = self.session.writer().submit("start_run", dict(self.row))
         self.window.start()
         return self
+
+    def _on_sample(self, window: Window) -> None:
+        """Sampler hook: checkpoint the energy so far every ``checkpoint_interval_s``."""
+        elapsed_s = window.elapsed_s()
+        if elapsed_s - self._checkpointed_at >= self.session.settings.checkpoint_interval_s:
+            self._checkpointed_at = elapsed_s
+            self.session.writer().submit("checkpoint_run", self.uid, self._checkpoint_row(window, elapsed_s))
+        if self._on_sample_user is not None:
+            self._on_sample_user(window)
+
+    def _checkpoint_row(self, window: Window, elapsed_s: float) -> dict[str, Any]:
+        from .impact.footprint import footprint
+
+        by_component = window.energy_so_far_j()
+        energy_j = sum(by_component.values())
+        fp = footprint(energy_j, pue=self.session.settings.pue, intensity=self.intensity)
+        row: dict[str, Any] = {"energy_j": energy_j, "emissions_g": fp.emissions_g, "duration_s": elapsed_s}
+        for component, method in window.methods().items():
+            row[f"{component}_energy_j"] = by_component.get(component, 0.0)
+            row[f"{component}_method"] = method  # a crashed run still says how its energy was obtained
+        return row
 
     def finish(self, status: str = "ok", error: BaseException | str | None = None) -> RunResult:
         """Stop measuring and complete the record. Idempotent: a second call returns the first result."""

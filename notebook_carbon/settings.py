@@ -21,6 +21,7 @@ from .errors import ConfigError
 ENV_PREFIX = "NOTEBOOK_CARBON_"
 APP_NAME = "notebook-carbon"
 ATTRIBUTIONS = ("machine", "process")
+ON_DUPLICATE = ("warn", "skip", "error")
 
 
 def default_registry_path() -> Path:
@@ -62,6 +63,10 @@ class Settings:
     """Override of the RAM power estimate per GB of installed memory."""
     gpu: bool = True
     """Meter NVIDIA GPUs through NVML when a driver is present."""
+    checkpoint_interval_s: float = 10.0
+    """Seconds between checkpoints of a running run's energy (what a killed kernel leaves behind)."""
+    on_duplicate: str = "warn"
+    """What a cell identical to an earlier ok run does: ``warn`` (and run), ``skip`` or ``error``."""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; values may be strings as typed by a user."""
@@ -159,6 +164,10 @@ def _validate(values: dict[str, Any]) -> None:
     for name in ("intensity_g_per_kwh", "cpu_tdp_w", "ram_w_per_gb"):
         if values[name] is not None and not values[name] >= 0:
             raise bad(f"{name}={values[name]} must be zero or positive")
+    if not 0.1 <= values["checkpoint_interval_s"] <= 86400:
+        raise bad(f"checkpoint_interval_s={values['checkpoint_interval_s']} must be between 0.1 and 86400 seconds")
+    if values["on_duplicate"] not in ON_DUPLICATE:
+        raise bad(f"on_duplicate={values['on_duplicate']!r} must be one of {', '.join(ON_DUPLICATE)}")
     if values["attribution"] not in ATTRIBUTIONS:
         raise bad(f"attribution={values['attribution']!r} must be one of {', '.join(ATTRIBUTIONS)}")
     if not values["project"]:

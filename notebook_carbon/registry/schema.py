@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Double,
@@ -32,12 +33,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from ..errors import RegistryError
 from ..meters.base import COMPONENTS, METHODS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 APPLICATION = "notebook-carbon"
@@ -53,7 +55,19 @@ JSON_COLUMNS = {"tags": list, "params": dict, "notes": list}
 Migration = Callable[[Connection], None]
 """Upgrades a registry by one version, given a connection inside the upgrade transaction."""
 
-MIGRATIONS: Mapping[int, Migration] = {}
+
+def _to_v2(conn: Connection) -> None:
+    """Sweeps' selected runs, checkpoint intervals and the redundancy index (issue: registry)."""
+    dialect = conn.dialect
+    boolean = Boolean().compile(dialect=dialect)
+    no = false().compile(dialect=dialect)
+    double = Double().compile(dialect=dialect)
+    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN is_final {boolean} NOT NULL DEFAULT {no}")
+    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN checkpoint_interval_s {double}")
+    next(i for i in runs.indexes if i.name == "ix_runs_redundancy").create(conn)
+
+
+MIGRATIONS: Mapping[int, Migration] = {2: _to_v2}
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 
 __all__ = [
@@ -140,10 +154,20 @@ runs = Table(
     # Not a foreign key: the earlier run may be deleted one day, and that must not block or
     # cascade into this one.
     Column("redundant_of", Integer),
+    # Heartbeat: set by every write to the run, checkpoints included (see ``checkpoint_interval_s``).
     Column("updated_at", Double),
+    # v2: the run selected as its sweep's result (``%carbon final``); at most one per sweep.
+    Column("is_final", Boolean, nullable=False, server_default=false()),
+    # v2: how often a running run is checkpointed, so a reader on another host can tell a live
+    # run from one whose machine died (its heartbeat is then several intervals old).
+    Column("checkpoint_interval_s", Double),
     Index("ix_runs_project_started_at", "project", "started_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_sweep", "sweep"),
+    # v2: the redundancy lookup before every metered cell must be an index search.
+    Index(
+        "ix_runs_redundancy", "project", "code_fingerprint", "inputs_fingerprint", "params_fingerprint", "status"
+    ),
     sqlite_autoincrement=True,
 )
 

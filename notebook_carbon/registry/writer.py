@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, wait
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import RegistryError
@@ -69,9 +70,13 @@ class BackgroundWriter:
 
     # -- caller side -------------------------------------------------------------------------
 
-    def submit(self, method_name: str, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Queue ``Registry.<method_name>(*args, **kwargs)``; the future gets its result or error."""
-        if method_name.startswith("_"):
+    def submit(self, method_name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Queue ``Registry.<method_name>(*args, **kwargs)``; the future gets its result or error.
+
+        ``method_name`` may also be a function, called as ``function(registry, *args, **kwargs)``
+        in the writer thread (for queries and updates that live beside the store, e.g. sweeps).
+        """
+        if isinstance(method_name, str) and method_name.startswith("_"):
             raise RegistryError(f"{method_name!r} is not a public Registry method")
         future: Future[Any] = Future()
         with self._lock:
@@ -222,7 +227,11 @@ class BackgroundWriter:
 
     def _call(self, future: Future[Any], method_name: str, args: tuple, kwargs: dict) -> None:
         try:
-            result = getattr(self._open(), method_name)(*args, **kwargs)
+            registry = self._open()
+            if callable(method_name):
+                result = method_name(registry, *args, **kwargs)
+            else:
+                result = getattr(registry, method_name)(*args, **kwargs)
         except Exception as exc:
             with self._lock:
                 self._errors.append(exc)

@@ -1,0 +1,116 @@
+"""Sweeps, selected runs, development overhead and the redundancy lookup, on numbers checked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from notebook_carbon.errors import RegistryError
+from notebook_carbon.registry import Registry, new_uid
+from notebook_carbon.registry.sweeps import find_redundant, group_sweeps, list_sweeps, set_final
+
+
+def row(id, *, sweep=None, code="c1", status="ok", energy=100.0, params=None, redundant_of=None, final=False, t=None):
+    return {
+        "id": id,
+        "sweep": sweep,
+        "code_fingerprint": code,
+        "cell_source": f"\n  train(lr)  # cell {code}\n",
+        "name": None,
+        "params": params or {},
+        "status": status,
+        "started_at": float(t if t is not None else id),
+        "energy_j": energy,
+        "emissions_g": energy / 100,
+        "redundant_of": redundant_of,
+        "is_final": final,
+    }
+
+
+def test_runs_sharing_code_form_a_sweep_with_overhead_by_hand():
+    rows = [
+        row(1, params={"lr": 0.1}, energy=100.0),
+        row(2, params={"lr": 0.5}, energy=200.0, status="failed"),
+        row(3, params={"lr": 0.1}, energy=100.0, redundant_of=1),
+        row(4, params={"lr": 1.0}, energy=300.0),
+        row(5, code="other", energy=50.0),
+    ]
+    big, small = group_sweeps(rows)
+    assert big.key == "code:c1" and big.label == "train(lr)  # cell c1" and not big.explicit
+    assert big.run_ids == (1, 2, 3, 4) and big.runs == 4
+    assert big.energy_j == 700.0 and big.emissions_g == pytest.approx(7.0)
+    assert big.failed_energy_j == 200.0 and big.failed_emissions_g == pytest.approx(2.0)
+    assert big.redundant_energy_j == 100.0 and big.redundant_runs == 1
+    assert big.varying_params == {"lr": (0.1, 0.5, 1.0)}
+    assert big.selected_run_id == 4 and not big.selected_is_marked  # the latest ok run
+    assert big.overhead_ratio == pytest.approx(700.0 / 300.0)
+    assert dict(big.statuses) == {"ok": 3, "failed": 1}
+    assert small.run_ids == (5,) and small.overhead_ratio == 1.0
+
+
+def test_explicit_sweep_name_overrides_code_and_a_marked_run_is_selected():
+    rows = [
+        row(1, sweep="lr", code="a", energy=10.0, params={"lr": 1}),
+        row(2, sweep="lr", code="b", energy=30.0, params={"lr": 2}, final=True),
+        row(3, sweep="lr", code="a", energy=20.0, params={"lr": 3}),
+        row(4, code="a", energy=5.0),  # same code but no sweep name: the automatic sweep
+    ]
+    lr, auto = group_sweeps(rows)
+    assert lr.key == "lr" and lr.label == "lr" and lr.explicit
+    assert lr.selected_run_id == 2 and lr.selected_is_marked
+    assert lr.overhead_ratio == pytest.approx(60.0 / 30.0)
+    assert auto.key == "code:a" and auto.run_ids == (4,)
+
+
+def test_no_ok_run_means_no_overhead_and_unsweepable_runs_are_left_out():
+    (only,) = group_sweeps([row(1, status="failed"), row(2, status="crashed"), row(3, code=None)])
+    assert only.selected_run_id is None and only.overhead_ratio is None
+    assert only.failed_energy_j == 200.0
+
+
+def test_a_parameter_added_part_way_is_varying():
+    (sweep,) = group_sweeps([row(1, params={"lr": 1}), row(2, params={"lr": 1, "bs": 32})])
+    assert sweep.varying_params == {"bs": (32,)}
+
+
+def _record(reg, *, code="c", inputs="i", params="p", status="ok", energy=1.0, sweep=None, project="proj", t=0.0):
+    uid = new_uid()
+    reg.record_run(
+        {"uid": uid, "project": project, "sweep": sweep, "code_fingerprint": code, "inputs_fingerprint": inputs,
+         "params_fingerprint": params, "started_at": t},
+        {"status": status, "energy_j": energy, "emissions_g": energy / 10, "ended_at": t + 1},
+    )
+    return reg.get_run(uid)["id"]
+
+
+def test_find_redundant_names_the_first_identical_ok_run(tmp_path):
+    with Registry.open(str(tmp_path / "r.sqlite")) as reg:
+        _record(reg, status="failed", t=1)
+        first = _record(reg, t=2)
+        _record(reg, t=3)
+        _record(reg, inputs="other", t=4)
+        _record(reg, project="elsewhere", t=5)
+        hit = find_redundant(reg, project="proj", code_fingerprint="c", inputs_fingerprint="i", params_fingerprint="p")
+        assert hit["id"] == first and hit["repeats"] == 2 and hit["energy_j"] == 1.0
+        assert find_redundant(reg, project="proj", code_fingerprint="c", inputs_fingerprint="new", params_fingerprint="p") is None
+        # unknown inputs are never called redundant
+        assert find_redundant(reg, project="proj", code_fingerprint="c", inputs_fingerprint=None, params_fingerprint="p") is None
+
+
+def test_set_final_moves_the_mark_within_the_sweep_only(tmp_path):
+    with Registry.open(str(tmp_path / "r.sqlite")) as reg:
+        a = _record(reg, code="x", energy=1.0, t=1)
+        b = _record(reg, code="x", energy=2.0, t=2)
+        other = _record(reg, code="y", energy=3.0, t=3)
+        failed = _record(reg, code="x", status="failed", t=4)
+        set_final(reg, other)
+        set_final(reg, a)
+        sweeps = {s.key: s for s in list_sweeps(reg, "proj")}
+        assert sweeps["code:x"].selected_run_id == a and sweeps["code:x"].selected_is_marked
+        set_final(reg, b)
+        sweeps = {s.key: s for s in list_sweeps(reg, "proj")}
+        assert sweeps["code:x"].selected_run_id == b
+        assert sweeps["code:y"].selected_run_id == other and sweeps["code:y"].selected_is_marked
+        with pytest.raises(RegistryError, match="only an ok run"):
+            set_final(reg, failed)
+        with pytest.raises(RegistryError, match="no run 999"):
+            set_final(reg, 999)
