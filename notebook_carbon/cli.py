@@ -1,7 +1,8 @@
 """The ``notebook-carbon`` command.
 
 ``demo`` runs the quickstart notebook headlessly in a real kernel and prints the runs it recorded;
-``runs`` lists a registry's runs; ``regions`` lists the grid regions the bundled data knows.
+``runs`` lists a registry's runs; ``regions`` lists the grid regions the bundled data knows;
+``import-codecarbon`` records codecarbon's emissions.csv logs as runs.
 Errors are one clear line on stderr; bad arguments exit with status 2, other failures with 1.
 """
 
@@ -34,13 +35,25 @@ def _parser() -> argparse.ArgumentParser:
 
     regions = sub.add_parser("regions", help="list the grid regions and their carbon intensity")
     regions.add_argument("filter", nargs="?", help="only regions whose code or name contains this text")
+
+    imports = sub.add_parser(
+        "import-codecarbon", help="record the runs of codecarbon emissions.csv files in the registry"
+    )
+    imports.add_argument("files", nargs="+", metavar="FILE", help="emissions.csv files written by codecarbon")
+    imports.add_argument("--registry", help="registry path or URL (default: settings)")
+    imports.add_argument("--project", help="project of every run (default: each row's project_name)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"demo": _demo, "runs": _runs, "regions": _regions}[args.command](args)
+        return {
+            "demo": _demo,
+            "runs": _runs,
+            "regions": _regions,
+            "import-codecarbon": _import_codecarbon,
+        }[args.command](args)
     except NotebookCarbonError as exc:
         print(f"notebook-carbon: error: {exc}", file=sys.stderr)
         return 1
@@ -145,6 +158,43 @@ def _regions(args: argparse.Namespace) -> int:
         shown += 1
     if not shown:
         print(f"no region matches {args.filter!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _import_codecarbon(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .registry.importer import read_codecarbon_csv, record_codecarbon_log
+    from .registry.store import Registry
+
+    # Every file is read and checked before anything is written: a wrong file name imports nothing.
+    logs, problems = [], []
+    for name in args.files:
+        try:
+            logs.append((name, read_codecarbon_csv(name, project=args.project)))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        for problem in dict.fromkeys(problems):  # a bad --project is said once, not once per file
+            print(f"notebook-carbon: error: {problem}", file=sys.stderr)
+        return 2
+    rejected = 0
+    registry = Registry.open(_registry_location(args.registry))
+    try:
+        for name, log in logs:
+            report = record_codecarbon_log(registry, log)
+            print(f"{name}: {report.summary()}")
+            for error in report.errors:
+                print(f"{name}:{error.line}: {error.message}", file=sys.stderr)
+            rejected += len(report.errors)
+    finally:
+        registry.close()
+    if rejected:
+        print(
+            "notebook-carbon: fix the rejected lines and run the same command again; "
+            "runs already imported are skipped",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
