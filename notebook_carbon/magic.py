@@ -35,7 +35,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .errors import NotebookCarbonError
-from .session import ActiveRun, RunResult, Session
+from .redundancy import CellCheck, check_cell, repeat_message
+from .session import ActiveRun, RunResult, Session, in_writer
+from .settings import ON_DUPLICATE
 
 _CELL_LINE = re.compile(r"%%carbon(?=\s|$)")
 _LINE_MAGIC_CELL = re.compile(r"\s*%carbon(?=\s|$)[^\n]*\s*\Z")
@@ -44,6 +46,8 @@ SUBCOMMANDS = {
     "config": "%carbon config [key=value ...]   show or change settings (region=FR pue=1.2 ...)",
     "last": "%carbon last                      details of the last metered cell",
     "auto": "%carbon auto on|off               meter every cell",
+    "sweeps": "%carbon sweeps                    the project's sweeps: cost, overhead, redundant runs",
+    "final": "%carbon final RUN                 mark run RUN as its sweep's selected result",
 }
 
 
@@ -60,6 +64,10 @@ def _cell_parser() -> argparse.ArgumentParser:
     parser.add_argument("--param", action="extend", nargs="+", default=[], metavar="KEY=VALUE")
     parser.add_argument("--tag", action="extend", nargs="+", default=[], metavar="TAG")
     parser.add_argument("--quiet", action="store_true", help="print no summary line")
+    parser.add_argument("--final", action="store_true", help="mark the run as its sweep's result if it ends ok")
+    parser.add_argument(
+        "--on-duplicate", choices=ON_DUPLICATE, default=None, help="when the cell repeats an earlier ok run"
+    )
     return parser
 
 
@@ -72,6 +80,9 @@ class CellArgs:
     params: tuple[tuple[str, Any], ...] = ()
     tags: tuple[str, ...] = ()
     quiet: bool = False
+    final: bool = False
+    on_duplicate: str | None = None
+    """None: the ``on_duplicate`` setting decides."""
 
     def fields(self) -> dict[str, Any]:
         """Keyword arguments for ``Session.begin`` (fresh containers: the cached value stays intact)."""
@@ -99,7 +110,9 @@ def parse_cell_args(line: str) -> CellArgs:
     for name in ("name", "sweep"):
         if getattr(args, name) is not None and not getattr(args, name).strip():
             raise UsageError(f"%%carbon: --{name} must not be empty")
-    return CellArgs(args.name, args.sweep, tuple(params.items()), tuple(args.tag), args.quiet)
+    return CellArgs(
+        args.name, args.sweep, tuple(params.items()), tuple(args.tag), args.quiet, args.final, args.on_duplicate
+    )
 
 
 def _literal(text: str) -> Any:
@@ -140,16 +153,64 @@ class CarbonExtension:
 
     def __init__(self, shell, session: Session | None = None) -> None:
         self.shell = shell
+
+        def transformer(lines: list[str]) -> list[str]:
+            return self.transform(lines)
+
+        # It may query the registry: IPython's completeness checks must not call it as they type.
+        transformer.has_side_effects = True
+        self.transformer = transformer
         self.session = session if session is not None else Session()
         self.auto = False
         self.last: RunResult | None = None
-        self._open: list[tuple[Any, ActiveRun | None, bool]] = []  # (info, run, quiet)
+        self._open: list[tuple[Any, ActiveRun | None, CellArgs]] = []  # (info, run, its arguments)
         self._reported: set[str] = set()
+        # The transformer's verdict on the cell about to run (skip/error modes decide there, since
+        # IPython transforms a cell before its pre_run_cell event): (key, CellCheck or exception).
+        self._decided: tuple[tuple[str, str], Any] | None = None
+
+    # -- transformer ----------------------------------------------------------------------------
+
+    def transform(self, lines: list[str]) -> list[str]:
+        """``transform_carbon_cell``, plus the redundancy verdict for ``--on-duplicate skip|error``."""
+        result = transform_carbon_cell(lines)
+        if not lines or not _CELL_LINE.match(lines[0]) or result[0].startswith("raise "):
+            return result
+        arguments, body = lines[0][len("%%carbon") :].strip(), "".join(lines[1:])
+        args = parse_cell_args(arguments)
+        mode = args.on_duplicate or self.session.settings.on_duplicate
+        if mode == "warn":
+            return result
+        try:
+            check = self._check(body, args)
+            self._decided = ((arguments, body), check)
+            if check.earlier is None:
+                return result
+            repeated = repeat_message(check.earlier)
+        except Exception as exc:  # reported by pre_run_cell; the cell runs as with ``warn``
+            self._decided = ((arguments, body), exc)
+            return result
+        if mode == "skip":
+            return [f"# %%carbon {arguments}: not run, identical to {repeated}\n"]
+        error = f"this cell repeats {repeated}; not run (--on-duplicate error)"
+        return [f"raise __import__('notebook_carbon.redundancy', fromlist=['_']).RedundantRunError({error!r})\n"]
+
+    def _check(self, body: str, args: CellArgs) -> CellCheck:
+        source = self.shell.transform_cell(body)  # IPython syntax (magics, !cmd) as it will run
+        return check_cell(self.session, source, self.shell.user_ns, dict(args.params))
+
+    def _take_decision(self, key: tuple[str, str]):
+        decided, self._decided = self._decided, None
+        if decided is not None and decided[0] == key:
+            if isinstance(decided[1], BaseException):
+                raise decided[1]
+            return decided[1]
+        return None
 
     # -- events ---------------------------------------------------------------------------------
 
     def pre_run_cell(self, info) -> None:
-        run, quiet = None, False
+        run, args = None, CellArgs()
         try:
             split = split_carbon_cell(info.raw_cell)
             if split is not None:
@@ -158,25 +219,58 @@ class CarbonExtension:
                 except UsageError:
                     args = None  # the transformed cell raises it; nothing to meter
                 if args is not None:
-                    quiet = args.quiet
-                    run = self._begin(split[1], **args.fields())
+                    run = self._begin_checked(split, args)
+                else:
+                    args = CellArgs()
             elif self.auto and not self._nested() and not _LINE_MAGIC_CELL.match(info.raw_cell):
-                run = self._begin(info.raw_cell)
+                run = self._begin_checked((None, info.raw_cell), args)
         except Exception as exc:  # never let metering stop the user's cell
             self.warn(f"this cell runs unmetered: {_describe(exc)}")
             run = None
-        self._open.append((info, run, quiet))
+        self._open.append((info, run, args))
+
+    def _begin_checked(self, split: tuple[str | None, str], args: CellArgs) -> ActiveRun | None:
+        """Fingerprint the cell, act on an identical earlier run, and open the run (None: not run)."""
+        arguments, body = split
+        mode = "warn" if arguments is None else (args.on_duplicate or self.session.settings.on_duplicate)
+        try:
+            check = (self._take_decision((arguments, body)) if mode != "warn" else None) or self._check(body, args)
+        except Exception as exc:  # a cell we cannot fingerprint is still metered
+            self.warn(f"no redundancy check for this cell: {_describe(exc)}")
+            check = None
+        earlier = check.earlier if check is not None else None
+        if earlier is not None and mode == "skip":
+            print(f"notebook-carbon: not run: this cell is identical to {repeat_message(earlier)}", flush=True)
+            return None
+        if earlier is not None and mode == "error":
+            return None  # the transformed cell raises RedundantRunError
+        if earlier is not None:
+            self.warn(
+                f"this cell repeats {repeat_message(earlier)}: same code, inputs and parameters; "
+                "it runs anyway (--on-duplicate skip would not run it)"
+            )
+        fields = args.fields()
+        if check is not None:
+            fields["params"] = check.params(fields["params"])
+        return self._begin(
+            body,
+            fingerprints=check.fingerprints if check is not None else None,
+            redundant_of=earlier["id"] if earlier is not None else None,
+            **fields,
+        )
 
     def post_run_cell(self, result) -> None:
         entry = self._pop(getattr(result, "info", None))
         if entry is None or entry[1] is None:
             self._report_writer_errors()
             return
-        _, run, quiet = entry
+        _, run, args = entry
         try:
             status, error = _status_of(result)
             self.last = run.finish(status, error)
-            if not quiet:
+            if args.final and status == "ok":
+                self.session.writer().submit(in_writer, "sweeps", "set_final", run.uid)
+            if not args.quiet:
                 print(self.last.summary(), flush=True)
         except Exception as exc:
             self.warn(f"could not complete the run record: {_describe(exc)}")
@@ -281,6 +375,10 @@ class CarbonMagics(Magics):
             return self._last(rest)
         if command == "auto":
             return self._auto(rest)
+        if command == "sweeps":
+            return self._sweeps(rest)
+        if command == "final":
+            return self._final(rest)
         raise UsageError(f"%carbon: unknown command {command!r}\n" + "\n".join(SUBCOMMANDS.values()))
 
     def _config(self, items: list[str]) -> None:
@@ -311,12 +409,36 @@ class CarbonMagics(Magics):
             return
         print(run_report(self.ext.last, registry=self.ext.session.settings.registry_location()))
 
+    def _sweeps(self, rest: list[str]) -> None:
+        from .summary import sweeps_table
+
+        if rest:
+            raise UsageError("%carbon sweeps takes no arguments")
+        writer, project = self.ext.session.writer(), self.ext.session.settings.project
+        writer.submit(in_writer, "liveness", "reap_crashed")  # dead kernels' runs show as crashed
+        print(sweeps_table(_wait(writer.submit(in_writer, "sweeps", "list_sweeps", project)), project=project))
+
+    def _final(self, rest: list[str]) -> None:
+        if len(rest) != 1 or not rest[0].isdigit():
+            raise UsageError("%carbon final takes a run id (see %carbon sweeps or %carbon last), e.g. %carbon final 12")
+        run = _wait(self.ext.session.writer().submit(in_writer, "sweeps", "set_final", int(rest[0])))
+        sweep = run["sweep"] or "its automatic sweep"
+        print(f"notebook-carbon: run {run['id']} is now the selected result of {sweep}")
+
     def _auto(self, rest: list[str]) -> None:
         if len(rest) != 1 or rest[0] not in ("on", "off"):
             state = "on" if self.ext.auto else "off"
             raise UsageError(f"%carbon auto takes on or off (now {state})")
         self.ext.auto = rest[0] == "on"
         print(f"notebook-carbon: auto mode {rest[0]}" + (" (every cell is metered)" if self.ext.auto else ""))
+
+
+def _wait(future, timeout_s: float = 30.0):
+    """The result of a registry query run by the writer; its errors become usage errors."""
+    try:
+        return future.result(timeout_s)
+    except NotebookCarbonError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _exec_cell(shell, cell: str):
@@ -358,7 +480,7 @@ def load_ipython_extension(shell, session: Session | None = None) -> CarbonExten
     shell.register_magics(CarbonMagics(shell, ext))
     shell.events.register("pre_run_cell", ext.pre_run_cell)
     shell.events.register("post_run_cell", ext.post_run_cell)
-    shell.input_transformers_cleanup.append(transform_carbon_cell)
+    shell.input_transformers_cleanup.append(ext.transformer)
     return ext
 
 
@@ -368,8 +490,8 @@ def unload_ipython_extension(shell) -> None:
         return
     shell.events.unregister("pre_run_cell", ext.pre_run_cell)
     shell.events.unregister("post_run_cell", ext.post_run_cell)
-    if transform_carbon_cell in shell.input_transformers_cleanup:
-        shell.input_transformers_cleanup.remove(transform_carbon_cell)
+    if ext.transformer in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(ext.transformer)
 
 
 def extension_for(shell) -> CarbonExtension | None:

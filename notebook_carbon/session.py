@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from . import settings as settings_mod
-from .errors import ConfigError
+from .errors import ConfigError, RegistryError
 from .measure import Measurement, Window
 from .settings import Settings
 
@@ -73,6 +73,18 @@ class RunResult:
 
         return summary_line(self)
 
+    def as_earlier(self) -> dict[str, Any] | None:
+        """This run as ``find_redundant`` describes an earlier identical run (None if never written)."""
+        run_id = self.run_id(timeout=5.0)
+        if run_id is None:
+            return None
+        row = self.row
+        return {
+            "id": run_id, "uid": self.uid, "name": row.get("name"), "started_at": row["started_at"],
+            "ended_at": row.get("ended_at"), "energy_j": row.get("energy_j"),
+            "emissions_g": row.get("emissions_g"), "repeats": None,
+        }
+
 
 class Session:
     """Settings + meters + intensity + registry, resolved lazily and cached."""
@@ -82,6 +94,8 @@ class Session:
         self._detection = detection
         self._intensity = None
         self._lock = threading.Lock()
+        self._recent: dict[tuple[str | None, ...], RunResult] = {}  # ok runs of this session by fingerprints
+        self._lookups: dict[str, Any] = {}
 
     @property
     def settings(self) -> Settings:
@@ -158,13 +172,45 @@ class Session:
         return run
 
     def find_redundant(self, fingerprints: Mapping[str, str | None], *, timeout_s: float = 5.0):
-        """The earlier identical ``ok`` run of this project (see ``registry.sweeps.find_redundant``)."""
-        from .registry.sweeps import find_redundant
+        """The earlier identical ``ok`` run of this project (see ``registry.sweeps.find_redundant``).
 
+        Runs of this session are found in memory (their writes may still be queued); older ones in
+        the registry: an SQLite file is searched on this thread without SQLAlchemy, a database
+        server through the writer.
+        """
         if not all(fingerprints.get(k) for k in _FINGERPRINTS):
             return None  # unknown inputs are never called redundant
-        future = self.writer().submit(find_redundant, project=self._settings.project, **fingerprints)
-        return future.result(timeout_s)
+        key = (self._settings.project, *(fingerprints[k] for k in _FINGERPRINTS))
+        with self._lock:
+            recent = self._recent.get(key)
+        if recent is not None:
+            return recent.as_earlier()
+        location = self._settings.registry_location()
+        from .registry.lookup import SqliteLookup, sqlite_file
+
+        path = sqlite_file(location)
+        if path is not None:
+            with self._lock:
+                lookup = self._lookups.setdefault(location, SqliteLookup(path))
+            try:
+                return lookup.find_redundant(project=self._settings.project, **fingerprints)
+            except RegistryError:
+                return None  # e.g. an unreadable file: the writer reports it with the run's writes
+        writer = self.writer()
+        future = writer.submit(in_writer, "sweeps", "find_redundant", project=self._settings.project, **fingerprints)
+        try:
+            return future.result(timeout_s)
+        except RegistryError:
+            return None  # the writer keeps the error; the magic shows it once, with the other writes'
+
+
+    def _remember(self, result: RunResult) -> None:
+        """Keep the first ok run of each fingerprint, for redundancy checks before it is written."""
+        row = result.row
+        if result.status == "ok" and all(row.get(k) for k in _FINGERPRINTS):
+            key = (row["project"], *(row[k] for k in _FINGERPRINTS))
+            with self._lock:
+                self._recent.setdefault(key, result)
 
     def _close_meters(self) -> None:
         with self._lock:
@@ -172,6 +218,17 @@ class Session:
                 for meter in self._detection.meters:
                     meter.close()
             self._detection = None
+
+
+def in_writer(registry, module: str, function: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``notebook_carbon.registry.<module>.<function>(registry, ...)`` on the writer thread.
+
+    Submitted instead of the function itself so that its module, which imports SQLAlchemy, is
+    imported by the writer thread and never on the notebook's path.
+    """
+    from importlib import import_module
+
+    return getattr(import_module(f"notebook_carbon.registry.{module}"), function)(registry, *args, **kwargs)
 
 
 def current_notebook() -> str | None:
@@ -305,6 +362,7 @@ class ActiveRun:
         final = {k: v for k, v in row.items() if k not in ("uid",)}
         self.session.writer().submit("finish_run", self.uid, final, components, samples)
         self.result = RunResult(self.uid, row, measurement, fp, self.id_future)
+        self.session._remember(self.result)
         return self.result
 
 

@@ -99,3 +99,30 @@ def settings_table(settings) -> str:
     rows["registry"] = settings.registry_location()
     width = max(map(len, rows))
     return "\n".join(f"{key:<{width}}  {value}" for key, value in rows.items())
+
+
+def sweeps_table(summaries, *, project: str) -> str:
+    """``%carbon sweeps`` / ``notebook-carbon sweeps``: one line per sweep, the costliest first."""
+    if not summaries:
+        return f"no sweeps in project {project!r} yet: every metered cell starts one"
+    header = f"{'sweep':<28} {'runs':>4}  {'ok/fail/redund':<14} {'energy':>10} {'CO2e':>10} {'overhead':>8}  selected; varying"
+    lines = [f"project {project}: {len(summaries)} sweeps", header]
+    for s in summaries:
+        counts = f"{s.statuses.get('ok', 0)}/{s.runs - s.statuses.get('ok', 0) - s.statuses.get('running', 0)}/{s.redundant_runs}"
+        overhead = f"{s.overhead_ratio:.1f}x" if s.overhead_ratio is not None else "-"
+        if s.selected_run_id is None:
+            selected = "no ok run"
+        else:
+            selected = f"run {s.selected_run_id}" + (" (final)" if s.selected_is_marked else " (latest ok)")
+        varying = ", ".join(f"{k}: {_values(v)}" for k, v in s.varying_params.items())
+        label = s.label if len(s.label) <= 28 else s.label[:27] + "…"
+        lines.append(
+            f"{label:<28} {s.runs:>4}  {counts:<14} {format_energy(s.energy_j):>10}"
+            f" {format_mass_g(s.emissions_g):>10} {overhead:>8}  {selected}" + (f"; {varying}" if varying else "")
+        )
+    return "\n".join(lines)
+
+
+def _values(values) -> str:
+    shown = ", ".join(repr(v) for v in values[:4])
+    return f"{shown}, … ({len(values)} values)" if len(values) > 4 else shown

@@ -114,3 +114,23 @@ def test_set_final_moves_the_mark_within_the_sweep_only(tmp_path):
             set_final(reg, failed)
         with pytest.raises(RegistryError, match="no run 999"):
             set_final(reg, 999)
+
+
+def test_the_fast_sqlite_lookup_agrees_with_the_registry_query(tmp_path):
+    from notebook_carbon.registry.lookup import SqliteLookup, sqlite_file
+
+    location = str(tmp_path / "r.sqlite")
+    lookup = SqliteLookup(sqlite_file(location))
+    keys = {"project": "proj", "code_fingerprint": "c", "inputs_fingerprint": "i", "params_fingerprint": "p"}
+    assert lookup.find_redundant(**keys) is None  # no file yet: nothing to repeat
+    with Registry.open(location) as reg:
+        _record(reg, status="failed", t=1)
+        assert lookup.find_redundant(**keys) is None and find_redundant(reg, **keys) is None
+        _record(reg, t=2)
+        _record(reg, t=3)
+        _record(reg, params="q", t=4)
+        ours, theirs = lookup.find_redundant(**keys), find_redundant(reg, **keys)
+    lookup.close()
+    assert ours == theirs and ours["repeats"] == 2
+    assert sqlite_file("sqlite:///" + location) == sqlite_file(location)
+    assert sqlite_file("postgresql://host/db") is None

@@ -195,12 +195,14 @@ def find_redundant(
     return {**row._mapping, "repeats": repeats}
 
 
-def set_final(registry, run_id: int) -> dict[str, Any]:
-    """Mark run ``run_id`` as its sweep's selected result, unmarking the sweep's others; returns it."""
+def set_final(registry, run_id: int | str) -> dict[str, Any]:
+    """Mark a run (its id, or its uid) as its sweep's selected result, unmarking the sweep's
+    others; returns the run's id, project, sweep and name."""
+    which = runs.c.uid == run_id if isinstance(run_id, str) and not run_id.isdigit() else runs.c.id == int(run_id)
     with registry._transaction(f"marking run {run_id} final", write=True) as conn:
         row = conn.execute(
             select(runs.c.id, runs.c.project, runs.c.sweep, runs.c.code_fingerprint, runs.c.status, runs.c.name)
-            .where(runs.c.id == run_id)
+            .where(which)
         ).first()
         if row is None:
             raise RegistryError(f"there is no run {run_id} in registry {registry.where}; `%carbon sweeps` lists them")
@@ -215,5 +217,5 @@ def set_final(registry, run_id: int) -> dict[str, Any]:
                 or_(runs.c.sweep.is_(None), runs.c.sweep == ""), runs.c.code_fingerprint == row.code_fingerprint
             )
         conn.execute(update(runs).where(runs.c.project == row.project, same_sweep).values(is_final=False))
-        conn.execute(update(runs).where(runs.c.id == run_id).values(is_final=True))
+        conn.execute(update(runs).where(runs.c.id == row.id).values(is_final=True))
         return dict(row._mapping)
