@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     regions = sub.add_parser("regions", help="list the grid regions and their carbon intensity")
     regions.add_argument("filter", nargs="?", help="only regions whose code or name contains this text")
 
+    sweeps = sub.add_parser("sweeps", help="a project's sweeps: cost, development overhead, redundant runs")
+    sweeps.add_argument("--registry", help="registry path or URL (default: settings)")
+    sweeps.add_argument("--project", help="the project (default: settings)")
+
     imports = sub.add_parser(
         "import-codecarbon", help="record the runs of codecarbon emissions.csv files in the registry"
     )
@@ -52,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": _demo,
             "runs": _runs,
             "regions": _regions,
+            "sweeps": _sweeps,
             "import-codecarbon": _import_codecarbon,
         }[args.command](args)
     except NotebookCarbonError as exc:
@@ -113,12 +118,32 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweeps(args: argparse.Namespace) -> int:
+    from .registry.liveness import reap_crashed
+    from .registry.store import Registry
+    from .registry.sweeps import list_sweeps
+    from .settings import resolve
+    from .summary import sweeps_table
+
+    project = args.project or resolve().project
+    registry = Registry.open(_registry_location(args.registry))
+    try:
+        reap_crashed(registry)
+        print(sweeps_table(list_sweeps(registry, project), project=project))
+    finally:
+        registry.close()
+    return 0
+
+
 def _print_runs(location: str, *, project: str | None, limit: int | None) -> None:
     from .impact.footprint import format_duration, format_energy, format_mass_g
     from .registry.store import Registry
 
+    from .registry.liveness import reap_crashed
+
     registry = Registry.open(location)
     try:
+        reap_crashed(registry)  # a run whose process died reads crashed, not running forever
         rows = registry.runs(project=project, limit=limit)
     finally:
         registry.close()

@@ -85,3 +85,13 @@ def test_demo_with_relative_paths_records_where_it_says(tmp_path, monkeypatch, c
     with Registry.open(str(tmp_path / "rel.sqlite")) as registry:
         assert len(registry.runs()) == 5
     assert (tmp_path / "rel-demo" / "quickstart.ipynb").is_file()
+
+
+def test_sweeps_command_on_the_demo_registry(demo, capsys):
+    out, _ = demo
+    capsys.readouterr()
+    assert main(["sweeps", "--registry", str(out / "registry.sqlite"), "--project", "default"]) == 0
+    text = capsys.readouterr().out
+    assert "project default: 2 sweeps" in text
+    line = next(line for line in text.splitlines() if line.startswith("lr-sweep"))
+    assert line.split()[1] == "4" and "lr: 0.5, 1.0, 2.0, 4.0" in line and "(latest ok)" in line
