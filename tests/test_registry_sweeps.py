@@ -134,3 +134,21 @@ def test_the_fast_sqlite_lookup_agrees_with_the_registry_query(tmp_path):
     assert ours == theirs and ours["repeats"] == 2
     assert sqlite_file("sqlite:///" + location) == sqlite_file(location)
     assert sqlite_file("postgresql://host/db") is None
+
+
+def test_project_totals_by_hand(tmp_path):
+    from notebook_carbon.registry.sweeps import project_totals
+
+    with Registry.open(str(tmp_path / "r.sqlite")) as reg:
+        _record(reg, energy=10.0, t=1)
+        _record(reg, energy=20.0, status="failed", t=2)
+        _record(reg, energy=30.0, status="interrupted", t=3)
+        uid = new_uid()
+        reg.record_run({"uid": uid, "project": "proj", "redundant_of": 1, "started_at": 4.0},
+                       {"status": "ok", "energy_j": 40.0, "emissions_g": 4.0, "water_l": 0.5})
+        _record(reg, energy=1000.0, project="elsewhere")
+        totals = project_totals(reg, "proj")
+    assert totals.runs == 4 and dict(totals.statuses) == {"ok": 2, "failed": 1, "interrupted": 1}
+    assert totals.energy_j == 100.0 and totals.emissions_g == pytest.approx(10.0)
+    assert totals.failed_energy_j == 50.0
+    assert totals.redundant_energy_j == 40.0 and totals.redundant_runs == 1 and totals.water_l == 0.5

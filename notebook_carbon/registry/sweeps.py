@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from ..errors import RegistryError
 from .schema import decode_row, runs
@@ -219,3 +219,50 @@ def set_final(registry, run_id: int | str) -> dict[str, Any]:
         conn.execute(update(runs).where(runs.c.project == row.project, same_sweep).values(is_final=False))
         conn.execute(update(runs).where(runs.c.id == row.id).values(is_final=True))
         return dict(row._mapping)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectTotals:
+    """A project's totals over all its runs. Energy in J, emissions in g CO2e, water in L."""
+
+    project: str
+    runs: int
+    statuses: Mapping[str, int]
+    energy_j: float
+    emissions_g: float
+    water_l: float
+    failed_energy_j: float
+    redundant_energy_j: float
+    redundant_runs: int
+
+
+def project_totals(registry, project: str) -> ProjectTotals:
+    """Totals of ``project``, aggregated by the database (one query, whatever the number of runs)."""
+    energy = func.coalesce(runs.c.energy_j, 0.0)
+    query = (
+        select(
+            runs.c.status,
+            func.count().label("runs"),
+            func.sum(energy).label("energy_j"),
+            func.sum(func.coalesce(runs.c.emissions_g, 0.0)).label("emissions_g"),
+            func.sum(func.coalesce(runs.c.water_l, 0.0)).label("water_l"),
+            func.sum(case((runs.c.redundant_of.is_not(None), energy), else_=0.0)).label("redundant_energy_j"),
+            func.count(runs.c.redundant_of).label("redundant_runs"),
+        )
+        .where(runs.c.project == project)
+        .group_by(runs.c.status)
+    )
+    with registry._transaction(f"totalling project {project!r}") as conn:
+        rows = [row._mapping for row in conn.execute(query)]
+    failed = [r for r in rows if r["status"] in ("failed", "interrupted", "crashed")]
+    return ProjectTotals(
+        project=project,
+        runs=sum(r["runs"] for r in rows),
+        statuses={r["status"]: r["runs"] for r in rows},
+        energy_j=sum(r["energy_j"] or 0.0 for r in rows),
+        emissions_g=sum(r["emissions_g"] or 0.0 for r in rows),
+        water_l=sum(r["water_l"] or 0.0 for r in rows),
+        failed_energy_j=sum(r["energy_j"] or 0.0 for r in failed),
+        redundant_energy_j=sum(r["redundant_energy_j"] or 0.0 for r in rows),
+        redundant_runs=sum(r["redundant_runs"] for r in rows),
+    )
