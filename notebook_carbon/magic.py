@@ -244,7 +244,8 @@ class CarbonExtension:
             return None
         if earlier is not None and mode == "error":
             return None  # the transformed cell raises RedundantRunError
-        if earlier is not None:
+        if earlier is not None and arguments is not None:  # auto mode records it without a word:
+            # re-running a plotting or import cell is routine, and a warning on each would be noise
             self.warn(
                 f"this cell repeats {repeat_message(earlier)}: same code, inputs and parameters; "
                 "it runs anyway (--on-duplicate skip would not run it)"

@@ -145,3 +145,14 @@ def test_final_marks_the_selected_run(shell, session, capsys):
     assert "run 3 (final)" in capsys.readouterr().out
     result = run(shell, "%carbon final 99")
     assert "there is no run 99" in capsys.readouterr().err and not result.success
+
+
+def test_auto_mode_records_repeats_without_warning(shell, session, capsys):
+    run(shell, "lr = 0.1")
+    run(shell, "%carbon auto on")
+    run(shell, "acc = lr * 2")
+    run(shell, "acc = lr * 2")
+    run(shell, "%carbon auto off")
+    assert "repeats" not in capsys.readouterr().err
+    first, second = runs_of(session)
+    assert second["redundant_of"] == first["id"]
