@@ -44,7 +44,7 @@ def check_cell(session, source: str, namespace: Mapping[str, Any], explicit: Map
     from .registry.fingerprint import code_fingerprint, free_variables, inputs_fingerprint, params_fingerprint
 
     inputs = free_variables(source)
-    digest = inputs_fingerprint(inputs.names, namespace) if inputs.exact else None
+    digest = inputs_fingerprint(inputs.names_in(namespace), namespace) if inputs.exact else None
     fingerprints = {
         "code_fingerprint": code_fingerprint(source),
         "inputs_fingerprint": digest.fingerprint if digest is not None else None,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import itertools
+import linecache
 import subprocess
 import sys
 import textwrap
@@ -87,8 +89,15 @@ def test_top_level_await_parses():
 
 
 def test_transformed_ipython_syntax_is_analysed():
-    cell = "get_ipython().run_line_magic('matplotlib', 'inline')\nplt.plot(xs)\n"
-    assert free_variables(cell) == CellInputs(("plt", "xs"))
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transform = TransformerManager().transform_cell
+    cell = transform("%matplotlib inline\nplt.plot(xs)\nxs?\n!ls\nawait done(xs)\n")
+    assert free_variables(cell) == CellInputs(("done", "plt", "xs"))
+    spaced = transform("%matplotlib inline\n\nplt.plot( xs )\nxs?\n!ls\nawait done(xs)")
+    assert code_fingerprint(cell) == code_fingerprint(spaced)
+    timed = free_variables(transform("%time y = lr * 2\n"))
+    assert not timed.exact and "%time" in timed.reason
 
 
 # -- free variables -----------------------------------------------------------------------------
@@ -125,7 +134,7 @@ FREE_VARIABLES = [
     ("print(len(a), max(b))\n", ("a", "b"), ("len", "max", "print")),
     ("del x\n", (), ()),  # removes x; its value is not read
     ("x: Foo = 1\n", ("Foo",), ()),
-    ("match cmd:\n    case Point(x=x0):\n        x0\n    case _:\n        pass\nx0\n", ("Point", "cmd", "x0"), ()),
+    ("match c:\n    case P(x=x0):\n        x0\n    case _:\n        pass\nx0\n", ("P", "c", "x0"), ()),
     ("match cmd:\n    case [first, *rest]:\n        first, rest\n", ("cmd",), ()),
     ("class C:\n    k = 1\n    j = k + m\n    def meth(self):\n        return k\n", ("k", "m"), ()),
     ("def bump():\n    global counter\n    counter += 1\n", ("counter",), ()),
@@ -217,7 +226,8 @@ def test_order_insensitive_where_python_is():
 
 
 def test_small_containers_are_params_as_json_and_large_ones_only_hashed():
-    assert _digest({"betas": (0.9, 0.99), "name": "adam"}).params == {"v": {"betas": [0.9, 0.99], "name": "adam"}}
+    opt = {"betas": (0.9, 0.99), "name": "adam"}
+    assert _digest(opt).params == {"v": {"betas": [0.9, 0.99], "name": "adam"}}
     assert _digest({3, 1}).params == {"v": [1, 3]}
     big = list(range(1000))
     assert _digest(big).params == {} and _digest(big).fingerprint
@@ -305,9 +315,20 @@ def test_pandas_object_columns_that_would_hash_by_str_are_unknown():
     assert _digest(pd.Series(["a", None], dtype=object)).fingerprint is not None
 
 
+_CELLS = itertools.count()
+
+
+def _run_cell(source: str, ns: dict) -> None:
+    """Runs ``source`` the way IPython runs a cell: its text registered in ``linecache``."""
+    source = textwrap.dedent(source)
+    filename = f"<cell-{next(_CELLS)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), ns)
+
+
 def _notebook(source: str) -> dict:
     ns = {"__name__": "__main__"}
-    exec(textwrap.dedent(source), ns)
+    _run_cell(source, ns)
     return ns
 
 
@@ -329,11 +350,53 @@ def test_notebook_functions_are_identified_by_code_and_the_globals_they_read():
     ns["lr"] = 0.2
     assert inputs_fingerprint(["train"], ns).fingerprint != first  # a global it reads
     ns["lr"] = 0.1
-    exec("def helper(n):\n    return math.sqrt(n) + 1\n", ns)
+    _run_cell("def helper(n):\n    return math.sqrt(n) + 1\n", ns)
     assert inputs_fingerprint(["train"], ns).fingerprint != first  # a function it calls
-    exec("def helper(n):\n    return math.sqrt(n)\n", ns)
-    assert inputs_fingerprint(["train"], ns).fingerprint == first  # redefined identically
+    _run_cell("\n\ndef helper(n):  # again\n    return math.sqrt( n )\n", ns)
+    assert inputs_fingerprint(["train"], ns).fingerprint == first  # only formatting changed
     assert inputs_fingerprint(["train"], ns).params == {}
+
+
+def test_a_function_from_a_real_ipython_cell_keeps_its_identity_until_its_code_or_globals_change():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    ns = shell.user_ns
+    shell.run_cell("import math\nfp_lr = 0.1\ndef fp_train(n):\n    return math.sqrt(n) * fp_lr\n")
+    try:
+        cell = free_variables(shell.transform_cell("fp_result = fp_train(4)\n"))
+        assert cell.names == ("fp_train",)
+        first = inputs_fingerprint(cell.names_in(ns), ns).fingerprint
+        for _ in range(20):  # warm enough for the interpreter to specialise its bytecode
+            shell.run_cell("fp_result = fp_train(4)\n")
+        assert inputs_fingerprint(cell.names_in(ns), ns).fingerprint == first
+        shell.run_cell("def fp_train(n):\n    # reworded\n    return math.sqrt(n) * fp_lr\n")
+        assert inputs_fingerprint(cell.names_in(ns), ns).fingerprint == first
+        shell.run_cell("fp_lr = 0.2\n")
+        assert inputs_fingerprint(cell.names_in(ns), ns).fingerprint != first
+    finally:
+        for name in ("fp_lr", "fp_train", "fp_result"):
+            ns.pop(name, None)
+
+
+def test_functions_without_source_fall_back_to_their_code_object():
+    ns = {"__name__": "__main__"}
+    exec("def f(x):\n    return x + 1\ng = lambda x: x - 1\n", ns)
+    digests = {name: inputs_fingerprint([name], ns).fingerprint for name in ("f", "g")}
+    assert None not in digests.values()
+    exec("def f(x):\n    return x + 2\n", ns)
+    assert inputs_fingerprint(["f"], ns).fingerprint != digests["f"]
+
+
+def test_lambdas_on_one_line_are_told_apart():
+    ns = _notebook("inc, dec = (lambda x: x + 1), (lambda x: x - 1)\n")
+    assert inputs_fingerprint(["inc"], ns).fingerprint != inputs_fingerprint(["dec"], ns).fingerprint
+
+
+def test_library_functions_by_name_and_version():
+    ns = {"sqrt": np.sqrt, "dumps": __import__("json").dumps, "mean": np.mean}
+    digest = inputs_fingerprint(list(ns), ns)
+    assert digest.fingerprint is not None
 
 
 def test_notebook_functions_reading_unknown_globals_are_unknown():
@@ -399,7 +462,14 @@ def test_params_fingerprint_is_order_independent_and_typed():
 
 @pytest.mark.parametrize(
     "params",
-    [{"model": object()}, {"w": np.zeros(3)}, {"lr": float("nan")}, {"tags": {"a", "b"}}, {"m": {1: 2}}, {1: 2}],
+    [
+        {"model": object()},
+        {"w": np.zeros(3)},
+        {"lr": float("nan")},
+        {"tags": {"a", "b"}},
+        {"m": {1: 2}},
+        {1: 2},
+    ],
 )
 def test_params_that_are_not_json_raise_config_error(params):
     with pytest.raises(ConfigError, match="param"):

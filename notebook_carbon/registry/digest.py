@@ -1,38 +1,46 @@
 """Content digests of the values a cell reads (inputs fingerprint) and of explicit params.
 
 Every value is fed to BLAKE2b (16-byte digest) through one canonical, type-tagged encoding: each
-item is a tag byte plus a length-prefixed payload, so ``1``, ``1.0``, ``True`` and ``"1"`` differ
-and no two different values can encode to the same bytes. Floats are encoded by ``repr`` (every NaN
+item is a type tag plus a length-prefixed payload, so ``1``, ``1.0``, ``True`` and ``"1"`` differ
+and no two different values encode to the same bytes. Floats are encoded by ``repr`` (every NaN
 alike, ``-0.0`` apart from ``0.0``); sets and dicts by their sorted item digests, so order does not
 matter. numpy arrays are hashed by dtype, shape and content bytes, pandas objects by
-``hash_pandas_object`` plus their index, columns and dtypes. numpy and pandas are never imported
-here: a value is recognised by its type's module, which is then already in ``sys.modules``.
+``hash_pandas_object`` plus their index, columns and dtypes (bulk bytes through SHA-256, see
+``_bulk_digest``). numpy and pandas are never imported here: a value is recognised by its type's
+module, which is then already in ``sys.modules``.
 
 A value that cannot be fingerprinted makes its name ``unknown`` (with the reason) and the whole
 inputs fingerprint ``None``, because a guess could call two different runs identical.
 
-Functions and classes defined in the notebook are identified by their compiled code (bytecode,
-constants, names; not line numbers), defaults, closure cells and the values of the globals they
-reference, recursively. The code object is used rather than ``inspect.getsource`` because it is
-what actually runs (a module file edited after import has new source but old code), it needs no
-file reads, and it exists for functions made by ``exec`` or lambdas. Bytecode differs between
-Python versions, so such digests are only comparable within one version; they are never falsely
-equal. Functions and classes of imported modules are identified by module, qualified name and the
-package's ``__version__`` (plus their own bytecode), modules by name and version.
+Functions defined in the notebook are identified by the ``code_fingerprint`` of their source
+(IPython keeps each cell's text in ``linecache``), so a function re-defined with only formatting or
+comment changes keeps its identity, plus their defaults, closure cells and the values of the
+globals their code names, recursively (``train()`` must not look redundant after ``lr`` changed).
+Source is used rather than the code object because CPython 3.11 rewrites some bytecode of a
+function after its first calls, so ``co_code`` is not stable; the code object (bytecode,
+constants, names; no line numbers) stands in only where there is no source, as for ``exec``.
+Notebook classes are identified by their bases and attributes. Functions and classes of imported
+modules are identified by module, qualified name and the package's ``__version__``, modules by
+name and version: an edited local module reloaded with ``%autoreload`` is not noticed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import linecache
 import math
 import sys
+import textwrap
+import tokenize
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from .fingerprint import code_fingerprint
 
 DEFAULT_MAX_BYTES = 256 * 2**20
 """Most bytes of array / frame content hashed per cell; beyond it inputs are ``unknown``."""
@@ -47,7 +55,6 @@ characters of its JSON text); larger values are still hashed, just not listed as
 
 _MAX_DEPTH = 50
 _PLUMBING = frozenset({"get_ipython", "exit", "quit"})  # IPython's own names in the user namespace
-_FN_SKIP_DUNDERS = {"__dict__", "__weakref__", "__module__", "__qualname__"}
 
 
 class _Unknown(Exception):
@@ -59,8 +66,8 @@ def _blake() -> Any:
 
 
 def _put(h: Any, tag: bytes, payload: bytes = b"") -> None:
-    h.update(tag)
-    h.update(len(payload).to_bytes(8, "little"))
+    """One item: tag and payload both length-prefixed, so no item's bytes are a prefix of another's."""
+    h.update(bytes((len(tag),)) + tag + len(payload).to_bytes(8, "little"))
     h.update(payload)
 
 
@@ -140,8 +147,8 @@ class _Encoder:
                 self.feed(h, v, depth + 1)
         elif t in (list, tuple, set, frozenset, dict):
             self._container(h, obj, depth)
-        elif t.__module__.partition(".")[0] in ("numpy", "pandas"):
-            self._scientific(h, obj)
+        elif t.__module__.partition(".")[0] in ("numpy", "pandas") and self._scientific(h, obj):
+            pass
         elif t is types.FunctionType:
             self._function(h, obj, depth)
         elif t is types.CodeType:
@@ -150,8 +157,6 @@ class _Encoder:
             _put(h, b"M", f"{obj.__name__}=={_version(obj.__name__)}".encode())
         elif isinstance(obj, type):
             self._class(h, obj, depth)
-        elif t is types.BuiltinFunctionType and (obj.__self__ is None or isinstance(obj.__self__, types.ModuleType)):
-            _put(h, b"c", f"{obj.__module__}.{obj.__qualname__}=={_version(obj.__module__ or '')}".encode())
         elif t.__module__ == "functools" and t.__name__ == "partial":
             _put(h, b"p")
             for part in (obj.func, obj.args, obj.keywords):
@@ -160,7 +165,10 @@ class _Encoder:
             _put(h, b"lru")  # a cache does not change what the function computes
             self.feed(h, obj.__wrapped__, depth + 1)
         else:
-            raise _Unknown(f"cannot fingerprint a {t.__module__}.{t.__qualname__}")
+            name = _module_level_name(obj)
+            if name is None:
+                raise _Unknown(f"cannot fingerprint a {t.__module__}.{t.__qualname__}")
+            _put(h, b"c", f"{name}=={_version(name)}".encode())
 
     def _container(self, h: Any, obj: Any, depth: int) -> None:
         if id(obj) in self.active:
@@ -182,7 +190,8 @@ class _Encoder:
         finally:
             self.active.discard(id(obj))
 
-    def _scientific(self, h: Any, obj: Any) -> None:
+    def _scientific(self, h: Any, obj: Any) -> bool:
+        """Arrays, scalars, dtypes and frames; False for other numpy / pandas objects."""
         np, pd = sys.modules.get("numpy"), sys.modules.get("pandas")
         if np is not None and type(obj) is np.ndarray:
             memo_tag = b"A"
@@ -190,18 +199,17 @@ class _Encoder:
             if obj.dtype.hasobject:
                 raise _Unknown("a numpy scalar of Python objects")
             _put(h, b"g", obj.dtype.str.encode() + b":" + obj.tobytes())
-            return
+            return True
         elif pd is not None and isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
             memo_tag = b"P"
+        elif np is not None and isinstance(obj, np.ufunc):
+            _put(h, b"u", f"numpy.{obj.__name__}=={np.__version__}".encode())
+            return True
+        elif np is not None and isinstance(obj, np.dtype):
+            _put(h, b"D", repr(obj.descr).encode())
+            return True
         else:
-            t = type(obj)
-            if np is not None and isinstance(obj, np.ufunc):
-                _put(h, b"u", f"numpy.{obj.__name__}=={np.__version__}".encode())
-                return
-            if np is not None and isinstance(obj, np.dtype):
-                _put(h, b"D", repr(obj.descr).encode())
-                return
-            raise _Unknown(f"cannot fingerprint a {t.__module__}.{t.__qualname__}")
+            return False
         if id(obj) not in self.memo:
             sub = _blake()
             if memo_tag == b"A":
@@ -210,6 +218,7 @@ class _Encoder:
                 self._pandas(sub, obj, pd)
             self.memo[id(obj)] = sub.digest()
         _put(h, memo_tag, self.memo[id(obj)])
+        return True
 
     def _ndarray(self, h: Any, arr: Any, np: Any) -> None:
         if arr.dtype.hasobject:
@@ -255,20 +264,31 @@ class _Encoder:
         _put(h, b"rows", _bulk_digest(hashes))
 
     def _code(self, h: Any, code: types.CodeType, depth: int) -> None:
-        # Line numbers and file names are left out, so moving a function or reformatting it does not
-        # change its identity; constants hold nested functions' code objects and docstrings.
+        source = _source_fingerprint(code)
+        if source is not None:
+            _put(h, b"src", source.encode())
+            if code.co_name == "<lambda>":  # several lambdas can share one line of source
+                _put(h, b"cols", repr([p[2:] for p in code.co_positions()]).encode())
+            return
+        # No source (made by exec): the compiled code, without line numbers or file name. Python
+        # 3.11 rewrites some instructions of a function once it has run, so this digest can change
+        # after the first calls; that only hides a repeat, it never makes two codes look alike.
         _put(h, b"C", code.co_code)
         _put(h, b"n", "\0".join((*code.co_names, "|", *code.co_varnames, "|", *code.co_freevars)).encode())
-        _put(h, b"a", repr((code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)).encode())
+        signature = (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)
+        _put(h, b"a", repr(signature).encode())
         self.feed(h, code.co_consts, depth + 1)
 
     def _function(self, h: Any, fn: types.FunctionType, depth: int) -> None:
+        if not self._in_notebook(fn):
+            _put(h, b"f", f"{fn.__module__}.{fn.__qualname__}=={_version(fn.__module__ or '')}".encode())
+            return
         if id(fn) in self.active:  # recursion (a function calling itself through a global)
             _put(h, b"R", fn.__qualname__.encode())
             return
         self.active.add(id(fn))
         try:
-            _put(h, b"fn", f"{fn.__module__}.{fn.__qualname__}".encode())
+            _put(h, b"fn", fn.__qualname__.encode())
             self._code(h, fn.__code__, depth)
             self.feed(h, fn.__defaults__, depth + 1)
             self.feed(h, fn.__kwdefaults__, depth + 1)
@@ -277,18 +297,15 @@ class _Encoder:
                     self.feed(h, cell.cell_contents, depth + 1)
                 except ValueError:  # an empty cell: a closure variable not assigned yet
                     _put(h, b"empty")
-            if self._in_notebook(fn):
-                # What the function reads from the notebook is as much an input as the cell's own
-                # reads: ``train()`` must not look redundant after ``lr`` changed.
-                for name in sorted(_global_names(fn.__code__) - _PLUMBING):
-                    if name in fn.__globals__:
-                        _put(h, b"g", name.encode())
-                        try:
-                            self.feed(h, fn.__globals__[name], depth + 1)
-                        except _Unknown as exc:
-                            raise _Unknown(f"{fn.__qualname__} reads global {name!r}: {exc}") from None
-            else:
-                _put(h, b"v", _version(fn.__module__ or "").encode())
+            # What the function reads from the notebook is as much an input as the cell's own
+            # reads: ``train()`` must not look redundant after ``lr`` changed.
+            for name in sorted(_global_names(fn.__code__) - _PLUMBING):
+                if name in fn.__globals__:
+                    _put(h, b"g", name.encode())
+                    try:
+                        self.feed(h, fn.__globals__[name], depth + 1)
+                    except _Unknown as exc:
+                        raise _Unknown(f"{fn.__qualname__} reads global {name!r}: {exc}") from None
         finally:
             self.active.discard(id(fn))
 
@@ -330,6 +347,46 @@ _PANDAS_OBJECT_KINDS = frozenset(
     "string bytes empty integer floating mixed-integer-float decimal complex boolean "
     "datetime64 datetime date timedelta64 timedelta time period interval".split()
 )
+
+
+_SOURCE_CACHE: dict[tuple[Any, ...], str | None] = {}
+
+
+def _source_fingerprint(code: types.CodeType) -> str | None:
+    """``code_fingerprint`` of the source block that defines ``code``, or None without source.
+
+    IPython puts every cell's text in ``linecache`` under a file name of its own, so notebook
+    functions have source without reading files; the digest is cached per (file, line, size, mtime)
+    because ``inspect.getblock`` tokenizes (~90 µs a function).
+    """
+    filename = code.co_filename
+    lines = linecache.getlines(filename)
+    entry = linecache.cache.get(filename)
+    key = (filename, code.co_firstlineno, len(lines), entry[1] if entry else None)
+    if key not in _SOURCE_CACHE:
+        digest = None
+        if 0 < code.co_firstlineno <= len(lines):
+            try:
+                block = inspect.getblock(lines[code.co_firstlineno - 1 :])
+                digest = code_fingerprint(textwrap.dedent("".join(block)))
+            except (SyntaxError, tokenize.TokenError):
+                pass  # then the compiled code stands in
+        if len(_SOURCE_CACHE) >= 4096:
+            _SOURCE_CACHE.clear()
+        _SOURCE_CACHE[key] = digest
+    return _SOURCE_CACHE[key]
+
+
+def _module_level_name(obj: Any) -> str | None:
+    """``module.qualname`` when ``obj`` is what that name denotes in an imported module (``len``,
+    ``np.mean``, ``json.dumps``): a named library callable is identified by name and version."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or module == "__main__":
+        return None
+    target = sys.modules.get(module)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    return f"{module}.{qualname}" if target is obj else None
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -437,11 +494,11 @@ def _json_param(value: Any, where: str) -> Any:
     if t is dict:
         for key in value:
             if type(key) is not str:
-                raise ConfigError(f"param {where}: key {key!r} is not a string; JSON objects have string keys")
+                raise ConfigError(f"param {where}: key {key!r} is not a string (JSON keys are strings)")
         return {key: _json_param(item, f"{where}[{key!r}]") for key, item in value.items()}
     raise ConfigError(
-        f"param {where}: {value!r} ({t.__name__}) cannot be recorded; use numbers, strings, booleans, "
-        "None, or lists and dicts of them (finite numbers only)"
+        f"param {where}: {repr(value)[:60]} ({t.__name__}) cannot be recorded; use numbers, strings, "
+        "booleans, None, or lists and dicts of them (finite numbers only)"
     )
 
 

@@ -7,7 +7,8 @@ matter only makes a repeat go unnoticed; missing one could call two different ru
 ``code_fingerprint`` and ``free_variables`` take the cell body *after* IPython's transform
 (``shell.transform_cell(body)``), where ``%magic``, ``!cmd`` and ``x?`` are already plain
 ``get_ipython()...`` calls. Both are pure and cached by source text, because notebooks re-run the
-same cells. Value digests live in ``digest`` and are re-exported here.
+same cells. Value digests live in ``digest`` and are re-exported here, lazily because ``digest``
+builds on ``code_fingerprint``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import builtins
 import functools
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-from .digest import InputsDigest, inputs_fingerprint, params_fingerprint
+if TYPE_CHECKING:
+    from .digest import InputsDigest, inputs_fingerprint, params_fingerprint
 
 __all__ = [
     "CellInputs",
@@ -29,6 +31,17 @@ __all__ = [
     "inputs_fingerprint",
     "params_fingerprint",
 ]
+
+_FROM_DIGEST = frozenset({"InputsDigest", "inputs_fingerprint", "params_fingerprint"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_DIGEST:
+        from . import digest
+
+        return getattr(digest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _PARSE_FLAGS = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _IGNORED = frozenset({"get_ipython"})
@@ -148,17 +161,6 @@ def _target_names(target: ast.AST) -> list[str]:
     return []
 
 
-def _pattern_names(pattern: ast.AST) -> list[str]:
-    """Names a match pattern captures (``case Point(x=x0, y=_)``, ``case [first, *rest]``, ``**kw``)."""
-    names = []
-    for node in ast.walk(pattern):
-        if isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
-            names.append(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            names.append(node.rest)
-    return names
-
-
 def _parameters(args: ast.arguments) -> set[str]:
     every = args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]
     return {arg.arg for arg in every if arg is not None}
@@ -215,17 +217,6 @@ class _Flow:
             if isinstance(stmt, (ast.Return, ast.Raise, ast.Break, ast.Continue)):
                 return False
         return True
-
-    def branches(self, start: set[str], blocks: list[list[ast.stmt]], *, merge_start: bool) -> None:
-        """Walks alternative ``blocks`` from ``start``; afterwards only what all of them bind is bound."""
-        ends = []
-        for stmts in blocks:
-            self.bound = set(start)
-            if self.block(stmts):
-                ends.append(self.bound)
-        if merge_start or not ends:
-            ends.append(start)
-        self.bound = set.intersection(*ends)
 
     def stmt(self, node: ast.stmt) -> None:
         method = getattr(self, "stmt_" + type(node).__name__, None)
@@ -285,35 +276,29 @@ class _Flow:
             else:
                 self.bind([alias.asname or alias.name])
 
-    def stmt_Global(self, node: ast.AST) -> None:
-        pass  # no effect at module level
-
-    stmt_Nonlocal = stmt_Global
-
     def stmt_If(self, node: ast.If) -> None:
         self.expr(node.test)
-        self.branches(self.bound, [node.body, node.orelse], merge_start=False)
+        start, ends = self.bound, []
+        for branch in (node.body, node.orelse):
+            self.bound = set(start)
+            if self.block(branch):  # a branch that raises does not reach the code after the if
+                ends.append(self.bound)
+        self.bound = set.intersection(*ends) if ends else start
 
-    def stmt_For(self, node: ast.For) -> None:
-        self.expr(node.iter)
+    def stmt_For(self, node: ast.For | ast.AsyncFor | ast.While) -> None:
         start = set(self.bound)
-        self.assign(node.target)
+        if isinstance(node, ast.While):
+            self.expr(node.test)
+        else:
+            self.expr(node.iter)
+            self.assign(node.target)
         self.block(node.body)
         body_end = self.bound
         self.bound = set(start)  # the loop may run zero times
         self.block(node.orelse)
         self.bound = start & body_end & self.bound
 
-    stmt_AsyncFor = stmt_For
-
-    def stmt_While(self, node: ast.While) -> None:
-        self.expr(node.test)
-        start = set(self.bound)
-        self.block(node.body)
-        body_end = self.bound
-        self.bound = set(start)
-        self.block(node.orelse)
-        self.bound = start & body_end & self.bound
+    stmt_AsyncFor = stmt_While = stmt_For
 
     def stmt_With(self, node: ast.With) -> None:
         for item in node.items:
@@ -351,14 +336,13 @@ class _Flow:
 
     stmt_TryStar = stmt_Try
 
-    def stmt_Match(self, node: ast.AST) -> None:
-        self.expr(node.subject)  # type: ignore[attr-defined]
+    def stmt_Match(self, node: ast.Match) -> None:
+        self.expr(node.subject)
         start = set(self.bound)
         ends = []
-        for case in node.cases:  # type: ignore[attr-defined]
+        for case in node.cases:
             self.bound = set(start)
             self.pattern(case.pattern)
-            self.bind(_pattern_names(case.pattern))
             if case.guard is not None:
                 self.expr(case.guard)
             self.block(case.body)
@@ -366,7 +350,8 @@ class _Flow:
         self.bound = set.intersection(start, *ends)  # no case may match
 
     def pattern(self, pattern: ast.AST) -> None:
-        """Reads of a pattern: value patterns (``case Color.RED``) and class names (``case Point()``)."""
+        """A case pattern reads value patterns (``case Color.RED``) and classes (``case Point()``),
+        and binds its captures (``x=x0``, ``[first, *rest]``, ``**kw``)."""
         for n in ast.walk(pattern):
             if isinstance(n, ast.MatchValue):
                 self.expr(n.value)
@@ -375,6 +360,9 @@ class _Flow:
             elif isinstance(n, ast.MatchMapping):
                 for key in n.keys:
                     self.expr(key)
+                self.bind([n.rest] if n.rest else [])
+            if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+                self.bind([n.name])
 
     def stmt_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
         for decorator in node.decorator_list:
@@ -549,9 +537,7 @@ class _Scope:
             self.bound.update(a.asname or a.name.partition(".")[0] for a in node.names)
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             self.loads.add(node.target.id)  # ``x += 1`` reads x
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            self.bound.add(node.name)
-        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
             self.bound.add(node.name)
         elif isinstance(node, ast.MatchMapping) and node.rest:
             self.bound.add(node.rest)
