@@ -64,7 +64,7 @@ def report(cell: dict, cold: dict, command: str, cfg: dict) -> str:
     """The whole of docs/performance.md. ``cell`` and ``cold`` are what ``run.py`` measured (seconds)."""
     base = statistics.median(cell["plain"])
     labels = {
-        "plain": "plain cell `pass`",
+        "plain": "plain cell `x = i`",
         "carbon_cell": "`%%carbon --quiet` cell, as the user sees it",
         "carbon_durable": "`%%carbon --quiet` cell + `writer.flush()` (run committed to SQLite)",
         "codecarbon": "codecarbon: fresh tracker, `start()`; cell; `stop()`",
