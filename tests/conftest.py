@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pg  # tests/pg.py; imported now, before clean_environ hides NOTEBOOK_CARBON_TEST_POSTGRES
 import pytest
 
 
@@ -17,3 +18,52 @@ def clean_environ(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     return home
+
+
+# -- registry backends: every registry test that takes ``registry_url`` runs on SQLite and PostgreSQL --
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The server of ``NOTEBOOK_CARBON_TEST_POSTGRES`` (see ``pg.py``): skip without one, fail under CI."""
+    if pg.ADMIN_URL is None:
+        if pg.in_ci():
+            pytest.fail(f"{pg.MISSING}. CI is set, so the PostgreSQL tests must run, not skip", pytrace=False)
+        pytest.skip(pg.MISSING)
+    try:
+        server = pg.Server(pg.ADMIN_URL)
+    except RuntimeError as exc:  # set but unusable: a configuration error, never a silent skip
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def registry_backend(request) -> str:
+    """``sqlite`` or ``postgresql``: the test runs once with each."""
+    return request.param
+
+
+@pytest.fixture
+def registry_url(request, registry_backend: str, tmp_path):
+    """A location for a new registry: a file in ``tmp_path``, or the URL of a fresh PostgreSQL database."""
+    if registry_backend == "sqlite":
+        yield str(tmp_path / "registry.sqlite")
+        return
+    server = request.getfixturevalue("postgres_server")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def registry_engine(registry_url: str):
+    """A plain SQLAlchemy engine on the test's registry database, to look inside it or to prepare it
+    (another program's tables, an edited ``meta``) behind the ``Registry``'s back."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    url = registry_url if "://" in registry_url else f"sqlite:///{registry_url}"
+    engine = create_engine(url, poolclass=NullPool)
+    yield engine
+    engine.dispose()

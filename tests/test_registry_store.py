@@ -1,24 +1,44 @@
-"""Registry on real SQLite files: schema, round trips, transactions, damaged files, migrations."""
+"""Registry on real databases: schema, round trips, transactions, foreign data, migrations.
+
+Tests taking ``registry_url`` (or ``registry``) run on an SQLite file and on a fresh PostgreSQL
+database (see conftest.py); those named ``test_sqlite_*`` concern SQLite files only (their bytes,
+WAL mode, directories, permissions) and ``test_postgresql_*`` PostgreSQL URLs and servers.
+"""
 
 from __future__ import annotations
 
+import concurrent.futures
 import random
+import socket
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from notebook_carbon.errors import RegistryError
-from notebook_carbon.registry import Registry, new_uid
+from notebook_carbon.registry import Registry, new_uid, store
 from notebook_carbon.registry.schema import SCHEMA_VERSION, migration_plan
+
+V = SCHEMA_VERSION  # fake migrations below go to V + 1, V + 2: the tests outlive real schema changes
 
 
 @pytest.fixture
-def registry(tmp_path: Path):
-    with Registry.open(str(tmp_path / "registry.sqlite")) as reg:
+def registry(registry_url: str):
+    with Registry.open(registry_url) as reg:
         yield reg
+
+
+def _tables(engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(inspect(conn).get_table_names())
+
+
+def _meta(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(text("SELECT key, value FROM meta")).all())
 
 
 def _start(reg: Registry, **fields) -> str:
@@ -40,21 +60,28 @@ COMPONENTS = [
 ]
 
 
-def test_open_creates_schema_v1_in_wal_mode(tmp_path: Path) -> None:
+def test_open_creates_the_schema(registry_url: str, registry_engine) -> None:
+    with Registry.open(registry_url) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION
+    assert {"meta", "runs", "components", "samples"} <= _tables(registry_engine)
+    with registry_engine.connect() as conn:
+        inspector = inspect(conn)
+        indexes = {index["name"] for table in ("runs", "samples") for index in inspector.get_indexes(table)}
+    assert {"ix_runs_project_started_at", "ix_runs_status", "ix_runs_sweep", "ix_samples_run_uid"} <= indexes
+    stamped = _meta(registry_engine)
+    assert (stamped["application"], stamped["schema_version"]) == ("notebook-carbon", str(SCHEMA_VERSION))
+
+
+def test_sqlite_open_creates_directories_and_uses_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "registry.sqlite"
     with Registry.open(str(path)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 1
+        assert reg.schema_version() == SCHEMA_VERSION
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"meta", "runs", "components", "samples"} <= tables
-    indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"ix_runs_project_started_at", "ix_runs_status", "ix_runs_sweep", "ix_samples_run_uid"} <= indexes
-    assert dict(db.execute("SELECT key, value FROM meta"))["schema_version"] == "1"
     db.close()
 
 
-def test_open_accepts_sqlite_url_and_reopens(tmp_path: Path) -> None:
+def test_sqlite_open_accepts_sqlite_url_and_reopens(tmp_path: Path) -> None:
     path = tmp_path / "registry.sqlite"
     with Registry.open(f"sqlite:///{path}") as reg:
         uid = _start(reg)
@@ -207,7 +234,7 @@ def test_finish_run_validates(registry: Registry) -> None:
     assert registry.get_run(uid)["status"] == "running"
 
 
-def test_garbage_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+def test_sqlite_garbage_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "registry.sqlite"
     garbage = random.Random(7).randbytes(8192)
     path.write_bytes(garbage)
@@ -217,7 +244,7 @@ def test_garbage_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["registry.sqlite"]
 
 
-def test_damaged_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+def test_sqlite_damaged_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "registry.sqlite"
     damaged = b"SQLite format 3\x00" + random.Random(8).randbytes(8192)
     path.write_bytes(damaged)
@@ -228,7 +255,41 @@ def test_damaged_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> No
     assert path.read_bytes() == damaged
 
 
-def test_other_programs_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("statements", "match"),
+    [
+        (
+            ["CREATE TABLE contacts (name TEXT)", "INSERT INTO contacts VALUES ('keep me')"],
+            "not a notebook-carbon",
+        ),
+        (
+            ["CREATE TABLE runs (name TEXT)", "INSERT INTO runs VALUES ('keep me')"],
+            "not a notebook-carbon|named like ours",
+        ),
+        (
+            ["CREATE TABLE meta (key TEXT, value TEXT)", "INSERT INTO meta VALUES ('application', 'other')"],
+            "has a 'meta' table but is not a notebook-carbon registry",
+        ),
+    ],
+    ids=["other-tables", "a-table-named-like-ours", "another-programs-meta"],
+)
+def test_other_programs_database_is_refused_and_left_untouched(
+    registry_url: str, registry_engine, statements: list[str], match: str
+) -> None:
+    with registry_engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    table = statements[0].split()[2]
+    for read_only in (False, True):
+        with pytest.raises(RegistryError, match=match) as info:
+            Registry.open(registry_url, read_only=read_only)
+        assert "nothing was" in str(info.value)  # and says what to do instead
+    assert _tables(registry_engine) == {table}
+    with registry_engine.connect() as conn:
+        assert len(conn.execute(text(f"SELECT * FROM {table}")).all()) == 1
+
+
+def test_sqlite_other_programs_file_is_not_even_switched_to_wal(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE contacts (name TEXT)")
@@ -237,10 +298,10 @@ def test_other_programs_database_is_refused_and_left_untouched(tmp_path: Path) -
     before = path.read_bytes()
     with pytest.raises(RegistryError, match="not a notebook-carbon registry"):
         Registry.open(str(path))
-    assert path.read_bytes() == before  # not even switched to WAL
+    assert path.read_bytes() == before
 
 
-def test_unusable_directory_is_reported(tmp_path: Path) -> None:
+def test_sqlite_unusable_directory_is_reported(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("I am a file")
     with pytest.raises(RegistryError, match="cannot create the registry directory") as info:
@@ -251,29 +312,28 @@ def test_unusable_directory_is_reported(tmp_path: Path) -> None:
     assert blocker.read_text() == "I am a file"
 
 
-def test_newer_schema_tells_to_upgrade(tmp_path: Path) -> None:
-    path = tmp_path / "registry.sqlite"
-    Registry.open(str(path)).close()
-    db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    db.commit()
-    db.close()
+def test_newer_schema_tells_to_upgrade(registry_url: str, registry_engine) -> None:
+    Registry.open(registry_url).close()
+    with registry_engine.begin() as conn:
+        conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
     with pytest.raises(RegistryError, match=r"schema version 99.*upgrade notebook-carbon"):
-        Registry.open(str(path))
-    db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("99",)
-    db.close()
+        Registry.open(registry_url)
+    assert _meta(registry_engine)["schema_version"] == "99"
 
 
 def _add_label(conn) -> None:
-    """A fake v2: a new column filled from existing data (what real migrations will look like)."""
+    """A fake next version: a new column filled from existing data (what real migrations look like)."""
     conn.execute(text("ALTER TABLE runs ADD COLUMN label TEXT"))
     conn.execute(text("UPDATE runs SET label = project || ':' || coalesce(name, '')"))
 
 
-def test_migration_upgrades_in_place_and_keeps_data(tmp_path: Path) -> None:
-    path = str(tmp_path / "registry.sqlite")
-    with Registry.open(path) as reg:
+def _columns(engine, table: str = "runs") -> list[str]:
+    with engine.connect() as conn:
+        return [column["name"] for column in inspect(conn).get_columns(table)]
+
+
+def test_migration_upgrades_in_place_and_keeps_data(registry_url: str, registry_engine) -> None:
+    with Registry.open(registry_url) as reg:
         uid = _start(reg, name="first", tags=["keep"])
         reg.finish_run(uid, {"status": "ok", "energy_j": 7.0}, COMPONENTS)
     calls = []
@@ -282,60 +342,77 @@ def test_migration_upgrades_in_place_and_keeps_data(tmp_path: Path) -> None:
         calls.append(1)
         _add_label(conn)
 
-    with Registry.open(path, migrations={2: migrate}) as reg:
-        assert reg.schema_version() == 2
+    with Registry.open(registry_url, migrations={V + 1: migrate}) as reg:
+        assert reg.schema_version() == V + 1
         run = reg.get_run(uid)
         assert (run["tags"], run["energy_j"], len(reg.components(uid))) == (["keep"], 7.0, 3)
-        with reg._engine.connect() as conn:
+        with registry_engine.connect() as conn:
             assert conn.execute(text("SELECT label FROM runs")).scalar() == "proj:first"
         reg.start_run({"uid": new_uid()})  # still writable after the upgrade
-    Registry.open(path, migrations={2: migrate}).close()
+    Registry.open(registry_url, migrations={V + 1: migrate}).close()
     assert calls == [1]  # applied once, not on every open
     with pytest.raises(RegistryError, match="upgrade notebook-carbon"):
-        Registry.open(path)  # this code only knows version 1
+        Registry.open(registry_url)  # this code only knows version V
 
 
-def test_failed_migration_rolls_back_everything(tmp_path: Path) -> None:
-    path = str(tmp_path / "registry.sqlite")
-    with Registry.open(path) as reg:
+def test_failed_migration_rolls_back_everything(registry_url: str, registry_engine) -> None:
+    with Registry.open(registry_url) as reg:
         uid = _start(reg)
 
     def half_done(conn) -> None:
         conn.execute(text("ALTER TABLE runs ADD COLUMN other TEXT"))
         raise RuntimeError("disk full, say")
 
-    with pytest.raises(RegistryError, match="version 3 failed: disk full.*unchanged") as info:
-        Registry.open(path, migrations={2: _add_label, 3: half_done})
+    with pytest.raises(RegistryError, match=f"version {V + 2} failed: disk full.*unchanged") as info:
+        Registry.open(registry_url, migrations={V + 1: _add_label, V + 2: half_done})
     assert isinstance(info.value.__cause__, RuntimeError)
-    with Registry.open(path) as reg:  # still version 1, and the DDL of step 2 was rolled back too
-        assert reg.schema_version() == 1
+    with Registry.open(registry_url) as reg:  # still version V, and the DDL of step V + 1 was rolled back too
+        assert reg.schema_version() == V
         assert reg.get_run(uid)["status"] == "running"
-        with reg._engine.connect() as conn:
-            columns = [row[1] for row in conn.execute(text("PRAGMA table_info(runs)"))]
-        assert "label" not in columns and "other" not in columns
+    columns = _columns(registry_engine)
+    assert "label" not in columns and "other" not in columns
 
 
 def test_migration_plan_is_ordered_and_has_no_gaps() -> None:
     def step(conn) -> None: ...
 
-    assert migration_plan(1, {}) == []
-    assert [v for v, _ in migration_plan(1, {3: step, 2: step})] == [2, 3]
-    assert [v for v, _ in migration_plan(2, {3: step, 2: step})] == [3]
-    with pytest.raises(ValueError, match="version 2"):
-        migration_plan(1, {3: step})
+    assert migration_plan(V, {}) == []
+    assert [v for v, _ in migration_plan(V, {V + 2: step, V + 1: step})] == [V + 1, V + 2]
+    assert [v for v, _ in migration_plan(V + 1, {V + 2: step, V + 1: step})] == [V + 2]
+    with pytest.raises(ValueError, match=f"version {V + 1}"):
+        migration_plan(V, {V + 2: step})
 
 
-def test_read_only_open_never_writes(tmp_path: Path) -> None:
-    path = tmp_path / "registry.sqlite"
-    with pytest.raises(RegistryError, match="no registry"):
-        Registry.open(str(path), read_only=True)
-    assert not path.exists()
-    with Registry.open(str(path)) as reg:
+def test_read_only_open_never_writes(registry_url: str, registry_engine, registry_backend: str) -> None:
+    with pytest.raises(RegistryError, match="no registry|does not exist yet"):
+        Registry.open(registry_url, read_only=True)
+    if registry_backend == "sqlite":
+        assert not Path(registry_url).exists()
+    else:
+        assert _tables(registry_engine) == set()
+    with Registry.open(registry_url) as reg:
         uid = _start(reg)
-        with Registry.open(str(path), read_only=True) as reader:  # while a writer has it open
+        with Registry.open(registry_url, read_only=True) as reader:  # while a writer has it open
             assert reader.get_run(uid)["uid"] == uid
             with pytest.raises(RegistryError, match="read-only"):
                 reader.start_run({"uid": new_uid()})
+            # Below the registry's own check, the database itself refuses to write.
+            refused = pytest.raises(RegistryError, match="readonly|read-only")
+            with refused, reader._transaction("writing behind the check") as conn:
+                conn.execute(text("UPDATE runs SET name = 'changed'"))
+        assert reg.get_run(uid)["name"] is None
+
+
+def test_concurrent_opens_of_a_new_registry_create_it_once(registry_url: str) -> None:
+    """Eight threads opening one new registry together: one creates it, the others find it made."""
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        opened = list(pool.map(lambda _: Registry.open(registry_url), range(8)))
+    try:
+        assert {reg.schema_version() for reg in opened} == {SCHEMA_VERSION}
+        assert len({reg.start_run({"uid": new_uid()}) for reg in opened}) == 8
+    finally:
+        for reg in opened:
+            reg.close()
 
 
 def test_time_columns_are_epoch_seconds(registry: Registry) -> None:
@@ -345,3 +422,99 @@ def test_time_columns_are_epoch_seconds(registry: Registry) -> None:
     run = registry.get_run(uid)
     assert before <= run["started_at"] <= run["ended_at"] <= run["updated_at"] <= time.time()
     assert 0 <= run["duration_s"] < 5
+
+
+def test_write_transactions_take_turns_and_readers_do_not_wait(registry: Registry) -> None:
+    """One writer at a time on both backends (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock),
+    so a read-then-write is never interleaved with another writer; readers go on meanwhile."""
+    uid = _start(registry)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with registry._transaction("holding the write lock", write=True) as conn:
+            conn.execute(text("SELECT count(*) FROM runs")).scalar()
+            inside.set()
+            release.wait(30)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(hold_the_write_lock)
+        assert inside.wait(30)
+        waiting = pool.submit(registry.checkpoint_run, uid, {"energy_j": 1.0})
+        assert registry.get_run(uid)["status"] == "running"  # a reader does not wait
+        time.sleep(0.3)
+        assert not waiting.done()  # the second writer does
+        release.set()
+        holder.result(timeout=30)
+        assert waiting.result(timeout=30) is True
+    assert registry.get_run(uid)["energy_j"] == 1.0
+
+
+# -- PostgreSQL URLs and servers --------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
+def test_postgresql_urls_use_psycopg_3_and_hide_the_password(scheme: str) -> None:
+    engine, where = store._create_engine(f"{scheme}://lab:s3cret@db.example:5433/carbon", read_only=False)
+    try:
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+        assert where == "postgresql+psycopg://lab:***@db.example:5433/carbon"
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_unreachable_server_says_what_to_check_without_the_password() -> None:
+    port = _closed_port()
+    started = time.monotonic()
+    with pytest.raises(RegistryError) as info:
+        Registry.open(f"postgresql://lab:s3cret@127.0.0.1:{port}/carbon")
+    message = str(info.value)
+    assert "s3cret" not in message and "s3cret" not in repr(info.value.__cause__.args)
+    for part in (f"127.0.0.1:{port}", "'carbon'", "'lab'", "running", "pg_hba.conf", "NOTEBOOK_CARBON_"):
+        assert part in message, part
+    assert info.value.__cause__ is not None  # the driver's error stays chained
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.postgresql
+def test_postgresql_missing_database_says_so(postgres_server) -> None:
+    missing = postgres_server.admin_url.set(database="notebook_carbon_no_such_database")
+    with pytest.raises(RegistryError, match=r"does not exist.*createdb notebook_carbon_no_such_database"):
+        Registry.open(missing.render_as_string(hide_password=False))
+
+
+def test_a_writer_kept_waiting_past_the_timeout_fails_saying_so(
+    registry_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.2)  # read when a connection is made
+    with Registry.open(registry_url) as holder, Registry.open(registry_url) as waiter:
+        uid = _start(holder)
+        timed_out = pytest.raises(RegistryError, match=r"finishing run .*more than 0 s; retry later")
+        with holder._transaction("holding the write lock", write=True), timed_out as info:
+            waiter.finish_run(uid, {"status": "ok"})
+        assert info.value.__cause__ is not None
+        assert holder.get_run(uid)["status"] == "running"
+        waiter.finish_run(uid, {"status": "ok"})  # once the lock is free
+        assert holder.get_run(uid)["status"] == "ok"
+
+
+def test_sqlite_switching_a_new_file_to_wal_waits_for_another_writers_lock(tmp_path: Path) -> None:
+    """SQLite does not apply its busy timeout to the switch to WAL: the registry waits itself."""
+    path = tmp_path / "registry.sqlite"
+    locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    locker.execute("BEGIN IMMEDIATE")  # another process opening the new file at the same moment
+    release = threading.Timer(0.3, lambda: locker.execute("ROLLBACK"))
+    release.start()
+    try:
+        started = time.monotonic()
+        with Registry.open(str(path)) as reg:
+            assert reg.schema_version() == SCHEMA_VERSION
+        assert time.monotonic() - started >= 0.25
+    finally:
+        release.join()
+        locker.close()

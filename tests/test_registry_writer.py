@@ -1,7 +1,12 @@
-"""BackgroundWriter against real SQLite files: order, futures, errors, flushing, exit, processes."""
+"""BackgroundWriter against real databases: order, futures, errors, flushing, exit, merging.
+
+Tests taking ``location`` run on an SQLite file and on a fresh PostgreSQL database (see conftest.py);
+``test_sqlite_*`` ones concern SQLite files only. Many processes at once: test_registry_concurrency.py.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -12,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 import notebook_carbon.registry
 from notebook_carbon.errors import RegistryError
@@ -43,8 +49,30 @@ def _writer_threads() -> list[threading.Thread]:
 
 
 @pytest.fixture
-def location(tmp_path: Path) -> str:
-    return str(tmp_path / "registry.sqlite")
+def location(registry_url: str) -> str:
+    return registry_url
+
+
+@pytest.fixture
+def write_lock(registry_backend: str, location: str, registry_engine):
+    """``with write_lock():`` another client holds a lock that registry writes must wait for."""
+
+    @contextlib.contextmanager
+    def hold():
+        if registry_backend == "sqlite":
+            locker = sqlite3.connect(location, isolation_level=None)
+            locker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+            try:
+                yield
+            finally:
+                locker.execute("ROLLBACK")
+                locker.close()
+        else:
+            with registry_engine.connect() as conn, conn.begin():
+                conn.execute(text("LOCK TABLE runs IN EXCLUSIVE MODE"))  # reads pass, writes wait
+                yield
+
+    return hold
 
 
 @pytest.fixture
@@ -69,7 +97,7 @@ def test_thread_starts_on_first_submit_only(writer: BackgroundWriter, location: 
     before = len(_writer_threads())
     assert not writer.started and len(_writer_threads()) == before
     assert writer.flush(timeout=1) is True  # nothing to wait for, and flushing starts nothing
-    assert not writer.started and not Path(location).exists()
+    assert not writer.started and ("://" in location or not Path(location).exists())
     writer.submit("schema_version").result(timeout=30)
     assert writer.started and len(_writer_threads()) == before + 1
     assert all(t.daemon for t in _writer_threads())
@@ -106,22 +134,33 @@ def test_errors_go_to_futures_and_list_without_stopping_later_work(writer: Backg
         writer.submit("_prepare")
 
 
-def test_flush_waits_for_a_locked_registry(writer: BackgroundWriter, location: str) -> None:
+def test_flush_waits_for_a_locked_registry(writer: BackgroundWriter, write_lock) -> None:
     writer.submit("schema_version").result(timeout=30)
-    locker = sqlite3.connect(location, isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
-    try:
+    with write_lock():
         pending = writer.submit("start_run", {"uid": new_uid()})
         assert writer.flush(timeout=0.3) is False  # still waiting on the busy timeout
         assert not pending.done()
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     assert writer.flush(timeout=30) is True
     assert pending.result() == 1
 
 
-def test_open_failure_is_reported_and_recovers(tmp_path: Path) -> None:
+def test_open_failure_is_reported_and_recovers(location: str, registry_engine) -> None:
+    with registry_engine.begin() as conn:
+        conn.execute(text("CREATE TABLE contacts (name TEXT)"))  # another program's database
+    writer = BackgroundWriter(location)
+    try:
+        first = writer.submit("start_run", {"uid": new_uid()})
+        with pytest.raises(RegistryError, match="not a notebook-carbon registry"):
+            first.result(timeout=30)
+        with registry_engine.begin() as conn:
+            conn.execute(text("DROP TABLE contacts"))  # the user gives the registry its own database
+        assert writer.submit("start_run", {"uid": new_uid()}).result(timeout=30) == 1
+        assert len(writer.errors) == 1
+    finally:
+        writer.close(timeout=10)
+
+
+def test_sqlite_damaged_file_open_failure_is_reported_and_recovers(tmp_path: Path) -> None:
     path = tmp_path / "registry.sqlite"
     path.write_bytes(b"not a database at all" * 100)
     writer = BackgroundWriter(str(path))
@@ -175,47 +214,8 @@ def test_interpreter_exit_flushes_pending_writes(location: str) -> None:
         assert len(reg.components(uid)) == 1
 
 
-def test_processes_writing_one_file_at_once(location: str) -> None:
-    code = """
-        import sys
-        from notebook_carbon.registry import new_uid
-        from notebook_carbon.registry.writer import BackgroundWriter
-        location, tag = sys.argv[1:]
-        writer = BackgroundWriter(location)
-        futures = []
-        for i in range(50):
-            uid = new_uid()
-            futures.append(writer.submit("start_run", {"uid": uid, "project": tag, "params": {"i": i}}))
-            futures.append(writer.submit("finish_run", uid, {"status": "ok", "energy_j": float(i)},
-                           [{"component": "cpu", "method": "rapl", "energy_j": float(i)}]))
-        assert writer.close(timeout=60)
-        failed = [f.exception() for f in futures if f.exception() is not None]
-        assert not failed, failed
-    """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(code), location, f"p{n}"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(4)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-    with Registry.open(location) as reg:
-        runs = reg.runs()
-        assert len(runs) == 200 and len({r["id"] for r in runs}) == 200
-        assert {r["status"] for r in runs} == {"ok"}
-        assert sorted(len(reg.runs(project=f"p{n}")) for n in range(4)) == [50] * 4
-        assert sum(len(reg.components(r["uid"])) for r in runs) == 200
-
-
 def test_a_queued_start_and_finish_are_merged_into_one_insert(
-    writer: BackgroundWriter, location: str, monkeypatch
+    writer: BackgroundWriter, location: str, write_lock, monkeypatch
 ) -> None:
     merged = []
     real_record = Registry.record_run
@@ -226,9 +226,7 @@ def test_a_queued_start_and_finish_are_merged_into_one_insert(
 
     monkeypatch.setattr(Registry, "record_run", spy)
     writer.submit("schema_version").result(timeout=30)
-    locker = sqlite3.connect(location, isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")  # hold the writer on its first job so the next ones queue
-    try:
+    with write_lock():  # hold the writer on its first job so the next ones queue
         first = writer.submit("start_run", {"uid": new_uid()})
         quick = new_uid()
         started = writer.submit("start_run", {"uid": quick, "name": "quick"})
@@ -239,9 +237,6 @@ def test_a_queued_start_and_finish_are_merged_into_one_insert(
             [{"component": "cpu", "device": "package-0", "method": "rapl", "energy_j": 3.0}],
             [{"t_s": 1.0, "component": "cpu", "device": "package-0", "power_w": 3.0}],
         )
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     assert first.result(timeout=30) == 1
     assert started.result(timeout=30) == 2 and finished.result(timeout=30) is None
     assert merged == [quick]
@@ -253,18 +248,13 @@ def test_a_queued_start_and_finish_are_merged_into_one_insert(
         assert [s["power_w"] for s in reg.samples(quick)] == [3.0]
 
 
-def test_a_merged_write_that_fails_fails_both_futures(writer: BackgroundWriter, location: str) -> None:
+def test_a_merged_write_that_fails_fails_both_futures(writer: BackgroundWriter, write_lock) -> None:
     writer.submit("schema_version").result(timeout=30)
-    locker = sqlite3.connect(location, isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")
-    try:
+    with write_lock():
         writer.submit("start_run", {"uid": new_uid()})
         uid = new_uid()
         started = writer.submit("start_run", {"uid": uid})
         finished = writer.submit("finish_run", uid, {"status": "exploded"})
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     with pytest.raises(RegistryError, match="status must be one of"):
         started.result(timeout=30)
     with pytest.raises(RegistryError, match="status must be one of"):

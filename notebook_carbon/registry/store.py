@@ -6,14 +6,21 @@ epoch seconds, ``*_s`` seconds, ``*_j`` joules, ``*_g`` grams CO2e, ``water_l`` 
 
 SQLite is set up for several writers at once (kernels, scripts, the server): WAL journal, a busy
 timeout, and ``BEGIN IMMEDIATE`` for write transactions so two writers queue on the lock instead of
-one failing when it upgrades a read lock. Errors of SQLAlchemy and the driver are translated here,
-once, into ``RegistryError`` with what to do, and chained. A file that is not a registry is never
-written to: not created over, not migrated, not even switched to WAL.
+one failing when it upgrades a read lock. PostgreSQL (a lab-wide registry, through psycopg 3) gets
+the same guarantee from a transaction-level advisory lock taken by every write transaction: writers
+run one at a time, as on SQLite, so a read-then-write in a write transaction is never interleaved
+with another writer's, while readers never wait (MVCC).
+
+Errors of SQLAlchemy and the driver are translated here, once, into ``RegistryError`` with what to
+do, and chained; a password never appears in them. A file that is not a registry is never written
+to: not created over, not migrated, not even switched to WAL. A PostgreSQL database that holds
+tables but no registry metadata is refused in the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,11 +36,21 @@ from . import schema
 from .schema import Migration, is_uid, meta, runs
 
 BUSY_TIMEOUT_S = 30.0
-"""How long a write waits for another process holding the SQLite lock before failing."""
+"""How long a write waits for another process holding the lock (SQLite's, or PostgreSQL's) before failing."""
+
+CONNECT_TIMEOUT_S = 10
+"""How long connecting to a PostgreSQL server may take (unless the URL sets ``connect_timeout``)."""
+
+PG_WRITE_LOCK = int.from_bytes(b"nbcarbon", "big")
+"""The PostgreSQL advisory lock (per database) that serialises the registry's write transactions."""
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _WRITE_OPTION = "notebook_carbon_write"  # execution option: this transaction will write
 _MOVE_ASIDE = "move it aside (or set NOTEBOOK_CARBON_REGISTRY to another file); nothing was overwritten"
+_USE_EMPTY_DATABASE = (
+    "give the registry a database of its own (createdb notebook_carbon) or set NOTEBOOK_CARBON_REGISTRY "
+    "to another one; nothing was changed"
+)
 
 
 class Registry:
@@ -46,7 +63,7 @@ class Registry:
     def __init__(self, engine: Engine, where: str, *, read_only: bool = False) -> None:
         self._engine = engine
         self.where = where
-        """The location, for messages (passwords hidden)."""
+        """The location, for messages: an absolute path, or the URL with its password hidden."""
         self.read_only = read_only
 
     # -- opening -----------------------------------------------------------------------------
@@ -62,6 +79,8 @@ class Registry:
         """Open (creating or upgrading as needed) the registry at a file path or SQLAlchemy URL.
 
         A plain path or ``sqlite:///`` URL is an SQLite file whose parent directories are created.
+        A ``postgresql://`` (or ``postgres://``) URL is a PostgreSQL database, reached with psycopg 3
+        (``postgresql+psycopg://``); it must be empty or a registry already.
         ``read_only`` opens an existing registry without ever writing to it (for the server).
         ``migrations`` replaces ``schema.MIGRATIONS`` (tests of the upgrade mechanism).
         """
@@ -78,7 +97,7 @@ class Registry:
         target = schema.target_version(migrations)
         # Most opens find an up-to-date registry; check that under a read lock so a reader never
         # queues behind writers, and take the write lock only to create or upgrade.
-        with self._transaction("checking") as conn:
+        with self._transaction("checking the schema version") as conn:
             found = _stamped_version(conn, self.where)
         if found == target:
             return
@@ -305,7 +324,13 @@ class Registry:
         if write and self.read_only:
             raise RegistryError(f"{doing}: registry {self.where} was opened read-only")
         try:
-            with self._engine.connect() as conn:
+            conn = self._engine.connect()
+        except SQLAlchemyError as exc:
+            if self._engine.dialect.name == "sqlite":
+                raise RegistryError(f"{doing} in registry {self.where} failed: {_describe(exc)}") from exc
+            raise RegistryError(_cannot_connect(self._engine.url, doing, exc)) from exc
+        try:
+            with conn:
                 if write:
                     conn.execution_options(**{_WRITE_OPTION: True})
                 with conn.begin():
@@ -340,6 +365,8 @@ def _create_engine(location: str, *, read_only: bool) -> tuple[Engine, str]:
             ) from exc
     else:
         url = URL.create("sqlite+pysqlite", database=location)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # psycopg 3, not SQLAlchemy's default psycopg2
     where = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         if url.database.startswith("file:"):
@@ -351,14 +378,24 @@ def _create_engine(location: str, *, read_only: bool) -> tuple[Engine, str]:
             url = url.set(database=f"file:{quote(str(path.absolute()))}", query={"mode": "ro", "uri": "true"})
         else:
             url = url.set(database=str(path))
+    options: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql":
+        # A server restarted overnight leaves a long-lived kernel with dead pooled connections:
+        # test each on checkout (one round trip) rather than fail the next run's write.
+        options["pool_pre_ping"] = True
+        if "connect_timeout" not in url.query:  # an unreachable host fails in seconds, not minutes
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, **options)
     except (ArgumentError, ImportError) as exc:
         raise RegistryError(
-            f"cannot use registry {where}: {exc}; install the database driver or fix the URL"
+            f"cannot use registry {where}: {exc}; install the database driver "
+            "(PostgreSQL: pip install 'psycopg[binary]') or fix the URL"
         ) from exc
     if url.get_backend_name() == "sqlite":
         _configure_sqlite(engine, where, read_only=read_only)
+    elif url.get_backend_name() == "postgresql":
+        _configure_postgresql(engine, read_only=read_only)
     return engine, where
 
 
@@ -409,7 +446,7 @@ def _configure_sqlite(engine: Engine, where: str, *, read_only: bool) -> None:
                     f"{where} is an SQLite database but not a notebook-carbon registry; {_MOVE_ASIDE}"
                 )
             if not read_only:
-                cursor.execute("PRAGMA journal_mode = WAL")  # readers and writers do not block each other
+                _enable_wal(cursor)  # readers and writers do not block each other
                 cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
         finally:
             cursor.close()
@@ -422,39 +459,103 @@ def _configure_sqlite(engine: Engine, where: str, *, read_only: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (it stays so), waiting up to the busy timeout for the lock that needs.
+
+    SQLite does not call its busy handler for this lock: when several processes open a new
+    registry at once, all but one get "database is locked" at once, whatever the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _configure_postgresql(engine: Engine, *, read_only: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            # Like SQLite's busy timeout: wait this long for another writer's lock, then fail.
+            cursor.execute(f"SET lock_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if read_only:  # the server itself refuses to write, whatever a bug here might try
+                cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        dbapi_connection.commit()  # a SET rolled back with its transaction would be undone
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # One writer at a time, as SQLite's BEGIN IMMEDIATE: held until commit or rollback, taken
+        # before anything is read, so writers never deadlock and a read-then-write (creating the
+        # schema, marking a run final) sees no other writer's work half done. Readers never wait.
+        if conn.get_execution_options().get(_WRITE_OPTION, False):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_WRITE_LOCK})")
+
+
 def _stamped_version(conn: Connection, where: str) -> int | None:
     """The schema version in ``meta``; None for an empty database; error for a foreign one."""
     tables = set(inspect(conn).get_table_names())
+    what_to_do = _MOVE_ASIDE if conn.dialect.name == "sqlite" else _USE_EMPTY_DATABASE
     if "meta" not in tables:
         ours = {table.name for table in schema.metadata.sorted_tables}
         if tables & ours:
             raise RegistryError(
-                f"{where} holds tables named like ours but no registry metadata; {_MOVE_ASIDE}"
+                f"{where} holds tables named like ours but no registry metadata; {what_to_do}"
+            )
+        if tables:
+            # (SQLite files are checked on connect already, before WAL mode touches them.)
+            raise RegistryError(
+                f"{where} holds other tables ({', '.join(sorted(tables)[:5])}) and is not a notebook-carbon "
+                f"registry; {what_to_do}"
             )
         return None
     stamped = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
     if stamped.get("application") != schema.APPLICATION or "schema_version" not in stamped:
-        raise RegistryError(
-            f"{where} has a 'meta' table but is not a notebook-carbon registry; {_MOVE_ASIDE}"
-        )
+        raise RegistryError(f"{where} has a 'meta' table but is not a notebook-carbon registry; {what_to_do}")
     try:
         return int(stamped["schema_version"])
     except ValueError as exc:
         raise RegistryError(
-            f"registry {where} has an unreadable schema version {stamped['schema_version']!r}; {_MOVE_ASIDE}"
+            f"registry {where} has an unreadable schema version {stamped['schema_version']!r}; {what_to_do}"
         ) from exc
+
+
+def _cannot_connect(url: URL, doing: str, exc: SQLAlchemyError) -> str:
+    """Why connecting to a database server failed, what to check; never the password."""
+    detail = " ".join(_describe(exc).split())  # libpq's messages span lines
+    if url.password:
+        detail = detail.replace(str(url.password), "***")
+    if not detail.endswith((".", "?", "!")):
+        detail += "."
+    where = url.render_as_string(hide_password=True)
+    host = f"{url.host or 'the local socket'}{f':{url.port}' if url.port else ''}"
+    user = url.username or "(default)"
+    database = url.database or url.username or "(default)"
+    return (
+        f"{doing}: cannot connect to the registry database {where}: {detail} Check that the server is "
+        f"running and reachable at {host}, that the database {database!r} exists (createdb {database}), "
+        f"and that user {user!r} may connect to it (password, pg_hba.conf); or set "
+        "NOTEBOOK_CARBON_REGISTRY to another registry"
+    )
 
 
 def _describe(exc: SQLAlchemyError) -> str:
     """The driver's message without SQLAlchemy's statement dump and help link."""
     original = getattr(exc, "orig", None)
     text = str(original) if original is not None else str(exc).split("\n")[0]
-    if "locked" in text or "busy" in text:
+    if "locked" in text or "busy" in text or "lock timeout" in text:
         text += f" (another process held the lock for more than {BUSY_TIMEOUT_S:.0f} s; retry later)"
     elif "not a database" in text or "malformed" in text:
         text += f"; the file is damaged: {_MOVE_ASIDE}"
     elif "readonly" in text or "unable to open" in text:
         text += "; check that the file and its directory are writable, or set NOTEBOOK_CARBON_REGISTRY"
+    elif "read-only transaction" in text:
+        text += "; the registry was opened read-only"
+    elif "permission denied" in text:
+        text += "; the database user needs the rights to create tables in and write to this database"
     elif "UNIQUE" in text.upper():
         text += " (a run with this uid is already recorded; nothing was overwritten)"
     return text
