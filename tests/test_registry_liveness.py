@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,12 +11,15 @@ import time
 
 import pytest
 
+from sqlalchemy import update
+
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.registry.liveness import reap_crashed
+from notebook_carbon.registry.schema import runs
 
 
-def test_sigkilled_process_leaves_a_crashed_run_with_its_checkpointed_energy(tmp_path):
-    location = str(tmp_path / "crash.sqlite")
+def test_sigkilled_process_leaves_a_crashed_run_with_its_checkpointed_energy(registry_url):
+    location = registry_url
     script = textwrap.dedent(
         """
         import time, notebook_carbon
@@ -71,10 +73,9 @@ def _running(reg, **fields) -> str:
     return uid
 
 
-def test_only_dead_processes_and_silent_hosts_are_reaped(tmp_path):
+def test_only_dead_processes_and_silent_hosts_are_reaped(registry_url, registry_engine):
     now = time.time()
-    location = str(tmp_path / "r.sqlite")
-    with Registry.open(location) as reg:
+    with Registry.open(registry_url) as reg:
         alive = _running(reg, host="here", pid=10, started_at=now - 50, updated_at=now - 1)
         dead = _running(reg, host="here", pid=11, started_at=now - 50)
         reused = _running(reg, host="here", pid=12, started_at=now - 50)
@@ -85,8 +86,8 @@ def test_only_dead_processes_and_silent_hosts_are_reaped(tmp_path):
         reg.finish_run(finished, {"status": "ok", "ended_at": now - 40})
         reg.checkpoint_run(remote_live, {"energy_j": 5.0})  # a heartbeat now
         reg.checkpoint_run(remote_silent, {"energy_j": 7.0})
-        with sqlite3.connect(location) as db:  # ... and that host's last one was 400 s ago
-            db.execute("UPDATE runs SET updated_at = ? WHERE uid = ?", (now - 400, remote_silent))
+        with registry_engine.begin() as db:  # ... and that host's last one was 400 s ago
+            db.execute(update(runs).where(runs.c.uid == remote_silent).values(updated_at=now - 400))
         starts = {10: now - 3600, 11: None, 12: now - 10}  # pid 12 now belongs to a newer process
         reaped = reap_crashed(reg, host="here", now=now, started_at_of=starts.get)
         by_uid = {uid: reg.get_run(uid) for uid in (alive, dead, reused, remote_live, remote_silent, remote_unknown, finished)}
@@ -99,8 +100,8 @@ def test_only_dead_processes_and_silent_hosts_are_reaped(tmp_path):
     assert by_uid[remote_silent]["energy_j"] == 7.0 and by_uid[remote_silent]["ended_at"] == now - 400
 
 
-def test_a_run_marked_crashed_can_still_bring_its_real_result(tmp_path):
-    with Registry.open(str(tmp_path / "r.sqlite")) as reg:
+def test_a_run_marked_crashed_can_still_bring_its_real_result(registry_url):
+    with Registry.open(registry_url) as reg:
         uid = _running(reg, host="here", pid=99, started_at=1.0)
         reap_crashed(reg, host="here", now=100.0, started_at_of=lambda pid: None)
         assert reg.get_run(uid)["status"] == "crashed"
