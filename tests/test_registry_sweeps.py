@@ -152,3 +152,53 @@ def test_project_totals_by_hand(tmp_path):
     assert totals.energy_j == 100.0 and totals.emissions_g == pytest.approx(10.0)
     assert totals.failed_energy_j == 50.0
     assert totals.redundant_energy_j == 40.0 and totals.redundant_runs == 1 and totals.water_l == 0.5
+
+
+def test_list_sweeps_reads_what_group_sweeps_computes_from_whole_rows(registry_url, monkeypatch):
+    """``list_sweeps`` reads narrow rows for speed; its result must be exactly the pure grouping of
+    the project's runs, labels, ties in start time and awkward params included."""
+    from notebook_carbon.registry import sweeps
+
+    monkeypatch.setattr(sweeps, "_IN_LIMIT", 2)  # several batches of label look-ups
+    cases = [
+        dict(code="a", params={"lr": 1, "tags": ["x"]}, t=1.0),
+        dict(code="a", params={"lr": 1.0, "tags": ["x"]}, t=1.0),  # same start: ordered by id; 1 == 1.0
+        dict(code="a", params={"lr": 0.5, "tags": ["y"], "opt": {"name": "adam"}}, status="failed", t=2.0),
+        dict(code="a", params=None, t=3.0, redundant_of=1),
+        dict(code="b", sweep="", params={"lr": 2}, t=4.0, final=True),  # an empty name is no name
+        dict(code="b", sweep="", params={"lr": 2}, t=5.0, status="crashed", energy=None),
+        dict(code="c", sweep="search", params={"bs": 32}, t=6.0),
+        dict(code="d", sweep="search", params={"bs": 64, "seed": 1}, t=0.5),
+        dict(code=None, params={"lr": 9}, t=7.0),  # a bare track() block: in no sweep
+        dict(code="e", params={}, t=8.0, source="\n\n   # only a comment line\n"),
+        dict(code="f", params={"lr": 3}, t=9.0, source=None, name="named run"),
+    ]
+    with Registry.open(registry_url) as reg:
+        for i, case in enumerate(cases):
+            energy = case.get("energy", 10.0 * (i + 1))
+            reg.record_run(
+                {"uid": new_uid(), "project": "proj", "sweep": case.get("sweep"), "params": case["params"],
+                 "code_fingerprint": case["code"], "started_at": case["t"], "name": case.get("name"),
+                 "cell_source": case.get("source", f"train({case['code']})"),
+                 "redundant_of": case.get("redundant_of"), "is_final": case.get("final", False)},
+                {"status": case.get("status", "ok"), "energy_j": energy,
+                 "emissions_g": None if energy is None else energy / 3, "ended_at": case["t"] + 1},
+            )
+        _record(reg, project="elsewhere", code="a")
+        listed = list_sweeps(reg, "proj")
+        assert listed == group_sweeps(reg.runs(project="proj"))
+    by_key = {s.key: s for s in listed}
+    assert by_key["code:a"].varying_params == {
+        "lr": (1, 0.5), "opt": ({"name": "adam"},), "tags": (["x"], ["y"])
+    }
+    assert by_key["code:a"].run_ids == (1, 2, 3, 4) and by_key["code:b"].selected_is_marked
+    assert by_key["code:e"].label == "# only a comment line" and by_key["code:f"].label == "named run"
+    assert by_key["search"].run_ids == (8, 7) and "code:None" not in by_key
+
+
+def test_params_are_decoded_in_one_go_or_else_one_by_one():
+    from notebook_carbon.registry.sweeps import _decode_params
+
+    assert _decode_params(['{"a": 1}', None, '{"b": [1, 2]}']) == [{"a": 1}, None, {"b": [1, 2]}]
+    with pytest.raises(ValueError):  # two documents in one value: refused, as decode_row refuses it
+        _decode_params(['{"a": 1}, {"b": 2}'])
