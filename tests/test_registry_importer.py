@@ -44,8 +44,9 @@ J_PER_KWH = 3.6e6
 
 
 @pytest.fixture
-def registry(tmp_path: Path):
-    with Registry.open(str(tmp_path / "registry.sqlite")) as reg:
+def registry(registry_url: str):
+    """A fresh registry: an SQLite file, and (in CI) a PostgreSQL database."""
+    with Registry.open(registry_url) as reg:
         yield reg
 
 

@@ -82,8 +82,8 @@ def _record(reg, *, code="c", inputs="i", params="p", status="ok", energy=1.0, s
     return reg.get_run(uid)["id"]
 
 
-def test_find_redundant_names_the_first_identical_ok_run(tmp_path):
-    with Registry.open(str(tmp_path / "r.sqlite")) as reg:
+def test_find_redundant_names_the_first_identical_ok_run(registry_url):
+    with Registry.open(registry_url) as reg:
         _record(reg, status="failed", t=1)
         first = _record(reg, t=2)
         _record(reg, t=3)
@@ -96,8 +96,8 @@ def test_find_redundant_names_the_first_identical_ok_run(tmp_path):
         assert find_redundant(reg, project="proj", code_fingerprint="c", inputs_fingerprint=None, params_fingerprint="p") is None
 
 
-def test_set_final_moves_the_mark_within_the_sweep_only(tmp_path):
-    with Registry.open(str(tmp_path / "r.sqlite")) as reg:
+def test_set_final_moves_the_mark_within_the_sweep_only(registry_url):
+    with Registry.open(registry_url) as reg:
         a = _record(reg, code="x", energy=1.0, t=1)
         b = _record(reg, code="x", energy=2.0, t=2)
         other = _record(reg, code="y", energy=3.0, t=3)
@@ -136,10 +136,10 @@ def test_the_fast_sqlite_lookup_agrees_with_the_registry_query(tmp_path):
     assert sqlite_file("postgresql://host/db") is None
 
 
-def test_project_totals_by_hand(tmp_path):
+def test_project_totals_by_hand(registry_url):
     from notebook_carbon.registry.sweeps import project_totals
 
-    with Registry.open(str(tmp_path / "r.sqlite")) as reg:
+    with Registry.open(registry_url) as reg:
         _record(reg, energy=10.0, t=1)
         _record(reg, energy=20.0, status="failed", t=2)
         _record(reg, energy=30.0, status="interrupted", t=3)
