@@ -174,35 +174,37 @@ class Session:
     def find_redundant(self, fingerprints: Mapping[str, str | None], *, timeout_s: float = 5.0):
         """The earlier identical ``ok`` run of this project (see ``registry.sweeps.find_redundant``).
 
-        Runs of this session are found in memory (their writes may still be queued); older ones in
-        the registry: an SQLite file is searched on this thread without SQLAlchemy, a database
-        server through the writer.
+        The registry is asked first, so the run named is the first such run ever recorded: an
+        SQLite file is searched on this thread without SQLAlchemy, a database server through the
+        writer (after the writes queued before it). Runs of this session whose writes may still be
+        queued are found in memory when the registry has none yet.
         """
         if not all(fingerprints.get(k) for k in _FINGERPRINTS):
             return None  # unknown inputs are never called redundant
+        earlier = self._find_recorded(fingerprints, timeout_s)
+        if earlier is not None:
+            return earlier
         key = (self._settings.project, *(fingerprints[k] for k in _FINGERPRINTS))
         with self._lock:
             recent = self._recent.get(key)
-        if recent is not None:
-            return recent.as_earlier()
-        location = self._settings.registry_location()
+        return recent.as_earlier() if recent is not None else None
+
+    def _find_recorded(self, fingerprints: Mapping[str, str | None], timeout_s: float):
         from .registry.lookup import SqliteLookup, sqlite_file
 
-        path = sqlite_file(location)
-        if path is not None:
-            with self._lock:
-                lookup = self._lookups.setdefault(location, SqliteLookup(path))
-            try:
-                return lookup.find_redundant(project=self._settings.project, **fingerprints)
-            except RegistryError:
-                return None  # e.g. an unreadable file: the writer reports it with the run's writes
-        writer = self.writer()
-        future = writer.submit(in_writer, "sweeps", "find_redundant", project=self._settings.project, **fingerprints)
+        location, project = self._settings.registry_location(), self._settings.project
         try:
+            path = sqlite_file(location)
+            if path is not None:
+                with self._lock:
+                    lookup = self._lookups.get(location)
+                    if lookup is None:
+                        lookup = self._lookups[location] = SqliteLookup(path)
+                return lookup.find_redundant(project=project, **fingerprints)
+            future = self.writer().submit(in_writer, "sweeps", "find_redundant", project=project, **fingerprints)
             return future.result(timeout_s)
         except RegistryError:
-            return None  # the writer keeps the error; the magic shows it once, with the other writes'
-
+            return None  # e.g. an unreadable registry: the magic reports it once, with the writes'
 
     def _remember(self, result: RunResult) -> None:
         """Keep the first ok run of each fingerprint, for redundancy checks before it is written."""
