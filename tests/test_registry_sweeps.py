@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from notebook_carbon.errors import RegistryError
@@ -202,3 +204,89 @@ def test_params_are_decoded_in_one_go_or_else_one_by_one():
     assert _decode_params(['{"a": 1}', None, '{"b": [1, 2]}']) == [{"a": 1}, None, {"b": [1, 2]}]
     with pytest.raises(ValueError):  # two documents in one value: refused, as decode_row refuses it
         _decode_params(['{"a": 1}, {"b": 2}'])
+
+
+def test_the_sweep_cache_follows_every_kind_of_write(registry_url, monkeypatch, tmp_path):
+    """After each way a run can change (start, checkpoint, finish, record, a crash found, a final
+    mark, an import, a run moved to another sweep or deleted by hand), ``list_sweeps`` equals the
+    pure grouping of the project's runs, recomputing only the sweeps that changed."""
+    from sqlalchemy import text
+
+    from notebook_carbon.registry import sweeps
+    from notebook_carbon.registry.importer import import_codecarbon_csv
+    from notebook_carbon.registry.liveness import reap_crashed
+
+    recomputed: list[set[str]] = []
+    compute = sweeps._compute
+    monkeypatch.setattr(sweeps, "_compute", lambda conn, p, keys: recomputed.append(set(keys)) or compute(conn, p, keys))
+
+    def check(reg, *expected):
+        recomputed.clear()
+        assert list_sweeps(reg, "proj") == group_sweeps(reg.runs(project="proj"))
+        assert recomputed == ([set(expected)] if expected else [])
+
+    with Registry.open(registry_url) as reg:
+        a1 = _record(reg, code="a", t=1, energy=10.0)
+        _record(reg, code="b", t=2, energy=20.0)
+        _record(reg, code="c", sweep="named", t=3, energy=30.0)
+        _record(reg, code="a", project="elsewhere", t=4)
+        check(reg, "code:a", "code:b", "named")
+        check(reg)  # nothing changed: everything from the cache
+        uid = new_uid()
+        reg.start_run({"uid": uid, "project": "proj", "code_fingerprint": "a", "started_at": 5.0, "pid": 2**22 + 7,
+                       "host": "elsewhere-host", "updated_at": 5.0, "checkpoint_interval_s": 1.0})
+        check(reg, "code:a")
+        reg.checkpoint_run(uid, {"energy_j": 4.0, "emissions_g": 0.4})
+        check(reg, "code:a")
+        assert reap_crashed(reg, now=time.time() + 3600)  # an hour later its heartbeat is long stale
+        assert reg.get_run(uid)["status"] == "crashed"
+        check(reg, "code:a")
+        reg.finish_run(uid, {"status": "ok", "energy_j": 5.0, "emissions_g": 0.5})  # came back after all
+        check(reg, "code:a")
+        set_final(reg, a1)
+        check(reg, "code:a")
+        _record(reg, code="b", project="elsewhere", t=6)
+        check(reg)  # another project's run does not touch this one's sweeps
+        csv = tmp_path / "emissions.csv"
+        csv.write_text(
+            "timestamp,project_name,run_id,duration,emissions,energy_consumed,cpu_energy,gpu_energy,ram_energy\n"
+            "2026-11-20T10:00:00,proj,5b0fa12c-3ea2-4a3d-8c1b-8e2b3f7c1a11,60,0.001,0.002,0.001,0,0.001\n"
+        )
+        assert import_codecarbon_csv(reg, csv, project="proj").imported == 1
+        check(reg)  # imported runs have no code, hence no sweep
+        with reg._transaction("editing by hand", write=True) as conn:
+            conn.execute(text("UPDATE runs SET sweep = 'named' WHERE code_fingerprint = 'b' AND project = 'proj'"))
+        check(reg, "code:b", "named")
+        assert "code:b" not in {s.key for s in list_sweeps(reg, "proj")}
+        with reg._transaction("deleting by hand", write=True) as conn:
+            conn.execute(text("DELETE FROM runs WHERE sweep = 'named'"))
+        check(reg, "named")
+        assert [s.key for s in list_sweeps(reg, "proj")] == ["code:a"]
+
+
+def test_the_sweep_cache_is_only_a_cache(tmp_path):
+    """A damaged or older-format cache entry is recomputed; a read-only registry lists its sweeps
+    right without writing the cache."""
+    from notebook_carbon.registry import sweeps
+
+    path = str(tmp_path / "registry.sqlite")
+    with Registry.open(path) as reg:
+        _record(reg, code="a", t=1)
+        _record(reg, code="b", t=2)
+        expected = group_sweeps(reg.runs(project="proj"))
+    with Registry.open(path, read_only=True) as reg:
+        assert list_sweeps(reg, "proj") == expected
+        assert list_sweeps(reg, "proj") == expected
+    with Registry.open(path) as reg:
+        with reg._transaction("reading the cache") as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM sweep_cache").scalar() == 0
+        assert list_sweeps(reg, "proj") == expected
+        with reg._transaction("damaging the cache", write=True) as conn:
+            conn.exec_driver_sql("UPDATE sweep_cache SET summary = '{\"format\": 1, \"summary\": {\"key\": 1}}' "
+                                 "WHERE sweep_key = 'code:a'")
+            conn.exec_driver_sql("UPDATE sweep_cache SET summary = replace(summary, '\"format\": 1', '\"format\": 0') "
+                                 "WHERE sweep_key = 'code:b'")
+        assert list_sweeps(reg, "proj") == expected
+        with reg._transaction("reading the cache") as conn:
+            texts = [t for (t,) in conn.exec_driver_sql("SELECT summary FROM sweep_cache")]
+        assert all(sweeps._from_cache(t) in expected for t in texts) and len(texts) == 2

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from ..errors import RegistryError
 from ..meters.base import COMPONENTS, METHODS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 APPLICATION = "notebook-carbon"
@@ -67,7 +67,23 @@ def _to_v2(conn: Connection) -> None:
     next(i for i in runs.indexes if i.name == "ix_runs_redundancy").create(conn)
 
 
-MIGRATIONS: Mapping[int, Migration] = {2: _to_v2}
+def _to_v3(conn: Connection) -> None:
+    """The per-sweep generation counters and summary cache behind ``list_sweeps`` (issue: registry).
+
+    Creates both tables and the triggers that keep the counters, then gives every existing sweep
+    a counter; the cache starts empty and is filled by the first ``list_sweeps`` of each project.
+    """
+    sweep_state.create(conn)
+    sweep_cache.create(conn)
+    install_sweep_triggers(conn)
+    key = _sweep_key_sql("runs")
+    conn.exec_driver_sql(
+        f"INSERT INTO sweep_state (project, sweep_key, generation) "
+        f"SELECT project, {key}, 1 FROM runs WHERE {key} IS NOT NULL GROUP BY project, {key}"
+    )
+
+
+MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3}
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 
 __all__ = [
@@ -92,6 +108,8 @@ __all__ = [
     "migration_plan",
     "runs",
     "samples",
+    "sweep_cache",
+    "sweep_state",
     "target_version",
 ]
 
@@ -196,6 +214,93 @@ samples = Table(
     Column("power_w", Double),
     Index("ix_samples_run_uid", "run_uid"),
 )
+
+
+# v3: what ``list_sweeps`` needs to answer for a big project without reading every run.
+# A trigger on ``runs`` (below) increases a sweep's generation whenever a run of it is inserted,
+# deleted or has a column that a sweep summary depends on changed, whatever program wrote it; the
+# cache holds the summary last computed for each sweep with the generation it was computed at,
+# so a summary is recomputed from the sweep's runs only when its sweep has changed since.
+sweep_state = Table(
+    "sweep_state",
+    metadata,
+    Column("project", String(200), primary_key=True),
+    Column("sweep_key", Text, primary_key=True),  # as ``sweeps.sweep_key``: a name or code:<fingerprint>
+    Column("generation", Integer, nullable=False),
+)
+
+sweep_cache = Table(
+    "sweep_cache",
+    metadata,
+    Column("project", String(200), primary_key=True),
+    Column("sweep_key", Text, primary_key=True),
+    Column("generation", Integer, nullable=False),  # the sweep_state generation it was computed at
+    Column("summary", Text, nullable=False),  # JSON, written and read by ``sweeps`` only
+)
+
+SWEEP_SUMMARY_COLUMNS = (
+    "project", "sweep", "code_fingerprint", "status", "started_at", "energy_j", "emissions_g",
+    "redundant_of", "is_final", "params", "cell_source", "name",
+)
+"""The run columns a sweep summary is computed from: changing one of them changes the sweep."""
+
+
+def _sweep_key_sql(row: str) -> str:
+    """SQL for ``sweeps.sweep_key`` of ``row`` (a table name, NEW or OLD): NULL for no sweep."""
+    return (
+        f"(CASE WHEN {row}.sweep IS NOT NULL AND {row}.sweep <> '' THEN {row}.sweep "
+        f"WHEN {row}.code_fingerprint IS NOT NULL AND {row}.code_fingerprint <> '' "
+        f"THEN 'code:' || {row}.code_fingerprint END)"
+    )
+
+
+def _bump_sql(row: str, when: str = "") -> str:
+    """One statement increasing the generation of ``row``'s sweep (NEW or OLD), if it has one."""
+    key = _sweep_key_sql(row)
+    return (
+        f"INSERT INTO sweep_state (project, sweep_key, generation) SELECT {row}.project, {key}, 1 "
+        f"WHERE {key} IS NOT NULL{when} "
+        "ON CONFLICT (project, sweep_key) DO UPDATE SET generation = sweep_state.generation + 1"
+    )
+
+
+def install_sweep_triggers(conn: Connection) -> None:
+    """Create the triggers on ``runs`` that keep ``sweep_state`` current (SQLite or PostgreSQL).
+
+    Triggers rather than code in each write path, so every writer counts: kernels, scripts, the
+    importer, an older notebook-carbon of schema 3, or a person fixing a row by hand.
+    """
+    columns = ", ".join(SWEEP_SUMMARY_COLUMNS)
+    # NEW's sweep after an update is bumped only when it is another sweep than OLD's (not twice).
+    differs = "IS NOT" if conn.dialect.name == "sqlite" else "IS DISTINCT FROM"  # NULL-safe inequality
+    moved = (
+        f" AND (NEW.project {differs} OLD.project OR {_sweep_key_sql('NEW')} {differs} {_sweep_key_sql('OLD')})"
+    )
+    if conn.dialect.name == "sqlite":
+        statements = [
+            f"CREATE TRIGGER runs_sweep_insert AFTER INSERT ON runs BEGIN {_bump_sql('NEW')}; END",
+            f"CREATE TRIGGER runs_sweep_update AFTER UPDATE OF {columns} ON runs "
+            f"BEGIN {_bump_sql('OLD')}; {_bump_sql('NEW', moved)}; END",
+            f"CREATE TRIGGER runs_sweep_delete AFTER DELETE ON runs BEGIN {_bump_sql('OLD')}; END",
+        ]
+    elif conn.dialect.name == "postgresql":
+        statements = [
+            "CREATE FUNCTION notebook_carbon_sweep_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN "
+            f"IF TG_OP = 'INSERT' THEN {_bump_sql('NEW')}; "
+            f"ELSIF TG_OP = 'DELETE' THEN {_bump_sql('OLD')}; "
+            f"ELSE {_bump_sql('OLD')}; {_bump_sql('NEW', moved)}; "
+            "END IF; RETURN NULL; END $$",
+            f"CREATE TRIGGER runs_sweep_changed AFTER INSERT OR DELETE OR UPDATE OF {columns} ON runs "
+            "FOR EACH ROW EXECUTE FUNCTION notebook_carbon_sweep_changed()",
+        ]
+    else:
+        raise RegistryError(
+            f"the registry supports SQLite and PostgreSQL databases, not {conn.dialect.name}; "
+            "set NOTEBOOK_CARBON_REGISTRY to a file path or a postgresql:// URL"
+        )
+    for statement in statements:
+        conn.exec_driver_sql(statement)
 
 
 def target_version(migrations: Mapping[int, Migration] | None = None) -> int:

@@ -113,6 +113,7 @@ class Registry:
             found = _stamped_version(conn, self.where)  # another process may have done it meanwhile
             if found is None:
                 schema.metadata.create_all(conn)
+                schema.install_sweep_triggers(conn)
                 conn.execute(
                     insert(meta),
                     [

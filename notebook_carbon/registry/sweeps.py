@@ -18,10 +18,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 
 from ..errors import RegistryError
-from .schema import runs
+from .schema import runs, sweep_cache, sweep_state
 
 # What ``list_sweeps`` reads of every run, in this order: not the cell's source, most of a row's
 # bytes and needed only for the label of each automatic sweep (read for its first run alone).
@@ -181,33 +181,124 @@ def _distinct(values: list[Any]) -> list[Any]:
 def list_sweeps(registry, project: str) -> list[SweepSummary]:
     """The sweeps of ``project`` in ``registry`` (a ``Registry``), the most energy first.
 
-    Same result as ``group_sweeps`` over the project's runs, read for speed: a narrow query
-    already in start order (the ``(project, started_at)`` index), rows as plain tuples, params
-    decoded in one go per sweep, and the cell source read only for each automatic sweep's label.
+    Exactly ``group_sweeps`` over the project's runs, without reading them all each time: the
+    registry keeps a generation counter per sweep, increased by a trigger whenever one of its runs
+    changes, and a cache of each sweep's summary with the generation it was computed at (schema
+    v3). Only the sweeps whose generation moved on are recomputed from their runs; the cache is
+    then updated (not on a registry opened read-only, which recomputes what it must every time).
+
+    The generations are read before the runs, in one transaction: a run recorded meanwhile can only
+    make the computed summary newer than its generation, so at worst it is recomputed once more.
     """
-    query = select(*_MEMBER_COLUMNS).where(runs.c.project == project).order_by(runs.c.started_at, runs.c.id)
-    groups: dict[str, list[tuple]] = {}
-    with registry._transaction(f"listing the sweeps of project {project!r}") as conn:
+    doing = f"listing the sweeps of project {project!r}"
+    found: dict[str, SweepSummary | None] = {}
+    stale: dict[str, int] = {}  # sweep key -> its current generation
+    joined = sweep_state.outerjoin(
+        sweep_cache, and_(sweep_cache.c.project == sweep_state.c.project, sweep_cache.c.sweep_key == sweep_state.c.sweep_key)
+    )
+    query = (
+        select(sweep_state.c.sweep_key, sweep_state.c.generation, sweep_cache.c.generation, sweep_cache.c.summary)
+        .select_from(joined)
+        .where(sweep_state.c.project == project)
+    )
+    with registry._transaction(doing) as conn:
+        for key, generation, cached_at, text in conn.execute(query):
+            summary = _from_cache(text) if cached_at == generation else _STALE
+            if summary is _STALE:
+                stale[key] = generation
+            else:
+                found[key] = summary
+        if stale:
+            computed = _compute(conn, project, set(stale))
+            found.update((key, computed.get(key)) for key in stale)
+    if stale and not registry.read_only:
+        _store(registry, project, {key: (generation, found[key]) for key, generation in stale.items()})
+    return sorted((s for s in found.values() if s is not None), key=lambda s: (-s.energy_j, s.key))
+
+
+_CACHE_FORMAT = 1
+"""Version of the cached summaries' JSON: raise it whenever ``SweepSummary`` or how it is computed
+changes, and every summary cached by an older notebook-carbon is recomputed on its next read."""
+_FULL_SCAN_ABOVE = 16
+"""More stale sweeps than this (a first listing, an upgraded registry) are computed from one pass
+over the project's runs in start order rather than from one indexed query per sweep."""
+_STALE = object()
+
+
+def _compute(conn, project: str, keys: set[str]) -> dict[str, SweepSummary]:
+    """Summaries of the sweeps ``keys`` of ``project`` from their runs; a key with no runs left is absent."""
+    members: dict[str, list[tuple]] = {}
+    if len(keys) > _FULL_SCAN_ABOVE:
+        query = select(*_MEMBER_COLUMNS).where(runs.c.project == project).order_by(runs.c.started_at, runs.c.id)
         for row in _tuples(conn, query):
             key = row[_SWEEP] or ("code:" + row[_CODE] if row[_CODE] else None)  # as ``sweep_key``
-            if key is not None:
-                groups.setdefault(key, []).append(row)
-        firsts = [members[0][_ID] for key, members in groups.items() if key.startswith("code:")]
-        sources: dict[int, tuple] = {}
-        for start in range(0, len(firsts), _IN_LIMIT):
-            chunk = firsts[start : start + _IN_LIMIT]
-            query = select(runs.c.id, runs.c.cell_source, runs.c.name).where(runs.c.id.in_(chunk))
-            sources.update((row[0], row[1:]) for row in conn.execute(query))
-    summaries = [
-        _summarise(
+            if key in keys:
+                members.setdefault(key, []).append(row)
+    else:
+        for key in keys:
+            if key.startswith("code:"):  # the (project, code_fingerprint, ...) index
+                which = and_(or_(runs.c.sweep.is_(None), runs.c.sweep == ""), runs.c.code_fingerprint == key[5:])
+            else:
+                which = runs.c.sweep == key
+            # Sorted here, not by ORDER BY: with one, SQLite's planner (lacking statistics) walks the
+            # project's (project, started_at) index in order instead of searching the sweep's runs.
+            rows = _tuples(conn, select(*_MEMBER_COLUMNS).where(runs.c.project == project, which))
+            if rows:
+                members[key] = sorted(rows, key=lambda row: (row[_STARTED], row[_ID]))
+    firsts = [rows[0][_ID] for key, rows in members.items() if key.startswith("code:")]
+    sources: dict[int, tuple] = {}
+    for start in range(0, len(firsts), _IN_LIMIT):
+        chunk = firsts[start : start + _IN_LIMIT]
+        query = select(runs.c.id, runs.c.cell_source, runs.c.name).where(runs.c.id.in_(chunk))
+        sources.update((row[0], row[1:]) for row in conn.execute(query))
+    return {
+        key: _summarise(
             key,
-            _label(key, *sources.get(members[0][_ID], (None, None))),
-            members,
-            _decode_params([row[_PARAMS] for row in members]),
+            _label(key, *sources.get(rows[0][_ID], (None, None))),
+            rows,
+            _decode_params([row[_PARAMS] for row in rows]),
         )
-        for key, members in groups.items()
+        for key, rows in members.items()
+    }
+
+
+def _store(registry, project: str, summaries: Mapping[str, tuple[int, SweepSummary | None]]) -> None:
+    """Cache ``summaries`` (sweep key -> (generation computed at, summary or None for no runs))."""
+    rows = [
+        {"project": project, "sweep_key": key, "generation": generation, "summary": _to_cache(summary)}
+        for key, (generation, summary) in summaries.items()
     ]
-    return sorted(summaries, key=lambda s: (-s.energy_j, s.key))
+    same = and_(sweep_cache.c.project == bindparam("p"), sweep_cache.c.sweep_key == bindparam("k"))
+    try:
+        with registry._transaction(f"caching the sweeps of project {project!r}", write=True) as conn:
+            conn.execute(delete(sweep_cache).where(same), [{"p": project, "k": key} for key in summaries])
+            conn.execute(insert(sweep_cache), rows)
+    except RegistryError:
+        # Only a cache: the listing is right without it, and is recomputed next time. A registry
+        # that cannot be written (permissions, a lock held past the busy timeout) must not make
+        # reading it fail; the next write would report the problem where it matters.
+        pass
+
+
+def _to_cache(summary: SweepSummary | None) -> str:
+    fields = None if summary is None else {f.name: getattr(summary, f.name) for f in dataclasses.fields(summary)}
+    return json.dumps({"format": _CACHE_FORMAT, "summary": fields})
+
+
+def _from_cache(text: str | None) -> SweepSummary | None | object:
+    """The cached summary (None: the sweep has no runs left), or ``_STALE`` if unusable."""
+    try:
+        cached = json.loads(text) if text else None
+        if not isinstance(cached, dict) or cached.get("format") != _CACHE_FORMAT:
+            return _STALE
+        fields = cached["summary"]
+        if fields is None:
+            return None
+        fields["run_ids"] = tuple(fields["run_ids"])
+        fields["varying_params"] = {name: tuple(values) for name, values in fields["varying_params"].items()}
+        return SweepSummary(**fields)
+    except (ValueError, KeyError, TypeError, AttributeError):  # damaged by hand: recompute it
+        return _STALE
 
 
 def _tuples(conn, query) -> list[tuple]:
