@@ -10,6 +10,7 @@ for SQLAlchemy to import or for the disk.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 import time
@@ -315,8 +316,17 @@ class ActiveRun:
 
         by_component = window.energy_so_far_j()
         energy_j = sum(by_component.values())
-        fp = footprint(energy_j, pue=self.session.settings.pue, intensity=self.intensity)
-        row: dict[str, Any] = {"energy_j": energy_j, "emissions_g": fp.emissions_g, "duration_s": elapsed_s}
+        settings = self.session.settings
+        fp = footprint(
+            energy_j, pue=settings.pue, intensity=self.intensity, wue_l_per_kwh=settings.wue_l_per_kwh
+        )
+        row: dict[str, Any] = {
+            "energy_j": energy_j,
+            "emissions_g": fp.emissions_g,
+            "water_l": fp.water_l,
+            "embodied_g": _embodied(settings, self.row["gpu_count"], elapsed_s).embodied_g,
+            "duration_s": elapsed_s,
+        }
         for component, method in window.methods().items():
             row[f"{component}_energy_j"] = by_component.get(component, 0.0)
             row[f"{component}_method"] = method  # a crashed run still says how its energy was obtained
@@ -331,7 +341,11 @@ class ActiveRun:
         measurement = self.window.stop()
         from .impact.footprint import footprint
 
-        fp = footprint(measurement.energy_j, pue=self.session.settings.pue, intensity=self.intensity)
+        settings = self.session.settings
+        wue = settings.wue_l_per_kwh
+        fp = footprint(measurement.energy_j, pue=settings.pue, intensity=self.intensity, wue_l_per_kwh=wue)
+        # the run reserved the machine for its duration (SCI time-share, resource share 1)
+        embodied = _embodied(settings, self.row["gpu_count"], measurement.duration_s)
         by_component = measurement.by_component()
         row = dict(self.row)
         row.update(
@@ -342,8 +356,10 @@ class ActiveRun:
             energy_j=measurement.energy_j,
             emissions_g=fp.emissions_g,
             water_l=fp.water_l,
+            embodied_g=embodied.embodied_g,
             notes=list(measurement.notes)
-            + [f"{c.component} {c.device}: {c.degraded}" for c in measurement.components if c.degraded],
+            + [f"{c.component} {c.device}: {c.degraded}" for c in measurement.components if c.degraded]
+            + [_embodied_note(embodied)],
         )
         for component in ("gpu", "cpu", "ram"):
             energy_j, method = by_component.get(component, (None, "none"))
@@ -366,6 +382,43 @@ class ActiveRun:
         self.result = RunResult(self.uid, row, measurement, fp, self.id_future)
         self.session._remember(self.result)
         return self.result
+
+
+def _embodied(settings: Settings, gpu_count: int, reserved_s: float):
+    """The run's share of its hardware's embodied emissions (``impact.embodied.Embodied``)."""
+    from .impact.embodied import embodied
+
+    return embodied(
+        reserved_s,
+        hardware=settings.hardware,
+        gpu_count=gpu_count,
+        embodied_kg=settings.embodied_kg,
+        lifetime_years=settings.lifetime_years,
+        reused=settings.reused_hardware,
+        has_battery=settings.hardware == "auto" and _has_battery(),
+    )
+
+
+def _embodied_note(e) -> str:
+    """One short line per run on how its ``embodied_g`` was obtained (sources: docs/methods.md)."""
+    gpus = f" with {e.gpu_count} GPU{'' if e.gpu_count == 1 else 's'}" if e.gpu_count else ""
+    what = "user-provided" if e.user_total else e.hardware + gpus
+    note = f"embodied: {what}, {e.total_kg:g} kg CO2e amortised over {e.lifetime_years:g} years"
+    note += " (SCI time-share)"
+    if e.reused:
+        note += "; reused hardware: none attributed"
+    return note + (f"; {e.hardware_reason}" if e.hardware_reason else "")
+
+
+@functools.cache
+def _has_battery() -> bool:
+    """Whether this machine runs on a battery (a laptop), for ``hardware = "auto"``; read once."""
+    try:
+        import psutil
+
+        return psutil.sensors_battery() is not None
+    except (AttributeError, NotImplementedError, OSError):  # no battery API here, or unreadable: no laptop
+        return False
 
 
 def _error_text(error: BaseException | str | None) -> str | None:

@@ -22,6 +22,8 @@ ENV_PREFIX = "NOTEBOOK_CARBON_"
 APP_NAME = "notebook-carbon"
 ATTRIBUTIONS = ("machine", "process")
 ON_DUPLICATE = ("warn", "skip", "error")
+HARDWARE = ("auto", "gpu-server", "server", "workstation", "laptop")
+"""``auto`` and the kinds of ``impact.embodied.FACTORS`` (a test keeps the two in step)."""
 
 
 def default_registry_path() -> Path:
@@ -67,6 +69,17 @@ class Settings:
     """Seconds between checkpoints of a running run's energy (what a killed kernel leaves behind)."""
     on_duplicate: str = "warn"
     """What a cell identical to an earlier ok run does: ``warn`` (and run), ``skip`` or ``error``."""
+    wue_l_per_kwh: float | None = None
+    """Water usage effectiveness of the facility, litres per kWh of IT energy; unset: water not recorded."""
+    hardware: str = "auto"
+    """Hardware for embodied emissions: ``gpu-server``, ``server``, ``workstation``, ``laptop``, or ``auto``
+    (4 or more GPUs: gpu-server; else a battery: laptop; else workstation)."""
+    embodied_kg: float | None = None
+    """Total embodied emissions of the whole machine (kg CO2e), overriding the figure for ``hardware``."""
+    lifetime_years: float = 4.0
+    """Expected lifespan of the hardware, over which its embodied emissions are amortised."""
+    reused_hardware: bool = False
+    """Refurbished or second-life hardware: its manufacturing counts as already amortised (embodied 0)."""
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; values may be strings as typed by a user."""
@@ -164,6 +177,16 @@ def _validate(values: dict[str, Any]) -> None:
     for name in ("intensity_g_per_kwh", "cpu_tdp_w", "ram_w_per_gb"):
         if values[name] is not None and not values[name] >= 0:
             raise bad(f"{name}={values[name]} must be zero or positive")
+    for name in ("wue_l_per_kwh", "embodied_kg"):
+        if values[name] is not None and not 0 <= values[name] < float("inf"):
+            raise bad(f"{name}={values[name]} must be a finite number, zero or positive (none unsets it)")
+    if not 0 < values["lifetime_years"] <= 100:
+        raise bad(f"lifetime_years={values['lifetime_years']} must be a number of years above 0, at most 100")
+    if values["hardware"] not in HARDWARE:
+        raise bad(
+            f"hardware={values['hardware']!r} must be one of {', '.join(HARDWARE)} "
+            "(or set embodied_kg to give the machine's embodied emissions yourself)"
+        )
     if not 0.1 <= values["checkpoint_interval_s"] <= 86400:
         raise bad(f"checkpoint_interval_s={values['checkpoint_interval_s']} must be between 0.1 and 86400 seconds")
     if values["on_duplicate"] not in ON_DUPLICATE:

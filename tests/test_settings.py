@@ -32,6 +32,32 @@ def test_precedence_file_then_environment_then_arguments(tmp_path):
     assert settings.project == "from-args"  # arguments beat everything
 
 
+def test_impact_settings_defaults():
+    settings = Settings()
+    assert settings.wue_l_per_kwh is None and settings.embodied_kg is None  # unset: no water, table's figure
+    assert (settings.hardware, settings.lifetime_years, settings.reused_hardware) == ("auto", 4.0, False)
+
+
+def test_impact_settings_from_file_environment_and_arguments(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'hardware = "gpu-server"\nwue_l_per_kwh = 1.8\nlifetime_years = 5\nreused_hardware = true\n'
+    )
+    environ = {"NOTEBOOK_CARBON_CONFIG": str(config), "NOTEBOOK_CARBON_LIFETIME_YEARS": "6",
+               "NOTEBOOK_CARBON_EMBODIED_KG": "3100"}  # fmt: skip
+    settings = resolve({"reused_hardware": "off"}, environ=environ)
+    assert settings.hardware == "gpu-server" and settings.wue_l_per_kwh == 1.8  # file
+    assert settings.lifetime_years == 6.0 and settings.embodied_kg == 3100.0  # environment beats file
+    assert settings.reused_hardware is False  # arguments beat everything
+
+
+def test_bad_impact_setting_in_the_file_is_an_error(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('hardware = "Laptop"\n')
+    with pytest.raises(ConfigError, match="must be one of auto, gpu-server"):
+        resolve(environ={"NOTEBOOK_CARBON_CONFIG": str(config)})
+
+
 def test_registry_from_environment(tmp_path):
     target = tmp_path / "lab.sqlite"
     assert resolve(environ={"NOTEBOOK_CARBON_REGISTRY": str(target)}).registry_location() == str(target)
@@ -47,6 +73,13 @@ def test_registry_from_environment(tmp_path):
         ({"region": " FR "}, {"region": "FR"}),
         ({"sample-interval-s": "0.5"}, {"sample_interval_s": 0.5}),
         ({"attribution": "process"}, {"attribution": "process"}),
+        ({"wue_l_per_kwh": "1.8"}, {"wue_l_per_kwh": 1.8}),
+        ({"wue_l_per_kwh": "none"}, {"wue_l_per_kwh": None}),
+        ({"hardware": " laptop "}, {"hardware": "laptop"}),
+        ({"embodied-kg": "3100"}, {"embodied_kg": 3100.0}),
+        ({"embodied_kg": "default"}, {"embodied_kg": None}),
+        ({"lifetime_years": "6"}, {"lifetime_years": 6.0}),
+        ({"reused_hardware": "on"}, {"reused_hardware": True}),
     ],
 )
 def test_values_typed_as_strings_are_parsed(changes, expected):
@@ -65,6 +98,14 @@ def test_values_typed_as_strings_are_parsed(changes, expected):
         ({"gpu": "maybe"}, "expected on/off"),
         ({"colour": "red"}, "unknown setting 'colour'"),
         ({"project": ""}, "project must not be empty"),
+        ({"wue_l_per_kwh": "-0.5"}, "wue_l_per_kwh=-0.5 must be a finite number, zero or positive"),
+        ({"wue_l_per_kwh": "inf"}, "wue_l_per_kwh=inf must be a finite number"),
+        ({"embodied_kg": "-1"}, "embodied_kg=-1.0 must be a finite number, zero or positive"),
+        ({"embodied_kg": "lots"}, "setting embodied_kg='lots'"),
+        ({"hardware": "mainframe"}, "hardware='mainframe' must be one of auto, gpu-server, server"),
+        ({"lifetime_years": "0"}, "lifetime_years=0.0 must be a number of years above 0"),
+        ({"lifetime_years": "nan"}, "lifetime_years=nan must be a number of years above 0"),
+        ({"reused_hardware": "perhaps"}, "expected on/off"),
     ],
 )
 def test_bad_values_say_what_is_wrong(changes, message):
