@@ -146,3 +146,32 @@ def test_format_mass(mass_g, text):
 )
 def test_format_duration(duration_s, text):
     assert format_duration(duration_s) == text
+
+
+@pytest.mark.parametrize(
+    "text, grams",
+    [("5kg", 5000.0), ("500 g", 500.0), ("1.5t", 1.5e6), ("5 kgCO2e", 5000.0), ("250mg", 0.25),
+     (".5 KG", 500.0), ("2.5e3g", 2500.0), (" 3 kg co2-eq ", 3000.0)],
+)
+def test_parse_mass_reads_what_people_write(text, grams):
+    from notebook_carbon.impact.footprint import parse_mass_g
+
+    assert parse_mass_g(text) == pytest.approx(grams)
+
+
+@pytest.mark.parametrize("text", ["5", "five kg", "5 lb", "-1kg", "", "5 kg kg"])
+def test_parse_mass_refuses_a_number_without_a_unit_or_an_unknown_unit(text):
+    from notebook_carbon.errors import ConfigError
+    from notebook_carbon.impact.footprint import parse_mass_g
+
+    with pytest.raises(ConfigError, match="write a number and a unit"):
+        parse_mass_g(text)
+
+
+def test_car_equivalent_states_its_factor():
+    from notebook_carbon.impact.equivalents import car_km
+
+    eq = car_km(2485.0)  # 2.485 kg at 248.5 g/km
+    assert eq.amount == pytest.approx(2485.0 / (400 / 1.609344)) and eq.amount == pytest.approx(10.0, rel=1e-3)
+    assert str(eq) == "10 km driven by an average passenger car" and eq.factor == "248.5 g CO2e per km"
+    assert "EPA" in eq.source and str(car_km(2.485e6)).startswith("10,000 km")

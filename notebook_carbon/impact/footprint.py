@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 from ..errors import ConfigError
 from .intensity import GridIntensity
 
-__all__ = ["J_PER_KWH", "Footprint", "footprint", "format_duration", "format_energy", "format_mass_g"]
+__all__ = [
+    "J_PER_KWH", "Footprint", "footprint", "format_duration", "format_energy", "format_mass_g", "parse_mass_g"
+]
 
 J_PER_KWH = 3.6e6
 """Joules in one kilowatt-hour, exactly (1000 W x 3600 s)."""
@@ -145,6 +148,22 @@ def format_mass_g(mass_g: float) -> str:
     if mass_g == 0:
         return "0 g"
     return _scaled(mass_g, _MASS_UNITS_G)
+
+
+_MASS_PARSE_G = {"mg": 1e-3, "g": 1.0, "kg": 1e3, "t": 1e6}
+_MASS_RE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(mg|g|kg|t)?\s*(?:co2e?|co2-?eq)?\s*", re.I)
+
+
+def parse_mass_g(text: str) -> float:
+    """Grams in a mass of CO2e written as people write it: ``5kg``, ``500 g``, ``1.5 t``,
+    ``5 kgCO2e``, ``250mg``. A number without a unit is refused: ``5`` could mean grams or
+    kilograms, and a budget off by a factor of 1,000 is worse than an error."""
+    found = _MASS_RE.fullmatch(str(text))
+    if not found or not found.group(2):
+        raise ConfigError(
+            f"{text!r} is not a mass of CO2e; write a number and a unit, e.g. 5kg, 500g, 1.5t or 250mg"
+        )
+    return float(found.group(1)) * _MASS_PARSE_G[found.group(2).lower()]
 
 
 def format_duration(duration_s: float) -> str:
