@@ -1,9 +1,12 @@
 """The ``notebook-carbon`` command.
 
-``demo`` runs the quickstart notebook headlessly in a real kernel and prints the runs it recorded;
-``runs`` lists a registry's runs; ``regions`` lists the grid regions the bundled data knows;
-``import-codecarbon`` records codecarbon's emissions.csv logs as runs.
-Errors are one clear line on stderr; bad arguments exit with status 2, other failures with 1.
+``demo`` runs the quickstart notebook headlessly in a real kernel, prints the runs it recorded and
+writes their impact statement and a chart; ``runs`` lists a registry's runs; ``summary`` totals a
+project; ``statement`` writes the impact statement; ``chart`` saves a chart; ``check --budget``
+gates a project's emissions; ``sweeps`` lists sweeps; ``regions`` lists the grid regions the
+bundled data knows; ``import-codecarbon`` records codecarbon's emissions.csv logs as runs.
+Errors are one clear line on stderr; bad arguments exit with status 2, other failures with 1, and
+``check`` exits 1 when the project is over its budget.
 """
 
 from __future__ import annotations
@@ -40,6 +43,37 @@ def _parser() -> argparse.ArgumentParser:
     sweeps.add_argument("--registry", help="registry path or URL (default: settings)")
     sweeps.add_argument("--project", help="the project (default: settings)")
 
+    summary = sub.add_parser("summary", help="a project's totals, development overhead and costliest sweeps")
+    _selection_arguments(summary)
+
+    statement = sub.add_parser(
+        "statement", help="write the environmental impact statement (Markdown, LaTeX, JSON or model-card metadata)"
+    )
+    _selection_arguments(statement)
+    statement.add_argument("--format", "-f", choices=("md", "latex", "json", "model-card"), default="md",
+                           help="md (default), latex (a document pdflatex compiles), json, model-card (YAML)")
+    statement.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
+    statement.add_argument("--region", action="append", default=[], metavar="CODE",
+                           help="also show the emissions on this grid (repeatable; see `notebook-carbon regions`)")
+    statement.add_argument("--training-type", choices=("pre-training", "fine-tuning"), default="pre-training",
+                           help="for --format model-card (default pre-training)")
+
+    chart = sub.add_parser("chart", help="save a chart as SVG, PNG or PDF (by the file's suffix), offline")
+    chart.add_argument("kind", choices=("cumulative", "sweeps", "power"),
+                       help="cumulative emissions over time; energy per sweep; one run's power timeline")
+    _selection_arguments(chart)
+    chart.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, FILE.png or FILE.pdf")
+    chart.add_argument("--run", help="the run (id or uid) for the power chart")
+
+    check = sub.add_parser(
+        "check", help="exit 1 when a project's emissions are over a budget (a CI gate for a research repository)"
+    )
+    _selection_arguments(check)
+    check.add_argument("--budget", required=True, type=_mass_argument, metavar="MASS",
+                       help="the most CO2e allowed, with its unit: 5kg, 500g, 1.5t")
+    check.add_argument("--operational-only", action="store_true",
+                       help="compare operational emissions only (default: operational + embodied)")
+
     imports = sub.add_parser(
         "import-codecarbon", help="record the runs of codecarbon emissions.csv files in the registry"
     )
@@ -49,7 +83,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _selection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", help="registry path or URL (default: settings)")
+    parser.add_argument("--project", help="the project (default: settings)")
+    parser.add_argument("--notebook", help="only the runs of this notebook")
+    parser.add_argument("--sweep", help="only this sweep (its name, or code:FINGERPRINT)")
+    parser.add_argument("--tag", action="append", dest="tags", metavar="TAG", help="only runs with this tag (repeatable)")
+    parser.add_argument("--since", help="only runs started at or after this time (ISO date or datetime, UTC)")
+    parser.add_argument("--until", help="only runs started before this time (ISO date or datetime, UTC)")
+
+
+def _mass_argument(text: str) -> float:
+    from .errors import ConfigError
+    from .impact.footprint import parse_mass_g
+
+    try:
+        return parse_mass_g(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns its exit status: 0, 1 (failed, or over budget), 2 (bad arguments)."""
+    from .errors import ConfigError
+
     args = _parser().parse_args(argv)
     try:
         return {
@@ -57,11 +114,107 @@ def main(argv: Sequence[str] | None = None) -> int:
             "runs": _runs,
             "regions": _regions,
             "sweeps": _sweeps,
+            "summary": _summary,
+            "statement": _statement,
+            "chart": _chart,
+            "check": _check,
             "import-codecarbon": _import_codecarbon,
         }[args.command](args)
+    except ConfigError as exc:  # a bad value given (a date, a region, a format): the caller's to fix
+        print(f"notebook-carbon: error: {exc}", file=sys.stderr)
+        return 2
     except NotebookCarbonError as exc:
         print(f"notebook-carbon: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _facts(args: argparse.Namespace, regions: Sequence[str] = ()) -> dict:
+    from .statements import statement_facts
+
+    return statement_facts(
+        _registry_location(args.registry), project=args.project, notebook=args.notebook, sweep=args.sweep,
+        tags=args.tags, since=args.since, until=args.until, regions=regions,
+    )  # fmt: skip
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from .statements.render import energy_text, mass_text, pct_text, ratio_text, span_text
+
+    facts = _facts(args)
+    t, d = facts["totals"], facts["development"]
+    scope = facts["scope"]
+    print(f"project {scope['project']}: {scope['runs']} runs"
+          + (f" from {scope['first_run_at'][:10]} to {scope['last_run_at'][:10]}" if scope["runs"] else ""))
+    if not scope["runs"]:
+        return 0
+    statuses = ", ".join(f"{n} {status}" for status, n in scope["statuses"].items())
+    print(f"  runs:        {statuses}")
+    print(f"  energy:      {energy_text(t['energy_j']['value'])} ({span_text(t['energy_j'], 'energy')}); "
+          f"{pct_text(facts['methods']['measured_share'])} measured, {pct_text(facts['methods']['estimated_share'])} estimated")
+    print(f"  emissions:   {mass_text(t['emissions_g']['value'])} operational ({span_text(t['emissions_g'])}), "
+          f"{mass_text(t['embodied_g']['value'])} embodied, {mass_text(t['total_g']['value'])} in all")
+    if t["water_l"]:
+        from .statements.render import water_text
+
+        print(f"  water:       {water_text(t['water_l']['value'])}")
+    print(f"  overhead:    {ratio_text(d['ratio'])} (all runs {energy_text(d['all_energy_j'])} vs the "
+          f"{d['selected_runs']} selected results {energy_text(d['selected_energy_j'])}); "
+          f"failed {pct_text(d['failed_share'])}, redundant {pct_text(d['redundant_share'])} of the energy")
+    if facts["sweeps"]:
+        print(f"  costliest sweeps (of {len(facts['sweeps'])}):")
+        for sweep in facts["sweeps"][:5]:
+            print(f"    {_cut(sweep['label'], 40):<40} {sweep['runs']:>6} runs {energy_text(sweep['energy_j']):>11}"
+                  f" {mass_text(sweep['emissions_g']):>14}  overhead {ratio_text(sweep['overhead_ratio'])}")
+    return 0
+
+
+def _statement(args: argparse.Namespace) -> int:
+    from .statements.render import render
+
+    text = render(_facts(args, regions=args.region), args.format, training_type=args.training_type)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _chart(args: argparse.Namespace) -> int:
+    from . import analysis, charts
+    from .errors import ConfigError
+
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in (".svg", ".png", ".pdf"):
+        raise ConfigError(f"cannot tell the format of {args.output!r}: name it .svg, .png or .pdf")
+    location = _registry_location(args.registry)
+    if args.kind == "power":
+        if not args.run:
+            raise ConfigError("the power chart is of one run: give --run ID (see `notebook-carbon runs`)")
+        figure = charts.power_timeline(location, args.run)
+    else:
+        from .settings import resolve
+
+        df = analysis.runs(location, project=args.project or resolve().project, notebook=args.notebook,
+                           sweep=args.sweep, tags=args.tags, since=args.since, until=args.until)
+        figure = charts.cumulative_emissions(df) if args.kind == "cumulative" else charts.sweep_energy(df)
+    charts.save(figure, args.output)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .statements.render import mass_text
+
+    facts = _facts(args)
+    t = facts["totals"]
+    what = "operational emissions" if args.operational_only else "emissions (operational + embodied)"
+    used = t["emissions_g"] if args.operational_only else t["total_g"]
+    verdict = "over" if used["value"] > args.budget else "within"
+    print(f"project {facts['scope']['project']}: {what} {mass_text(used['value'])} (range "
+          f"{mass_text(used['low'])} to {mass_text(used['high'])}) over {facts['scope']['runs']} runs: "
+          f"{verdict} the budget of {mass_text(args.budget)}")
+    return 1 if verdict == "over" else 0
 
 
 def _registry_location(explicit: str | None) -> str:
@@ -97,7 +250,28 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"executed notebook with outputs: {executed}")
     print(f"registry: {registry}\n")
     _print_runs(registry, project=None, limit=None)
+    _demo_statement(registry, out)
     return 0
+
+
+def _demo_statement(registry: str, out: Path) -> None:
+    """The end of the demo: the statement of the quickstart's runs, as Markdown (printed and
+    written), LaTeX and JSON, and the chart of their cumulative emissions."""
+    from . import analysis, charts
+    from .settings import resolve
+    from .statements import statement_facts
+    from .statements.render import render
+
+    facts = statement_facts(registry, project=resolve().project)
+    written = []
+    for fmt, name in (("md", "statement.md"), ("latex", "statement.tex"), ("json", "statement.json")):
+        (out / name).write_text(render(facts, fmt), encoding="utf-8")
+        written.append(out / name)
+    chart = out / "cumulative-emissions.svg"
+    charts.save(charts.cumulative_emissions(analysis.runs(registry, project=resolve().project)), chart)
+    written.append(chart)
+    print("\n" + render(facts, "md"))
+    print("written: " + ", ".join(str(path) for path in written))
 
 
 def _quickstart_path() -> Path:

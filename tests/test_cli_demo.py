@@ -36,6 +36,18 @@ def test_demo_executes_the_quickstart_and_records_its_runs(demo, capsys):
     assert all(r["cpu_method"] in ("rapl", "estimate-tdp") for r in runs)
 
 
+def test_demo_ends_with_the_statement_and_a_chart(demo):
+    out, _ = demo
+    markdown = (out / "statement.md").read_text()
+    assert markdown.startswith("## Environmental impact statement") and "5 metered runs" in markdown
+    assert "| lr-sweep | 4 |" in markdown and "Development overhead" in markdown
+    assert (out / "statement.tex").read_text().rstrip().endswith(r"\end{document}")
+    facts = json.loads((out / "statement.json").read_text())
+    assert facts["totals"]["runs"] == 5 and facts["development"]["sweeps"] == 2
+    svg = (out / "cumulative-emissions.svg").read_text()
+    assert svg.startswith("<svg") and "</svg>" in svg
+
+
 def test_demo_notebook_outputs_show_summaries_and_no_errors(demo):
     out, _ = demo
     nb = nbformat.read(out / "quickstart.ipynb", as_version=4)

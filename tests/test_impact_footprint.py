@@ -175,3 +175,9 @@ def test_car_equivalent_states_its_factor():
     assert eq.amount == pytest.approx(2485.0 / (400 / 1.609344)) and eq.amount == pytest.approx(10.0, rel=1e-3)
     assert str(eq) == "10 km driven by an average passenger car" and eq.factor == "248.5 g CO2e per km"
     assert "EPA" in eq.source and str(car_km(2.485e6)).startswith("10,000 km")
+
+
+def test_a_short_car_distance_is_given_in_metres():
+    from notebook_carbon.impact.equivalents import car_km
+
+    assert str(car_km(24.85)) == "100 m driven by an average passenger car"

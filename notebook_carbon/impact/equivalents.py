@@ -32,10 +32,11 @@ class Equivalent:
 
 
 def car_km(emissions_g: float) -> Equivalent:
-    """Kilometres driven by a typical passenger car emitting ``emissions_g`` grams CO2e."""
+    """The distance (km, or m under 1 km) a typical passenger car drives emitting ``emissions_g`` g CO2e."""
+    km = emissions_g / CAR_G_PER_KM
     return Equivalent(
-        amount=emissions_g / CAR_G_PER_KM,
-        unit="km",
+        amount=km if km >= 1 or km == 0 else km * 1000,
+        unit="km" if km >= 1 or km == 0 else "m",
         what="driven by an average passenger car",
         factor=f"{CAR_G_PER_KM:.1f} g CO2e per km",
         source=CAR_SOURCE,

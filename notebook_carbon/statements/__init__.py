@@ -1,0 +1,105 @@
+"""Paper-ready environmental impact statements from the registry.
+
+::
+
+    from notebook_carbon.statements import impact_statement
+
+    print(impact_statement(project="vision", format="md"))            # Markdown, for a README or appendix
+    impact_statement(project="vision", format="latex")                # a LaTeX document (pdflatex)
+    impact_statement(project="vision", format="json")                 # the facts (schema/statement.schema.json)
+    impact_statement(project="vision", format="model-card")           # Hugging Face co2_eq_emissions
+
+Every statement covers the whole development of the selected runs — every sweep, failed and
+redundant run — with how each figure was obtained, its range, embodied emissions and water, the
+development overhead, a per-sweep table, the SCI per run, other grids and an equivalent.
+``build`` computes the facts once; ``render`` lays them out; ``escape`` keeps user text text.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .render import FORMATS, TRAINING_TYPES
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "statement.schema.json"
+"""The JSON schema of ``format="json"`` statements (draft 2020-12)."""
+
+COLUMNS = (
+    "pue", "duration_s", "gpu_count", "attribution", "intensity_region", "intensity_g_per_kwh", "intensity_source",
+)
+"""What a statement reads of each run besides ``analysis``'s core columns (not params, notes, source)."""
+
+__all__ = ["FORMATS", "SCHEMA_PATH", "TRAINING_TYPES", "impact_statement", "statement_facts"]
+
+
+def statement_facts(
+    registry: Any = None,
+    *,
+    project: str | None = None,
+    notebook: str | None = None,
+    sweep: str | None = None,
+    tags: str | Iterable[str] | None = None,
+    since: Any = None,
+    until: Any = None,
+    regions: Sequence[str] = (),
+    settings: Any = None,
+    now: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """The facts of the statement of ``project``'s runs (default: the settings' project), as a
+    JSON-ready dict: what ``format="json"`` writes. Filters as ``analysis.runs``."""
+    from .. import analysis
+    from ..settings import resolve
+    from .build import statement_data
+
+    settings = settings or resolve()
+    project = project or settings.project
+    df = analysis.runs(
+        registry if registry is not None else settings.registry_location(),
+        project=project, notebook=notebook, sweep=sweep, tags=tags, since=since, until=until, columns=COLUMNS,
+    )  # fmt: skip
+    scope = {
+        "project": project,
+        "notebook": notebook,
+        "sweep": sweep,
+        "tags": sorted([tags] if isinstance(tags, str) else tags or []),
+        "since": _when(since),
+        "until": _when(until),
+    }
+    return statement_data(df, scope=scope, settings=settings, regions=regions, now=now)
+
+
+def impact_statement(
+    registry: Any = None,
+    *,
+    format: str = "md",
+    training_type: str = "pre-training",
+    output: str | os.PathLike[str] | None = None,
+    **selection: Any,
+) -> str:
+    """The statement of a project's runs in ``format`` (one of ``FORMATS``); also written to
+    ``output`` if given. ``selection``: the keyword arguments of ``statement_facts``."""
+    from .render import render
+
+    if format not in FORMATS:
+        raise ConfigError(f"unknown statement format {format!r}; choose one of {', '.join(FORMATS)}")
+    if training_type not in TRAINING_TYPES:
+        raise ConfigError(f"training type {training_type!r}: choose one of {', '.join(TRAINING_TYPES)}")
+    text = render(statement_facts(registry, **selection), format, training_type=training_type)
+    if output is not None:
+        Path(output).write_text(text, encoding="utf-8")
+    return text
+
+
+def _when(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).isoformat()
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    return str(value)

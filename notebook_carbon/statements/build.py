@@ -1,0 +1,416 @@
+"""The facts of an impact statement, from a frame of runs: one JSON-ready dict every format renders.
+
+``statement_data`` computes everything a statement says — scope, hardware, how each component was
+measured, the intensity and PUE used, totals with ranges, embodied emissions and water, the
+development overhead, the sweeps, the SCI per run, other grids, an equivalent — and every figure's
+basis. The Markdown and LaTeX templates only lay it out, and the JSON format is this dict itself
+(``schema/statement.schema.json`` documents it), so the formats cannot disagree.
+
+Energy in J, emissions in g CO2e, water in L, as everywhere; templates convert for display.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..analysis import COMPONENT_NAMES, energy_by_method, method_kind, overhead, shares
+from ..impact import embodied as embodied_maths
+from ..impact.equivalents import car_km
+from ..impact.footprint import J_PER_KWH
+from ..impact.intensity import GridIntensity
+from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
+from ..impact.whatif import cleanest_regions, in_regions
+from ..settings import Settings
+
+SCHEMA_VERSION = 1
+"""Version of the statement's JSON document (``schema/statement.schema.json``); raised on any
+change that is not an added optional field."""
+
+SCHEMA_ID = "https://notebook-carbon.org/schemas/statement-v1.json"
+
+METHOD_WORDS = {
+    "rapl": "read from the processor's RAPL energy counters (Linux powercap)",
+    "nvml-counter": "read from the GPU's NVML energy counter",
+    "nvml-power": "integrated from NVML power readings sampled during the run",
+    "estimate-tdp": "estimated from the processor's TDP and its utilisation (no sensor could be read)",
+    "estimate-ram": "estimated at 0.375 W per GB of memory (no sensor could be read)",
+    "unattributed": "recorded without a per-component method (imported logs)",
+}
+
+SOURCES = {
+    "sci": "Green Software Foundation, Software Carbon Intensity (SCI) Specification, version 1.1.0 "
+    "(ISO/IEC 21031:2024): SCI = (E x I + M) per R; M = TE x (time reserved / expected lifespan)",
+    "jay2023": "Jay et al. (2023), An experimental comparison of software-based power meters: focus on CPU and "
+    "GPU, CCGrid 2023",
+    "fischer2025": "Fischer (2025), on the error of TDP-based energy estimates (up to 40 %)",
+}
+
+
+def statement_data(
+    df: pd.DataFrame,
+    *,
+    scope: dict[str, Any],
+    settings: Settings,
+    regions: Sequence[str] = (),
+    cleanest: int = 3,
+    now: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """The statement of the runs in ``df`` (``analysis.runs``), as a JSON-ready dict.
+
+    ``scope`` says what was selected (project, filters) and is copied in. ``settings`` give the
+    hardware, lifetime and reuse used to compute embodied emissions for runs recorded without them,
+    and the WUE for water. ``regions`` are grids to compare with, besides the ``cleanest`` ones.
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    energy = df["energy_j"].fillna(0.0).to_numpy(float)
+    emissions = df["emissions_g"].fillna(0.0).to_numpy(float)
+    pue = df["pue"].fillna(1.0).to_numpy(float)
+    facility = energy * pue
+    low_factor, high_factor = _relative_ranges(df)
+    embodied = _embodied(df, settings)
+    water = _water(df, settings, energy)
+    over, share = overhead(df), shares(df)
+    intensity = _intensity(df, facility, emissions)
+    totals = {
+        "runs": len(df),
+        "energy_j": _ranged(energy.sum(), (energy * low_factor).sum(), (energy * high_factor).sum()),
+        "facility_energy_j": _ranged(facility.sum(), (facility * low_factor).sum(), (facility * high_factor).sum()),
+        "emissions_g": _ranged(
+            emissions.sum(), (emissions * low_factor).sum(), (emissions * high_factor).sum()
+        ),
+        "embodied_g": embodied["total"],
+        "total_g": _ranged(
+            emissions.sum() + embodied["total"]["value"],
+            (emissions * low_factor).sum() + embodied["total"]["low"],
+            (emissions * high_factor).sum() + embodied["total"]["high"],
+        ),
+        "water_l": water,
+        "duration_s": float(df["duration_s"].fillna(0.0).sum()),
+    }
+    runs_count = max(len(df), 1)
+    sci = embodied_maths.sci(
+        float(facility.sum()),
+        intensity["g_per_kwh"] if facility.sum() else 0.0,
+        embodied["total"]["value"],
+        functional_units=runs_count,
+    )
+    data = {
+        "$schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "generator": f"notebook-carbon {__version__}",
+        "generated_at": now.isoformat(timespec="seconds"),
+        "scope": {
+            **scope,
+            "runs": len(df),
+            "first_run_at": _iso(df["started"].min()) if len(df) else None,
+            "last_run_at": _iso(df["started"].max()) if len(df) else None,
+            "statuses": {str(k): int(v) for k, v in df["status"].value_counts().sort_index().items()},
+        },
+        "hardware": _hardware(df),
+        "methods": {
+            "components": _components(df, float(energy.sum())),
+            "measured_share": share.measured,
+            "estimated_share": share.estimated,
+            "unattributed_share": share.unattributed,
+            "attribution": sorted({str(a) for a in df["attribution"].dropna()}),
+            "pue": sorted({float(p) for p in df["pue"].dropna()}),
+            "intensity": intensity,
+            "wue_l_per_kwh": settings.wue_l_per_kwh,
+            "embodied": embodied["method"],
+            "uncertainty": "each component's energy has a range from its method (docs/methods.md); a run's "
+            "range is the sum of its components' lows and of their highs (conservative); emissions scale with "
+            "energy (grid intensity and PUE taken as exact); embodied emissions take the range of their factor",
+        },
+        "totals": totals,
+        "development": {
+            "selected_runs": over.selected_runs,
+            "selected_energy_j": over.selected_energy_j,
+            "selected_emissions_g": over.selected_emissions_g,
+            "all_energy_j": over.energy_j,
+            "all_emissions_g": over.emissions_g,
+            "ratio": over.ratio,
+            "sweeps": over.sweeps,
+            "failed_runs": over.failed_runs,
+            "failed_energy_j": over.failed_energy_j,
+            "failed_share": share.failed,
+            "redundant_runs": over.redundant_runs,
+            "redundant_energy_j": over.redundant_energy_j,
+            "redundant_share": share.redundant,
+        },
+        "sweeps": _sweeps(df),
+        "sci": {
+            "g_per_run": sci.sci_g_per_unit,
+            "operational_g": sci.operational_g,
+            "embodied_g": sci.embodied_g,
+            "runs": len(df),
+            "basis": sci.basis,
+        },
+        "what_if": _what_if(float(facility.sum()), emissions.sum(), intensity, regions, cleanest),
+        "lifetime_extension": _lifetime(embodied["total"]["value"], settings),
+        "equivalents": [_equivalent(float(emissions.sum()) + embodied["total"]["value"])],
+        "sources": list(SOURCES.values()),
+    }
+    return _plain(data)
+
+
+# -- parts -------------------------------------------------------------------------------------
+
+
+def _relative_ranges(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per run, the low and high factors of its energy from its components' methods: each
+    component's energy times its method's range, unattributed energy as an estimate, over the sum."""
+    central = np.zeros(len(df))
+    low = np.zeros(len(df))
+    high = np.zeros(len(df))
+    for component in COMPONENT_NAMES:
+        part = df[f"{component}_energy_j"].fillna(0.0).to_numpy(float)
+        methods = df[f"{component}_method"].astype(object).where(df[f"{component}_method"].notna(), None)
+        kinds = {m: method_kind(m) for m in set(methods)}
+        ranges = {m: method_range(m) for m, kind in kinds.items() if m is not None and kind in ("measured", "estimated")}
+        lows = methods.map(lambda m: ranges[m].low if m in ranges else 0.0).to_numpy(float)
+        highs = methods.map(lambda m: ranges[m].high if m in ranges else 0.0).to_numpy(float)
+        counted = np.where(lows > 0, part, 0.0)
+        central += counted
+        low += counted * lows
+        high += counted * highs
+    unattributed = np.clip(df["unattributed_energy_j"].fillna(0.0).to_numpy(float), 0.0, None)
+    central += unattributed
+    low += unattributed * UNATTRIBUTED_RANGE.low
+    high += unattributed * UNATTRIBUTED_RANGE.high
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low_factor = np.where(central > 0, low / central, 1.0)
+        high_factor = np.where(central > 0, high / central, 1.0)
+    return low_factor, high_factor
+
+
+def _embodied(df: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """Embodied emissions: as recorded with each run, else computed from its duration with the
+    settings; the range from the factor's published range, if it has one."""
+    recorded = df["embodied_g"]
+    missing = recorded.isna() & df["duration_s"].notna()
+    value = float(recorded.fillna(0.0).sum())
+    low = high = 0.0
+    per_gpu_count = {}
+    for count in sorted({int(c) for c in df["gpu_count"].fillna(0)}):
+        per_gpu_count[count] = embodied_maths.embodied(
+            1.0,
+            hardware=settings.hardware,
+            gpu_count=count,
+            embodied_kg=settings.embodied_kg,
+            lifetime_years=settings.lifetime_years,
+            reused=settings.reused_hardware,
+        )
+    if not per_gpu_count:
+        per_gpu_count[0] = embodied_maths.embodied(
+            1.0, hardware=settings.hardware, embodied_kg=settings.embodied_kg,
+            lifetime_years=settings.lifetime_years, reused=settings.reused_hardware,
+        )  # fmt: skip
+    counts = df["gpu_count"].fillna(0).astype(int).to_numpy()
+    durations = df["duration_s"].fillna(0.0).to_numpy(float)
+    rate = np.array([per_gpu_count[c].embodied_g for c in counts]) if len(df) else np.zeros(0)
+    computed = durations * rate * missing.to_numpy(bool)
+    value += float(computed.sum())
+    # The range: each run's value scaled by its factor's published range (a point value without one).
+    for count, e in per_gpu_count.items():
+        mine = counts == count
+        part = float(recorded.fillna(0.0).to_numpy(float)[mine].sum() + computed[mine].sum())
+        low += part * (e.low_g / e.embodied_g if e.low_g is not None and e.embodied_g else 1.0)
+        high += part * (e.high_g / e.embodied_g if e.high_g is not None and e.embodied_g else 1.0)
+    example = next(iter(per_gpu_count.values()))
+    recorded_runs, computed_runs = int((~recorded.isna()).sum()), int(missing.sum())
+    if example.reused:
+        basis = "none attributed: the hardware is reused (its manufacturing is already amortised)"
+    else:
+        basis = (
+            f"each run's share of its hardware's manufacturing emissions, TE x run time / "
+            f"{example.lifetime_years:g}-year lifetime (the SCI specification's time-share), "
+            f"recorded with {recorded_runs} run{'s' if recorded_runs != 1 else ''}"
+        )
+        if computed_runs:
+            basis += f" and computed for {computed_runs} recorded without it, with the current settings"
+    return {
+        "total": {"value": value, "low": low, "high": high},
+        "method": {
+            "basis": basis,
+            "source": example.source,
+            "hardware": example.hardware,
+            "lifetime_years": example.lifetime_years,
+            "reused": example.reused,
+            "recorded_runs": recorded_runs,
+            "computed_runs": computed_runs,
+        },
+    }
+
+
+def _water(df: pd.DataFrame, settings: Settings, energy: np.ndarray) -> dict[str, Any] | None:
+    recorded = df["water_l"]
+    if recorded.notna().any():
+        return {"value": float(recorded.fillna(0.0).sum()), "runs": int(recorded.notna().sum()),
+                "basis": "recorded with each run: IT energy (kWh) x the WUE set when it ran"}
+    if settings.wue_l_per_kwh is None:
+        return None
+    return {"value": float(energy.sum()) / J_PER_KWH * settings.wue_l_per_kwh, "runs": len(df),
+            "basis": f"IT energy (kWh) x WUE {settings.wue_l_per_kwh:g} L/kWh (the current setting)"}
+
+
+def _intensity(df: pd.DataFrame, facility: np.ndarray, emissions: np.ndarray) -> dict[str, Any]:
+    """The grid(s) the runs' emissions were computed with; with several, their weighted mean."""
+    grids = []
+    keyed = df[["intensity_region", "intensity_g_per_kwh", "intensity_source"]].astype(object)
+    keyed = keyed.where(keyed.notna(), None)
+    for (region, g, source), rows in keyed.groupby(list(keyed.columns), dropna=False, sort=True).groups.items():
+        positions = df.index.get_indexer(rows)
+        grids.append({
+            "region": region, "g_per_kwh": g, "source": source, "runs": len(positions),
+            "facility_energy_j": float(facility[positions].sum()),
+        })
+    grids.sort(key=lambda g: -g["facility_energy_j"])
+    kwh = facility.sum() / J_PER_KWH
+    if kwh:
+        mean = float(emissions.sum() / kwh)
+    else:
+        mean = float(grids[0]["g_per_kwh"] or 0.0) if grids else 0.0
+    return {"grids": grids, "g_per_kwh": mean,
+            "region": grids[0]["region"] if len(grids) == 1 else "mixed"}
+
+
+def _hardware(df: pd.DataFrame) -> dict[str, Any]:
+    gpus = (
+        df.loc[df["gpu_model"].notna(), ["gpu_model", "gpu_count"]]
+        .astype(object).drop_duplicates().sort_values("gpu_model").to_dict("records")
+    )
+    return {
+        "hosts": int(df["host"].nunique()),
+        "cpus": sorted({str(c) for c in df["cpu_model"].dropna()}),
+        "gpus": [{"model": str(g["gpu_model"]), "count": None if pd.isna(g["gpu_count"]) else int(g["gpu_count"])}
+                 for g in gpus],
+    }
+
+
+def _components(df: pd.DataFrame, total_j: float) -> list[dict[str, Any]]:
+    rows = []
+    for component in COMPONENT_NAMES:
+        part = df[f"{component}_energy_j"]
+        for method, joules in part.groupby(df[f"{component}_method"], sort=True).sum().items():
+            if method == "none" or not joules:
+                continue
+            r = method_range(method)
+            rows.append({
+                "component": component, "method": str(method), "kind": method_kind(method),
+                "energy_j": float(joules), "share": float(joules) / total_j if total_j else None,
+                "range": [r.low, r.high], "range_label": r.label, "basis": r.basis,
+                "how": " and ".join(METHOD_WORDS.get(m, m) for m in str(method).split("+")),
+            })
+    by_method = energy_by_method(df)
+    if by_method.get("unattributed", 0.0) > 0:
+        r = UNATTRIBUTED_RANGE
+        rows.append({
+            "component": "total", "method": "unattributed", "kind": "unattributed",
+            "energy_j": by_method["unattributed"], "share": by_method["unattributed"] / total_j if total_j else None,
+            "range": [r.low, r.high], "range_label": r.label, "basis": r.basis, "how": METHOD_WORDS["unattributed"],
+        })
+    return rows
+
+
+def _sweeps(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per sweep, the most energy first, with its development overhead within the frame."""
+    swept = df[df["sweep_key"].notna()]
+    if swept.empty:
+        return []
+    energy = swept["energy_j"].fillna(0.0)
+    emissions = swept["emissions_g"].fillna(0.0)
+    groups = swept.groupby(["project", "sweep_key"], sort=False)
+    table = pd.DataFrame({
+        "label": groups["sweep_label"].first(),
+        "runs": groups.size(),
+        "energy_j": energy.groupby([swept["project"], swept["sweep_key"]], sort=False).sum(),
+        "emissions_g": emissions.groupby([swept["project"], swept["sweep_key"]], sort=False).sum(),
+        "failed_runs": groups["is_failed"].sum(),
+        "failed_energy_j": energy.where(swept["is_failed"], 0.0).groupby([swept["project"], swept["sweep_key"]], sort=False).sum(),
+        "redundant_runs": groups["is_redundant"].sum(),
+        "redundant_energy_j": energy.where(swept["is_redundant"], 0.0).groupby([swept["project"], swept["sweep_key"]], sort=False).sum(),
+        "selected_energy_j": energy.where(swept["is_selected"], 0.0).groupby([swept["project"], swept["sweep_key"]], sort=False).sum(),
+        "selected_runs": groups["is_selected"].sum(),
+    })
+    rows = []
+    for (project, key), row in table.sort_values("energy_j", ascending=False, kind="stable").iterrows():
+        rows.append({
+            "project": str(project), "key": str(key), "label": str(row["label"]),
+            "explicit": not str(key).startswith("code:"), "runs": int(row["runs"]),
+            "energy_j": float(row["energy_j"]), "emissions_g": float(row["emissions_g"]),
+            "failed_runs": int(row["failed_runs"]), "failed_energy_j": float(row["failed_energy_j"]),
+            "redundant_runs": int(row["redundant_runs"]), "redundant_energy_j": float(row["redundant_energy_j"]),
+            "overhead_ratio": float(row["energy_j"] / row["selected_energy_j"]) if row["selected_energy_j"] else None,
+        })
+    return rows
+
+
+def _what_if(facility_j: float, emissions_g: float, intensity: dict, regions: Sequence[str], n: int) -> dict:
+    actual = GridIntensity(
+        g_per_kwh=intensity["g_per_kwh"],
+        region=str(intensity["region"] or "unknown"),
+        name="the grid(s) the runs used" if intensity["region"] == "mixed" else str(intensity["region"] or "unknown"),
+        source="the runs' records",
+        year=None,
+    )
+    found = [cleanest_regions(facility_j, actual, n=n)] if n else []
+    if regions:
+        found.append(in_regions(facility_j, list(regions), actual))
+    rows, seen = [], set()
+    for what_if in found:
+        for row in what_if.rows:
+            if row.region in seen:
+                continue
+            seen.add(row.region)
+            rows.append({"region": row.region, "name": row.name, "g_per_kwh": row.g_per_kwh,
+                         "source": row.source, "year": row.year, "emissions_g": row.emissions_g, "ratio": row.ratio,
+                         "chosen": row.region in {r.upper() for r in regions} or row.region in regions})
+    return {"actual_emissions_g": float(emissions_g), "actual_g_per_kwh": intensity["g_per_kwh"],
+            "facility_energy_j": facility_j, "rows": rows,
+            "basis": found[0].basis if found else "no other grids asked for"}
+
+
+def _lifetime(embodied_g: float, settings: Settings) -> dict[str, Any] | None:
+    if not embodied_g:
+        return None
+    ext = embodied_maths.lifetime_extension(
+        embodied_g, from_years=settings.lifetime_years, to_years=settings.lifetime_years * 1.5
+    )
+    return {"from_years": ext.from_years, "to_years": ext.to_years, "before_g": ext.before_g,
+            "after_g": ext.after_g, "change_fraction": ext.change_fraction, "sentence": ext.sentence}
+
+
+def _equivalent(grams: float) -> dict[str, Any]:
+    eq = car_km(grams)
+    return {"amount": eq.amount, "unit": eq.unit, "what": eq.what, "text": str(eq), "factor": eq.factor,
+            "source": eq.source}
+
+
+def _ranged(value: float, low: float, high: float) -> dict[str, float]:
+    return {"value": float(value), "low": float(low), "high": float(high)}
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN as None: what JSON can hold."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

@@ -1,0 +1,99 @@
+"""Escaping of user text (run, sweep and project names, tags, params, regions) for each format.
+
+Everything a user typed reaches a statement through one of these filters, applied by the
+templates' environments (``autoescape``-style: a value is escaped unless a template marks it as
+already formatted), so a run named ``50%_lr&{bs}#1`` prints as itself in LaTeX and
+``<img src=x onerror=alert(1)>`` stays text in Markdown rendered to HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["latex_escape", "markdown_escape"]
+
+# LaTeX's ten special characters, each as text (textcomp's commands are in the LaTeX kernel since 2020).
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    # Not special, but typeset wrongly in T1 text (as inverted marks, or merged into ligatures):
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    '"': "''",  # OT1, pdflatex's default font encoding, has no straight double quote
+    "\u2013": "--",
+    "\u2014": "---",
+    "\u2212": "-",
+    "\u00a0": "~",
+}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX))
+_LAST_SAFE = 0x17F
+"""Latin-1 and Latin Extended-A: what pdflatex's default UTF-8 input sets with its default (OT1)
+fonts, except the letters below, found by compiling every one of them with pdflatex."""
+_UNSET = {
+    "\u00ab": "<<", "\u00bb": ">>", "\u00d0": "D", "\u00de": "Th", "\u00f0": "d", "\u00fe": "th",
+    "\u0110": "D", "\u0111": "d", "\u0126": "H", "\u0127": "h", "\u0138": "k", "\u013f": "L",
+    "\u0140": "l", "\u0149": "'n", "\u014a": "N", "\u014b": "n", "\u0166": "T", "\u0167": "t",
+    "\u017f": "s",
+}
+"""Letters of that range pdflatex cannot set in OT1 and that Unicode does not decompose, with their
+usual transliteration; the others it cannot set (``Ą``, ``ę``...) lose their ogonek by decomposition."""
+
+
+def latex_escape(value: object) -> str:
+    """``value`` as LaTeX text that pdflatex sets exactly as written, whatever it contains.
+
+    Characters pdflatex cannot set with its default fonts (Greek, CJK, emoji, most symbols) would
+    stop the document from compiling; they are replaced by their closest Latin form where Unicode
+    gives one (``ﬁ`` -> ``fi``, ``ą`` -> ``a``; ``é`` stays ``é``) and by ``?`` otherwise. Control
+    characters (a newline in a name) become spaces.
+    """
+    text = "".join(_settable(c) for c in str(value))
+    return _LATEX_RE.sub(lambda m: _LATEX[m.group()], text)
+
+
+def _settable(char: str) -> str:
+    if " " <= char <= "~" or char in _LATEX:
+        return char
+    if unicodedata.category(char).startswith("C"):
+        return " "
+    if char in _UNSET:
+        return _UNSET[char]
+    if ord(char) <= _LAST_SAFE and not unicodedata.combining(char):
+        folded = unicodedata.normalize("NFKD", char)
+        if not any(unicodedata.combining(c) and c not in _ACCENTS for c in folded):
+            return char
+    kept = "".join(
+        _UNSET.get(c, c) for c in unicodedata.normalize("NFKD", char)
+        if " " <= c <= "~" or (ord(c) <= _LAST_SAFE and not unicodedata.combining(c) and c not in _UNSET)
+    )
+    return kept if kept.strip() else "?"
+
+
+_ACCENTS = set("\u0300\u0301\u0302\u0303\u0304\u0306\u0307\u0308\u030a\u030b\u030c\u0327")
+"""Combining accents OT1 sets over a letter: grave, acute, circumflex, tilde, macron, breve, dot,
+diaeresis, ring, double acute, caron, cedilla (not the ogonek: ``ą`` fails)."""
+
+
+# Inline Markdown (CommonMark + GitHub's tables and strikethrough); the rest (``-``, ``+``, ``(``)
+# is special only at the start of a line, where a value never is.
+_MARKDOWN_RE = re.compile(r"([\\`*_\[\]#|~>])")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
+def markdown_escape(value: object) -> str:
+    """``value`` as inline Markdown text: HTML special characters as entities (so it is never markup,
+    whatever renderer), Markdown's inline punctuation backslash-escaped (so ``*`` and ``_`` are not
+    emphasis and ``|`` does not split a table cell), newlines as spaces."""
+    text = " ".join(str(value).splitlines())
+    text = _MARKDOWN_RE.sub(r"\\\1", text.replace("&", "&amp;"))
+    return text.replace("<", "&lt;").replace("\\>", "&gt;").replace('"', "&quot;")

@@ -1,0 +1,217 @@
+"""Impact statements on a registry of known runs: every figure checked by hand, every format
+validated by its consumer (pdflatex, the JSON schema, huggingface_hub), hostile names kept text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from notebook_carbon import cli
+from notebook_carbon.registry import Registry, new_uid
+from notebook_carbon.settings import resolve
+from notebook_carbon.statements import SCHEMA_PATH, impact_statement, statement_facts
+
+LATEX_NAME = "50%_lr&{bs}#1"
+HTML_NAME = "<img src=x onerror=alert(1)>"
+HOUR = 3600.0
+
+
+def _split(energy_j: float) -> dict:
+    """70 % GPU by energy counter, 20 % CPU by RAPL, 10 % RAM estimated."""
+    return {"gpu_energy_j": 0.7 * energy_j, "gpu_method": "nvml-counter", "cpu_energy_j": 0.2 * energy_j,
+            "cpu_method": "rapl", "ram_energy_j": 0.1 * energy_j, "ram_method": "estimate-ram"}
+
+
+@pytest.fixture
+def known(tmp_path):
+    """Four runs: sweep "lr" (ok, failed, ok marked final) and one automatic sweep of code b whose
+    only run was estimated and recorded without embodied emissions. PUE 1.5 at 100 g/kWh."""
+    path = str(tmp_path / "registry.sqlite")
+    where = {"pue": 1.5, "intensity_g_per_kwh": 100.0, "intensity_region": "FR", "intensity_source": "test grid 2024",
+             "host": "lab-1", "cpu_model": "Xeon Test", "gpu_model": "Test GPU", "gpu_count": 0,
+             "attribution": "machine"}
+    runs = [  # name, sweep, code, status, energy J, duration s, embodied g, final
+        (LATEX_NAME, "lr", "a", "ok", HOUR, HOUR, 10.0, False),
+        (HTML_NAME, "lr", "a", "failed", 2 * HOUR, HOUR, 10.0, False),
+        ("third", "lr", "a", "ok", HOUR, HOUR, 10.0, True),
+        ("estimated", None, "b", "ok", HOUR / 2, 60.0, None, False),
+    ]
+    with Registry.open(path) as reg:
+        for i, (name, sweep, code, status, energy, duration, embodied, final) in enumerate(runs):
+            parts = _split(energy) if code == "a" else {"cpu_energy_j": energy, "cpu_method": "estimate-tdp"}
+            reg.record_run(
+                {"uid": new_uid(), "project": "thesis", "name": name, "sweep": sweep, "code_fingerprint": code,
+                 "cell_source": f"train({code})", "started_at": 1.8e9 + i * HOUR, "is_final": final, **where},
+                {"status": status, "energy_j": energy, "emissions_g": energy / 3.6e6 * 1.5 * 100.0,
+                 "embodied_g": embodied, "duration_s": duration, "ended_at": 1.8e9 + i * HOUR + duration, **parts},
+            )
+    return path
+
+
+@pytest.fixture
+def settings():
+    # a round embodied figure for the run recorded without one: 1,000 kg over 4 years of 365 days
+    return resolve({"hardware": "workstation", "embodied_kg": 1000.0, "lifetime_years": 4.0}, environ={})
+
+
+def test_figures_by_hand(known, settings):
+    facts = statement_facts(known, project="thesis", settings=settings)
+    t, d = facts["totals"], facts["development"]
+    assert t["runs"] == 4 and t["energy_j"]["value"] == pytest.approx(16200.0)
+    assert t["facility_energy_j"]["value"] == pytest.approx(24300.0)
+    # runs of sweep lr: 0.7 x 0.95 + 0.2 x 0.9 + 0.1 x 0.6 = 0.905 of their energy at the low end,
+    # 0.7 x 1.05 + 0.2 x 1.1 + 0.1 x 1.4 = 1.095 at the high end; the estimated run 0.6 to 1.4
+    assert t["energy_j"]["low"] == pytest.approx(14400 * 0.905 + 1800 * 0.6)
+    assert t["energy_j"]["high"] == pytest.approx(14400 * 1.095 + 1800 * 1.4)
+    assert t["emissions_g"]["value"] == pytest.approx(0.675)
+    assert t["emissions_g"]["low"] == pytest.approx(0.6 * 0.905 + 0.075 * 0.6)
+    assert t["emissions_g"]["high"] == pytest.approx(0.6 * 1.095 + 0.075 * 1.4)
+    computed = 1e6 * 60.0 / (4 * 365 * 86400)  # the estimated run: 60 s of a 1,000 kg machine's 4 years
+    assert t["embodied_g"]["value"] == pytest.approx(30.0 + computed)
+    assert t["total_g"]["value"] == pytest.approx(0.675 + 30.0 + computed)
+    assert facts["methods"]["embodied"]["recorded_runs"] == 3 and facts["methods"]["embodied"]["computed_runs"] == 1
+    # development: the results are run 3 (marked final) and run 4 (its sweep's latest ok run)
+    assert d["selected_runs"] == 2 and d["selected_energy_j"] == pytest.approx(5400.0)
+    assert d["ratio"] == pytest.approx(3.0) and d["sweeps"] == 2
+    assert d["failed_runs"] == 1 and d["failed_share"] == pytest.approx(7200 / 16200)
+    assert facts["methods"]["measured_share"] == pytest.approx(14400 * 0.9 / 16200)
+    lr = next(s for s in facts["sweeps"] if s["key"] == "lr")
+    assert (lr["runs"], lr["energy_j"], lr["overhead_ratio"]) == (3, pytest.approx(14400.0), pytest.approx(4.0))
+    # SCI per run: (E x I + M) / R, E the facility energy at the runs' 100 g/kWh
+    assert facts["methods"]["intensity"]["g_per_kwh"] == pytest.approx(100.0)
+    assert facts["sci"]["g_per_run"] == pytest.approx((0.675 + 30.0 + computed) / 4)
+    # other grids: the same facility energy times each intensity, cleanest first
+    rows = facts["what_if"]["rows"]
+    assert [r["g_per_kwh"] for r in rows] == sorted(r["g_per_kwh"] for r in rows) and len(rows) == 3
+    assert all(r["emissions_g"] == pytest.approx(24300 / 3.6e6 * r["g_per_kwh"]) for r in rows)
+    assert facts["lifetime_extension"]["change_fraction"] == pytest.approx(-1 / 3)
+
+
+def test_chosen_regions_are_compared_and_an_unknown_one_is_refused(known, settings):
+    from notebook_carbon.errors import UnknownRegionError
+
+    facts = statement_facts(known, project="thesis", settings=settings, regions=["DE"])
+    de = next(r for r in facts["what_if"]["rows"] if r["region"] == "DE")
+    assert de["chosen"] and de["ratio"] == pytest.approx(de["g_per_kwh"] / 100.0)
+    with pytest.raises(UnknownRegionError):
+        statement_facts(known, project="thesis", settings=settings, regions=["Atlantis"])
+
+
+def test_json_validates_against_its_schema(known, settings):
+    import jsonschema
+    document = json.loads(impact_statement(known, project="thesis", settings=settings, format="json"))
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
+    assert document["schema_version"] == 1 and document["scope"]["statuses"] == {"failed": 1, "ok": 3}
+    empty = json.loads(impact_statement(known, project="nobody", settings=settings, format="json"))
+    jsonschema.Draft202012Validator(schema).validate(empty)
+    assert empty["totals"]["runs"] == 0 and empty["development"]["ratio"] is None
+
+
+def test_model_card_metadata_is_accepted_by_huggingface_hub(known, settings):
+    from huggingface_hub import ModelCard
+
+    text = impact_statement(known, project="thesis", settings=settings, format="model-card", training_type="fine-tuning")
+    card = ModelCard(text + "\n# A model\n")
+    co2 = card.data.co2_eq_emissions
+    assert co2["emissions"] == pytest.approx(0.675) and co2["training_type"] == "fine-tuning"
+    assert co2["geographical_location"] == "FR" and co2["hardware_used"] == "1 x Test GPU, Xeon Test"
+    assert "4 metered runs" in co2["source"]
+
+
+def test_markdown_lays_out_the_figures(known, settings):
+    text = impact_statement(known, project="thesis", settings=settings, format="md")
+    assert "| lr | 3 | 4 Wh | 600 mg CO2e | 4x | 1 (2 Wh) | 0 (0 J) |" in text
+    assert "took 4.5 Wh (675 mg CO2e), **3x** as much" in text
+    assert "| Operational emissions | 675 mg CO2e | 588–762 mg CO2e |" in text
+    assert "GPU energy (62 % of the total) was read from the GPU's NVML energy counter" in text
+    assert "Failed runs used 44 % of the energy" in text and "Grid intensity of FR: test grid 2024" in text
+
+
+def test_names_reach_the_statement_escaped(tmp_path, settings):
+    """Run and sweep names are user text: in Markdown never markup, in LaTeX never commands."""
+    path = str(tmp_path / "names.sqlite")
+    with Registry.open(path) as reg:
+        for i, sweep in enumerate((LATEX_NAME, HTML_NAME, "a|b *c* `d` \\ ~^ $x$ café 日本")):
+            reg.record_run({"uid": new_uid(), "project": "p", "sweep": sweep, "code_fingerprint": "c", "started_at": i},
+                           {"status": "ok", "energy_j": 1.0, "emissions_g": 0.1, "ended_at": i + 1})
+    md = impact_statement(path, project="p", settings=settings, format="md")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in md and "<img" not in md
+    assert r"50%\_lr&amp;{bs}\#1" in md and r"a\|b \*c\* \`d\`" in md
+    tex = impact_statement(path, project="p", settings=settings, format="latex")
+    assert r"50\%\_lr\&\{bs\}\#1" in tex and r"\textless{}img src=x onerror=alert(1)\textgreater{}" in tex
+    assert r"\$x\$ café ??" in tex and "日本" not in tex
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None and not __import__("os").environ.get("CI"),
+                    reason="no pdflatex here; .ci/run installs it (texlive-latex-base), so CI runs this")
+def test_latex_statement_compiles_with_pdflatex(tmp_path, settings):
+    path = str(tmp_path / "names.sqlite")
+    with Registry.open(path) as reg:
+        for i, sweep in enumerate((LATEX_NAME, HTML_NAME, "quote \" ~^\\ café Łódź ąę 日本 😀 «x»")):
+            for j, status in enumerate(("ok", "failed")):
+                reg.record_run(
+                    {"uid": new_uid(), "project": "p&q_1", "sweep": sweep, "code_fingerprint": "c", "name": sweep,
+                     "started_at": i * 10 + j, "gpu_model": "GPU #1 & co", "gpu_count": 1, "cpu_model": "CPU_x 100%",
+                     "intensity_region": "FR", "intensity_g_per_kwh": 56.0, "intensity_source": "src {a}", "pue": 1.1},
+                    {"status": status, "energy_j": 1000.0, "emissions_g": 0.02, "ended_at": i * 10 + j + 1,
+                     "duration_s": 1.0, **_split(1000.0)},
+                )
+    tex = tmp_path / "statement.tex"
+    impact_statement(path, project="p&q_1", settings=settings, format="latex", regions=["DE"], output=tex)
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    pdf = (tmp_path / "statement.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(pdf) > 5000
+
+
+def test_cli_statement_summary_chart_and_check(known, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NOTEBOOK_CARBON_EMBODIED_KG", "1000")
+    args = ["--registry", known, "--project", "thesis"]
+    assert cli.main(["summary", *args]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs" in out and "1 failed, 3 ok" in out and "overhead:    3x" in out
+    for fmt, check in (("md", "## Environmental impact statement"), ("latex", r"\documentclass"),
+                       ("json", '"schema_version": 1'), ("model-card", "co2_eq_emissions:")):
+        target = tmp_path / f"statement.{fmt}"
+        assert cli.main(["statement", *args, "--format", fmt, "-o", str(target)]) == 0
+        assert check in target.read_text()
+    assert cli.main(["statement", *args, "--region", "DE"]) == 0
+    assert "Germany (DE), chosen" in capsys.readouterr().out
+    for kind, suffix, magic in (("cumulative", "svg", b"<svg"), ("sweeps", "png", b"\x89PNG"), ("power", "pdf", b"%PDF")):
+        target = tmp_path / f"chart.{suffix}"
+        extra = ["--run", "1"] if kind == "power" else []
+        assert cli.main(["chart", kind, *args, "-o", str(target), *extra]) == 0
+        assert target.read_bytes()[:8].lstrip().startswith(magic) or magic in target.read_bytes()[:200]
+    capsys.readouterr()
+    # the budget gate: total emissions 0.675 g operational + ~30.5 g embodied
+    assert cli.main(["check", *args, "--budget", "1kg"]) == 0
+    assert "within the budget of 1 kg CO2e" in capsys.readouterr().out
+    assert cli.main(["check", *args, "--budget", "20g"]) == 1
+    assert "over the budget of 20 g CO2e" in capsys.readouterr().out
+    assert cli.main(["check", *args, "--budget", "20g", "--operational-only"]) == 0
+
+
+def test_cli_bad_arguments_exit_2_with_one_line(known, tmp_path, capsys):
+    args = ["--registry", known, "--project", "thesis"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["check", *args, "--budget", "5"])
+    assert exit_info.value.code == 2 and "write a number and a unit" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["statement", *args, "--format", "docx"])
+    assert exit_info.value.code == 2
+    assert cli.main(["statement", *args, "--since", "yesterday"]) == 2
+    assert "is not a date or time" in capsys.readouterr().err
+    assert cli.main(["chart", "sweeps", *args, "-o", str(tmp_path / "chart.gif")]) == 2
+    assert "name it .svg, .png or .pdf" in capsys.readouterr().err
+    assert cli.main(["chart", "power", *args, "-o", str(tmp_path / "p.svg")]) == 2
+    assert cli.main(["statement", *args, "--region", "Atlantis"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("notebook-carbon: error: ") and "Atlantis" in err
