@@ -41,6 +41,7 @@ def test_demo_ends_with_the_statement_and_a_chart(demo):
     markdown = (out / "statement.md").read_text()
     assert markdown.startswith("## Environmental impact statement") and "5 metered runs" in markdown
     assert "| lr-sweep | 4 |" in markdown and "Development overhead" in markdown
+    assert "the carbon intensity of France (FR), 56 g CO2e/kWh (" in markdown and ", data year 20" in markdown
     assert (out / "statement.tex").read_text().rstrip().endswith(r"\end{document}")
     facts = json.loads((out / "statement.json").read_text())
     assert facts["totals"]["runs"] == 5 and facts["development"]["sweeps"] == 2

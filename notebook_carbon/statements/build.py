@@ -24,7 +24,8 @@ from ..analysis import COMPONENT_NAMES, energy_by_method, method_kind, overhead,
 from ..impact import embodied as embodied_maths
 from ..impact.equivalents import car_km
 from ..impact.footprint import J_PER_KWH
-from ..impact.intensity import GridIntensity
+from ..errors import ConfigError
+from ..impact.intensity import GridIntensity, resolve_intensity
 from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
 from ..impact.whatif import cleanest_regions, in_regions
 from ..settings import Settings
@@ -280,10 +281,12 @@ def _intensity(df: pd.DataFrame, facility: np.ndarray, emissions: np.ndarray) ->
     counts = np.bincount(codes, minlength=len(firsts))
     energy = np.bincount(codes, weights=facility, minlength=len(firsts))
     grids = [
-        {"region": region, "g_per_kwh": g, "source": source, "runs": int(counts[i]),
+        {"region": region, "name": None, "g_per_kwh": g, "source": source, "year": None, "runs": int(counts[i]),
          "facility_energy_j": float(energy[i])}
         for i, (region, g, source) in enumerate(firsts)
     ]
+    for grid in grids:
+        grid.update(_bundled_name_and_year(grid))
     grids.sort(key=lambda g: (-g["facility_energy_j"], str(g["region"])))
     kwh = facility.sum() / J_PER_KWH
     if kwh:
@@ -291,6 +294,21 @@ def _intensity(df: pd.DataFrame, facility: np.ndarray, emissions: np.ndarray) ->
     else:
         mean = float(grids[0]["g_per_kwh"] or 0.0) if grids else 0.0
     return {"grids": grids, "g_per_kwh": mean, "region": grids[0]["region"] if len(grids) == 1 else "mixed"}
+
+
+def _bundled_name_and_year(grid: dict[str, Any]) -> dict[str, Any]:
+    """The place name and data year of a recorded grid, from the bundled data, when the recorded
+    figure is the bundled one (a run records region, figure and source, not the year); nothing
+    for a user's own figure or a region the data no longer knows."""
+    if not grid["region"] or grid["g_per_kwh"] is None or grid["region"] in ("world",):
+        return {}
+    try:
+        known = resolve_intensity(str(grid["region"]))
+    except ConfigError:
+        return {}
+    if not math.isclose(known.g_per_kwh, float(grid["g_per_kwh"]), rel_tol=1e-9) or known.source != grid["source"]:
+        return {}
+    return {"name": known.name, "year": known.year}
 
 
 def _groups(df: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[tuple]]:
