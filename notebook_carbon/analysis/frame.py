@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, RegistryError
+from ..registry.rows import decode_many, tuples
 from .methods import ESTIMATED, MEASURED, method_kind
 from .selection import group_codes, selection, sweep_keys
 
@@ -151,7 +151,7 @@ def runs(
     if until_s is not None:
         partial.append(table.c.started_at < until_s)
     with opened(registry) as reg, reg._transaction("reading runs for analysis") as conn, _gc_paused():
-        frame = _frame(read, _tuples(conn, _select(read, [*conditions, *partial])))
+        frame = _frame(read, tuples(conn, _select(read, [*conditions, *partial])))
         keys = sweep_keys(frame)
         members, member_keys = frame, keys
         if partial and len(frame):
@@ -289,21 +289,6 @@ def _select(columns: Sequence[Any], conditions: Sequence[Any]) -> Any:
     return query.where(*conditions) if conditions else query
 
 
-def _tuples(conn: Any, query: Any) -> list[tuple]:
-    """The rows of ``query`` as plain tuples: on SQLite through the driver's own cursor, which
-    costs about half of building SQLAlchemy rows for 100,000 runs."""
-    if conn.dialect.name != "sqlite":
-        return [tuple(row) for row in conn.execute(query)]
-    # IN lists expanded into the statement's parameters, as SQLAlchemy does when it executes
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        return cursor.execute(str(compiled), params).fetchall()
-    finally:
-        cursor.close()
-
-
 def _frame(columns: Sequence[Any], rows: list[tuple]) -> pd.DataFrame:
     """The frame of ``rows`` (tuples of the table ``columns``), built column by column, indexed by ``id``."""
     from sqlalchemy import Boolean, Float, Integer
@@ -331,29 +316,12 @@ def _frame(columns: Sequence[Any], rows: list[tuple]) -> pd.DataFrame:
 
 
 def _decode_json(name: str, texts: Sequence[Any]) -> list[Any]:
-    """The JSON ``texts`` of column ``name`` decoded, a missing value as an empty list or dict.
+    """The JSON ``texts`` of column ``name`` decoded, a missing value as an empty list or dict."""
 
-    One ``json.loads`` of them all as an array costs about half as much as one call per run; if
-    the count does not come out right (a value that is not one JSON document), each is decoded on
-    its own, so the one that is broken is named.
-    """
-    empty = _JSON_EMPTY[name]
-    strings = [text for text in texts if isinstance(text, str)]
-    try:
-        decoded = json.loads("[" + ",".join(strings) + "]")
-    except ValueError:
-        decoded = None
-    if decoded is None or len(decoded) != len(strings):
-        decoded = []
-        for text in strings:
-            try:
-                decoded.append(json.loads(text))
-            except ValueError as exc:
-                raise RegistryError(f"a run's {name} is not valid JSON ({exc}): {text[:80]!r}") from exc
-    if len(strings) == len(texts):
-        return decoded
-    found = iter(decoded)
-    return [next(found) if isinstance(text, str) else empty() for text in texts]
+    def broken(text: str, exc: ValueError) -> None:
+        raise RegistryError(f"a run's {name} is not valid JSON ({exc}): {text[:80]!r}") from exc
+
+    return decode_many(texts, missing=_JSON_EMPTY[name], on_error=broken)
 
 
 def _sweep_members(conn: Any, table: Any, frame: pd.DataFrame, conditions: list[Any]) -> pd.DataFrame:
@@ -363,7 +331,7 @@ def _sweep_members(conn: Any, table: Any, frame: pd.DataFrame, conditions: list[
         conditions = [*conditions, table.c.project.in_(projects)]
     columns = [table.c[name] for name in ("id", "project", "sweep", "code_fingerprint", "started_at")]
     columns += [table.c[name] for name in ("status", "is_final", "name")]
-    return _frame(columns, _tuples(conn, _select(columns, conditions)))
+    return _frame(columns, tuples(conn, _select(columns, conditions)))
 
 
 # -- derived columns --------------------------------------------------------------------------

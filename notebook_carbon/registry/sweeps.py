@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 
 from ..errors import RegistryError
+from .rows import decode_many, tuples
 from .schema import runs, sweep_cache, sweep_state
 
 # What ``list_sweeps`` reads of every run, in this order: not the cell's source, most of a row's
@@ -230,7 +231,7 @@ def _compute(conn, project: str, keys: set[str]) -> dict[str, SweepSummary]:
     members: dict[str, list[tuple]] = {}
     if len(keys) > _FULL_SCAN_ABOVE:
         query = select(*_MEMBER_COLUMNS).where(runs.c.project == project).order_by(runs.c.started_at, runs.c.id)
-        for row in _tuples(conn, query):
+        for row in tuples(conn, query):
             key = row[_SWEEP] or ("code:" + row[_CODE] if row[_CODE] else None)  # as ``sweep_key``
             if key in keys:
                 members.setdefault(key, []).append(row)
@@ -242,7 +243,7 @@ def _compute(conn, project: str, keys: set[str]) -> dict[str, SweepSummary]:
                 which = runs.c.sweep == key
             # Sorted here, not by ORDER BY: with one, SQLite's planner (lacking statistics) walks the
             # project's (project, started_at) index in order instead of searching the sweep's runs.
-            rows = _tuples(conn, select(*_MEMBER_COLUMNS).where(runs.c.project == project, which))
+            rows = tuples(conn, select(*_MEMBER_COLUMNS).where(runs.c.project == project, which))
             if rows:
                 members[key] = sorted(rows, key=lambda row: (row[_STARTED], row[_ID]))
     firsts = [rows[0][_ID] for key, rows in members.items() if key.startswith("code:")]
@@ -301,37 +302,9 @@ def _from_cache(text: str | None) -> SweepSummary | None | object:
         return _STALE
 
 
-def _tuples(conn, query) -> list[tuple]:
-    """The rows of ``query`` as plain tuples. On SQLite through the driver's own cursor: building
-    SQLAlchemy rows (and its Boolean conversion, where only truth matters here) doubles the time
-    of reading 100,000 runs."""
-    if conn.dialect.name != "sqlite":
-        return [tuple(row) for row in conn.execute(query)]
-    compiled = query.compile(dialect=conn.dialect)
-    params = tuple(compiled.params[name] for name in compiled.positiontup)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        return cursor.execute(str(compiled), params).fetchall()
-    finally:
-        cursor.close()
-
-
 def _decode_params(texts: list[Any]) -> list[Any]:
-    """The JSON ``params`` of a sweep's runs, decoded as ``schema.decode_row`` does (None stays None).
-
-    One ``json.loads`` of them all as an array costs about half as much as one call per run; if
-    the count does not come out right (a value that is not one JSON document), each is decoded on
-    its own, failing as ``decode_row`` would.
-    """
-    strings = [text for text in texts if isinstance(text, str)]
-    try:
-        decoded = json.loads("[" + ",".join(strings) + "]")
-    except ValueError:
-        decoded = None
-    if decoded is None or len(decoded) != len(strings):
-        decoded = [json.loads(text) for text in strings]
-    found = iter(decoded)
-    return [next(found) if isinstance(text, str) else text for text in texts]
+    """The JSON ``params`` of a sweep's runs, decoded as ``schema.decode_row`` does (None stays None)."""
+    return decode_many(texts)
 
 
 def find_redundant(
