@@ -1,0 +1,293 @@
+"""``Dashboard``: the project's costs in a notebook, as an ipywidgets ``VBox``.
+
+It reads the registry once per refresh (``analysis.runs``), computes everything from that frame
+(``figures``), lays it out as escaped HTML (``markup``), and draws its two charts as SVG through
+vl-convert (``charts.to_svg``): no Vega in the browser, no network, nothing that a front end
+without a Vega extension could fail to show. Each part is an ``ipywidgets.HTML`` whose value is
+replaced on refresh, so the widgets (and a browser's view of them) stay the same objects.
+
+A dashboard that ``follow``\\ s an extension refreshes after every cell the extension meters,
+from IPython's ``post_run_cell`` event (never by polling), after the extension has queued that
+cell's run: it flushes the session's background writer first, so it reads what was committed.
+``close`` unregisters the callback.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import ipywidgets as widgets
+
+from .. import analysis
+from ..analysis.frame import opened
+from ..errors import ConfigError, NotebookCarbonError
+from ..settings import Settings
+from . import figures, markup
+
+FLUSH_TIMEOUT_S = 10.0
+"""How long a refresh waits for the session's pending registry writes before reading anyway."""
+
+
+class Dashboard(widgets.VBox):
+    """Totals of this session, this notebook and the project; the costliest sweeps; the redundant
+    runs and what they repeat; cumulative emissions and energy per sweep, as SVG.
+
+    ``registry`` (a ``Registry``, a file path or database URL), ``project`` and ``settings``
+    default to those of ``session``, else of the loaded extension's session, else of the
+    configuration. With a session, each refresh first waits for its pending writes and marks
+    the runs of dead kernels crashed (as ``%carbon sweeps`` does). ``notebook`` is the current
+    notebook's path as runs record it (default: the one this kernel runs, if any). At most
+    ``top_sweeps`` sweeps and ``top_redundant`` redundant runs are listed; the charts draw at most
+    ``max_points`` steps of the cumulative line and ``top_bars`` sweeps.
+    """
+
+    def __init__(
+        self,
+        registry: Any = None,
+        project: str | None = None,
+        session: Any = None,
+        *,
+        notebook: str | None = None,
+        settings: Settings | None = None,
+        shell: Any = None,
+        top_sweeps: int = 20,
+        top_redundant: int = 20,
+        max_points: int = 300,
+        top_bars: int = 12,
+    ) -> None:
+        for name, value in (("top_sweeps", top_sweeps), ("top_redundant", top_redundant),
+                            ("max_points", max_points), ("top_bars", top_bars)):  # fmt: skip
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"Dashboard: {name} must be a whole number of at least 1; got {value!r}")
+        if session is None and registry is None:
+            from ..magic import current_extension
+
+            extension = current_extension()
+            session = extension.session if extension is not None else None
+        self.session = session
+        self._registry_arg, self._project_arg, self._settings_arg = registry, project, settings
+        self.notebook = notebook if notebook is not None else _current_notebook(shell)
+        self.kernel = _this_kernel()
+        self.limits = {"top_sweeps": top_sweeps, "top_redundant": top_redundant}
+        self.max_points, self.top_bars = max_points, top_bars
+        self.snapshot: figures.Snapshot | None = None
+        self.status: str | None = None
+        self.sidecar: Any = None
+        self._followed: Any = None  # the extension whose metered cells trigger a refresh
+        self._last_seen: Any = None
+
+        self._header = _html("nc-header-widget")
+        self._button = widgets.Button(
+            description="Refresh", icon="refresh", tooltip="read the registry again"
+        )
+        self._button.add_class("nc-refresh")
+        self._button.on_click(lambda _: self._refresh_reporting())
+        self._totals = _html("nc-totals-widget")
+        self._cumulative = _html("nc-chart-widget")
+        self._sweep_chart = _html("nc-chart-widget")
+        self._sweeps = _html("nc-sweeps-widget")
+        self._redundant = _html("nc-redundant-widget")
+        top = widgets.HBox(
+            [self._header, self._button], layout=widgets.Layout(justify_content="space-between")
+        )
+        charts = widgets.HBox(
+            [self._cumulative, self._sweep_chart], layout=widgets.Layout(flex_flow="row wrap")
+        )
+        self._parts = (self._header, self._button, self._totals, self._cumulative, self._sweep_chart,
+                       self._sweeps, self._redundant, top, charts)  # fmt: skip
+        super().__init__([top, self._totals, charts, self._sweeps, self._redundant])
+        self.add_class("nc-dashboard")
+        try:
+            self.refresh()
+        except BaseException:
+            self.close()  # a dashboard that cannot read its registry leaves no widgets behind
+            raise
+
+    # -- what it shows --------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings_arg is not None:
+            return self._settings_arg
+        if self.session is not None:
+            return self.session.settings
+        from ..settings import resolve
+
+        return resolve()
+
+    @property
+    def project(self) -> str:
+        return self._project_arg or self.settings.project
+
+    @property
+    def registry(self) -> Any:
+        """Where the runs are read: the ``registry`` given, else the settings' location."""
+        return self._registry_arg if self._registry_arg is not None else self.settings.registry_location()
+
+    def refresh(self) -> figures.Snapshot:
+        """Read the registry again and show what it holds now; return the figures shown."""
+        settings = self.settings
+        project = self._project_arg or settings.project
+        registry = self._registry_arg if self._registry_arg is not None else settings.registry_location()
+        self.status = self._flush()
+        with opened(registry) as reg:
+            df = analysis.runs(reg, project=project, columns=figures.READ_COLUMNS)
+            where = reg.where
+        snapshot = figures.snapshot(
+            df, project=project, notebook=self.notebook, kernel=self.kernel, settings=settings,
+            registry=where, **self.limits,
+        )  # fmt: skip
+        cumulative, per_sweep = self._charts(df)
+        self.snapshot = snapshot
+        self._header.value = markup.header(snapshot, self.status)
+        self._totals.value = markup.totals(snapshot)
+        self._cumulative.value = markup.chart("cumulative", cumulative, "no runs yet: nothing to draw")
+        self._sweep_chart.value = markup.chart("sweeps", per_sweep, "no sweeps yet: nothing to draw")
+        self._sweeps.value = markup.sweeps(snapshot.sweeps, snapshot.sweeps_total)
+        self._redundant.value = markup.redundant(snapshot)
+        return snapshot
+
+    def _flush(self) -> str | None:
+        """Wait for the session's pending writes to its registry; what to tell the user, if anything."""
+        if self.session is None or (
+            self._registry_arg is not None and not _same_place(self._registry_arg, self.session)
+        ):
+            return None
+        from ..session import in_writer
+
+        writer = self.session.writer()
+        # Also creates the registry when the session has not written yet, so it can be read.
+        writer.submit(in_writer, "liveness", "reap_crashed")
+        if not writer.flush(FLUSH_TIMEOUT_S):
+            return (
+                f"registry writes still pending after {FLUSH_TIMEOUT_S:g} s: the latest runs may be missing"
+            )
+        return None
+
+    def _charts(self, df) -> tuple[str | None, str | None]:
+        """The SVG of cumulative emissions and of energy per sweep (None: nothing to draw)."""
+        from altair.utils.schemapi import debug_mode
+
+        from .. import charts
+
+        # altair validates a spec when it is built (in debug mode, its default) and again when it
+        # is written for vl-convert; once is enough, and the first costs half the chart at 10,000 runs
+        with debug_mode(False):
+            cumulative = charts.cumulative_emissions(df, max_points=self.max_points) if len(df) else None
+            per_sweep = charts.sweep_energy(df, top=self.top_bars) if df["sweep_key"].notna().any() else None
+        return tuple(charts.to_svg(chart) if chart is not None else None for chart in (cumulative, per_sweep))
+
+    # -- refreshing after metered cells --------------------------------------------------------
+
+    def follow(self, extension: Any) -> None:
+        """Refresh after every cell that ``extension`` (a loaded ``CarbonExtension``) meters, from
+        IPython's ``post_run_cell`` event, until ``unfollow`` or ``close``."""
+        self.unfollow()
+        self._followed, self._last_seen = extension, extension.last
+        extension.shell.events.register("post_run_cell", self._after_cell)
+
+    def unfollow(self) -> None:
+        """Stop refreshing after metered cells (the Refresh button still works)."""
+        extension, self._followed = self._followed, None
+        if extension is None:
+            return
+        try:
+            extension.shell.events.unregister("post_run_cell", self._after_cell)
+        except ValueError:  # the shell's callbacks were reset meanwhile: nothing left to remove
+            pass
+
+    @property
+    def following(self) -> bool:
+        return self._followed is not None
+
+    def _after_cell(self, result: Any = None) -> None:
+        """``post_run_cell``: registered after the extension's, so a metered cell's run is queued
+        by now; a cell that metered nothing leaves ``extension.last`` as it was."""
+        extension = self._followed
+        if extension is None or extension.last is self._last_seen:
+            return
+        self._last_seen = extension.last
+        self._refresh_reporting(extension.warn)
+
+    def _refresh_reporting(self, warn: Any = None) -> None:
+        """``refresh`` from an event (a cell, a click): a failure is shown in the dashboard and,
+        given ``warn``, as one warning line, instead of a traceback under the user's cell."""
+        try:
+            self.refresh()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, NotebookCarbonError) else f"{type(exc).__name__}: {exc}"
+            self.status = f"could not refresh: {message}"
+            if self.snapshot is not None:
+                self._header.value = markup.header(self.snapshot, self.status)
+            if warn is not None:
+                warn(f"the dashboard could not refresh: {message}")
+
+    # -- the side panel and the end -------------------------------------------------------------
+
+    def show_side(self, title: str | None = None) -> Any:
+        """Open this dashboard in a JupyterLab side panel (``sidecar``); return the panel's widget."""
+        try:
+            from sidecar import Sidecar
+        except ImportError as exc:
+            raise ConfigError(
+                "the side panel needs the sidecar package: pip install sidecar (or show the dashboard "
+                "in the notebook, without --side)"
+            ) from exc
+        if self.sidecar is not None:
+            self.sidecar.close()
+        self.sidecar = Sidecar(title=title or f"carbon: {self.project}")
+        # The output set on the panel's model itself: unlike ``with sidecar: display(...)`` this
+        # needs no front end to route the display message, so it shows in any client.
+        self.sidecar.append_display_data(self)
+        return self.sidecar
+
+    def close(self) -> None:
+        """Stop following cells, close the parts and the side panel, then the dashboard itself."""
+        # getattr: ipywidgets also calls this from __del__, on a dashboard whose __init__ failed
+        if getattr(self, "_followed", None) is not None:
+            self.unfollow()
+        sidecar, self.sidecar = getattr(self, "sidecar", None), None
+        if sidecar is not None:
+            sidecar.close()
+        for part in getattr(self, "_parts", ()):
+            part.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        # the text/plain of the widget's output: one line, not ipywidgets' repr of every child
+        return markup.summary_line(self.snapshot)
+
+
+def _html(css_class: str) -> widgets.HTML:
+    part = widgets.HTML()
+    part.add_class(css_class)
+    return part
+
+
+def _same_place(registry: Any, session: Any) -> bool:
+    """Whether ``registry`` (as given to ``Dashboard``) is where ``session`` writes."""
+    if isinstance(registry, (str, os.PathLike)):
+        return os.fspath(registry) == session.settings.registry_location()
+    return getattr(registry, "where", None) == session.settings.registry_location()
+
+
+def _current_notebook(shell: Any) -> str | None:
+    """The notebook runs of this kernel record, as the magic finds it: IPython's ``__session__``,
+    else what Jupyter tells its kernels."""
+    from ..session import current_notebook
+
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    found = shell.user_ns.get("__session__") if shell is not None else None
+    return found or current_notebook()
+
+
+def _this_kernel() -> figures.Kernel:
+    from ..meters.detect import host_info
+    from ..registry.liveness import process_started_at
+
+    pid = os.getpid()
+    return figures.Kernel(host=host_info()["hostname"], pid=pid, started_at=process_started_at(pid) or 0.0)
