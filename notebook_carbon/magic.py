@@ -32,6 +32,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, transform_carbon_cell
 from .errors import NotebookCarbonError
+from .live import LiveMeter, WidgetSupport
 from .redundancy import CellCheck, check_cell, repeat_message
 from .session import ActiveRun, RunResult, Session, in_writer
 
@@ -43,6 +44,7 @@ SUBCOMMANDS = {
     "auto": "%carbon auto on|off               meter every cell",
     "sweeps": "%carbon sweeps                    the project's sweeps: cost, overhead, redundant runs",
     "final": "%carbon final RUN                 mark run RUN as its sweep's selected result",
+    "dashboard": "%carbon dashboard [--side]        totals, sweeps and charts; --side: in a side panel",
 }
 
 
@@ -66,6 +68,8 @@ class CarbonExtension:
         # The transformer's verdict on the cell about to run (skip/error modes decide there, since
         # IPython transforms a cell before its pre_run_cell event): (key, CellCheck or exception).
         self._decided: tuple[tuple[str, str], Any] | None = None
+        self.frontend = WidgetSupport(shell)
+        self._live: dict[str, LiveMeter] = {}  # run uid -> the live line of its cell (widget front ends)
 
     # -- transformer ----------------------------------------------------------------------------
 
@@ -153,12 +157,18 @@ class CarbonExtension:
             fields["params"] = check.params(fields["params"])
         return self._begin(
             body,
+            live=not args.quiet,
             fingerprints=check.fingerprints if check is not None else None,
             redundant_of=earlier["id"] if earlier is not None else None,
             **fields,
         )
 
     def post_run_cell(self, result) -> None:
+        try:
+            self.frontend.after_cell()  # once: does the front end render widgets? (see live.py)
+        except Exception as exc:
+            self.frontend.disable(str(exc))
+            self.warn(f"no live meter in this session: {_describe(exc)}")
         entry = self._pop(getattr(result, "info", None))
         if entry is None or entry[1] is None:
             self._report_writer_errors()
@@ -167,13 +177,22 @@ class CarbonExtension:
         try:
             status, error = _status_of(result)
             self.last = run.finish(status, error)
+            self._close_live(run)  # the live line goes before the summary comes
             if args.final and status == "ok":
                 self.session.writer().submit(in_writer, "sweeps", "set_final", run.uid)
             if not args.quiet:
-                print(self.last.summary(), flush=True)
+                _say(self.last.summary())
         except Exception as exc:
+            self._close_live(run)
             self.warn(f"could not complete the run record: {_describe(exc)}")
         self._report_writer_errors()
+
+    def _close_live(self, run: ActiveRun) -> None:
+        meter = self._live.pop(run.uid, None)
+        error = meter.close() if meter is not None else None
+        if error is not None:  # said once: the live meter stays off for the rest of the session
+            self.frontend.disable(_describe(error))
+            self.warn(f"the live meter stopped and is off for this session: {_describe(error)}")
 
     def _nested(self) -> bool:
         return any(run is not None for _, run, _ in self._open)
@@ -186,13 +205,22 @@ class CarbonExtension:
                 for _, stale, _ in self._open[index:]:
                     if stale is not None:
                         stale.finish("interrupted", "the cell's post-run event never arrived")
+                        self._close_live(stale)
                 del self._open[index:]
                 return entry
         return None
 
-    def _begin(self, source: str, **fields: Any) -> ActiveRun:
+    def _begin(self, source: str, *, live: bool = False, **fields: Any) -> ActiveRun:
         notebook = self.shell.user_ns.get("__session__") or None
-        return self.session.begin(cell_source=source, notebook=notebook, **fields).start()
+        meter = None
+        if live and self.frontend.renders_widgets():  # the cell gets a live line after 1 s
+            intensity, pue = self.session.intensity(), self.session.settings.pue
+            meter = self.frontend.meter(name=fields.get("name"), intensity=intensity, pue=pue)
+        on_sample = meter.on_sample if meter is not None else None
+        run = self.session.begin(cell_source=source, notebook=notebook, on_sample=on_sample, **fields)
+        if meter is not None:
+            self._live[run.uid] = meter
+        return run.start()
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -258,7 +286,7 @@ class CarbonMagics(Magics):
         finally:
             self.ext.last = run.finish(status, error)
             if not args.quiet:
-                print(self.ext.last.summary(), flush=True)
+                _say(self.ext.last.summary())
 
     @line_magic("carbon")
     def carbon_line(self, line: str):
@@ -278,6 +306,10 @@ class CarbonMagics(Magics):
             return self._sweeps(rest)
         if command == "final":
             return self._final(rest)
+        if command == "dashboard":
+            from .widgets import dashboard_magic  # ipywidgets, pandas and altair: only when asked for
+
+            return dashboard_magic(self.ext, rest)
         raise UsageError(f"%carbon: unknown command {command!r}\n" + "\n".join(SUBCOMMANDS.values()))
 
     def _config(self, items: list[str]) -> None:
@@ -330,6 +362,13 @@ class CarbonMagics(Magics):
             raise UsageError(f"%carbon auto takes on or off (now {state})")
         self.ext.auto = rest[0] == "on"
         print(f"notebook-carbon: auto mode {rest[0]}" + (" (every cell is metered)" if self.ext.auto else ""))
+
+
+def _say(line: str) -> None:
+    """Print ``line`` in one write: ``print`` writes the text and its newline apart, and a kernel
+    flushing its stdout in between splits the line into two stream outputs."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _wait(future, timeout_s: float = 30.0):
@@ -387,6 +426,7 @@ def unload_ipython_extension(shell) -> None:
     ext = _extensions.pop(id(shell), None)
     if ext is None:
         return
+    ext.frontend.close()
     shell.events.unregister("pre_run_cell", ext.pre_run_cell)
     shell.events.unregister("post_run_cell", ext.post_run_cell)
     if ext.transformer in shell.input_transformers_cleanup:
