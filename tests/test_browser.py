@@ -1,0 +1,235 @@
+"""The notebooks as a user sees them: JupyterLab in a real browser (Debian's chromium, driven by
+Playwright) runs the quickstart, and a test notebook shows the live meter and the dashboard.
+
+Skipped without chromium, jupyterlab or playwright, except under CI, where they fail (``browser.py``).
+Each test leaves a screenshot in its ``tmp_path`` (and in ``NOTEBOOK_CARBON_TEST_ARTIFACTS`` when set).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import browser  # tests/browser.py
+import nbformat
+import pytest
+from pg import in_ci
+
+from notebook_carbon.impact.footprint import format_mass_g
+from notebook_carbon.registry.store import Registry
+from notebook_carbon.statements import statement_facts
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "example_notebooks" / "quickstart.ipynb"
+WIDGETS = Path(__file__).resolve().parent / "data" / "browser-widgets.ipynb"
+# On stderr, what is no mere chatter: a magic's UsageError, a traceback, notebook-carbon's own
+# warnings (a cell run unmetered, a live meter stopped, a registry not written).
+FAILED = re.compile(
+    r"^UsageError|Traceback \(most recent call last\)|^notebook-carbon warning:", re.MULTILINE
+)
+SUMMARY = re.compile(r"^carbon(?: \[(?P<name>[^\]]*)\])?: .* CO2e .*")
+LIVE = re.compile(r"^carbon \[slow-cell\] \(running\): .* CO2e")
+
+
+@pytest.fixture(scope="module")
+def browser_requirements():
+    """Skip without chromium, jupyterlab or playwright; fail instead under CI, or when
+    ``NOTEBOOK_CARBON_TEST_CHROMIUM`` names no executable."""
+    reason = browser.missing()
+    if reason is not None:
+        if in_ci():
+            pytest.fail(f"{reason}. CI is set, so the browser tests must run, not skip", pytrace=False)
+        pytest.skip(reason)
+    reason = browser.unusable()
+    if reason is not None:
+        pytest.fail(reason, pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(browser_requirements, tmp_path_factory):
+    """One JupyterLab server for the module, serving copies of the notebooks, recording into its
+    own registry (``jupyterlab.registry``)."""
+    base = tmp_path_factory.mktemp("jupyterlab")
+    root = base / "notebooks"
+    root.mkdir()
+    shutil.copy(QUICKSTART, root / "quickstart.ipynb")
+    shutil.copy(WIDGETS, root / WIDGETS.name)
+    try:
+        lab = browser.JupyterLab(root, base / "home", str(base / "registry.sqlite"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield lab
+    lab.close()
+
+
+@pytest.fixture(scope="module")
+def chromium(browser_requirements):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=browser.CHROMIUM, args=list(browser.CHROMIUM_ARGS), headless=True
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(chromium, jupyterlab):
+    """A fresh browser context and page; the kernels it started are shut down after the test.
+    The page's JavaScript errors are printed, so a failing test shows them."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(30_000)
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    opened.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+    )
+    yield opened
+    context.close()
+    jupyterlab.shut_down_kernels()
+    if problems:
+        print("the page's JavaScript errors:", *problems, sep="\n")
+
+
+def run_notebook(
+    page, jupyterlab, name: str, out: Path, *, before_run: str | None = None
+) -> nbformat.NotebookNode:
+    """Open, run all cells, save and screenshot notebook ``name``; return it as saved.
+    ``before_run``: JavaScript evaluated just before Run All, given ``browser.CODE_CELLS``."""
+    try:
+        browser.open_notebook(page, jupyterlab, name)
+        if before_run:
+            page.evaluate(before_run, browser.CODE_CELLS)
+        browser.run_all_cells(page)
+        browser.save_notebook(page)
+        page.locator(f"{browser.CODE_CELLS} >> nth=-1").scroll_into_view_if_needed()
+    finally:  # also, and most useful, when the run went wrong
+        browser.screenshot(page, out, Path(name).stem)
+    return nbformat.read(jupyterlab.root / name, as_version=4)
+
+
+def assert_ran_without_errors(page, saved: nbformat.NotebookNode, name: str) -> None:
+    """Every code cell ran, and none left an error output or an error on stderr."""
+    code = [cell for cell in saved.cells if cell.cell_type == "code"]
+    errors = [
+        f"code cell {i}: " + (f"{o.ename}: {o.evalue}" if o.output_type == "error" else o.text.strip())
+        for i, cell in enumerate(code)
+        for o in cell.outputs
+        if o.output_type == "error"
+        or (o.output_type == "stream" and o.name == "stderr" and FAILED.search(o.text))
+    ]
+    assert not errors, f"errors in the outputs of {name}: {errors}"
+    unexecuted = browser.unexecuted_cells(page)
+    assert not unexecuted, f"code cells {unexecuted} of {name} never ran"
+    assert all(cell.execution_count for cell in code)
+
+
+def assert_no_chart_placeholder(page) -> None:
+    """No chart left as JupyterLab's stand-in for a mimetype it cannot render (altair's Vega-Lite 6)."""
+    placeholder = re.search(r"VegaLite \d+ object", page.locator("body").text_content())
+    assert placeholder is None, f"a chart shows as {placeholder.group(0)!r} instead of rendering"
+
+
+def test_quickstart_runs_in_jupyterlab(jupyterlab, page, tmp_path):
+    saved = run_notebook(page, jupyterlab, "quickstart.ipynb", tmp_path)
+    assert_ran_without_errors(page, saved, "quickstart.ipynb")
+    assert_no_chart_placeholder(page)
+
+    lines = [line for cell in browser.output_texts(page) for text in cell for line in text.splitlines()]
+    summaries = [found for found in map(SUMMARY.match, lines) if found]
+    assert [s["name"] for s in summaries] == ["baseline", None, None, "lr=2.0", "lr=4.0"], lines
+    assert all("FR grid" in s.group(0) for s in summaries)
+    assert any(line.startswith("run 3 [unnamed] status ok") for line in lines)  # %carbon last
+
+    # The kernel JupyterLab started recorded into the server's registry, naming this notebook.
+    with Registry.open(jupyterlab.registry) as registry:
+        runs = [r for r in registry.runs() if r["notebook"] == str(jupyterlab.root / "quickstart.ipynb")]
+    assert sorted(r["status"] for r in runs) == ["ok"] * 5
+
+
+# The live meter is caught by an observer, not by polling: it shows for about 2 s, while the cell runs.
+WATCH_LIVE_METER = """codeCells => {
+    window.ncLiveMeter = null;
+    const look = () => {
+        const meter = document.querySelector('.nc-live-meter');
+        if (meter === null) return;
+        const seen = window.ncLiveMeter || (window.ncLiveMeter = {
+            cell: [...document.querySelectorAll(codeCells)].findIndex(c => c.contains(meter)),
+            texts: [],
+        });
+        const text = meter.textContent.trim();
+        if (text && !seen.texts.includes(text) && seen.texts.length < 50) seen.texts.push(text);
+    };
+    new MutationObserver(look).observe(document.body, {
+        childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ['class'],
+    });
+}"""
+
+
+def test_live_meter_and_dashboard_in_jupyterlab(jupyterlab, page, tmp_path):
+    """The widgets of a metered notebook: the live meter while a 3 s cell runs, then the dashboard
+    with the project's total (as the registry has it) and its chart drawn as SVG."""
+    name = WIDGETS.name
+    saved = run_notebook(page, jupyterlab, name, tmp_path, before_run=WATCH_LIVE_METER)
+    code = [cell for cell in saved.cells if cell.cell_type == "code"]
+    slow = next(i for i, cell in enumerate(code) if "time.sleep(3)" in cell.source)
+
+    seen = page.evaluate("window.ncLiveMeter")
+    assert seen is not None, "no element with class nc-live-meter appeared while the 3 s metered cell ran"
+    assert seen["cell"] == slow, (
+        f"the live meter appeared in code cell {seen['cell']}, not the metered cell {slow}"
+    )
+    assert any(LIVE.match(text) for text in seen["texts"]), f"the live meter read {seen['texts']}"
+
+    assert_ran_without_errors(page, saved, name)
+
+    dashboard = page.locator(".nc-dashboard")
+    assert dashboard.count() == 1, (
+        f"{dashboard.count()} elements with class nc-dashboard after %carbon dashboard"
+    )
+    dashboard.scroll_into_view_if_needed()
+    browser.screenshot(page, tmp_path, "dashboard")
+    total = dashboard.locator(".nc-total-project-emissions")
+    assert total.count() == 1, "the dashboard shows no project total (class nc-total-project-emissions)"
+    expected_g = statement_facts(jupyterlab.registry, project="default")["totals"]["emissions_g"]["value"]
+    shown = total.text_content()
+    shown_g, tolerance_g = shown_mass_g(shown)
+    assert abs(shown_g - expected_g) <= tolerance_g, (
+        f"the dashboard's project total reads {shown!r}; the registry has {format_mass_g(expected_g)}"
+        f" ({expected_g} g)"
+    )
+    assert float(total.get_attribute("data-nc-value")) == pytest.approx(expected_g, rel=1e-9)
+
+    charts = dashboard.locator("svg")
+    assert charts.count() >= 1, "the dashboard has no chart drawn as SVG"
+    box = charts.first.bounding_box()
+    assert box is not None and box["width"] > 50 and box["height"] > 50, (
+        f"the dashboard's chart is drawn {box}"
+    )
+    assert_no_chart_placeholder(page)
+
+
+def shown_mass_g(text: str) -> tuple[float, float]:
+    """The first CO2e mass in ``text`` ("2.25 mg", "1,204 g", "1.2 kg") in grams, and half a unit of
+    its last shown digit: how far from the exact figure a correctly rounded display can be."""
+    found = re.search(r"(\d[\d,]*(?:\.(\d+))?)\s*(mg|g|kg|t)(?![A-Za-z])", text)
+    assert found, f"no mass with a unit in {text!r}"
+    scale = {"mg": 1e-3, "g": 1.0, "kg": 1e3, "t": 1e6}[found.group(3)]
+    decimals = len(found.group(2) or "")
+    return float(found.group(1).replace(",", "")) * scale, 0.5 * 10**-decimals * scale * (1 + 1e-9)
+
+
+@pytest.mark.parametrize(
+    ("text", "grams", "tolerance"),
+    [
+        ("2.25 mg CO2e", 2.25e-3, 0.005e-3),
+        ("total: 1,204 g", 1204.0, 0.5),
+        ("1.2 kg", 1200.0, 50.0),
+        ("0.467 mg0.28-0.65 mg", 0.467e-3, 0.0005e-3),  # a figure and its range, as textContent joins them
+    ],
+)
+def test_shown_mass_g_reads_a_mass_and_its_precision(text, grams, tolerance):
+    shown, within = shown_mass_g(text)
+    assert shown == pytest.approx(grams) and within == pytest.approx(tolerance)
