@@ -209,5 +209,8 @@ means that thread got there before the cell ended; the "committed" row above is 
 (import, schema creation, two commits) is done. The timed region added a median of {modules:.0f}
 modules to `sys.modules`.
 
-The registry at scale (100,000 runs): see [performance-registry.md](performance-registry.md).
+The registry at scale (100,000 runs, incl. the impact statement and summary): see
+[performance-registry.md](performance-registry.md). The notebook widgets (the dashboard of a 10,000-run
+project; the CPU of the live meter during an idle cell): see [dashboard.md](dashboard.md#performance) and
+[live-meter.md](live-meter.md).
 """
