@@ -147,6 +147,8 @@ def test_quickstart_runs_in_jupyterlab(jupyterlab, page, tmp_path):
     with Registry.open(jupyterlab.registry) as registry:
         runs = [r for r in registry.runs() if r["notebook"] == str(jupyterlab.root / "quickstart.ipynb")]
     assert sorted(r["status"] for r in runs) == ["ok"] * 5
+    # Its last cell shows the dashboard (%carbon dashboard), charts drawn offline.
+    assert_dashboard_shows_the_registry(page, jupyterlab, tmp_path)
 
 
 # The live meter is caught by an observer, not by polling: it shows for about 2 s, while the cell runs.
@@ -185,12 +187,18 @@ def test_live_meter_and_dashboard_in_jupyterlab(jupyterlab, page, tmp_path):
 
     assert_ran_without_errors(page, saved, name)
 
+    assert_dashboard_shows_the_registry(page, jupyterlab, tmp_path)
+
+
+def assert_dashboard_shows_the_registry(page, jupyterlab, out: Path) -> None:
+    """One dashboard, whose project total is the registry's (as the statement computes it), with
+    its charts drawn as SVG and no chart placeholder anywhere."""
     dashboard = page.locator(".nc-dashboard")
     assert dashboard.count() == 1, (
         f"{dashboard.count()} elements with class nc-dashboard after %carbon dashboard"
     )
     dashboard.scroll_into_view_if_needed()
-    browser.screenshot(page, tmp_path, "dashboard")
+    browser.screenshot(page, out, "dashboard")
     total = dashboard.locator(".nc-total-project-emissions")
     assert total.count() == 1, "the dashboard shows no project total (class nc-total-project-emissions)"
     expected_g = statement_facts(jupyterlab.registry, project="default")["totals"]["emissions_g"]["value"]
