@@ -1,0 +1,175 @@
+"""The REST handlers: parse and check a request's parameters, ask the reader off the event loop,
+answer JSON (or the statement's text).
+
+Every handler is an ``APIHandler`` (errors as JSON, never an HTML traceback page) and every method
+is ``@web.authenticated`` (an unauthenticated request gets 403) and ``@authorized`` (the server's
+authorizer is asked for ``read`` on the ``notebook_carbon`` resource). Bad parameters get 400 with
+a message saying what to send; a registry that cannot be read gets 503 with the registry's own
+message. Parameters a handler does not know are ignored: the registry is the server's setting,
+never a request's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from ..errors import ConfigError, RegistryError
+from ..registry.schema import STATUSES
+from ..statements.render import FORMATS, TRAINING_TYPES
+from .reader import RegistryReader
+
+PREFIX = "notebook-carbon"
+AUTH_RESOURCE = "notebook_carbon"
+DEFAULT_LIMIT = 50
+CONTENT_TYPES = {
+    "md": "text/markdown; charset=UTF-8",
+    "latex": "application/x-latex; charset=UTF-8",
+    "json": "application/json; charset=UTF-8",
+    "model-card": "text/markdown; charset=UTF-8",  # the YAML block a model card's README.md starts with
+}
+
+
+class _Handler(APIHandler):
+    """What every endpoint shares: the reader, the default project, parameter checks."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, reader: RegistryReader, project: str, max_page_size: int) -> None:
+        self.reader = reader
+        self.default_project = project
+        self.max_page_size = max_page_size
+
+    def _project(self) -> str:
+        return self.get_query_argument("project", "") or self.default_project
+
+    def _optional(self, name: str) -> str | None:
+        return self.get_query_argument(name, "") or None
+
+    def _count(self, name: str, default: int, *, most: int | None = None) -> int:
+        text = self.get_query_argument(name, str(default)).strip()
+        if not text.isdigit():
+            raise web.HTTPError(400, f"{name} must be a whole number of 0 or more; got {text!r}")
+        value = int(text)
+        if most is not None and value > most:
+            raise web.HTTPError(
+                400, f"{name} must be at most {most} (ask for the next page with offset); got {value}"
+            )
+        return value
+
+    def _choice(self, name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
+        value = self.get_query_argument(name, "") or default
+        if value is not None and value not in allowed:
+            raise web.HTTPError(400, f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+        return value
+
+    async def _read(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method`` on a worker thread, so a slow query never blocks the server."""
+        try:
+            return await asyncio.to_thread(method, *args, **kwargs)
+        except RegistryError as exc:
+            raise web.HTTPError(503, f"cannot read the notebook-carbon registry: {exc}") from exc
+        except ConfigError as exc:
+            raise web.HTTPError(400, str(exc)) from exc
+
+    def _json(self, data: Any) -> None:
+        self.finish(json.dumps(data, allow_nan=False), set_content_type="application/json; charset=UTF-8")
+
+
+class SummaryHandler(_Handler):
+    """``GET summary?project=P&notebook=N``: totals with ranges and the development overhead."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self._json(await self._read(self.reader.summary, self._project(), self._optional("notebook")))
+
+
+class SweepsHandler(_Handler):
+    """``GET sweeps?project=P``: every sweep, most energy first."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        project = self._project()
+        sweeps = await self._read(self.reader.sweeps, project)
+        self._json({"project": project, "sweeps": [sweep_row(sweep) for sweep in sweeps]})
+
+
+class RunsHandler(_Handler):
+    """``GET runs?project=P&status=S&sweep=K&limit=50&offset=0``: a page of runs, newest first."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        project, status = self._project(), self._choice("status", STATUSES, None)
+        limit = self._count("limit", DEFAULT_LIMIT, most=self.max_page_size)
+        offset = self._count("offset", 0)
+        sweep = self._optional("sweep")
+        page = await self._read(
+            self.reader.runs, project, status=status, sweep=sweep, limit=limit, offset=offset
+        )
+        self._json(
+            {"project": project, "status": status, "sweep": sweep, "limit": limit, "offset": offset, **page}
+        )
+
+
+class RedundantHandler(_Handler):
+    """``GET redundant?project=P&limit=50&offset=0``: redundant runs, each with the run it repeats."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        project = self._project()
+        limit = self._count("limit", DEFAULT_LIMIT, most=self.max_page_size)
+        offset = self._count("offset", 0)
+        page = await self._read(self.reader.redundant, project, limit=limit, offset=offset)
+        self._json({"project": project, "limit": limit, "offset": offset, **page})
+
+
+class StatementHandler(_Handler):
+    """``GET statement?project=P&format=md|latex|json|model-card&training_type=...&notebook=N``."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        fmt = self._choice("format", FORMATS, "md")
+        training_type = self._choice("training_type", TRAINING_TYPES, TRAINING_TYPES[0])
+        text = await self._read(
+            self.reader.statement, self._project(), fmt,
+            notebook=self._optional("notebook"), training_type=training_type,
+        )  # fmt: skip
+        self.finish(text, set_content_type=CONTENT_TYPES[fmt])
+
+
+ROUTES = (
+    ("summary", SummaryHandler),
+    ("sweeps", SweepsHandler),
+    ("runs", RunsHandler),
+    ("redundant", RedundantHandler),
+    ("statement", StatementHandler),
+)
+"""Each endpoint's path under ``<base_url>/notebook-carbon/`` and its handler."""
+
+
+def sweep_row(sweep: Any) -> dict[str, Any]:
+    """A ``SweepSummary`` as JSON: every field but the run ids (all of a sweep's, possibly thousands),
+    with the overhead ratio and the failed runs counted."""
+    fields = [field.name for field in dataclasses.fields(sweep) if field.name != "run_ids"]
+    row = {name: getattr(sweep, name) for name in fields}
+    row["runs"] = sweep.runs
+    row["overhead_ratio"] = sweep.overhead_ratio
+    row["failed_runs"] = sum(count for status, count in sweep.statuses.items() if status in _FAILED)
+    row["statuses"] = dict(sweep.statuses)
+    row["varying_params"] = {name: list(values) for name, values in sweep.varying_params.items()}
+    return row
+
+
+_FAILED = ("failed", "interrupted", "crashed")

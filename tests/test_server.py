@@ -1,0 +1,318 @@
+"""The Jupyter server extension on a registry of known runs: every endpoint's figures by hand and
+equal to the statement's, paging, bad parameters, authentication of every route, the registry
+never taken from a request, and the config file that enables the extension on install.
+
+The fixtures are pytest-jupyter's (``jp_fetch`` against a real server on a free port), imported
+into this module only, so their autouse fixtures touch no other test; the tests are plain
+functions that run each request on the fixtures' event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tornado.web
+from pytest_jupyter.jupyter_server import *  # noqa: F403  (jp_fetch, jp_serverapp and what they need)
+from traitlets.config import Config
+
+from notebook_carbon.registry import Registry, new_uid
+from notebook_carbon.server.handlers import PREFIX, ROUTES
+from notebook_carbon.settings import resolve
+from notebook_carbon.statements import impact_statement, statement_facts
+
+ROOT = Path(__file__).resolve().parents[1]
+HOUR = 3600.0
+PROJECT = "thesis"
+WHERE = {"pue": 1.5, "intensity_g_per_kwh": 100.0, "intensity_region": "FR", "intensity_source": "test grid",
+         "host": "lab-1", "cpu_model": "Xeon Test", "attribution": "machine"}
+
+
+def _grams(energy_j: float) -> float:
+    return energy_j / 3.6e6 * 1.5 * 100.0
+
+
+@pytest.fixture
+def known(tmp_path):
+    """Six runs of project thesis, newest last: sweep "lr" (ok, failed, ok marked final; lr 0.1,
+    0.2, 0.3), automatic sweep b (ok, then an identical ok run: redundant), one run in no sweep;
+    and one run of another project."""
+    path = str(tmp_path / "registry.sqlite")
+    runs = [  # name, sweep, code, status, energy J, notebook, params, final, redundant (index)
+        ("first", "lr", "a", "ok", HOUR, "a.ipynb", {"lr": 0.1}, False, None),
+        ("second", "lr", "a", "failed", 2 * HOUR, "a.ipynb", {"lr": 0.2}, False, None),
+        ("third", "lr", "a", "ok", HOUR, "b.ipynb", {"lr": 0.3}, True, None),
+        ("orig", None, "b", "ok", HOUR / 2, "b.ipynb", None, False, None),
+        ("again", None, "b", "ok", HOUR / 2, "b.ipynb", None, False, 3),
+        ("loose", None, None, "ok", HOUR / 4, None, None, False, None),
+    ]
+    ids = []
+    with Registry.open(path) as reg:
+        for i, (name, sweep, code, status, energy, notebook, params, final, repeats) in enumerate(runs):
+            ids.append(reg.record_run(
+                {"uid": new_uid(), "project": PROJECT, "name": name, "sweep": sweep, "code_fingerprint": code,
+                 "cell_source": f"train({code})", "notebook": notebook, "params": params, "is_final": final,
+                 "redundant_of": ids[repeats] if repeats is not None else None,
+                 "started_at": 1.8e9 + i * HOUR, **WHERE},
+                {"status": status, "energy_j": energy, "emissions_g": _grams(energy), "duration_s": 60.0,
+                 "embodied_g": 1.0, "ended_at": 1.8e9 + i * HOUR + 60.0, "cpu_energy_j": energy,
+                 "cpu_method": "rapl"},
+            ))  # fmt: skip
+        reg.record_run(
+            {"uid": new_uid(), "project": "other", "name": "elsewhere", "code_fingerprint": "c", **WHERE},
+            {"status": "ok", "energy_j": 10 * HOUR, "emissions_g": _grams(10 * HOUR)},
+        )
+    assert ids == [1, 2, 3, 4, 5, 6]
+    return path
+
+
+@pytest.fixture
+def server_registry(request, known, tmp_path):
+    """The registry the server is configured with: ``known``, or (indirect parameter) a missing
+    file or a file that is not a registry."""
+    which = getattr(request, "param", "known")
+    if which == "missing":
+        return str(tmp_path / "missing.sqlite")
+    if which == "not a registry":
+        path = tmp_path / "notes.sqlite"
+        path.write_text("my notes, not a database\n")
+        return str(path)
+    return known
+
+
+@pytest.fixture
+def jp_server_config(server_registry):
+    return Config({
+        "ServerApp": {"jpserver_extensions": {"notebook_carbon.server": True}},
+        "NotebookCarbonServer": {"registry": server_registry, "project": PROJECT},
+    })  # fmt: skip
+
+
+@pytest.fixture
+def get(jp_fetch, jp_asyncio_loop):
+    """``get("summary", project=...)``: the response, whatever its status; ``headers=`` replaces
+    the authentication header."""
+
+    def fetch(endpoint, headers=None, **params):
+        request = jp_fetch(PREFIX, endpoint, params=params, headers=headers, raise_error=False)
+        return jp_asyncio_loop.run_until_complete(request)
+
+    return fetch
+
+
+def _json(response, status=200):
+    assert response.code == status, response.body
+    assert response.headers["Content-Type"].startswith("application/json")
+    return json.loads(response.body)
+
+
+def test_summary_by_hand_and_as_the_statement(get, known):
+    body = _json(get("summary"))
+    assert body["project"] == PROJECT and body["notebook"] is None
+    assert body["runs"] == 6 and body["statuses"] == {"failed": 1, "ok": 5}
+    totals = body["totals"]
+    assert totals["energy_j"]["value"] == pytest.approx(5.25 * HOUR)
+    assert totals["emissions_g"]["value"] == pytest.approx(_grams(5.25 * HOUR))
+    assert totals["embodied_g"]["value"] == pytest.approx(6.0)
+    # RAPL's +-10 %: the range of every figure measured by it
+    assert totals["energy_j"]["low"] == pytest.approx(0.9 * 5.25 * HOUR)
+    assert totals["energy_j"]["high"] == pytest.approx(1.1 * 5.25 * HOUR)
+    development = body["development"]
+    # results: "third" (marked final) and "again" (latest ok of sweep b); "loose" is in no sweep
+    assert development["all_energy_j"] == pytest.approx(5.25 * HOUR)
+    facts = statement_facts(known, project=PROJECT, settings=resolve())
+    assert totals == facts["totals"] and development == facts["development"]
+    assert body["statuses"] == facts["scope"]["statuses"]
+
+
+def test_summary_of_one_notebook_and_another_project(get, known):
+    body = _json(get("summary", notebook="b.ipynb"))
+    assert body["runs"] == 3 and body["totals"]["energy_j"]["value"] == pytest.approx(2 * HOUR)
+    facts = statement_facts(known, project=PROJECT, notebook="b.ipynb", settings=resolve())
+    assert body["totals"] == facts["totals"]
+    other = _json(get("summary", project="other"))
+    assert other["runs"] == 1 and other["totals"]["energy_j"]["value"] == pytest.approx(10 * HOUR)
+    assert _json(get("summary", project="nobody"))["runs"] == 0
+
+
+def test_summary_follows_the_registry(get, known):
+    assert _json(get("summary"))["runs"] == 6
+    with Registry.open(known) as reg:  # a kernel records a run in no sweep, then one in sweep lr
+        reg.record_run({"uid": new_uid(), "project": PROJECT, **WHERE}, {"status": "ok", "energy_j": HOUR})
+        assert _json(get("summary"))["runs"] == 7
+        reg.record_run({"uid": new_uid(), "project": PROJECT, "sweep": "lr", **WHERE}, {"status": "crashed"})
+    body = _json(get("summary"))
+    assert body["runs"] == 8 and body["statuses"] == {"crashed": 1, "failed": 1, "ok": 6}
+    assert body["totals"]["energy_j"]["value"] == pytest.approx(6.25 * HOUR)
+
+
+def test_sweeps(get):
+    body = _json(get("sweeps"))
+    lr, b = body["sweeps"]
+    assert (lr["key"], lr["label"], lr["runs"], lr["explicit"]) == ("lr", "lr", 3, True)
+    assert lr["energy_j"] == pytest.approx(4 * HOUR) and lr["emissions_g"] == pytest.approx(_grams(4 * HOUR))
+    assert lr["overhead_ratio"] == pytest.approx(4.0)
+    assert lr["selected_run_id"] == 3 and lr["selected_is_marked"]
+    assert (lr["failed_runs"], lr["failed_energy_j"]) == (1, pytest.approx(2 * HOUR))
+    assert lr["varying_params"] == {"lr": [0.1, 0.2, 0.3]} and lr["statuses"] == {"ok": 2, "failed": 1}
+    assert (b["key"], b["label"], b["runs"], b["selected_run_id"]) == ("code:b", "train(b)", 2, 5)
+    assert b["overhead_ratio"] == pytest.approx(2.0)
+    assert (b["redundant_runs"], b["redundant_energy_j"]) == (1, pytest.approx(HOUR / 2))
+    assert "run_ids" not in lr
+
+
+def test_runs_paging_newest_first(get):
+    first = _json(get("runs", limit="4"))
+    assert (first["total"], first["limit"], first["offset"]) == (6, 4, 0)
+    assert [run["id"] for run in first["runs"]] == [6, 5, 4, 3]
+    rest = _json(get("runs", limit="4", offset="4"))
+    assert [run["id"] for run in rest["runs"]] == [2, 1] and rest["total"] == 6
+    assert _json(get("runs", offset="6"))["runs"] == []
+    third = first["runs"][-1]
+    assert third["name"] == "third" and third["is_final"] is True and third["params"] == {"lr": 0.3}
+    assert third["sweep_key"] == "lr" and third["energy_j"] == HOUR
+    assert third["started_at"] == 1.8e9 + 2 * HOUR
+    assert first["runs"][0]["sweep_key"] is None  # "loose": in no sweep
+    assert _json(get("runs"))["limit"] == 50
+
+
+def test_runs_filters(get):
+    failed = _json(get("runs", status="failed"))
+    assert failed["total"] == 1 and [run["name"] for run in failed["runs"]] == ["second"]
+    assert _json(get("runs", sweep="lr"))["total"] == 3
+    assert [run["id"] for run in _json(get("runs", sweep="code:b"))["runs"]] == [5, 4]
+    assert _json(get("runs", project="other"))["total"] == 1
+
+
+def test_redundant_with_the_run_it_repeats(get):
+    body = _json(get("redundant"))
+    assert body["total"] == 1 and body["energy_j"] == pytest.approx(HOUR / 2)
+    (run,) = body["runs"]
+    assert (run["id"], run["name"], run["redundant_of"]) == (5, "again", 4)
+    assert run["repeats"] == {"id": 4, "name": "orig", "status": "ok", "started_at": 1.8e9 + 3 * HOUR}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "says"),
+    [("md", "text/markdown", "thesis"), ("latex", "application/x-latex", "\\documentclass"),
+     ("model-card", "text/markdown", "co2_eq_emissions:"),
+     ("json", "application/json", '"schema_version": 1')],
+)  # fmt: skip
+def test_statement_formats(get, known, fmt, content_type, says):
+    response = get("statement", format=fmt)
+    assert response.code == 200 and response.headers["Content-Type"].startswith(content_type)
+    text = response.body.decode()
+    assert says in text
+    if fmt == "json":
+        expected = json.loads(impact_statement(known, project=PROJECT, format="json", settings=resolve()))
+        found = json.loads(text)
+        assert {**found, "generated_at": None} == {**expected, "generated_at": None}
+
+
+def test_statement_defaults_to_markdown(get):
+    response = get("statement", training_type="fine-tuning")
+    assert response.code == 200 and response.headers["Content-Type"].startswith("text/markdown")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params", "says"),
+    [
+        ("statement", {"format": "pdf"}, "choose one of md, latex, json, model-card"),
+        ("statement", {"training_type": "pretraining"}, "choose one of pre-training, fine-tuning"),
+        ("runs", {"limit": "ten"}, "limit must be a whole number"),
+        ("runs", {"limit": "-1"}, "limit must be a whole number"),
+        ("runs", {"limit": "501"}, "limit must be at most 500"),
+        ("runs", {"offset": "1.5"}, "offset must be a whole number"),
+        ("runs", {"status": "done"}, "unknown status 'done'; choose one of"),
+        ("redundant", {"offset": "-3"}, "offset must be a whole number"),
+    ],
+)
+def test_bad_parameters_get_400_saying_what_to_do(get, endpoint, params, says):
+    body = _json(get(endpoint, **params), 400)
+    assert says in body["message"]
+
+
+def test_the_registry_is_never_taken_from_a_request(get, tmp_path):
+    elsewhere = tmp_path / "elsewhere.sqlite"
+    for name in ("registry", "location", "path", "url"):
+        for value in ("/etc/passwd", str(elsewhere)):
+            assert _json(get("summary", **{name: value}))["runs"] == 6
+    assert not elsewhere.exists()
+
+
+def _routes(router):
+    """(pattern, handler class) of every rule under ``router``, nested routers included."""
+    for rule in router.rules:
+        if hasattr(rule.target, "rules"):
+            yield from _routes(rule.target)
+        elif hasattr(rule.matcher, "regex"):
+            yield rule.matcher.regex.pattern, rule.target
+
+
+def test_every_route_needs_authentication(jp_serverapp, jp_base_url, get):
+    ours = [(p, h) for p, h in _routes(jp_serverapp.web_app.default_router) if f"/{PREFIX}/" in p]
+    ours += [(p, h) for p, h in _routes(jp_serverapp.web_app.wildcard_router) if f"/{PREFIX}/" in p]
+    assert sorted(h.__name__ for _, h in ours) == sorted(h.__name__ for _, h in ROUTES)
+    for pattern, handler in ours:
+        # each HTTP method the extension defines is wrapped by tornado.web.authenticated
+        ours_in_mro = [cls for cls in handler.__mro__ if cls.__module__.startswith("notebook_carbon.")]
+        defined = [m for m in ("get", "head", "post", "put", "patch", "delete", "options")
+                   if any(m in vars(cls) for cls in ours_in_mro)]  # fmt: skip
+        assert defined == ["get"]
+        for method in defined:
+            wrapped, seen = getattr(handler, method), []
+            while wrapped is not None:
+                seen.append(wrapped.__code__.co_filename)
+                wrapped = getattr(wrapped, "__wrapped__", None)
+            assert tornado.web.__file__ in seen, f"{handler.__name__}.{method} is not @web.authenticated"
+        # and a request without the token is refused
+        path = pattern.rstrip("$")
+        assert path.startswith(jp_base_url.replace("@", "%40")) or path.startswith(jp_base_url)
+        endpoint = path.rsplit("/", 1)[-1]
+        response = get(endpoint, headers={"Authorization": ""})
+        assert response.code == 403, (endpoint, response.code)
+        wrong = get(endpoint, headers={"Authorization": "token not-the-token"})
+        assert wrong.code == 403
+
+
+@pytest.mark.parametrize("server_registry", ["missing", "not a registry"], indirect=True)
+def test_an_unreadable_registry_is_503_with_a_message(get, server_registry):
+    for endpoint in ("summary", "sweeps", "runs", "redundant", "statement"):
+        body = _json(get(endpoint), 503)
+        assert body["message"].startswith("cannot read the notebook-carbon registry")
+        assert server_registry in body["message"]
+    # nothing was created or overwritten
+    assert server_registry.endswith("missing.sqlite") == (not os.path.exists(server_registry))
+
+
+def test_after_shutdown_a_request_is_503(jp_serverapp, jp_asyncio_loop, get):
+    app = jp_serverapp.extension_manager.extension_points["notebook_carbon"].app
+    jp_asyncio_loop.run_until_complete(app.stop_extension())
+    assert "has shut down" in _json(get("summary"), 503)["message"]
+
+
+def test_stop_closes_the_registry(jp_serverapp, jp_asyncio_loop, get):
+    _json(get("summary"))
+    app = jp_serverapp.extension_manager.extension_points["notebook_carbon"].app
+    assert app.reader._registry is not None
+    jp_asyncio_loop.run_until_complete(app.stop_extension())
+    assert app.reader._registry is None
+
+
+def test_the_config_file_enables_the_extension(tmp_path):
+    config = ROOT / "jupyter-config" / "jupyter_server_config.d" / "notebook_carbon.json"
+    enabled = {"ServerApp": {"jpserver_extensions": {"notebook_carbon.server": True}}}
+    assert json.loads(config.read_text()) == enabled
+    # `jupyter server extension list` reads the user's config directory: make it this one
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(ROOT / "jupyter-config"), "NO_COLOR": "1"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "jupyter_server.extension.serverextension", "list"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    out = listed.stdout + listed.stderr
+    assert "notebook_carbon.server \x1b[32menabled" in out or "notebook_carbon.server enabled" in out
+    assert "notebook_carbon.server  \x1b[32mOK" in out or "notebook_carbon.server  OK" in out
