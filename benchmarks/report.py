@@ -212,5 +212,5 @@ modules to `sys.modules`.
 The registry at scale (100,000 runs, incl. the impact statement and summary): see
 [performance-registry.md](performance-registry.md). The notebook widgets (the dashboard of a 10,000-run
 project; the CPU of the live meter during an idle cell): see [dashboard.md](dashboard.md#performance) and
-[live-meter.md](live-meter.md).
+[live-meter.md](live-meter.md). The server extension's summary endpoint: see [server.md](server.md).
 """
