@@ -138,7 +138,7 @@ def _summarise(key: str, label: str, members: list[tuple], params: list[Mapping 
         explicit=not key.startswith("code:"),
         run_ids=tuple([r[_ID] for r in members]),
         statuses=dict(Counter([r[_STATUS] for r in members])),
-        varying_params=_varying(params),
+        varying_params=varying_params(params),
         energy_j=sum(energy),
         emissions_g=sum(emissions),
         failed_energy_j=sum([energy[i] for i in failed]),
@@ -152,7 +152,7 @@ def _summarise(key: str, label: str, members: list[tuple], params: list[Mapping 
     )
 
 
-def _varying(all_params: list[Mapping[str, Any] | None]) -> dict[str, tuple[Any, ...]]:
+def varying_params(all_params: list[Mapping[str, Any] | None]) -> dict[str, tuple[Any, ...]]:
     """Each parameter with more than one value, or missing from some runs, with its distinct values
     in first-seen order (compared with ``==``)."""
     rows = [params or {} for params in all_params]

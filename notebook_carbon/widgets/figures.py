@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..registry.sweeps import _varying
+from ..registry.sweeps import varying_params
 from ..settings import Settings
 from ..statements import COLUMNS as STATEMENT_COLUMNS
 from ..statements.build import statement_data
@@ -180,7 +180,7 @@ def _sweep_rows(df: pd.DataFrame, shown: list[dict[str, Any]]) -> tuple[SweepRow
             key=row["key"],
             label=row["label"],
             runs=row["runs"],
-            varying=_varying(params[row["key"]]),
+            varying=varying_params(params[row["key"]]),
             energy_j=row["energy_j"],
             emissions_g=row["emissions_g"],
             overhead_ratio=row["overhead_ratio"],
