@@ -139,6 +139,20 @@ def test_summary_of_one_notebook_and_another_project(get, known):
     assert _json(get("summary", project="nobody"))["runs"] == 0
 
 
+def test_a_notebook_path_relative_to_the_server_root_finds_what_its_kernel_recorded(get, known, jp_root_dir):
+    """The sidebar asks with the path it knows, relative to the server's root; a kernel this server
+    started records its notebook's absolute path. Both name the same notebook."""
+    with Registry.open(known) as reg:
+        reg.record_run(
+            {"uid": new_uid(), "project": PROJECT, "notebook": str(jp_root_dir / "sub" / "c.ipynb"), **WHERE},
+            {"status": "ok", "energy_j": HOUR, "emissions_g": _grams(HOUR)},
+        )
+    body = _json(get("summary", notebook="sub/c.ipynb"))
+    assert body["runs"] == 1 and body["totals"]["energy_j"]["value"] == pytest.approx(HOUR)
+    assert "1 metered runs" in get("statement", notebook="sub/c.ipynb").body.decode()
+    assert _json(get("summary", notebook="b.ipynb"))["runs"] == 3  # recorded relative: taken as given
+
+
 def test_summary_follows_the_registry(get, known):
     assert _json(get("summary"))["runs"] == 6
     with Registry.open(known) as reg:  # a kernel records a run in no sweep, then one in sweep lr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,19 @@ class _Handler(APIHandler):
             )
         return value
 
+    async def _notebook(self, project: str) -> str | None:
+        """The ``notebook`` asked for, as the runs record it. The front end knows a path relative to
+        the server's root; a kernel this server started records its notebook's absolute path (from
+        ``__session__``). So a relative path is taken absolute under the root when runs were
+        recorded so, and as given otherwise; an absolute path is taken as it is."""
+        notebook = self._optional("notebook")
+        root = self.settings.get("server_root_dir")
+        if notebook is None or os.path.isabs(notebook) or not root:
+            return notebook
+        absolute = os.path.join(os.path.abspath(os.path.expanduser(root)), notebook)
+        found = await self._read(self.reader.summary, project, absolute)
+        return absolute if found["runs"] else notebook
+
     def _choice(self, name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
         value = self.get_query_argument(name, "") or default
         if value is not None and value not in allowed:
@@ -89,7 +103,8 @@ class SummaryHandler(_Handler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self._json(await self._read(self.reader.summary, self._project(), self._optional("notebook")))
+        project = self._project()
+        self._json(await self._read(self.reader.summary, project, await self._notebook(project)))
 
 
 class SweepsHandler(_Handler):
@@ -142,9 +157,9 @@ class StatementHandler(_Handler):
     async def get(self) -> None:
         fmt = self._choice("format", FORMATS, "md")
         training_type = self._choice("training_type", TRAINING_TYPES, TRAINING_TYPES[0])
+        project = self._project()
         text = await self._read(
-            self.reader.statement, self._project(), fmt,
-            notebook=self._optional("notebook"), training_type=training_type,
+            self.reader.statement, project, fmt, notebook=await self._notebook(project), training_type=training_type,
         )  # fmt: skip
         self.finish(text, set_content_type=CONTENT_TYPES[fmt])
 
