@@ -7,6 +7,7 @@ Each test leaves a screenshot in its ``tmp_path`` (and in ``NOTEBOOK_CARBON_TEST
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -241,3 +242,65 @@ def shown_mass_g(text: str) -> tuple[float, float]:
 def test_shown_mass_g_reads_a_mass_and_its_precision(text, grams, tolerance):
     shown, within = shown_mass_g(text)
     assert shown == pytest.approx(grams) and within == pytest.approx(tolerance)
+
+
+SIDEBAR = "#notebook-carbon-sidebar"
+# Read at import: the suite's clean_environ fixture removes NOTEBOOK_CARBON_* variables from each test.
+SIDEBAR_SCREENSHOT = os.environ.get("NOTEBOOK_CARBON_SIDEBAR_SCREENSHOT")
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def sidebar_value(page, label: str) -> str:
+    """The value of the project section's row ``label`` in the sidebar."""
+    row = page.locator(f"{SIDEBAR} .jp-NotebookCarbon-section >> nth=0").locator(
+        ".jp-NotebookCarbon-row", has=page.locator(".jp-NotebookCarbon-label", has_text=re.compile(f"^{label}$"))
+    )
+    return row.locator(".jp-NotebookCarbon-value").text_content()
+
+
+def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page, tmp_path):
+    """The sidebar (the built labextension over the server extension): its project totals are the
+    registry's, a metered cell run in the notebook updates it, and a hostile label stays text."""
+    name = "sidebar.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [
+        nbformat.v4.new_code_cell("%load_ext notebook_carbon"),
+        nbformat.v4.new_code_cell(f"%%carbon --name sidebar-check\n# {HOSTILE}\nx = sum(range(1000))"),
+    ]
+    nbformat.write(notebook, jupyterlab.root / name)
+
+    def registry_runs() -> int:
+        return statement_facts(jupyterlab.registry, project="default")["totals"]["runs"]
+
+    Registry.open(jupyterlab.registry).close()  # run alone, this test may come first: an empty registry
+    before = registry_runs()
+    try:
+        browser.open_notebook(page, jupyterlab, name)
+        page.locator(f".jp-SideBar .lm-TabBar-tab[data-id='{SIDEBAR[1:]}']").click()
+        page.wait_for_selector(f"{SIDEBAR} .jp-NotebookCarbon-section", timeout=30_000)
+        assert re.match(rf"{before}( |$)", sidebar_value(page, "Runs")), sidebar_value(page, "Runs")
+        shown_g, tolerance_g = shown_mass_g(sidebar_value(page, "Emissions"))
+        expected_g = statement_facts(jupyterlab.registry, project="default")["totals"]["emissions_g"]["value"]
+        assert abs(shown_g - expected_g) <= tolerance_g
+
+        browser.run_all_cells(page)
+        page.wait_for_function(
+            """([selector, runs]) => {
+                const row = [...document.querySelectorAll(selector + ' .jp-NotebookCarbon-row')]
+                    .find(r => r.querySelector('.jp-NotebookCarbon-label').textContent === 'Runs');
+                return row && row.querySelector('.jp-NotebookCarbon-value').textContent.startsWith(runs + ' ');
+            }""",
+            arg=[SIDEBAR, before + 1],
+            timeout=30_000,
+        )
+        assert registry_runs() == before + 1
+        here = page.locator(f"{SIDEBAR} .jp-NotebookCarbon-section >> nth=1").text_content()
+        assert here.startswith(f"This notebook: {name}") and re.search(r"Runs1(?!\d)", here), here
+        text = page.locator(SIDEBAR).text_content()
+        assert f"# {HOSTILE}" in text, "the sweep labelled by the cell's first line is not listed as text"
+        assert page.locator(f"{SIDEBAR} img").count() == 0, "user text became an element in the sidebar"
+    finally:
+        shot = browser.screenshot(page, tmp_path, "sidebar")
+    if SIDEBAR_SCREENSHOT:  # how the README's screenshot is made (see README)
+        shutil.copy(shot, SIDEBAR_SCREENSHOT)
