@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -321,8 +322,10 @@ def test_the_config_file_enables_the_extension(tmp_path):
     config = ROOT / "jupyter-config" / "jupyter_server_config.d" / "notebook_carbon.json"
     enabled = {"ServerApp": {"jpserver_extensions": {"notebook_carbon.server": True}}}
     assert json.loads(config.read_text()) == enabled
-    # `jupyter server extension list` reads the user's config directory: make it this one
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(ROOT / "jupyter-config"), "NO_COLOR": "1"}
+    # `jupyter server extension list` reads the user's config directory: make it a copy of this one
+    # (Jupyter writes a marker file into that directory, which must not land in the checkout)
+    shutil.copytree(ROOT / "jupyter-config", tmp_path / "jupyter-config")
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"), "NO_COLOR": "1"}
     listed = subprocess.run(
         [sys.executable, "-m", "jupyter_server.extension.serverextension", "list"],
         env=env, capture_output=True, text=True, timeout=120, check=True,
