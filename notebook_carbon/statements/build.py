@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..analysis import COMPONENT_NAMES, energy_by_method, method_kind, overhead, shares
+from ..analysis import COMPONENT_NAMES, method_kind, overhead, shares
 from ..impact import embodied as embodied_maths
 from ..impact.equivalents import car_km
 from ..impact.footprint import J_PER_KWH
