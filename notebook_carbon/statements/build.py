@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..analysis import COMPONENT_NAMES, method_kind, overhead, shares
+from ..analysis import COMPONENT_NAMES, method_kind, shares
 from ..impact import embodied as embodied_maths
 from ..impact.equivalents import car_km
 from ..impact.footprint import J_PER_KWH
@@ -29,6 +29,7 @@ from ..impact.intensity import GridIntensity, resolve_intensity
 from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
 from ..impact.whatif import cleanest_regions, in_regions
 from ..settings import Settings
+from .tally import factorize, figures, groups, tally
 
 SCHEMA_VERSION = 1
 """Version of the statement's JSON document (``schema/statement.schema.json``); raised on any
@@ -72,34 +73,16 @@ def statement_data(
     now = now or datetime.datetime.now(datetime.timezone.utc)
     energy = df["energy_j"].fillna(0.0).to_numpy(float)
     emissions = df["emissions_g"].fillna(0.0).to_numpy(float)
-    pue = df["pue"].fillna(1.0).to_numpy(float)
-    facility = energy * pue
-    low_factor, high_factor = _relative_ranges(df)
-    embodied = _embodied(df, settings)
-    water = _water(df, settings, energy)
-    over, share = overhead(df), shares(df)
+    facility = energy * df["pue"].fillna(1.0).to_numpy(float)
+    counted = figures(tally(df), settings)
+    totals, embodied_g = counted["totals"], counted["totals"]["embodied_g"]["value"]
+    share = shares(df)
     intensity = _intensity(df, facility, emissions)
-    totals = {
-        "runs": len(df),
-        "energy_j": _ranged(energy.sum(), (energy * low_factor).sum(), (energy * high_factor).sum()),
-        "facility_energy_j": _ranged(facility.sum(), (facility * low_factor).sum(), (facility * high_factor).sum()),
-        "emissions_g": _ranged(
-            emissions.sum(), (emissions * low_factor).sum(), (emissions * high_factor).sum()
-        ),
-        "embodied_g": embodied["total"],
-        "total_g": _ranged(
-            emissions.sum() + embodied["total"]["value"],
-            (emissions * low_factor).sum() + embodied["total"]["low"],
-            (emissions * high_factor).sum() + embodied["total"]["high"],
-        ),
-        "water_l": water,
-        "duration_s": float(df["duration_s"].fillna(0.0).sum()),
-    }
     runs_count = max(len(df), 1)
     sci = embodied_maths.sci(
         float(facility.sum()),
         intensity["g_per_kwh"] if facility.sum() else 0.0,
-        embodied["total"]["value"],
+        embodied_g,
         functional_units=runs_count,
     )
     data = {
@@ -107,13 +90,7 @@ def statement_data(
         "schema_version": SCHEMA_VERSION,
         "generator": f"notebook-carbon {__version__}",
         "generated_at": now.isoformat(timespec="seconds"),
-        "scope": {
-            **scope,
-            "runs": len(df),
-            "first_run_at": _iso(df["started"].min()) if len(df) else None,
-            "last_run_at": _iso(df["started"].max()) if len(df) else None,
-            "statuses": {str(k): int(v) for k, v in df["status"].value_counts().sort_index().items()},
-        },
+        "scope": {**scope, **counted["scope"]},
         "hardware": _hardware(df),
         "methods": {
             "components": _components(df, float(energy.sum())),
@@ -124,27 +101,13 @@ def statement_data(
             "pue": sorted({float(p) for p in df["pue"].dropna().unique()}),
             "intensity": intensity,
             "wue_l_per_kwh": settings.wue_l_per_kwh,
-            "embodied": embodied["method"],
+            "embodied": counted["embodied"],
             "uncertainty": "each component's energy has a range from its method (docs/methods.md); a run's "
             "range is the sum of its components' lows and of their highs (conservative); emissions scale with "
             "energy (grid intensity and PUE taken as exact); embodied emissions take the range of their factor",
         },
         "totals": totals,
-        "development": {
-            "selected_runs": over.selected_runs,
-            "selected_energy_j": over.selected_energy_j,
-            "selected_emissions_g": over.selected_emissions_g,
-            "all_energy_j": over.energy_j,
-            "all_emissions_g": over.emissions_g,
-            "ratio": over.ratio,
-            "sweeps": over.sweeps,
-            "failed_runs": over.failed_runs,
-            "failed_energy_j": over.failed_energy_j,
-            "failed_share": share.failed,
-            "redundant_runs": over.redundant_runs,
-            "redundant_energy_j": over.redundant_energy_j,
-            "redundant_share": share.redundant,
-        },
+        "development": counted["development"],
         "sweeps": _sweeps(df),
         "sci": {
             "g_per_run": sci.sci_g_per_unit,
@@ -154,130 +117,23 @@ def statement_data(
             "basis": sci.basis,
         },
         "what_if": _what_if(float(facility.sum()), emissions.sum(), intensity, regions, cleanest),
-        "lifetime_extension": _lifetime(embodied["total"]["value"], settings),
-        "equivalents": [_equivalent(float(emissions.sum()) + embodied["total"]["value"])],
+        "lifetime_extension": _lifetime(embodied_g, settings),
+        "equivalents": [_equivalent(float(emissions.sum()) + embodied_g)],
         "sources": list(SOURCES.values()),
     }
-    return _plain(data)
+    return plain(data)
 
 
 # -- parts -------------------------------------------------------------------------------------
-
-
-def _relative_ranges(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per run, the low and high factors of its energy from its components' methods: each
-    component's energy times its method's range, unattributed energy as an estimate, over the sum."""
-    central = np.zeros(len(df))
-    low = np.zeros(len(df))
-    high = np.zeros(len(df))
-    for component in COMPONENT_NAMES:
-        part = df[f"{component}_energy_j"].fillna(0.0).to_numpy(float)
-        codes, methods = _factorize(df[f"{component}_method"])
-        # one factor per distinct method (a handful), then looked up by code; 0 for none/unknown
-        lows = np.zeros(len(methods) + 1)
-        highs = np.zeros(len(methods) + 1)
-        for i, method in enumerate(methods):
-            if method_kind(method) in ("measured", "estimated"):
-                lows[i], highs[i] = method_range(method).low, method_range(method).high
-        counted = np.where(lows[codes] > 0, part, 0.0)
-        central += counted
-        low += counted * lows[codes]
-        high += counted * highs[codes]
-    unattributed = np.clip(df["unattributed_energy_j"].fillna(0.0).to_numpy(float), 0.0, None)
-    central += unattributed
-    low += unattributed * UNATTRIBUTED_RANGE.low
-    high += unattributed * UNATTRIBUTED_RANGE.high
-    with np.errstate(divide="ignore", invalid="ignore"):
-        low_factor = np.where(central > 0, low / central, 1.0)
-        high_factor = np.where(central > 0, high / central, 1.0)
-    return low_factor, high_factor
-
-
-def _factorize(column: pd.Series) -> tuple[np.ndarray, list]:
-    """Codes of ``column``'s values and the distinct values; a missing value gets the code
-    ``len(values)`` (one past the end), so arrays indexed by code can hold a slot for it."""
-    codes, uniques = pd.factorize(column.to_numpy(object), use_na_sentinel=True)  # faster than on text dtypes
-    codes = np.where(codes < 0, len(uniques), codes)
-    return codes, list(uniques)
 
 
 def _sums(codes: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
     return np.bincount(codes, weights=values, minlength=size + 1)
 
 
-def _embodied(df: pd.DataFrame, settings: Settings) -> dict[str, Any]:
-    """Embodied emissions: as recorded with each run, else computed from its duration with the
-    settings; the range from the factor's published range, if it has one."""
-    recorded = df["embodied_g"]
-    missing = recorded.isna() & df["duration_s"].notna()
-    value = float(recorded.fillna(0.0).sum())
-    low = high = 0.0
-    per_gpu_count = {}
-    for count in sorted({int(c) for c in df["gpu_count"].fillna(0)}):
-        per_gpu_count[count] = embodied_maths.embodied(
-            1.0,
-            hardware=settings.hardware,
-            gpu_count=count,
-            embodied_kg=settings.embodied_kg,
-            lifetime_years=settings.lifetime_years,
-            reused=settings.reused_hardware,
-        )
-    if not per_gpu_count:
-        per_gpu_count[0] = embodied_maths.embodied(
-            1.0, hardware=settings.hardware, embodied_kg=settings.embodied_kg,
-            lifetime_years=settings.lifetime_years, reused=settings.reused_hardware,
-        )  # fmt: skip
-    counts = df["gpu_count"].fillna(0).astype(int).to_numpy()
-    durations = df["duration_s"].fillna(0.0).to_numpy(float)
-    rate = np.array([per_gpu_count[c].embodied_g for c in counts]) if len(df) else np.zeros(0)
-    computed = durations * rate * missing.to_numpy(bool)
-    value += float(computed.sum())
-    # The range: each run's value scaled by its factor's published range (a point value without one).
-    for count, e in per_gpu_count.items():
-        mine = counts == count
-        part = float(recorded.fillna(0.0).to_numpy(float)[mine].sum() + computed[mine].sum())
-        low += part * (e.low_g / e.embodied_g if e.low_g is not None and e.embodied_g else 1.0)
-        high += part * (e.high_g / e.embodied_g if e.high_g is not None and e.embodied_g else 1.0)
-    example = next(iter(per_gpu_count.values()))
-    recorded_runs, computed_runs = int((~recorded.isna()).sum()), int(missing.sum())
-    if example.reused:
-        basis = "none attributed: the hardware is reused (its manufacturing is already amortised)"
-    else:
-        basis = (
-            f"each run's share of its hardware's manufacturing emissions, TE x run time / "
-            f"{example.lifetime_years:g}-year lifetime (the SCI specification's time-share), "
-            f"recorded with {recorded_runs} run{'s' if recorded_runs != 1 else ''}"
-        )
-        if computed_runs:
-            basis += f" and computed for {computed_runs} recorded without it, with the current settings"
-    return {
-        "total": {"value": value, "low": low, "high": high},
-        "method": {
-            "basis": basis,
-            "source": example.source,
-            "hardware": example.hardware,
-            "lifetime_years": example.lifetime_years,
-            "reused": example.reused,
-            "recorded_runs": recorded_runs,
-            "computed_runs": computed_runs,
-        },
-    }
-
-
-def _water(df: pd.DataFrame, settings: Settings, energy: np.ndarray) -> dict[str, Any] | None:
-    recorded = df["water_l"]
-    if recorded.notna().any():
-        return {"value": float(recorded.fillna(0.0).sum()), "runs": int(recorded.notna().sum()),
-                "basis": "recorded with each run: IT energy (kWh) x the WUE set when it ran"}
-    if settings.wue_l_per_kwh is None:
-        return None
-    return {"value": float(energy.sum()) / J_PER_KWH * settings.wue_l_per_kwh, "runs": len(df),
-            "basis": f"IT energy (kWh) x WUE {settings.wue_l_per_kwh:g} L/kWh (the current setting)"}
-
-
 def _intensity(df: pd.DataFrame, facility: np.ndarray, emissions: np.ndarray) -> dict[str, Any]:
     """The grid(s) the runs' emissions were computed with; with several, their weighted mean."""
-    codes, firsts = _groups(df, ["intensity_region", "intensity_g_per_kwh", "intensity_source"])
+    codes, firsts = groups(df, ["intensity_region", "intensity_g_per_kwh", "intensity_source"])
     counts = np.bincount(codes, minlength=len(firsts))
     energy = np.bincount(codes, weights=facility, minlength=len(firsts))
     grids = [
@@ -311,35 +167,8 @@ def _bundled_name_and_year(grid: dict[str, Any]) -> dict[str, Any]:
     return {"name": known.name, "year": known.year}
 
 
-def _groups(df: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[tuple]]:
-    """A group number per run for its combination of ``columns`` (a missing value is a value of
-    its own), numbered in order of first appearance, and each group's values (None for missing).
-
-    One factorisation per column and integer arithmetic, not a pandas groupby: with text columns of
-    100,000 runs, each groupby re-hashes its keys, and a statement needs several."""
-    if df.empty:
-        return np.zeros(0, dtype=np.int64), []
-    combined = np.zeros(len(df), dtype=np.int64)
-    for column in columns:
-        codes, uniques = _factorize(df[column])
-        combined = combined * (len(uniques) + 1) + codes
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    order = np.argsort(first)  # groups in order of first appearance
-    number = np.empty_like(order)
-    number[order] = np.arange(len(order))
-    arrays = [df[column].to_numpy(object) for column in columns]
-    values = [tuple(_python(array[i]) for array in arrays) for i in first[order]]
-    return number[inverse.ravel()], values
-
-
-def _python(value: Any) -> Any:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value
-
-
 def _hardware(df: pd.DataFrame) -> dict[str, Any]:
-    _, gpus = _groups(df[df["gpu_model"].notna()], ["gpu_model", "gpu_count"])
+    _, gpus = groups(df[df["gpu_model"].notna()], ["gpu_model", "gpu_count"])
     return {
         "hosts": int(df["host"].nunique()),
         "cpus": sorted({str(c) for c in df["cpu_model"].dropna().unique()}),
@@ -351,7 +180,7 @@ def _hardware(df: pd.DataFrame) -> dict[str, Any]:
 def _components(df: pd.DataFrame, total_j: float) -> list[dict[str, Any]]:
     rows = []
     for component in COMPONENT_NAMES:
-        codes, methods = _factorize(df[f"{component}_method"])
+        codes, methods = factorize(df[f"{component}_method"])
         joules = _sums(codes, len(methods), df[f"{component}_energy_j"].fillna(0.0).to_numpy(float))
         for i, method in sorted(enumerate(methods), key=lambda item: str(item[1])):
             if method == "none" or not joules[i] or method_kind(method) not in ("measured", "estimated"):
@@ -379,7 +208,7 @@ def _sweeps(df: pd.DataFrame) -> list[dict[str, Any]]:
     swept = df[df["sweep_key"].notna()]
     if swept.empty:
         return []
-    codes, keys = _groups(swept, ["project", "sweep_key"])
+    codes, keys = groups(swept, ["project", "sweep_key"])
     n = len(keys)
     energy = swept["energy_j"].fillna(0.0).to_numpy(float)
     failed = swept["is_failed"].to_numpy(bool)
@@ -450,20 +279,12 @@ def _equivalent(grams: float) -> dict[str, Any]:
             "source": eq.source}
 
 
-def _ranged(value: float, low: float, high: float) -> dict[str, float]:
-    return {"value": float(value), "low": float(low), "high": float(high)}
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
-
-
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """``value`` with numpy scalars as Python numbers and NaN as None: what JSON can hold."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating, float)):
