@@ -560,3 +560,19 @@ def test_the_public_names_exist():
 
     for module in (analysis, charts):
         assert all(hasattr(module, name) for name in module.__all__), module.__name__
+
+
+def test_a_sweep_read_is_in_start_order_ties_by_id(tmp_path):
+    """A sweep's runs are sorted in Python (an ORDER BY would send SQLite through the project's
+    whole start-time index): the order is still start time, then id."""
+    path = str(tmp_path / "r.sqlite")
+    with Registry.open(path) as reg:
+        for t in (5.0, 1.0, 3.0, 1.0, 2.0):
+            for sweep in ("s", None):
+                reg.record_run({"uid": new_uid(), "project": "p", "sweep": sweep, "code_fingerprint": "c",
+                                "started_at": t}, {"status": "ok", "energy_j": t})  # fmt: skip
+    for sweep in ("s", "code:c"):
+        df = analysis.runs(path, project="p", sweep=sweep)
+        assert list(zip(df["started_at"], df.index)) == sorted(zip(df["started_at"], df.index))
+        assert len(df) == 5 and df["is_selected"].sum() == 1
+        assert df.index[df["is_selected"]][0] == df.index[df["started_at"] == 5.0][0]

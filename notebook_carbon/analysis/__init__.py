@@ -20,7 +20,7 @@ in g CO2e, water in L.
 
 from __future__ import annotations
 
-from .frame import COMPONENT_NAMES, CORE_COLUMNS, DERIVED_COLUMNS, FAILED_STATUSES, runs
+from .frame import COMPONENT_NAMES, CORE_COLUMNS, DERIVED_COLUMNS, FAILED_STATUSES, read_runs, runs
 from .methods import ESTIMATED_METHODS, MEASURED_METHODS, UNATTRIBUTED, method_kind
 from .summaries import (
     AGGREGATE_COLUMNS,
@@ -53,6 +53,7 @@ __all__ = [
     "energy_by_method",
     "method_kind",
     "overhead",
+    "read_runs",
     "runs",
     "shares",
 ]

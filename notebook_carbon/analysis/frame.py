@@ -34,6 +34,7 @@ import contextlib
 import datetime
 import gc
 import math
+import operator
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -98,7 +99,7 @@ TIME_DTYPE = "datetime64[us, UTC]"
 _JSON_EMPTY = {"tags": list, "params": dict, "notes": list}
 _IN_LIMIT = 500  # projects per IN list: far below every database's limit on bound parameters
 
-__all__ = ["COMPONENT_NAMES", "CORE_COLUMNS", "DERIVED_COLUMNS", "FAILED_STATUSES", "opened", "runs"]
+__all__ = ["COMPONENT_NAMES", "CORE_COLUMNS", "DERIVED_COLUMNS", "FAILED_STATUSES", "opened", "read_runs", "runs"]
 
 
 def runs(
@@ -134,7 +135,7 @@ def runs(
     wanted_tags = _tags(tags)
     if sweep is not None and (not isinstance(sweep, str) or not sweep):
         raise ConfigError(f"sweep must be a sweep name or a sweep key code:<fingerprint>; got {sweep!r}")
-    read = _columns(table, columns, with_source)
+    _columns(table, columns, with_source)  # checked before anything is opened
     conditions = []
     if project is not None:
         conditions.append(table.c.project == project)
@@ -150,17 +151,50 @@ def runs(
         partial.append(table.c.started_at >= since_s)
     if until_s is not None:
         partial.append(table.c.started_at < until_s)
+    frame = read_runs(
+        registry, conditions, cut=partial, columns=columns, with_source=with_source, narrow=sweep is not None
+    )
+    if wanted_tags:
+        frame = frame.loc[np.array([wanted_tags.issubset(found) for found in frame["tags"]], dtype=bool)]
+    return frame
+
+
+def read_runs(
+    registry: Registry | str | os.PathLike[str] | None,
+    conditions: Sequence[Any],
+    *,
+    cut: Sequence[Any] = (),
+    columns: Iterable[str] | None = None,
+    with_source: bool = False,
+    narrow: bool = False,
+) -> pd.DataFrame:
+    """The frame of the runs matching SQL ``conditions`` and ``cut`` (SQLAlchemy expressions on the
+    ``runs`` table), with the derived columns: what ``runs`` reads once it has made its filters.
+
+    ``conditions`` keep a sweep whole or not at all (project, sweep); ``cut`` may keep part of a
+    sweep (notebook, status, time), so the rest of the sweeps found is read, narrowly, for their
+    selected runs. ``columns`` and ``with_source`` as for ``runs``. ``narrow``: the conditions
+    pick few runs through another index than ``(project, started_at)`` (a sweep, a range of ids),
+    so the rows are put in start order here, not by ORDER BY, with which SQLite's planner (lacking
+    statistics) walks the project's whole ``(project, started_at)`` index instead."""
+    from ..registry.schema import runs as table
+
+    read = _columns(table, columns, with_source)
     with opened(registry) as reg, reg._transaction("reading runs for analysis") as conn, _gc_paused():
-        frame = _frame(read, tuples(conn, _select(read, [*conditions, *partial])))
+        if narrow:
+            rows = tuples(conn, _select(read, [*conditions, *cut], ordered=False))
+            at = [column.name for column in read]
+            rows.sort(key=operator.itemgetter(at.index("started_at"), at.index("id")))
+        else:
+            rows = tuples(conn, _select(read, [*conditions, *cut]))
+        frame = _frame(read, rows)
         keys = sweep_keys(frame)
         members, member_keys = frame, keys
-        if partial and len(frame):
-            members = _sweep_members(conn, table, frame, conditions)
+        if cut and len(frame) and any(key is not None for key in keys):
+            members = _sweep_members(conn, table, frame, list(conditions))
             member_keys = sweep_keys(members)
         selected, labels = selection(conn, table, members, member_keys)
         _derive(frame, keys, selected, labels)
-    if wanted_tags:
-        frame = frame.loc[np.array([wanted_tags.issubset(found) for found in frame["tags"]], dtype=bool)]
     return frame
 
 
@@ -281,11 +315,13 @@ def _sweep_condition(table: Any, sweep: str) -> Any:
     return or_(table.c.sweep == sweep, and_(unnamed, table.c.code_fingerprint == sweep[len("code:") :]))
 
 
-def _select(columns: Sequence[Any], conditions: Sequence[Any]) -> Any:
+def _select(columns: Sequence[Any], conditions: Sequence[Any], ordered: bool = True) -> Any:
     from sqlalchemy import select
 
     table = columns[0].table
-    query = select(*columns).order_by(table.c.started_at, table.c.id)
+    query = select(*columns)
+    if ordered:
+        query = query.order_by(table.c.started_at, table.c.id)
     return query.where(*conditions) if conditions else query
 
 
