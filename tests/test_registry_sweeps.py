@@ -290,3 +290,28 @@ def test_the_sweep_cache_is_only_a_cache(tmp_path):
         with reg._transaction("reading the cache") as conn:
             texts = [t for (t,) in conn.exec_driver_sql("SELECT summary FROM sweep_cache")]
         assert all(sweeps._from_cache(t) in expected for t in texts) and len(texts) == 2
+
+
+def test_a_read_only_registry_keeps_what_it_computed_in_the_callers_memo(tmp_path, monkeypatch):
+    """A read-only registry cannot store its cache (the server's case): with a memo, a listing
+    recomputes only the sweeps that changed since the last one, as with the registry's cache."""
+    from notebook_carbon.registry import sweeps
+
+    recomputed: list[set[str]] = []
+    compute = sweeps._compute
+    monkeypatch.setattr(sweeps, "_compute", lambda conn, p, keys: recomputed.append(set(keys)) or compute(conn, p, keys))
+    path = str(tmp_path / "r.sqlite")
+    with Registry.open(path) as writer:
+        _record(writer, code="a", t=1)
+        _record(writer, code="b", t=2)
+        memo: dict = {}
+        with Registry.open(path, read_only=True) as reader:
+            first = list_sweeps(reader, "proj", memo=memo)
+            assert recomputed == [{"code:a", "code:b"}] and set(memo) == {"code:a", "code:b"}
+            recomputed.clear()
+            assert list_sweeps(reader, "proj", memo=memo) == first and recomputed == []
+            assert list_sweeps(reader, "proj") == first and recomputed == [{"code:a", "code:b"}]  # no memo
+            recomputed.clear()
+            _record(writer, code="b", t=3)
+            assert list_sweeps(reader, "proj", memo=memo) == group_sweeps(writer.runs(project="proj"))
+            assert recomputed == [{"code:b"}]

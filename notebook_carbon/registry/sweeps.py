@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
@@ -179,7 +179,9 @@ def _distinct(values: list[Any]) -> list[Any]:
     return seen
 
 
-def list_sweeps(registry, project: str) -> list[SweepSummary]:
+def list_sweeps(
+    registry, project: str, *, memo: MutableMapping[str, tuple[int, SweepSummary | None]] | None = None
+) -> list[SweepSummary]:
     """The sweeps of ``project`` in ``registry`` (a ``Registry``), the most energy first.
 
     Exactly ``group_sweeps`` over the project's runs, without reading them all each time: the
@@ -190,7 +192,12 @@ def list_sweeps(registry, project: str) -> list[SweepSummary]:
 
     The generations are read before the runs, in one transaction: a run recorded meanwhile can only
     make the computed summary newer than its generation, so at worst it is recomputed once more.
+
+    ``memo`` (sweep key -> (generation, summary or None)) is a cache of the caller's, for a
+    registry opened read-only, whose own cache stays as stale as its writers leave it: summaries
+    found there at the current generation are used, and those computed are put there.
     """
+    memo = {} if memo is None else memo
     doing = f"listing the sweeps of project {project!r}"
     found: dict[str, SweepSummary | None] = {}
     stale: dict[str, int] = {}  # sweep key -> its current generation
@@ -205,6 +212,8 @@ def list_sweeps(registry, project: str) -> list[SweepSummary]:
     with registry._transaction(doing) as conn:
         for key, generation, cached_at, text in conn.execute(query):
             summary = _from_cache(text) if cached_at == generation else _STALE
+            if summary is _STALE and memo.get(key, (None,))[0] == generation:
+                summary = memo[key][1]
             if summary is _STALE:
                 stale[key] = generation
             else:
@@ -212,6 +221,7 @@ def list_sweeps(registry, project: str) -> list[SweepSummary]:
         if stale:
             computed = _compute(conn, project, set(stale))
             found.update((key, computed.get(key)) for key in stale)
+            memo.update((key, (generation, found[key])) for key, generation in stale.items())
     if stale and not registry.read_only:
         _store(registry, project, {key: (generation, found[key]) for key, generation in stale.items()})
     return sorted((s for s in found.values() if s is not None), key=lambda s: (-s.energy_j, s.key))
