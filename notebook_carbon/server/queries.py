@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
-from ..registry.rows import decode_many
+from ..registry.rows import decode_many, tuples
 from ..registry.schema import runs, sweep_state
 from ..registry.sweeps import sweep_key
 
@@ -27,25 +27,95 @@ _JSON = ("tags", "params")
 _IN_LIMIT = 500  # ids per IN list
 
 
+BLOCK = 1024
+"""The runs of a sweep (and those in no sweep) are tallied in blocks of this many consecutive ids
+(``server.tallies``): recounting a block after a run is recorded reads at most this many runs."""
+MEMBER_COLUMNS = ("id", "started_at", "status", "is_final", "updated_at", "notebook", "energy_j", "emissions_g")
+"""What ``sweep_members`` reads of each run of a sweep: its block, its last change, what picks
+the selected run, and what that run adds to a tally."""
+
+
+def unswept() -> Any:
+    """The runs in no sweep (``sweep_key`` None): neither a sweep name nor a code fingerprint."""
+    return and_(or_(runs.c.sweep.is_(None), runs.c.sweep == ""),
+                or_(runs.c.code_fingerprint.is_(None), runs.c.code_fingerprint == ""))  # fmt: skip
+
+
+def in_sweep(key: str) -> Any:
+    """The runs whose ``sweep_key`` is ``key``: a sweep name, or ``code:<fingerprint>`` for the
+    runs with that code and no sweep name (and those of a sweep named so)."""
+    return or_(*_sweep_searches(key))
+
+
+def _sweep_searches(key: str) -> list[Any]:
+    """``in_sweep(key)`` as conditions each found by an index search (a name: ``ix_runs_sweep``;
+    a code: the ``(project, code_fingerprint, ...)`` index), for a read that must be quick."""
+    if not key.startswith("code:"):
+        return [runs.c.sweep == key]
+    unnamed = or_(runs.c.sweep.is_(None), runs.c.sweep == "")
+    return [runs.c.sweep == key, and_(unnamed, runs.c.code_fingerprint == key[len("code:") :])]
+
+
+def sweep_members(conn: Any, project: str, key: str) -> list[tuple]:
+    """``MEMBER_COLUMNS`` of every run of the sweep ``key`` of ``project``, in no order."""
+    columns = [runs.c[name] for name in MEMBER_COLUMNS]
+    found: list[tuple] = []
+    for search in _sweep_searches(key):
+        found += tuples(conn, select(*columns).where(runs.c.project == project, search))
+    return found
+
+
+def _unswept_searches() -> list[Any]:
+    """``unswept()`` as two conditions, each found by a search of the ``(project, code_fingerprint,
+    ...)`` index: with ``code_fingerprint IS NULL OR = ''`` SQLite would read the whole project."""
+    unnamed = or_(runs.c.sweep.is_(None), runs.c.sweep == "")
+    return [and_(runs.c.code_fingerprint.is_(None), unnamed), and_(runs.c.code_fingerprint == "", unnamed)]
+
+
 def change_token(conn: Any, project: str) -> tuple:
     """Something that changes whenever a figure of ``project`` may have: the generation of each
     of its sweeps (moved on by the registry's triggers when a run of the sweep is inserted,
     deleted or its figures change), and for the runs in no sweep their count, last id and last
-    ``updated_at`` (set by every start, checkpoint and finish). Two indexed reads, well under a
+    ``updated_at`` (set by every start, checkpoint and finish). Indexed reads, well under a
     millisecond at 100,000 runs, where reading the runs themselves takes seconds."""
     generations = conn.execute(
         select(sweep_state.c.sweep_key, sweep_state.c.generation)
         .where(sweep_state.c.project == project)
         .order_by(sweep_state.c.sweep_key)
     ).all()
-    loose = conn.execute(
-        select(func.count(), func.max(runs.c.id), func.max(runs.c.updated_at)).where(
-            runs.c.project == project,
-            runs.c.code_fingerprint.is_(None),  # the (project, code_fingerprint, ...) index
-            or_(runs.c.sweep.is_(None), runs.c.sweep == ""),
+    found = [
+        conn.execute(
+            select(func.count(), func.max(runs.c.id), func.max(runs.c.updated_at)).where(
+                runs.c.project == project, search
+            )
+        ).one()
+        for search in _unswept_searches()
+    ]
+    loose = (sum(row[0] for row in found), _most(row[1] for row in found), _most(row[2] for row in found))
+    return tuple(map(tuple, generations)), loose
+
+
+def unswept_blocks(conn: Any, project: str) -> dict[int, tuple]:
+    """For each block of ``BLOCK`` ids holding runs of ``project`` in no sweep: how many, and their
+    last ``updated_at``. When the runs in no sweep change (``change_token``), the blocks whose
+    figures moved are the ones to recount."""
+    block = runs.c.id // BLOCK
+    blocks: dict[int, tuple] = {}
+    for search in _unswept_searches():
+        query = (
+            select(block, func.count(), func.max(runs.c.updated_at))
+            .where(runs.c.project == project, search)
+            .group_by(block)
         )
-    ).one()
-    return tuple(map(tuple, generations)), tuple(loose)
+        for number, count, last in conn.execute(query):
+            before = blocks.get(int(number), (0, None))
+            blocks[int(number)] = (before[0] + count, _most((before[1], last)))
+    return blocks
+
+
+def _most(values: Any) -> Any:
+    found = [value for value in values if value is not None]
+    return max(found) if found else None
 
 
 def sweep_generations(conn: Any, project: str) -> tuple:
@@ -62,7 +132,7 @@ def runs_page(
     if status is not None:
         conditions.append(runs.c.status == status)
     if sweep is not None:
-        conditions.append(_in_sweep(sweep))
+        conditions.append(in_sweep(sweep))
     total = conn.execute(select(func.count()).select_from(runs).where(*conditions)).scalar_one()
     query = (
         select(*(runs.c[name] for name in RUN_COLUMNS))
@@ -76,13 +146,9 @@ def runs_page(
 
 def redundant_page(conn: Any, project: str, *, limit: int, offset: int) -> dict[str, Any]:
     """Redundant runs of ``project`` newest first, each with ``repeats``: the earlier identical
-    run's id, name, status and start (name, status and start None if that run is gone); the
-    count, energy and emissions of all of them."""
+    run's id, name, status and start (name, status and start None if that run is gone). (Their
+    count and sums come from the reader's tallies: in SQL they read every run of the project.)"""
     redundant = and_(runs.c.project == project, runs.c.redundant_of.is_not(None))
-    total, energy, emissions = conn.execute(
-        select(func.count(), func.sum(func.coalesce(runs.c.energy_j, 0.0)),
-               func.sum(func.coalesce(runs.c.emissions_g, 0.0))).where(redundant)
-    ).one()  # fmt: skip
     query = (
         select(*(runs.c[name] for name in RUN_COLUMNS))
         .where(redundant)
@@ -102,14 +168,7 @@ def redundant_page(conn: Any, project: str, *, limit: int, offset: int) -> dict[
     for row in rows:
         missing = {"id": row["redundant_of"], "name": None, "status": None, "started_at": None}
         row["repeats"] = earlier.get(row["redundant_of"], missing)
-    return {"total": total, "energy_j": energy or 0.0, "emissions_g": emissions or 0.0, "runs": rows}
-
-
-def _in_sweep(key: str) -> Any:
-    """The runs of one sweep: its name, or ``code:<fingerprint>`` for an automatic sweep."""
-    if key.startswith("code:"):
-        return and_(or_(runs.c.sweep.is_(None), runs.c.sweep == ""), runs.c.code_fingerprint == key[5:])
-    return runs.c.sweep == key
+    return {"runs": rows}
 
 
 def _decoded(rows: list[Any]) -> list[dict[str, Any]]:

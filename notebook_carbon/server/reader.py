@@ -4,14 +4,15 @@ The registry is opened on first use (a server started before the first metered c
 up, and finds the registry once a kernel has created it) and then kept open until shutdown. Every
 method is synchronous and is called off the event loop by the handlers.
 
-A summary or statement of a large project takes seconds to compute (every run is read to give
-ranges, embodied emissions and the development overhead, the same figures the statement prints),
-so the facts are kept in memory with the project's change token (``queries.change_token``) and
-recomputed only when it moves; the sweep listing likewise with the sweeps' generations (a
-read-only registry cannot store ``list_sweeps``'s own cache). The token is read on every request:
-a summary is never older than the registry. It does not see an edit of a column no summary of a
-sweep depends on (``schema.SWEEP_SUMMARY_COLUMNS``) made without ``updated_at`` (a hand-made fix
-in SQL), which a restart of the server shows.
+Every request reads the project's change token (``queries.change_token``, under a millisecond), so
+nothing answered is older than the registry. A summary is kept with the token it was computed at;
+when the token moves, the project's tallies (``tallies.ProjectTallies``) recount the sweeps that
+changed, not the project. The sweep listing is kept with the sweeps' generations and computed
+through ``list_sweeps`` with a memo of this server's (a read-only registry cannot store
+``list_sweeps``'s own cache). A statement, asked for by a download, is computed from the runs and
+kept with the token. What the token does not see is an edit of a column no sweep summary depends
+on (``schema.SWEEP_SUMMARY_COLUMNS``) made without ``updated_at`` (a hand-made fix in SQL), which
+a restart of the server shows.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from typing import Any
 from ..errors import RegistryError
 from ..settings import Settings
 from . import queries
+from .tallies import ALL, ProjectTallies
 
 CACHED = 16
-"""Computed facts kept, one per (project, notebook) asked for, least recently used dropped."""
+"""Statements and summaries kept, one per (project, notebook) asked for, least recently used
+dropped; likewise the tallies and sweep listings of at most this many projects."""
 
 
 class RegistryReader:
@@ -43,7 +46,10 @@ class RegistryReader:
         self._computing = threading.Lock()  # one cold computation at a time, the others wait for it
         self._guard = threading.Lock()  # the caches' dicts, shared by the executor's threads
         self._facts: collections.OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = collections.OrderedDict()
+        self._summaries: collections.OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = collections.OrderedDict()
+        self._tallies: collections.OrderedDict[str, ProjectTallies] = collections.OrderedDict()
         self._sweeps: dict[str, tuple[tuple, list[Any]]] = {}
+        self._sweep_memo: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self._closed = False
 
     # -- the registry ------------------------------------------------------------------------
@@ -73,19 +79,46 @@ class RegistryReader:
         """The totals of ``project`` (or of one notebook's runs in it), as the statement gives them:
         runs and statuses, energy, facility energy, emissions, embodied, their sum and water with
         ranges, the development overhead."""
-        facts, registry = self._cached_facts(project, notebook)
-        return {
+        registry = self.registry()
+        with registry._transaction(f"checking project {project!r} for changes") as conn:
+            token = queries.change_token(conn, project)
+        key = (project, notebook)
+        found = _remembered(self._summaries, key, token, self._guard)
+        if found is None:
+            with self._computing:
+                found = _remembered(self._summaries, key, token, self._guard)
+                if found is None:
+                    found = self._summarise(registry, project, notebook, token)
+                    _remember(self._summaries, key, token, found, self._guard)
+        return found
+
+    def _summarise(self, registry: Any, project: str, notebook: str | None, token: tuple) -> dict[str, Any]:
+        from ..statements.build import plain
+        from ..statements.tally import figures
+
+        counted = figures(self._tally(registry, project, token, notebook), self.settings)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return plain({
             "project": project,
             "notebook": notebook,
             "registry": registry.where,
-            "computed_at": facts["generated_at"],
-            "runs": facts["scope"]["runs"],
-            "statuses": facts["scope"]["statuses"],
-            "first_run_at": facts["scope"]["first_run_at"],
-            "last_run_at": facts["scope"]["last_run_at"],
-            "totals": facts["totals"],
-            "development": facts["development"],
-        }
+            "computed_at": now.isoformat(timespec="seconds"),
+            **counted["scope"],
+            "totals": counted["totals"],
+            "development": counted["development"],
+        })  # fmt: skip
+
+    def _tally(self, registry: Any, project: str, token: tuple, notebook: str | None = None) -> Any:
+        """The tally of ``project`` (or one notebook's runs) brought up to ``token``. Called with
+        ``_computing`` held."""
+        tallies = self._tallies.get(project)
+        if tallies is None:
+            tallies = self._tallies[project] = ProjectTallies(project)
+            while len(self._tallies) > CACHED:
+                self._tallies.popitem(last=False)
+        self._tallies.move_to_end(project)
+        tallies.update(registry, token)
+        return tallies.tally(ALL if notebook is None else notebook)
 
     def statement(self, project: str, fmt: str, *, notebook: str | None = None,
                   training_type: str = "pre-training") -> str:  # fmt: skip
@@ -110,7 +143,11 @@ class RegistryReader:
             if found is not None and found[0] == generations:
                 return found[1]
             # generations read before the runs: a run recorded meanwhile at worst costs a recomputation
-            listed = list_sweeps(registry, project)
+            memo = self._sweep_memo.setdefault(project, {})
+            self._sweep_memo.move_to_end(project)
+            while len(self._sweep_memo) > CACHED:
+                self._sweep_memo.popitem(last=False)
+            listed = list_sweeps(registry, project, memo=memo)
             with self._guard:
                 self._sweeps[project] = (generations, listed)
                 while len(self._sweeps) > CACHED:
@@ -123,9 +160,16 @@ class RegistryReader:
             return queries.runs_page(conn, project, status=status, sweep=sweep, limit=limit, offset=offset)
 
     def redundant(self, project: str, *, limit: int, offset: int) -> dict:
+        """A page of the redundant runs of ``project``, and how many there are with their energy
+        and emissions (from the tallies: counting them in SQL reads every run of the project)."""
         registry = self.registry()
         with registry._transaction(f"listing the redundant runs of project {project!r}") as conn:
-            return queries.redundant_page(conn, project, limit=limit, offset=offset)
+            token = queries.change_token(conn, project)
+            page = queries.redundant_page(conn, project, limit=limit, offset=offset)
+        with self._computing:
+            t = self._tally(registry, project, token)
+        return {"total": int(t["redundant_runs"]), "energy_j": t["redundant_energy_j"],
+                "emissions_g": t["redundant_emissions_g"], **page}  # fmt: skip
 
     # -- the cache ---------------------------------------------------------------------------
 
@@ -136,25 +180,32 @@ class RegistryReader:
         key = (project, notebook)
         with registry._transaction(f"checking project {project!r} for changes") as conn:
             token = queries.change_token(conn, project)
-        found = self._remembered(key, token)
+        found = _remembered(self._facts, key, token, self._guard)
         if found is None:
             with self._computing:
-                found = self._remembered(key, token)
+                found = _remembered(self._facts, key, token, self._guard)
                 if found is None:
                     now = datetime.datetime.now(datetime.timezone.utc)
                     found = statement_facts(
                         registry, project=project, notebook=notebook, settings=self.settings, now=now
                     )
-                    with self._guard:
-                        self._facts[key] = (token, found)
-                        while len(self._facts) > CACHED:
-                            self._facts.popitem(last=False)
+                    _remember(self._facts, key, token, found, self._guard)
         return found, registry
 
-    def _remembered(self, key: tuple, token: tuple) -> dict[str, Any] | None:
-        with self._guard:
-            found = self._facts.get(key)
-            if found is None or found[0] != token:
-                return None
-            self._facts.move_to_end(key)
-            return found[1]
+
+def _remembered(cache: collections.OrderedDict, key: tuple, token: tuple, guard: threading.Lock) -> Any:
+    """What ``cache`` holds for ``key`` if it was computed at ``token``, else None."""
+    with guard:
+        found = cache.get(key)
+        if found is None or found[0] != token:
+            return None
+        cache.move_to_end(key)
+        return found[1]
+
+
+def _remember(cache: collections.OrderedDict, key: tuple, token: tuple, value: Any, guard: threading.Lock) -> None:
+    with guard:
+        cache[key] = (token, value)
+        cache.move_to_end(key)
+        while len(cache) > CACHED:
+            cache.popitem(last=False)
