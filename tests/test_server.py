@@ -176,6 +176,7 @@ def test_sweeps(get):
     assert lr["selected_run_id"] == 3 and lr["selected_is_marked"]
     assert (lr["failed_runs"], lr["failed_energy_j"]) == (1, pytest.approx(2 * HOUR))
     assert lr["varying_params"] == {"lr": [0.1, 0.2, 0.3]} and lr["statuses"] == {"ok": 2, "failed": 1}
+    assert lr["varying_counts"] == {"lr": 3}
     assert (b["key"], b["label"], b["runs"], b["selected_run_id"]) == ("code:b", "train(b)", 2, 5)
     assert b["overhead_ratio"] == pytest.approx(2.0)
     assert (b["redundant_runs"], b["redundant_energy_j"]) == (1, pytest.approx(HOUR / 2))
@@ -203,6 +204,18 @@ def test_runs_filters(get):
     assert _json(get("runs", sweep="lr"))["total"] == 3
     assert [run["id"] for run in _json(get("runs", sweep="code:b"))["runs"]] == [5, 4]
     assert _json(get("runs", project="other"))["total"] == 1
+
+
+def test_a_random_search_lists_its_first_values_and_how_many_and_follows_new_runs(get, known):
+    before = {s["key"]: s for s in _json(get("sweeps"))["sweeps"]}
+    with Registry.open(known) as reg:
+        for i in range(25):
+            reg.record_run({"uid": new_uid(), "project": PROJECT, "sweep": "search", "params": {"lr": i / 100, "bs": 32}},
+                           {"status": "ok", "energy_j": 1.0})  # fmt: skip
+    after = {s["key"]: s for s in _json(get("sweeps"))["sweeps"]}
+    assert set(after) == set(before) | {"search"} and after["search"]["runs"] == 25
+    assert after["search"]["varying_params"] == {"lr": [i / 100 for i in range(20)]}  # bs never varies
+    assert after["search"]["varying_counts"] == {"lr": 25}
 
 
 def test_the_summary_follows_a_run_recorded_while_the_server_runs(get, known):

@@ -12,7 +12,6 @@ never a request's.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -114,8 +113,8 @@ class SweepsHandler(_Handler):
     @authorized
     async def get(self) -> None:
         project = self._project()
-        sweeps = await self._read(self.reader.sweeps, project)
-        self._json({"project": project, "sweeps": [sweep_row(sweep) for sweep in sweeps]})
+        # serialised by the reader, off the event loop, and kept until a sweep changes
+        self.finish(await self._read(self.reader.sweeps, project), set_content_type="application/json; charset=UTF-8")
 
 
 class RunsHandler(_Handler):
@@ -172,19 +171,3 @@ ROUTES = (
     ("statement", StatementHandler),
 )
 """Each endpoint's path under ``<base_url>/notebook-carbon/`` and its handler."""
-
-
-def sweep_row(sweep: Any) -> dict[str, Any]:
-    """A ``SweepSummary`` as JSON: every field but the run ids (all of a sweep's, possibly thousands),
-    with the overhead ratio and the failed runs counted."""
-    fields = [field.name for field in dataclasses.fields(sweep) if field.name != "run_ids"]
-    row = {name: getattr(sweep, name) for name in fields}
-    row["runs"] = sweep.runs
-    row["overhead_ratio"] = sweep.overhead_ratio
-    row["failed_runs"] = sum(count for status, count in sweep.statuses.items() if status in _FAILED)
-    row["statuses"] = dict(sweep.statuses)
-    row["varying_params"] = {name: list(values) for name, values in sweep.varying_params.items()}
-    return row
-
-
-_FAILED = ("failed", "interrupted", "crashed")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import json
 import logging
 import threading
 from typing import Any
@@ -48,7 +49,7 @@ class RegistryReader:
         self._facts: collections.OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = collections.OrderedDict()
         self._summaries: collections.OrderedDict[tuple, tuple[tuple, dict[str, Any]]] = collections.OrderedDict()
         self._tallies: collections.OrderedDict[str, ProjectTallies] = collections.OrderedDict()
-        self._sweeps: dict[str, tuple[tuple, list[Any]]] = {}
+        self._sweeps: dict[str, tuple[tuple, str]] = {}
         self._sweep_memo: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self._closed = False
 
@@ -128,8 +129,10 @@ class RegistryReader:
         facts, _ = self._cached_facts(project, notebook)
         return render(facts, fmt, training_type=training_type)
 
-    def sweeps(self, project: str) -> list[Any]:
-        """``list_sweeps`` of ``project`` (``SweepSummary`` objects), kept until a sweep changes."""
+    def sweeps(self, project: str) -> str:
+        """The ``sweeps`` document of ``project`` as JSON text: ``list_sweeps``, each sweep as
+        ``queries.sweep_row``; kept, serialised, until a sweep changes (a project of 100,000 runs
+        has 200 sweeps, whose JSON takes tens of milliseconds to write)."""
         from ..registry.sweeps import list_sweeps
 
         registry = self.registry()
@@ -148,11 +151,13 @@ class RegistryReader:
             while len(self._sweep_memo) > CACHED:
                 self._sweep_memo.popitem(last=False)
             listed = list_sweeps(registry, project, memo=memo)
+            document = json.dumps({"project": project, "sweeps": [queries.sweep_row(s) for s in listed]},
+                                  allow_nan=False)  # fmt: skip
             with self._guard:
-                self._sweeps[project] = (generations, listed)
+                self._sweeps[project] = (generations, document)
                 while len(self._sweeps) > CACHED:
                     self._sweeps.pop(next(iter(self._sweeps)))
-            return listed
+            return document
 
     def runs(self, project: str, *, status: str | None, sweep: str | None, limit: int, offset: int) -> dict:
         registry = self.registry()
