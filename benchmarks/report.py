@@ -7,6 +7,7 @@ import datetime
 import math
 import os
 import platform
+import re
 import statistics
 from importlib.metadata import version
 from pathlib import Path
@@ -37,6 +38,16 @@ def machine() -> str:
         kib = int(Path("/proc/meminfo").read_text().split()[1])
         mem = f", {kib / 2**20:.0f} GiB RAM"
     return f"a {os.cpu_count()}-core {kind} ({model}{mem}), {platform.system()} {platform.release()}"
+
+
+KEPT = re.compile(r"<!-- (?P<name>[a-z ]+) begins -->.*?<!-- (?P=name) ends -->", re.DOTALL)
+"""A section another benchmark writes into performance.md (``server_summary.py``)."""
+
+
+def with_kept_sections(text: str, old: str) -> str:
+    """``text`` followed by the sections other benchmarks wrote into ``old``, the file it replaces."""
+    kept = [match.group(0) for match in KEPT.finditer(old)]
+    return "\n\n".join([text.rstrip("\n"), *kept]) + "\n"
 
 
 def verdict(ok: bool) -> str:
@@ -212,5 +223,5 @@ modules to `sys.modules`.
 The registry at scale (100,000 runs, incl. the impact statement and summary): see
 [performance-registry.md](performance-registry.md). The notebook widgets (the dashboard of a 10,000-run
 project; the CPU of the live meter during an idle cell): see [dashboard.md](dashboard.md#performance) and
-[live-meter.md](live-meter.md). The server extension's summary endpoint: see [server.md](server.md).
+[live-meter.md](live-meter.md). The server extension's summary endpoint: below, and [server.md](server.md).
 """

@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from report import HEAVY, report  # benchmarks/ is on sys.path: this file runs as a script
+from report import HEAVY, report, with_kept_sections  # benchmarks/ is on sys.path: this file runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -276,7 +276,7 @@ def main() -> None:
     if out is None:
         print(text)
     else:
-        out.write_text(text)
+        out.write_text(with_kept_sections(text, out.read_text()) if out.exists() else text)
         print(f"wrote {out}", file=sys.stderr)
 
 
