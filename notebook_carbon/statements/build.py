@@ -29,7 +29,7 @@ from ..impact.intensity import GridIntensity, resolve_intensity
 from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
 from ..impact.whatif import cleanest_regions, in_regions
 from ..settings import Settings
-from .tally import factorize, figures, groups, tally
+from .tally import Codes, figures, groups, tally
 
 SCHEMA_VERSION = 1
 """Version of the statement's JSON document (``schema/statement.schema.json``); raised on any
@@ -74,10 +74,11 @@ def statement_data(
     energy = df["energy_j"].fillna(0.0).to_numpy(float)
     emissions = df["emissions_g"].fillna(0.0).to_numpy(float)
     facility = energy * df["pue"].fillna(1.0).to_numpy(float)
-    counted = figures(tally(df), settings)
+    codes = Codes(df)  # columns factorised once for every part below
+    counted = figures(tally(df, codes), settings)
     totals, embodied_g = counted["totals"], counted["totals"]["embodied_g"]["value"]
     share = shares(df)
-    intensity = _intensity(df, facility, emissions)
+    intensity = _intensity(df, facility, emissions, codes)
     runs_count = max(len(df), 1)
     sci = embodied_maths.sci(
         float(facility.sum()),
@@ -91,9 +92,9 @@ def statement_data(
         "generator": f"notebook-carbon {__version__}",
         "generated_at": now.isoformat(timespec="seconds"),
         "scope": {**scope, **counted["scope"]},
-        "hardware": _hardware(df),
+        "hardware": _hardware(df, codes),
         "methods": {
-            "components": _components(df, float(energy.sum())),
+            "components": _components(df, float(energy.sum()), codes),
             "measured_share": share.measured,
             "estimated_share": share.estimated,
             "unattributed_share": share.unattributed,
@@ -108,7 +109,7 @@ def statement_data(
         },
         "totals": totals,
         "development": counted["development"],
-        "sweeps": _sweeps(df),
+        "sweeps": _sweeps(df, codes),
         "sci": {
             "g_per_run": sci.sci_g_per_unit,
             "operational_g": sci.operational_g,
@@ -131,9 +132,9 @@ def _sums(codes: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
     return np.bincount(codes, weights=values, minlength=size + 1)
 
 
-def _intensity(df: pd.DataFrame, facility: np.ndarray, emissions: np.ndarray) -> dict[str, Any]:
+def _intensity(df: pd.DataFrame, facility: np.ndarray, emissions: np.ndarray, by_column: Codes) -> dict[str, Any]:
     """The grid(s) the runs' emissions were computed with; with several, their weighted mean."""
-    codes, firsts = groups(df, ["intensity_region", "intensity_g_per_kwh", "intensity_source"])
+    codes, firsts = groups(df, ["intensity_region", "intensity_g_per_kwh", "intensity_source"], by_column)
     counts = np.bincount(codes, minlength=len(firsts))
     energy = np.bincount(codes, weights=facility, minlength=len(firsts))
     grids = [
@@ -167,8 +168,9 @@ def _bundled_name_and_year(grid: dict[str, Any]) -> dict[str, Any]:
     return {"name": known.name, "year": known.year}
 
 
-def _hardware(df: pd.DataFrame) -> dict[str, Any]:
-    _, gpus = groups(df[df["gpu_model"].notna()], ["gpu_model", "gpu_count"])
+def _hardware(df: pd.DataFrame, codes: Codes) -> dict[str, Any]:
+    _, found = groups(df, ["gpu_model", "gpu_count"], codes)
+    gpus = [(model, count) for model, count in found if model is not None]
     return {
         "hosts": int(df["host"].nunique()),
         "cpus": sorted({str(c) for c in df["cpu_model"].dropna().unique()}),
@@ -177,10 +179,10 @@ def _hardware(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def _components(df: pd.DataFrame, total_j: float) -> list[dict[str, Any]]:
+def _components(df: pd.DataFrame, total_j: float, by_column: Codes) -> list[dict[str, Any]]:
     rows = []
     for component in COMPONENT_NAMES:
-        codes, methods = factorize(df[f"{component}_method"])
+        codes, methods = by_column(f"{component}_method")
         joules = _sums(codes, len(methods), df[f"{component}_energy_j"].fillna(0.0).to_numpy(float))
         for i, method in sorted(enumerate(methods), key=lambda item: str(item[1])):
             if method == "none" or not joules[i] or method_kind(method) not in ("measured", "estimated"):
@@ -203,38 +205,38 @@ def _components(df: pd.DataFrame, total_j: float) -> list[dict[str, Any]]:
     return rows
 
 
-def _sweeps(df: pd.DataFrame) -> list[dict[str, Any]]:
+def _sweeps(df: pd.DataFrame, by_column: Codes) -> list[dict[str, Any]]:
     """One row per sweep, the most energy first, with its development overhead within the frame."""
-    swept = df[df["sweep_key"].notna()]
-    if swept.empty:
+    swept = df["sweep_key"].notna().to_numpy(bool)
+    if not swept.any():
         return []
-    codes, keys = groups(swept, ["project", "sweep_key"])
-    n = len(keys)
-    energy = swept["energy_j"].fillna(0.0).to_numpy(float)
-    failed = swept["is_failed"].to_numpy(bool)
-    redundant = swept["is_redundant"].to_numpy(bool)
-    selected = swept["is_selected"].to_numpy(bool)
+    all_codes, keys = groups(df, ["project", "sweep_key"], by_column)  # whole-frame codes: no copy of a subset
+    codes, n = all_codes[swept], len(keys)
+    energy = df["energy_j"].fillna(0.0).to_numpy(float)[swept]
+    failed = df["is_failed"].to_numpy(bool)[swept]
+    redundant = df["is_redundant"].to_numpy(bool)[swept]
+    selected = df["is_selected"].to_numpy(bool)[swept]
     total_j = np.bincount(codes, weights=energy, minlength=n)
-    total_g = np.bincount(codes, weights=swept["emissions_g"].fillna(0.0).to_numpy(float), minlength=n)
+    total_g = np.bincount(codes, weights=df["emissions_g"].fillna(0.0).to_numpy(float)[swept], minlength=n)
     selected_j = np.bincount(codes, weights=energy * selected, minlength=n)
     runs = np.bincount(codes, minlength=n)
     failed_runs = np.bincount(codes, weights=failed, minlength=n)
     failed_j = np.bincount(codes, weights=energy * failed, minlength=n)
     redundant_runs = np.bincount(codes, weights=redundant, minlength=n)
     redundant_j = np.bincount(codes, weights=energy * redundant, minlength=n)
-    labels = swept["sweep_label"].to_numpy(object)
-    _, first = np.unique(codes, return_index=True)
-    rows = [
-        {
-            "project": str(project), "key": str(key), "label": str(labels[first[i]]),
+    labels = df["sweep_label"].to_numpy(object)[swept]
+    present, first = np.unique(codes, return_index=True)
+    rows = []
+    for i, at in zip(present.tolist(), first.tolist()):
+        project, key = keys[i]
+        rows.append({
+            "project": str(project), "key": str(key), "label": str(labels[at]),
             "explicit": not str(key).startswith("code:"), "runs": int(runs[i]),
             "energy_j": float(total_j[i]), "emissions_g": float(total_g[i]),
             "failed_runs": int(failed_runs[i]), "failed_energy_j": float(failed_j[i]),
             "redundant_runs": int(redundant_runs[i]), "redundant_energy_j": float(redundant_j[i]),
             "overhead_ratio": float(total_j[i] / selected_j[i]) if selected_j[i] else None,
-        }
-        for i, (project, key) in enumerate(keys)
-    ]
+        })  # fmt: skip
     return sorted(rows, key=lambda row: (-row["energy_j"], row["key"]))
 
 
