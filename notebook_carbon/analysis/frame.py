@@ -189,12 +189,13 @@ def read_runs(
             rows = tuples(conn, _select(read, [*conditions, *cut]))
         frame = _frame(read, rows)
         keys = sweep_keys(frame)
-        members, member_keys = frame, keys
+        grouped = group_codes(frame["project"].to_numpy(dtype=object), keys)
+        members, member_keys, member_grouped = frame, keys, grouped
         if cut and len(frame) and any(key is not None for key in keys):
             members = _sweep_members(conn, table, frame, list(conditions))
-            member_keys = sweep_keys(members)
-        selected, labels = selection(conn, table, members, member_keys)
-        _derive(frame, keys, selected, labels)
+            member_keys, member_grouped = sweep_keys(members), None
+        selected, labels = selection(conn, table, members, member_keys, member_grouped)
+        _derive(frame, keys, selected, labels, grouped)
     return frame
 
 
@@ -373,14 +374,14 @@ def _sweep_members(conn: Any, table: Any, frame: pd.DataFrame, conditions: list[
 # -- derived columns --------------------------------------------------------------------------
 
 
-def _derive(frame: pd.DataFrame, keys: np.ndarray, selected: np.ndarray, labels: dict) -> None:
+def _derive(frame: pd.DataFrame, keys: np.ndarray, selected: np.ndarray, labels: dict, grouped: tuple) -> None:
     """Add ``DERIVED_COLUMNS`` to ``frame``, in place, given its rows' sweep keys, the selected runs'
-    ids and the sweeps' labels by ``(project, sweep_key)``."""
+    ids, the sweeps' labels by ``(project, sweep_key)`` and the rows' ``group_codes``."""
     # one resolution whatever the data (pandas picks ns or us by version and by emptiness)
     frame["started"] = pd.to_datetime(frame["started_at"], unit="s", utc=True).astype(TIME_DTYPE)
     frame["ended"] = pd.to_datetime(frame["ended_at"], unit="s", utc=True).astype(TIME_DTYPE)
     frame["sweep_key"] = pd.array(keys, dtype=TEXT_DTYPE)
-    codes, pairs = group_codes(frame["project"].to_numpy(dtype=object), keys)
+    codes, pairs = grouped
     by_code = np.array([labels.get(pair) for pair in pairs] + [None], dtype=object)
     frame["sweep_label"] = pd.array(by_code[codes], dtype=TEXT_DTYPE)  # code -1 (no sweep): the None
     frame["is_failed"] = frame["status"].isin(FAILED_STATUSES).to_numpy(dtype=bool)

@@ -49,11 +49,12 @@ def group_codes(projects: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, lis
 
 
 def selection(
-    conn: Any, table: Any, members: pd.DataFrame, keys: np.ndarray
+    conn: Any, table: Any, members: pd.DataFrame, keys: np.ndarray, grouped: tuple | None = None
 ) -> tuple[np.ndarray, dict[tuple[str, str], str]]:
     """The ids of the selected runs, and each sweep's label by ``(project, sweep_key)``, from
-    ``members``: every run of those sweeps in start order, as ``registry.sweeps.list_sweeps``."""
-    codes, pairs = group_codes(members["project"].to_numpy(dtype=object), keys)
+    ``members``: every run of those sweeps in start order, as ``registry.sweeps.list_sweeps``.
+    ``grouped``: ``group_codes`` of the members, if the caller has it already."""
+    codes, pairs = grouped or group_codes(members["project"].to_numpy(dtype=object), keys)
     ids = members.index.to_numpy()
 
     def last(where: np.ndarray) -> dict[int, int]:
