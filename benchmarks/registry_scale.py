@@ -334,7 +334,12 @@ def measure(location: str, data: dict, cfg: dict) -> dict:
     )
     results["summary"] = timed(lambda: quiet(cli.main, ["summary", "--registry", location, "--project", PROJECT]),
                                cfg["statement_reps"], warmup=1)
-    results["analysis_runs"] = timed(lambda: analysis.runs(location, project=PROJECT), cfg["statement_reps"], warmup=1)
+    # the frame the statement and the summary read (not every column: not params, notes, the source)
+    from notebook_carbon.statements import COLUMNS
+
+    results["analysis_runs"] = timed(
+        lambda: analysis.runs(location, project=PROJECT, columns=COLUMNS), cfg["statement_reps"], warmup=1
+    )
     lookup.close()
     with closing(sqlite3.connect(f"file:{location}?mode=ro", uri=True)) as db:
         explained = db.execute("EXPLAIN QUERY PLAN " + LOOKUP_QUERY, tuple(hit_keys.values()))
@@ -421,8 +426,9 @@ def report(data: dict, res: dict, command: str, fill_s: float, size_mb: float) -
         line("`impact_statement(format=\"md\")`, from the file to the text", "statement_md", TARGET_STATEMENT_S, 0),
         line("`impact_statement(format=\"latex\")`, from the file to the text", "statement_latex", TARGET_STATEMENT_S, 0),
         line("`notebook-carbon summary` (in process)", "summary", TARGET_STATEMENT_S, 0),
-        line("of which: `analysis.runs(registry, project)`, the frame of 100,000 runs" if n == 100_000
-             else "of which: `analysis.runs(registry, project)`", "analysis_runs", None, 0),
+        line("of which: `analysis.runs(registry, project, columns=statements.COLUMNS)`, the frame of 100,000 runs"
+             if n == 100_000 else "of which: `analysis.runs(registry, project, columns=statements.COLUMNS)`",
+             "analysis_runs", None, 0),
         line("`SqliteLookup.find_redundant`, hit (before every cell)", "lookup_hit", TARGET_LOOKUP_S, 3),
         line("`SqliteLookup.find_redundant`, miss (before every cell)", "lookup_miss", TARGET_LOOKUP_S, 3),
         line("`sweeps.find_redundant` (SQLAlchemy), hit", "sqlalchemy_hit", None, 2),
