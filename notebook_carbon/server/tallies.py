@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..statements import COLUMNS
-from ..statements.tally import SUMS, Tally, merge, tally_groups
+from ..statements.tally import SUMS, Tally, merge, python, tally_groups
 from . import queries
 
 FULL_READ_ABOVE = 16
@@ -147,7 +147,7 @@ class ProjectTallies:
             picked["sweep_key"].to_numpy(object).tolist(), picked["notebook"].to_numpy(object).tolist(),
             picked["energy_j"].to_numpy(float).tolist(), picked["emissions_g"].to_numpy(float).tolist(),
         ):  # fmt: skip
-            chosen.setdefault(_plain(key), []).append((_plain(notebook), energy, emissions))
+            chosen.setdefault(python(key), []).append((python(notebook), energy, emissions))
         self.sweeps = {}
         for key, token in wanted.items():
             blocks = {block: (stats[(key, block)], tallies) for block, tallies in counted.get(key, {}).items()}
@@ -163,10 +163,7 @@ def _stats_and_selection(members: list[tuple]) -> tuple[dict[int, tuple], tuple 
     marked = ok = None
     for run in members:
         run_id, started_at, status, is_final, updated_at = run[:5]
-        found = stats.setdefault(run_id // queries.BLOCK, [0, None])
-        found[0] += 1
-        if updated_at is not None and (found[1] is None or updated_at > found[1]):
-            found[1] = updated_at
+        _count(stats, run_id // queries.BLOCK, updated_at)
         if is_final and (marked is None or (started_at, run_id) > marked[:2]):
             marked = (started_at, run_id, run)
         if status == "ok" and (ok is None or (started_at, run_id) > ok[:2]):
@@ -178,14 +175,19 @@ def _stats_and_selection(members: list[tuple]) -> tuple[dict[int, tuple], tuple 
 
 def _block_stats(df: pd.DataFrame) -> dict[tuple[str | None, int], tuple]:
     """``_stats_and_selection``'s block statistics of every sweep of a frame, by (sweep key, block)."""
-    keys = [_plain(key) for key in df["sweep_key"].to_numpy(object).tolist()]
+    keys = [python(key) for key in df["sweep_key"].to_numpy(object).tolist()]
     stats: dict[tuple[str | None, int], list] = {}
     for key, block, updated_at in zip(keys, df["block"].tolist(), df["updated_at"].to_numpy(float).tolist()):
-        found = stats.setdefault((key, block), [0, None])
-        found[0] += 1
-        if updated_at == updated_at and (found[1] is None or updated_at > found[1]):  # not NaN
-            found[1] = updated_at
+        _count(stats, (key, block), None if updated_at != updated_at else updated_at)  # NaN: none
     return {where: (count, last) for where, (count, last) in stats.items()}
+
+
+def _count(stats: dict[Any, list], where: Any, updated_at: float | None) -> None:
+    """One more run in the block ``where`` of ``stats`` (its [number of runs, last updated_at])."""
+    found = stats.setdefault(where, [0, None])
+    found[0] += 1
+    if updated_at is not None and (found[1] is None or updated_at > found[1]):
+        found[1] = updated_at
 
 
 def _assemble(token: Any, blocks: dict[int, Block], chosen: Iterable[tuple]) -> _Sweep:
@@ -204,10 +206,6 @@ def _assemble(token: Any, blocks: dict[int, Block], chosen: Iterable[tuple]) -> 
 
 def _number(value: Any) -> float:
     return 0.0 if value is None or value != value else float(value)  # missing or NaN: nothing
-
-
-def _plain(value: Any) -> Any:
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
 __all__ = ["ALL", "FULL_READ_ABOVE", "ProjectTallies"]
