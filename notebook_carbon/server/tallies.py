@@ -17,8 +17,9 @@ overhead, which come from every run of the project: about 1.7 s at 100,000 runs.
 Each part holds a tally per notebook, so a notebook's summary is a merge too. The first summary,
 or one after more than ``FULL_READ_ABOVE`` sweeps changed, reads the project once. Tokens are
 read before the runs: a run recorded in between makes a part newer than its token, so at worst it
-is counted once more. What no token sees is a hand-made edit in SQL of a figure without
-``updated_at`` (a restart of the server shows it).
+is counted once more. What no token sees is a hand-made edit in SQL of a run's figures that
+leaves its ``updated_at`` as it was (every writer of the package sets it; a run moved to another
+sweep or deleted changes its block's number of runs): a restart of the server shows it.
 """
 
 from __future__ import annotations
