@@ -153,6 +153,10 @@ def test_the_summary_follows_every_kind_of_write_recounting_one_block(registry_u
             with reg._transaction("editing by hand", write=True) as conn:
                 conn.execute(text("UPDATE runs SET sweep = 'bs' WHERE id = 5"))  # moved to another sweep
             _check(reader, registry_url)
+            with reg._transaction("fixing a figure by hand, updated_at left alone", write=True) as conn:
+                conn.execute(text("UPDATE runs SET energy_j = 2 * energy_j + 1, status = 'failed' "
+                                  "WHERE id = (SELECT MIN(id) FROM runs WHERE sweep = 'lr' AND status = 'ok')"))  # fmt: skip
+            _check(reader, registry_url, blocks=1)
             with reg._transaction("deleting by hand", write=True) as conn:
                 conn.execute(text("DELETE FROM runs WHERE id IN (2, 40)"))
             _check(reader, registry_url)

@@ -31,9 +31,11 @@ _IN_LIMIT = 500  # ids per IN list
 BLOCK = 1024
 """The runs of a sweep (and those in no sweep) are tallied in blocks of this many consecutive ids
 (``server.tallies``): recounting a block after a run is recorded reads at most this many runs."""
-MEMBER_COLUMNS = ("id", "started_at", "status", "is_final", "updated_at", "notebook", "energy_j", "emissions_g")
-"""What ``sweep_members`` reads of each run of a sweep: its block, its last change, what picks
-the selected run, and what that run adds to a tally."""
+MEMBER_COLUMNS = (
+    "id", "started_at", "status", "is_final", "updated_at", "notebook", "energy_j", "emissions_g", "redundant_of",
+)  # fmt: skip
+"""What ``sweep_members`` reads of each run of a sweep: its block, what tells that a block changed,
+what picks the selected run, and what that run adds to a tally."""
 
 
 def unswept() -> Any:
@@ -96,22 +98,13 @@ def change_token(conn: Any, project: str) -> tuple:
     return tuple(map(tuple, generations)), loose
 
 
-def unswept_blocks(conn: Any, project: str) -> dict[int, tuple]:
-    """For each block of ``BLOCK`` ids holding runs of ``project`` in no sweep: how many, and their
-    last ``updated_at``. When the runs in no sweep change (``change_token``), the blocks whose
-    figures moved are the ones to recount."""
-    block = runs.c.id // BLOCK
-    blocks: dict[int, tuple] = {}
+def unswept_members(conn: Any, project: str) -> list[tuple]:
+    """``MEMBER_COLUMNS`` of every run of ``project`` in no sweep, in no order."""
+    columns = [runs.c[name] for name in MEMBER_COLUMNS]
+    found: list[tuple] = []
     for search in _unswept_searches():
-        query = (
-            select(block, func.count(), func.max(runs.c.updated_at))
-            .where(runs.c.project == project, search)
-            .group_by(block)
-        )
-        for number, count, last in conn.execute(query):
-            before = blocks.get(int(number), (0, None))
-            blocks[int(number)] = (before[0] + count, _most((before[1], last)))
-    return blocks
+        found += tuples(conn, select(*columns).where(runs.c.project == project, search))
+    return found
 
 
 def _most(values: Any) -> Any:

@@ -10,8 +10,8 @@ when the token moves, the project's tallies (``tallies.ProjectTallies``) recount
 changed, not the project. The sweep listing is kept with the sweeps' generations and computed
 through ``list_sweeps`` with a memo of this server's (a read-only registry cannot store
 ``list_sweeps``'s own cache). A statement, asked for by a download, is computed from the runs and
-kept with the token. What the summaries do not see is a hand-made edit in SQL of a run's figures
-that leaves its ``updated_at`` as it was (see ``tallies``), which a restart of the server shows.
+kept with the token. What the summaries do not see is some hand-made edits in SQL that leave
+``updated_at`` as it was (see ``tallies``), which a restart of the server shows.
 """
 
 from __future__ import annotations

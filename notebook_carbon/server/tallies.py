@@ -7,9 +7,11 @@ overhead, which come from every run of the project: about 1.7 s at 100,000 runs.
 - per sweep, the generation the registry's triggers move on whenever one of its runs is
   inserted, deleted or changes a figure (the runs in no sweep: their count, last id and last
   ``updated_at``, from ``queries.change_token``);
-- within a sweep, per block of ``queries.BLOCK`` consecutive ids, the block's number of runs and
-  last ``updated_at`` (set by every start, checkpoint, finish and reaping), so a sweep of
-  thousands of runs that gained one is recounted in the block of its newest ids only;
+- within a sweep, per block of ``queries.BLOCK`` consecutive ids, the block's statistics: its
+  number of runs, last ``updated_at`` (set by every start, checkpoint, finish and reaping), first
+  and last start, exact sums of energy and emissions, statuses and repeats, so a sweep of
+  thousands of runs that gained one is recounted in the block of its newest ids only, and an edit
+  of one of the figures the sweep generations follow is seen even without ``updated_at``;
 - the sweep's selected run (the run marked final, else the latest ``ok`` one), found again from
   the sweep's runs whenever its generation moves: it is the one figure that depends on the whole
   sweep, so block tallies leave it out and it is added on its own.
@@ -17,19 +19,20 @@ overhead, which come from every run of the project: about 1.7 s at 100,000 runs.
 Each part holds a tally per notebook, so a notebook's summary is a merge too. The first summary,
 or one after more than ``FULL_READ_ABOVE`` sweeps changed, reads the project once. Tokens are
 read before the runs: a run recorded in between makes a part newer than its token, so at worst it
-is counted once more. What no token sees is a hand-made edit in SQL of a run's figures that
-leaves its ``updated_at`` as it was (every writer of the package sets it; a run moved to another
-sweep or deleted changes its block's number of runs): a restart of the server shows it.
+is counted once more. What no token sees is a hand-made edit in SQL, without ``updated_at``, of a
+run in no sweep or of a column the sweep generations do not follow (``schema.SWEEP_SUMMARY_
+COLUMNS``: not water, embodied emissions, run time or the component figures): a restart shows it.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..statements import COLUMNS
 from ..statements.tally import SUMS, Tally, merge, python, tally_groups
@@ -101,13 +104,16 @@ class ProjectTallies:
     # -- counting -----------------------------------------------------------------------------
 
     def _recount(self, registry: Any, key: str | None, token: Any) -> None:
-        """One sweep again: its blocks' numbers of runs and last update, then the blocks that moved
-        from their runs, and its selected run."""
+        """One sweep again: its runs' few columns, then the blocks whose statistics moved from
+        their runs, and its selected run."""
         with registry._transaction(f"reading sweep {key!r} of project {self.project!r}") as conn:
             if key is None:
-                stats, chosen = queries.unswept_blocks(conn, self.project), None
+                members = queries.unswept_members(conn, self.project)
             else:
-                stats, chosen = _stats_and_selection(queries.sweep_members(conn, self.project, key))
+                members = queries.sweep_members(conn, self.project, key)
+        # (block, started_at, status, updated_at, energy_j, emissions_g, redundant_of)
+        stats = _stats((run[0] // queries.BLOCK, run[1], run[2], run[4], run[6], run[7], run[8]) for run in members)
+        chosen = _selection(members) if key is not None else None
         before = self.sweeps[key].blocks if key in self.sweeps else {}
         blocks = {}
         for block, stat in stats.items():
@@ -141,7 +147,13 @@ class ProjectTallies:
         counted: dict[str | None, dict[int, dict[Notebook, Tally]]] = {}
         for (key, block, notebook), t in tally_groups(df, ["sweep_key", "block", "notebook"], selected=False).items():
             counted.setdefault(key, {}).setdefault(block, {})[notebook] = t
-        stats = _block_stats(df)
+        keys = [python(key) for key in df["sweep_key"].to_numpy(object).tolist()]
+        stats = _stats(zip(
+            zip(keys, df["block"].tolist()), df["started_at"].to_numpy(float).tolist(),
+            df["status"].to_numpy(object).tolist(), df["updated_at"].to_numpy(float).tolist(),
+            df["energy_j"].to_numpy(float).tolist(), df["emissions_g"].to_numpy(float).tolist(),
+            df["is_redundant"].to_numpy(bool).tolist(),
+        ))  # fmt: skip
         chosen: dict[str | None, list[tuple]] = {}
         picked = df[df["is_selected"].to_numpy(bool)]
         for key, notebook, energy, emissions in zip(
@@ -156,39 +168,46 @@ class ProjectTallies:
         self.recounted_blocks = sum(len(s.blocks) for s in self.sweeps.values())
 
 
-def _stats_and_selection(members: list[tuple]) -> tuple[dict[int, tuple], tuple | None]:
-    """From a sweep's runs (``queries.MEMBER_COLUMNS`` tuples): each block's number of runs and
-    last ``updated_at``, and the selected run's (notebook, energy, emissions) as ``list_sweeps``
-    picks it: the last marked final in start order, else the last ``ok``."""
-    stats: dict[int, list] = {}
+def _selection(members: list[tuple]) -> tuple | None:
+    """The selected run's (notebook, energy, emissions) among a sweep's runs (``queries.
+    MEMBER_COLUMNS`` tuples), as ``list_sweeps`` picks it: the last marked final in start order,
+    else the last ``ok``; None without either."""
     marked = ok = None
     for run in members:
-        run_id, started_at, status, is_final, updated_at = run[:5]
-        _count(stats, run_id // queries.BLOCK, updated_at)
+        run_id, started_at, status, is_final = run[:4]
         if is_final and (marked is None or (started_at, run_id) > marked[:2]):
             marked = (started_at, run_id, run)
         if status == "ok" and (ok is None or (started_at, run_id) > ok[:2]):
             ok = (started_at, run_id, run)
     chosen = (marked or ok or (None, None, None))[2]
-    selection = None if chosen is None else (chosen[5], chosen[6], chosen[7])
-    return {block: (count, last) for block, (count, last) in stats.items()}, selection
+    return None if chosen is None else (chosen[5], chosen[6], chosen[7])
 
 
-def _block_stats(df: pd.DataFrame) -> dict[tuple[str | None, int], tuple]:
-    """``_stats_and_selection``'s block statistics of every sweep of a frame, by (sweep key, block)."""
-    keys = [python(key) for key in df["sweep_key"].to_numpy(object).tolist()]
-    stats: dict[tuple[str | None, int], list] = {}
-    for key, block, updated_at in zip(keys, df["block"].tolist(), df["updated_at"].to_numpy(float).tolist()):
-        _count(stats, (key, block), None if updated_at != updated_at else updated_at)  # NaN: none
-    return {where: (count, last) for where, (count, last) in stats.items()}
-
-
-def _count(stats: dict[Any, list], where: Any, updated_at: float | None) -> None:
-    """One more run in the block ``where`` of ``stats`` (its [number of runs, last updated_at])."""
-    found = stats.setdefault(where, [0, None])
-    found[0] += 1
-    if updated_at is not None and (found[1] is None or updated_at > found[1]):
-        found[1] = updated_at
+def _stats(rows: Iterable[tuple]) -> dict[Any, tuple]:
+    """Each block's statistics from its runs' ``(block, started_at, status, updated_at, energy_j,
+    emissions_g, redundant_of or is_redundant)``: number of runs, last ``updated_at``, first and
+    last start, energy and emissions summed exactly (``math.fsum``: the same whatever order the
+    runs come in), the runs by status, the repeats. Equal statistics: an unchanged block."""
+    found: dict[Any, list] = {}
+    for block, started_at, status, updated_at, energy, emissions, redundant in rows:
+        stat = found.get(block)
+        if stat is None:
+            stat = found[block] = [0, None, started_at, started_at, [], [], collections.Counter(), 0]
+        stat[0] += 1
+        if updated_at is not None and updated_at == updated_at and (stat[1] is None or updated_at > stat[1]):
+            stat[1] = updated_at  # (not NaN: a frame's missing value)
+        stat[2], stat[3] = min(stat[2], started_at), max(stat[3], started_at)
+        if energy is not None and energy == energy:
+            stat[4].append(energy)
+        if emissions is not None and emissions == emissions:
+            stat[5].append(emissions)
+        stat[6][status] += 1
+        stat[7] += redundant is not None and redundant is not False
+    return {
+        block: (n, last, first_start, last_start, math.fsum(energy), math.fsum(emissions),
+                tuple(sorted(statuses.items())), repeats)
+        for block, (n, last, first_start, last_start, energy, emissions, statuses, repeats) in found.items()
+    }  # fmt: skip
 
 
 def _assemble(token: Any, blocks: dict[int, Block], chosen: Iterable[tuple]) -> _Sweep:
