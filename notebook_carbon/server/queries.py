@@ -34,7 +34,7 @@ BLOCK = 1024
 MEMBER_COLUMNS = (
     "id", "started_at", "status", "is_final", "updated_at", "notebook", "energy_j", "emissions_g", "redundant_of",
 )  # fmt: skip
-"""What ``sweep_members`` reads of each run of a sweep: its block, what tells that a block changed,
+"""What ``members`` reads of each run of a sweep: its block, what tells that a block changed,
 what picks the selected run, and what that run adds to a tally."""
 
 
@@ -59,11 +59,12 @@ def _sweep_searches(key: str) -> list[Any]:
     return [runs.c.sweep == key, and_(unnamed, runs.c.code_fingerprint == key[len("code:") :])]
 
 
-def sweep_members(conn: Any, project: str, key: str) -> list[tuple]:
-    """``MEMBER_COLUMNS`` of every run of the sweep ``key`` of ``project``, in no order."""
+def members(conn: Any, project: str, key: str | None) -> list[tuple]:
+    """``MEMBER_COLUMNS`` of every run of the sweep ``key`` of ``project`` (None: of its runs in
+    no sweep), in no order: one index search per condition."""
     columns = [runs.c[name] for name in MEMBER_COLUMNS]
     found: list[tuple] = []
-    for search in _sweep_searches(key):
+    for search in _unswept_searches() if key is None else _sweep_searches(key):
         found += tuples(conn, select(*columns).where(runs.c.project == project, search))
     return found
 
@@ -96,15 +97,6 @@ def change_token(conn: Any, project: str) -> tuple:
     ]
     loose = (sum(row[0] for row in found), _most(row[1] for row in found), _most(row[2] for row in found))
     return tuple(map(tuple, generations)), loose
-
-
-def unswept_members(conn: Any, project: str) -> list[tuple]:
-    """``MEMBER_COLUMNS`` of every run of ``project`` in no sweep, in no order."""
-    columns = [runs.c[name] for name in MEMBER_COLUMNS]
-    found: list[tuple] = []
-    for search in _unswept_searches():
-        found += tuples(conn, select(*columns).where(runs.c.project == project, search))
-    return found
 
 
 def _most(values: Any) -> Any:

@@ -107,10 +107,7 @@ class ProjectTallies:
         """One sweep again: its runs' few columns, then the blocks whose statistics moved from
         their runs, and its selected run."""
         with registry._transaction(f"reading sweep {key!r} of project {self.project!r}") as conn:
-            if key is None:
-                members = queries.unswept_members(conn, self.project)
-            else:
-                members = queries.sweep_members(conn, self.project, key)
+            members = queries.members(conn, self.project, key)
         # (block, started_at, status, updated_at, energy_j, emissions_g, redundant_of)
         stats = _stats((run[0] // queries.BLOCK, run[1], run[2], run[4], run[6], run[7], run[8]) for run in members)
         chosen = _selection(members) if key is not None else None

@@ -111,18 +111,18 @@ def tally_groups(
     if df.empty:
         return {}
     by_column = codes or Codes(df)
-    codes, keys = groups(df, list(columns), by_column)
+    group, keys = groups(df, list(columns), by_column)
     n = len(keys)
     per_run = _per_run(df, by_column)
     if not selected:
         for name in ("selected_runs", "selected_energy_j", "selected_emissions_g"):
             per_run[_AT[name]] = np.zeros(len(df))
-    sums = np.stack([np.bincount(codes, weights=column, minlength=n) for column in per_run], axis=1)
-    statuses = _counts_by(codes, n, by_column("status"))
-    embodied = _embodied_by(codes, n, df)
-    sweeps = _sweeps_by(codes, n, by_column)
+    sums = np.stack([np.bincount(group, weights=column, minlength=n) for column in per_run], axis=1)
+    statuses = _counts_by(group, n, by_column("status"))
+    embodied = _embodied_by(group, n, df)
+    sweeps = _sweeps_by(group, n, by_column)
     # as UTC datetime64, not the Timestamp objects a timezone-aware column gives (100 ms at 100,000 runs)
-    started = pd.Series(df["started"].dt.tz_convert(None).to_numpy(), index=codes)
+    started = pd.Series(df["started"].dt.tz_convert(None).to_numpy(), index=group)
     by_group = started.groupby(level=0)
     firsts, lasts = by_group.min(), by_group.max()
     return {
