@@ -1,0 +1,78 @@
+"""The run vocabulary: what a recorded run's figures may be.
+
+Every entry that brings a figure into the registry (the magic, ``track()``, the settings, the
+codecarbon importer) checks it against ``BOUNDS`` and refuses, with the bound in its message, what
+no real run can produce; every reader leaves out (visibly, naming the run) a row that breaks them,
+so one row written by an older version or by hand never makes a whole project unreadable.
+
+The bounds are physical plausibility, not precision: generous enough for the largest training
+runs published (tens of GWh, thousands of tonnes CO2e, months), tight enough to catch an overflow,
+a unit mix-up by a factor of a million, or ``inf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["BOUNDS", "MAX_ENERGY_J", "check_figure", "implausible"]
+
+MAX_ENERGY_J = 1e15
+"""One run: about 278 GWh, five times the largest training run published (GPT-4, ~50 GWh)."""
+MAX_MASS_G = 1e12
+"""One run's emissions (or embodied emissions): a million tonnes CO2e."""
+MAX_WATER_L = 1e12
+MAX_DURATION_S = 10 * 365.25 * 86400
+"""Ten years."""
+EARLIEST_AT = 946684800.0
+"""2000-01-01 UTC: no run metered by this tool, or logged by codecarbon, is older."""
+LATEST_AT = 4102444800.0
+"""2100-01-01 UTC."""
+
+BOUNDS: Mapping[str, tuple[float, float, str]] = {
+    # column: (lowest, highest, unit as printed in messages)
+    "energy_j": (0.0, MAX_ENERGY_J, "J"),
+    "gpu_energy_j": (0.0, MAX_ENERGY_J, "J"),
+    "cpu_energy_j": (0.0, MAX_ENERGY_J, "J"),
+    "ram_energy_j": (0.0, MAX_ENERGY_J, "J"),
+    "emissions_g": (0.0, MAX_MASS_G, "g CO2e"),
+    "embodied_g": (0.0, MAX_MASS_G, "g CO2e"),
+    "water_l": (0.0, MAX_WATER_L, "L"),
+    "duration_s": (0.0, MAX_DURATION_S, "s"),
+    "started_at": (EARLIEST_AT, LATEST_AT, "s since 1970 (UTC)"),
+    "ended_at": (EARLIEST_AT, LATEST_AT, "s since 1970 (UTC)"),
+    "pue": (1.0, 10.0, ""),
+    "intensity_g_per_kwh": (0.0, 3000.0, "g/kWh"),
+    "gpu_count": (0, 100_000, "GPUs"),
+}
+"""Inclusive bounds of a run's numeric columns. A missing value (None) is always allowed."""
+
+
+def check_figure(column: str, value: Any) -> str | None:
+    """Why ``value`` cannot be a run's ``column`` (a sentence naming the bound), or None if it can."""
+    if value is None or column not in BOUNDS:
+        return None
+    low, high, unit = BOUNDS[column]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{column} must be a number, got {value!r}"
+    try:
+        number = float(value)
+    except OverflowError:  # an int over ~1e308
+        return f"{column} = {str(value)[:20]}... is not a finite number"
+    if not math.isfinite(number):
+        return f"{column} = {value!r} is not a finite number"
+    if not low <= number <= high:
+        shown = f"{number:.6g}"
+        return f"{column} = {shown} is outside the plausible range {low:g} to {high:g}{' ' + unit if unit else ''}"
+    return None
+
+
+def implausible(row: Mapping[str, Any]) -> str | None:
+    """The first reason a run's row cannot be counted (see ``check_figure``), or None if it can."""
+    for column in BOUNDS:
+        if column in row:
+            reason = check_figure(column, row[column])
+            if reason is not None:
+                return reason
+    return None
