@@ -289,10 +289,22 @@ def test_other_programs_database_is_refused_and_left_untouched(
         assert len(conn.execute(text(f"SELECT * FROM {table}")).all()) == 1
 
 
-def test_sqlite_other_programs_file_is_not_even_switched_to_wal(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "statements",
+    [
+        ["CREATE TABLE contacts (name TEXT)"],
+        # another program's table that happens to be called meta, with or without our key
+        ["CREATE TABLE meta (key TEXT, value TEXT)", "INSERT INTO meta VALUES ('application', 'other')"],
+        ["CREATE TABLE meta (key TEXT, value TEXT)"],
+        ["CREATE TABLE meta (version INTEGER)"],
+    ],
+    ids=["other-tables", "meta-of-another-application", "empty-meta", "meta-of-another-shape"],
+)
+def test_sqlite_other_programs_file_is_not_even_switched_to_wal(tmp_path: Path, statements: list[str]) -> None:
     path = tmp_path / "other.sqlite"
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE contacts (name TEXT)")
+    for statement in statements:
+        db.execute(statement)
     db.commit()
     db.close()
     before = path.read_bytes()

@@ -20,9 +20,10 @@ tables but no registry metadata is refused in the same way.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -44,7 +45,6 @@ CONNECT_TIMEOUT_S = 10
 PG_WRITE_LOCK = int.from_bytes(b"nbcarbon", "big")
 """The PostgreSQL advisory lock (per database) that serialises the registry's write transactions."""
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 _WRITE_OPTION = "notebook_carbon_write"  # execution option: this transaction will write
 _MOVE_ASIDE = "move it aside (or set NOTEBOOK_CARBON_REGISTRY to another file); nothing was overwritten"
 _USE_EMPTY_DATABASE = (
@@ -375,11 +375,11 @@ def _create_engine(location: str, *, read_only: bool) -> tuple[Engine, str]:
         path = Path(url.database).expanduser()
         where = str(path.absolute())
         _check_sqlite_file(path, read_only=read_only)
-        if read_only:  # SQLite itself refuses to write, whatever a bug in this package might try
-            url = url.set(database=f"file:{quote(str(path.absolute()))}", query={"mode": "ro", "uri": "true"})
-        else:
-            url = url.set(database=str(path))
+        url = url.set(database=str(path))
     options: dict[str, Any] = {}
+    if read_only and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # SQLite itself refuses to write, whatever a bug in this package might try
+        options["creator"] = _sqlite_reader(Path(url.database).expanduser())
     if url.get_backend_name() == "postgresql":
         # A server restarted overnight leaves a long-lived kernel with dead pooled connections:
         # test each on checkout (one round trip) rather than fail the next run's write.
@@ -401,9 +401,23 @@ def _create_engine(location: str, *, read_only: bool) -> tuple[Engine, str]:
 
 
 def _check_sqlite_file(path: Path, *, read_only: bool) -> None:
-    """Refuse a path that is not an SQLite file before SQLite touches it; create its directory."""
-    if read_only and not path.is_file():
-        raise RegistryError(f"there is no registry at {path} yet; run a metered cell to create one")
+    """Refuse a path that cannot be a registry file before SQLite opens it; create its directory.
+
+    Only SQLite itself ever opens the file: closing any descriptor of a database file drops every
+    POSIX lock this process holds on it (SQLite's "How To Corrupt An SQLite Database File", 2.2),
+    so a plain ``open()``/``close()`` here, in a process that already has a connection (the
+    redundancy lookup, a second ``Registry``), would let another process delete the WAL under
+    it. Whether the file is an SQLite database, and ours, is asked of SQLite on connect.
+    """
+    if path.is_dir():
+        raise RegistryError(f"the registry path {path} is a directory; point the registry setting at a file")
+    if read_only:
+        if not path.is_file():
+            raise RegistryError(
+                f"there is no registry at {path}; check the path (or NOTEBOOK_CARBON_REGISTRY), or run "
+                "a metered cell to create one"
+            )
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -411,22 +425,30 @@ def _check_sqlite_file(path: Path, *, read_only: bool) -> None:
             f"cannot create the registry directory {path.parent}: {exc.strerror or exc}; set "
             "NOTEBOOK_CARBON_REGISTRY (or the registry setting) to a writable location"
         ) from exc
-    if path.is_dir():
-        raise RegistryError(f"the registry path {path} is a directory; point the registry setting at a file")
-    try:
-        with path.open("rb") as f:
-            header = f.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise RegistryError(
-            f"cannot read the registry {path}: {exc.strerror or exc}; check its permissions"
-        ) from exc
-    # An empty file is what SQLite itself makes of a new database; anything else must be SQLite's.
-    if header and header != SQLITE_HEADER:
-        raise RegistryError(
-            f"{path} is not an SQLite database (corrupt, or another program's file); {_MOVE_ASIDE}"
-        )
+
+
+def _sqlite_reader(path: Path) -> Callable[[], sqlite3.Connection]:
+    """Connections that only read ``path``, also where the file's directory is read-only.
+
+    ``mode=ro`` still needs the WAL's shared-memory file, which SQLite cannot create in a
+    read-only directory (a registry on a read-only mount, or a colleague's directory) when no
+    writer has the registry open: there, ``immutable=1`` reads the file as it is, which is exact
+    because nothing can change a file on a read-only file system.
+    """
+    base = f"file:{quote(str(path.absolute()))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(base, uri=True, check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "unable to open" not in str(exc) or os.access(path.parent, os.W_OK):
+                raise
+        return sqlite3.connect(base + "&immutable=1", uri=True, check_same_thread=False)
+
+    return connect
 
 
 def _configure_sqlite(engine: Engine, where: str, *, read_only: bool) -> None:
@@ -440,12 +462,8 @@ def _configure_sqlite(engine: Engine, where: str, *, read_only: bool) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
             # Checked before the journal mode is set: switching to WAL rewrites the file header,
-            # which must not happen to another program's database.
-            found = cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-            if found and ("meta",) not in found:
-                raise RegistryError(
-                    f"{where} is an SQLite database but not a notebook-carbon registry; {_MOVE_ASIDE}"
-                )
+            # which must never happen to another program's database.
+            _check_ours(cursor, where)
             if not read_only:
                 _enable_wal(cursor)  # readers and writers do not block each other
                 cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
@@ -458,6 +476,33 @@ def _configure_sqlite(engine: Engine, where: str, *, read_only: bool) -> None:
         # fail with "database is locked" without waiting the busy timeout.
         immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _check_ours(cursor: Any, where: str) -> None:
+    """Refuse, through SQLite, a file that is not SQLite's or holds another program's tables.
+
+    An empty database (a new file) is ours to create; any other must carry our ``meta`` stamp.
+    """
+    try:
+        found = {name for (name,) in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not found:
+            return
+        stamped = None
+        if "meta" in found:
+            row = cursor.execute("SELECT value FROM meta WHERE key = 'application'").fetchone()
+            stamped = row[0] if row else None
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc) or "malformed" in str(exc):
+            raise RegistryError(
+                f"{where} is not an SQLite database, or is damaged ({exc}); {_MOVE_ASIDE}"
+            ) from exc
+        if "no such column" in str(exc):  # a 'meta' table of another shape
+            stamped = None
+        else:
+            raise
+    if stamped != schema.APPLICATION:
+        has = "has a 'meta' table but" if "meta" in found else "is an SQLite database but"
+        raise RegistryError(f"{where} {has} is not a notebook-carbon registry; {_MOVE_ASIDE}")
 
 
 def _enable_wal(cursor: Any) -> None:
