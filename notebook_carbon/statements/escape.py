@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["latex_escape", "markdown_escape"]
+__all__ = ["latex_escape", "markdown_escape", "plain_text"]
 
 # LaTeX's ten special characters, each as text (textcomp's commands are in the LaTeX kernel since 2020).
 _LATEX = {
@@ -30,9 +30,21 @@ _LATEX = {
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
     '"': "''",  # OT1, pdflatex's default font encoding, has no straight double quote
-    "\u2013": "--",
-    "\u2014": "---",
-    "\u2212": "-",
+    # Braced so that no macro before them can take them as an optional argument or a star: after
+    # ``\\`` (a table row's end) ``[2J]`` is read as a length, which stops the document or loops
+    # forever, and ``*`` as the starred form; after ``\item`` ``[..]`` is its label. Each vanishes
+    # from the PDF at best.
+    "[": "{[}",
+    "]": "{]}",
+    "*": "{*}",
+    # Braced so that they cannot form ligatures with what follows: ``--`` is a dash, ``''`` and
+    # ``` `` ``` quotes, ``!``` and ``?``` inverted marks.
+    "-": "-{}",
+    "`": "{`}",
+    "'": "{'}",
+    "\u2013": "--{}",
+    "\u2014": "---{}",
+    "\u2212": "-{}",
     "\u00a0": "~",
 }
 _LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX))
@@ -55,7 +67,8 @@ def latex_escape(value: object) -> str:
     Characters pdflatex cannot set with its default fonts (Greek, CJK, emoji, most symbols) would
     stop the document from compiling; they are replaced by their closest Latin form where Unicode
     gives one (``ﬁ`` -> ``fi``, ``ą`` -> ``a``; ``é`` stays ``é``) and by ``?`` otherwise. Control
-    characters (a newline in a name) become spaces.
+    characters (a newline in a name) become spaces. The result is safe anywhere text goes: at the
+    start of a line, of a table cell, after ``\\\\`` or ``\\item``.
     """
     text = "".join(_settable(c) for c in str(value))
     return _LATEX_RE.sub(lambda m: _LATEX[m.group()], text)
@@ -84,16 +97,30 @@ _ACCENTS = set("\u0300\u0301\u0302\u0303\u0304\u0306\u0307\u0308\u030a\u030b\u03
 diaeresis, ring, double acute, caron, cedilla (not the ogonek: ``ą`` fails)."""
 
 
-# Inline Markdown (CommonMark + GitHub's tables and strikethrough); the rest (``-``, ``+``, ``(``)
-# is special only at the start of a line, where a value never is.
-_MARKDOWN_RE = re.compile(r"([\\`*_\[\]#|~>])")
+# Characters that change what surrounds them rather than show: C0 and C1 controls (a terminal's
+# escape sequences, carriage return, NUL), line and paragraph separators, and the bidirectional
+# embeddings, overrides and isolates (U+202E shows the rest of a line backwards).
+_UNSAFE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def plain_text(value: object) -> str:
+    """``value`` as one line of text that shows as written and nothing else: every control
+    character, line or paragraph separator and bidirectional formatting character is a space."""
+    return _UNSAFE_RE.sub(" ", str(value))
+
+
+# Inline Markdown (CommonMark + GitHub's tables and strikethrough, and the ``$`` of the math that
+# Jupyter and GitHub render); the rest (``-``, ``+``, ``(``) is special only at the start of a line,
+# where a value never is.
+_MARKDOWN_RE = re.compile(r"([\\`*_\[\]#|~>$])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 
 
 def markdown_escape(value: object) -> str:
     """``value`` as inline Markdown text: HTML special characters as entities (so it is never markup,
-    whatever renderer), Markdown's inline punctuation backslash-escaped (so ``*`` and ``_`` are not
-    emphasis and ``|`` does not split a table cell), newlines as spaces."""
-    text = " ".join(str(value).splitlines())
+    whatever renderer), Markdown's inline punctuation and ``$`` backslash-escaped (so ``*`` and ``_``
+    are not emphasis, ``|`` does not split a table cell and ``$x$`` is not math), and as
+    ``plain_text``: one line, without control characters."""
+    text = plain_text(value)
     text = _MARKDOWN_RE.sub(r"\\\1", text.replace("&", "&amp;"))
     return text.replace("<", "&lt;").replace("\\>", "&gt;").replace('"', "&quot;")

@@ -1,8 +1,8 @@
 """The dashboard's HTML, from a ``figures.Snapshot``: pure text, every piece of user text escaped.
 
 Run names, sweep labels, parameter names and values, notebook paths and the project are user
-text: each goes through ``html.escape`` (quotes included, so it is safe in an attribute too)
-before it is put in markup, and nothing else reaches the markup unescaped but the chart SVG, which
+text: each goes through ``html.escape`` (quotes included, so it is safe in an attribute too),
+its control and bidirectional formatting characters made spaces, before it is put in markup, and nothing else reaches the markup unescaped but the chart SVG, which
 Vega writes with its text escaped. Figures are formatted as the statement formats them
 (``statements.render``), so the dashboard and a statement print the same strings.
 
@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..statements.escape import plain_text
 from ..statements.render import energy_text, mass_text, pct_text, ratio_text, span_text, water_text
 from .figures import RunRef, Scope, Snapshot, SweepRow
 
@@ -51,8 +52,9 @@ _LABELS = {
 
 
 def e(text: Any) -> str:
-    """``text`` as HTML text or attribute value: ``<img src=x>`` shows as itself."""
-    return html.escape(str(text), quote=True)
+    """``text`` as HTML text or attribute value: ``<img src=x>`` shows as itself, and control and
+    bidirectional formatting characters as spaces (``statements.escape.plain_text``)."""
+    return html.escape(plain_text(text), quote=True)
 
 
 def header(snapshot: Snapshot, status: str | None = None) -> str:
@@ -246,8 +248,8 @@ def summary_line(snapshot: Snapshot | None) -> str:
     totals = facts.get("totals", {})
     runs = totals.get("runs", 0)
     if not runs:
-        return f"notebook-carbon dashboard: project {snapshot.project}, no runs yet"
+        return f"notebook-carbon dashboard: project {plain_text(snapshot.project)}, no runs yet"
     return (
-        f"notebook-carbon dashboard: project {snapshot.project}, {runs:,} runs, "
+        f"notebook-carbon dashboard: project {plain_text(snapshot.project)}, {runs:,} runs, "
         f"{energy_text(totals['energy_j']['value'])}, {mass_text(totals['total_g']['value'])}"
     )
