@@ -11,12 +11,14 @@ spellings and gives the same error for a bad value.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
+from .record import BOUNDS as RUN_BOUNDS
 
 ENV_PREFIX = "NOTEBOOK_CARBON_"
 APP_NAME = "notebook-carbon"
@@ -24,6 +26,90 @@ ATTRIBUTIONS = ("machine", "process")
 ON_DUPLICATE = ("warn", "skip", "error")
 HARDWARE = ("auto", "gpu-server", "server", "workstation", "laptop")
 """``auto`` and the kinds of ``impact.embodied.FACTORS`` (a test keeps the two in step)."""
+PROJECT_MAX_CHARS = 200
+"""The width of the registry's ``project`` columns: a longer name could not be written."""
+
+
+class Bound(NamedTuple):
+    """Inclusive range of a numeric setting, its unit as printed, and what the setting is."""
+
+    low: float
+    high: float
+    unit: str
+    about: str
+    """Completes ``pue=inf is not a finite number; ...``: what the setting is, its range, typical values."""
+
+
+def _run_bound(column: str, about: str) -> Bound:
+    low, high, unit = RUN_BOUNDS[column]
+    return Bound(float(low), float(high), unit, about)
+
+
+# docs/settings.md prints this table. The bounds are physical plausibility, generous on purpose:
+# they catch an overflow, ``inf``/``nan``, a sign or a unit mix-up, never a real machine.
+SETTING_BOUNDS: Mapping[str, Bound] = {
+    # a run's own figures: the bounds every recorded run obeys (record.BOUNDS)
+    "pue": _run_bound(
+        "pue",
+        "PUE is facility energy over IT energy, between 1 and 10 "
+        "(a workstation: 1.0, a typical data centre: 1.1-1.6)",
+    ),
+    "intensity_g_per_kwh": _run_bound(
+        "intensity_g_per_kwh",
+        "grid carbon intensity in g CO2e/kWh, between 0 and 3000 (France ~56, the world ~480, "
+        "the most coal-heavy grids ~1000); none uses the region's figure",
+    ),
+    # The largest server CPUs draw ~500 W per socket (AMD EPYC 9965, Intel Xeon 6980P); the setting
+    # is the whole machine's, and 8 sockets x 500 W = 4000 W, so 5000 W leaves room. 0 is allowed:
+    # it is how a user says "leave the CPU out of the estimate".
+    "cpu_tdp_w": Bound(
+        0.0, 5000.0, "W",
+        "the whole machine's CPU thermal design power in W, between 0 and 5000 (a laptop ~15-45, "
+        "a desktop ~65-250, a 2-socket server ~400-1000); none reads it from the CPU model",
+    ),
+    # DDR4/DDR5 draw ~0.3-0.4 W per GB (the estimate's default: 3 W per 8 GB); old DDR3 about 1 W/GB.
+    "ram_w_per_gb": Bound(
+        0.0, 5.0, "W/GB",
+        "RAM power per GB installed, between 0 and 5 W/GB (DDR4/DDR5 ~0.375); none uses 0.375",
+    ),
+    # Data centres report 0-2.5 L/kWh on site (0 for air or closed-loop cooling); evaporative
+    # cooling in a hot, dry climate reaches ~10. 20 leaves room and still catches a unit mix-up (m3).
+    "wue_l_per_kwh": Bound(
+        0.0, 20.0, "L/kWh",
+        "on-site water per kWh of IT energy, between 0 and 20 L/kWh (a typical data centre: "
+        "0.2-2); none records no water",
+    ),
+    # impact.embodied.FACTORS: a laptop ~400 kg, an 8-GPU server ~3700 kg; a whole rack-scale
+    # system is tens of tonnes. 100 t catches grams or kilotonnes typed as kilograms.
+    "embodied_kg": Bound(
+        0.0, 100_000.0, "kg",
+        "the whole machine's embodied emissions in kg CO2e, between 0 and 100000 (a laptop ~400, "
+        "an 8-GPU server ~3700); none uses the figure of the hardware setting",
+    ),
+    # A few months (hardware rented or replaced quickly) to 30 years (the oldest machines still
+    # in service); the usual accounting lifetime is 3-6 years.
+    "lifetime_years": Bound(
+        0.25, 30.0, "years",
+        "the hardware's expected lifespan in years, between 0.25 and 30 (servers and laptops: "
+        "usually 3-6)",
+    ),
+    # Below 50 ms the sampler's own CPU time and NVML's power-update period (~20-100 ms) dominate;
+    # above 60 s a RAPL counter can wrap twice between reads on a busy multi-socket server (the
+    # package counter's range is ~262 kJ) and a cell shorter than the interval gets one sample.
+    "sample_interval_s": Bound(
+        0.05, 60.0, "s",
+        "seconds between power samples, between 0.05 and 60 (default 1)",
+    ),
+    # Each checkpoint is a registry write: below 0.1 s they would cost more than the run; above an
+    # hour a killed kernel loses up to an hour of energy and a dead run reads as live for hours
+    # (liveness waits several intervals).
+    "checkpoint_interval_s": Bound(
+        0.1, 3600.0, "s",
+        "seconds between checkpoints of a running run, between 0.1 and 3600 (default 10)",
+    ),
+}  # fmt: skip
+"""The inclusive bounds of every numeric setting, from every source; ``None`` (unset) is always allowed
+where the field is optional."""
 
 
 def default_registry_path() -> Path:
@@ -81,6 +167,10 @@ class Settings:
     reused_hardware: bool = False
     """Refurbished or second-life hardware: its manufacturing counts as already amortised (embodied 0)."""
 
+    def __post_init__(self) -> None:
+        # Settings built directly (``Settings(pue=...)`` in a script) obey the same bounds.
+        _validate({name: getattr(self, name) for name in FIELDS}, "")
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; values may be strings as typed by a user."""
         return _build(dataclasses.asdict(self), changes, source="arguments")
@@ -131,13 +221,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _build(base: dict[str, Any], changes: Mapping[str, Any], *, source: str) -> Settings:
     values = dict(base)
+    shown: dict[str, str] = {}
     for key, raw in changes.items():
-        name = key.replace("-", "_").lower()
+        name = key.replace("-", "_").lower() if isinstance(key, str) else str(key)
         if name not in FIELDS:
             known = ", ".join(sorted(FIELDS))
             raise ConfigError(f"unknown setting {key!r} (from {source}); known settings: {known}")
         values[name] = _parse(name, raw, source)
-    _validate(values)
+        if isinstance(raw, str):
+            shown[name] = raw.strip()
+    # A value is shown as it was given ("1e6", not 1000000.0); the base values were checked already,
+    # so a bad one came from this source. Arguments are what the user just typed: no need to say so.
+    _validate(values, "" if source == "arguments" else f" (from {source})", shown)
     return Settings(**values)
 
 
@@ -148,9 +243,17 @@ def _parse(name: str, raw: Any, source: str) -> Any:
     text = raw.strip() if isinstance(raw, str) else raw
     try:
         if "float" in kind:
-            if isinstance(text, str) and text.lower() in ("", "none", "default") and "None" in kind:
-                return None
-            return float(text)
+            if isinstance(text, str):
+                if text.lower() in ("", "none", "default") and "None" in kind:
+                    return None
+                return float(text)  # "1e400" and 401 digits give inf, refused by _validate
+            # from a TOML file: true is no number, and an integer of 400 digits overflows float()
+            if isinstance(text, bool) or not isinstance(text, (int, float)):
+                raise ValueError(f"expected a number, got {type(text).__name__} {text!r}")
+            try:
+                return float(text)
+            except OverflowError:
+                return math.inf if text > 0 else -math.inf
         if kind == "bool":
             if isinstance(text, bool):
                 return text
@@ -161,37 +264,70 @@ def _parse(name: str, raw: Any, source: str) -> Any:
             raise ValueError(f"expected on/off, true/false or 1/0, got {raw!r}")
         if "None" in kind and isinstance(text, str) and text.lower() in ("", "none", "default"):
             return None
+        if isinstance(text, (list, dict)):
+            raise ValueError(f"expected text, got {type(text).__name__}")
         return str(text)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}={raw!r} (from {source}) is not valid: {exc}") from exc
+        shown = _shown_text(raw) if isinstance(raw, str) else _shown_value(raw)
+        raise ConfigError(f"setting {name}={shown} (from {source}) is not valid: {exc}") from exc
 
 
-def _validate(values: dict[str, Any]) -> None:
-    def bad(message: str) -> ConfigError:
-        return ConfigError(message)
+def _shown_text(text: str) -> str:
+    """A value as typed, quoted, cut short when it is long (``'1000000000...' (401 characters)``)."""
+    return repr(text) if len(text) <= 40 else f"{text[:12]!r}... ({len(text)} characters)"
 
-    if not values["pue"] >= 1.0:
-        raise bad(f"pue={values['pue']} is below 1.0; PUE is facility energy over IT energy, so >= 1")
-    if not 0.01 <= values["sample_interval_s"] <= 3600:
-        raise bad(f"sample_interval_s={values['sample_interval_s']} must be between 0.01 and 3600 seconds")
-    for name in ("intensity_g_per_kwh", "cpu_tdp_w", "ram_w_per_gb"):
-        if values[name] is not None and not values[name] >= 0:
-            raise bad(f"{name}={values[name]} must be zero or positive")
-    for name in ("wue_l_per_kwh", "embodied_kg"):
-        if values[name] is not None and not 0 <= values[name] < float("inf"):
-            raise bad(f"{name}={values[name]} must be a finite number, zero or positive (none unsets it)")
-    if not 0 < values["lifetime_years"] <= 100:
-        raise bad(f"lifetime_years={values['lifetime_years']} must be a number of years above 0, at most 100")
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:12]}... ({len(text)} characters)"
+
+
+def _check_number(name: str, value: Any, where: str, shown: str | None) -> None:
+    """Raise ``ConfigError`` naming the bound unless ``value`` is a finite number within ``SETTING_BOUNDS``."""
+    if value is None and "None" in FIELDS[name].type:
+        return
+    bound = SETTING_BOUNDS[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(
+            f"{name} must be a number, got {type(value).__name__} {value!r}{where}; {bound.about} "
+            "(Settings.replace and resolve also take it as text)"
+        )
+    if shown is None:
+        shown = _shown_value(value)
+    elif len(shown) > 40:
+        shown = f"{shown[:12]}... ({len(shown)} characters)"
+    unit = f" {bound.unit}" if bound.unit else ""
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{name}={shown}{where} is not a finite number; {bound.about}")
+    if number < bound.low:
+        raise ConfigError(f"{name}={shown}{where} is below {bound.low:g}{unit}; {bound.about}")
+    if number > bound.high:
+        raise ConfigError(f"{name}={shown}{where} is above {bound.high:g}{unit}; {bound.about}")
+
+
+def _validate(values: Mapping[str, Any], where: str, shown: Mapping[str, str] | None = None) -> None:
+    shown = shown or {}
+    for name in SETTING_BOUNDS:
+        _check_number(name, values[name], where, shown.get(name))
     if values["hardware"] not in HARDWARE:
-        raise bad(
-            f"hardware={values['hardware']!r} must be one of {', '.join(HARDWARE)} "
+        raise ConfigError(
+            f"hardware={values['hardware']!r}{where} must be one of {', '.join(HARDWARE)} "
             "(or set embodied_kg to give the machine's embodied emissions yourself)"
         )
-    if not 0.1 <= values["checkpoint_interval_s"] <= 86400:
-        raise bad(f"checkpoint_interval_s={values['checkpoint_interval_s']} must be between 0.1 and 86400 seconds")
     if values["on_duplicate"] not in ON_DUPLICATE:
-        raise bad(f"on_duplicate={values['on_duplicate']!r} must be one of {', '.join(ON_DUPLICATE)}")
+        raise ConfigError(f"on_duplicate={values['on_duplicate']!r}{where} must be one of {', '.join(ON_DUPLICATE)}")
     if values["attribution"] not in ATTRIBUTIONS:
-        raise bad(f"attribution={values['attribution']!r} must be one of {', '.join(ATTRIBUTIONS)}")
+        raise ConfigError(f"attribution={values['attribution']!r}{where} must be one of {', '.join(ATTRIBUTIONS)}")
     if not values["project"]:
-        raise bad("project must not be empty")
+        raise ConfigError(f"project must not be empty{where}")
+    if len(values["project"]) > PROJECT_MAX_CHARS:
+        raise ConfigError(
+            f"project must be at most {PROJECT_MAX_CHARS} characters{where}, got {len(values['project'])}; "
+            "the registry cannot store a longer name"
+        )
