@@ -35,7 +35,7 @@ __all__ = [
 
 _LAZY = {
     "track": "api",
-    "NotebookCarbonWarning": "api",
+    "NotebookCarbonWarning": "errors",
     "Session": "session",
     "Settings": "settings",
     "NotebookCarbonError": "errors",
@@ -46,8 +46,15 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .api import NotebookCarbonWarning, track
-    from .errors import ConfigError, MeterError, NotebookCarbonError, RegistryError, UnknownRegionError
+    from .api import track
+    from .errors import (
+        ConfigError,
+        MeterError,
+        NotebookCarbonError,
+        NotebookCarbonWarning,
+        RegistryError,
+        UnknownRegionError,
+    )
     from .session import Session
     from .settings import Settings
 

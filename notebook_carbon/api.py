@@ -9,9 +9,11 @@
     print(run.result.footprint.emissions_g)
 
 It records a run exactly as ``%%carbon`` does (``running`` at once, then ``ok``, ``failed`` or
-``interrupted``), never swallows the block's exception, and also works as a decorator. A failure of
-ours becomes one ``NotebookCarbonWarning`` and the block runs unmetered: a metering problem must
-never stop a sweep.
+``interrupted``), never swallows the block's exception, and also works as a decorator. The run is
+in the registry when the block exits: a sweep's worker process (``multiprocessing``, a process
+pool, joblib) may be ended right after, without ``atexit``. A failure of ours becomes one
+``NotebookCarbonWarning`` per cause, at the block that met it, and the block runs on: a metering
+or registry problem must never stop a sweep, nor pass in silence.
 """
 
 from __future__ import annotations
@@ -23,15 +25,12 @@ from collections.abc import Mapping, Sequence
 from contextlib import ContextDecorator
 from typing import Any
 
-from .session import ActiveRun, RunResult, Session
+from .errors import NotebookCarbonWarning
+from .session import ActiveRun, RunResult, Session, first_report
 from .settings import Settings
 
 _default: Session | None = None
 _default_lock = threading.Lock()
-
-
-class NotebookCarbonWarning(UserWarning):
-    """Metering or recording failed; the user's code ran on regardless."""
 
 
 def default_session() -> Session:
@@ -87,15 +86,22 @@ class track(ContextDecorator):
 
     def __enter__(self) -> track:
         session = self._session or default_session()
+        self._run = None
         try:
-            self._run = session.begin(cell_source=None, **self._fields).start()
+            self._run = session.begin(cell_source=None, **self._fields)
+            self._run.start()
+        except KeyboardInterrupt:
+            if self._run is not None:  # the block never runs; its window must not meter what follows
+                self._run.finish("interrupted", "interrupted as it started")
+            raise
         except Exception as exc:
-            warnings.warn(f"notebook-carbon: this block runs unmetered: {exc}", NotebookCarbonWarning, 2)
+            _warn(f"notebook-carbon: this block runs unmetered: {exc}", exc)
             self._run = None
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        if self._run is None:
+        run = self._run
+        if run is None:
             return False
         if exc is None:
             status = "ok"
@@ -104,14 +110,27 @@ class track(ContextDecorator):
         else:
             status = "failed"
         try:
-            self.result = self._run.finish(status, exc)
-            if not self._quiet:
-                print(self.result.summary(), file=sys.stderr, flush=True)
+            self.result = run.finish(status, exc)
         except Exception as err:
-            warnings.warn(f"notebook-carbon: the run was not recorded: {err}", NotebookCarbonWarning, 2)
+            _warn(f"notebook-carbon: the run was not recorded: {err}", err)
+            return False
+        problem = self.result.recorded()
+        writer = run.session.writer()
+        for failure in ([problem] if problem is not None else []) + writer.take_errors():
+            where = getattr(failure, "where", None) or writer.location
+            _warn(f"notebook-carbon: registry {where} could not record this block's run: {failure}", failure)
+        if not self._quiet:
+            print(self.result.summary(), file=sys.stderr, flush=True)
         return False  # never swallow the block's exception
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until this run's record is in the registry (scripts that read it back at once)."""
+        """Wait until every write queued so far is done (a block's own run already is when it exits)."""
         session = self._session or default_session()
         return session.writer().flush(timeout)
+
+
+
+def _warn(message: str, cause: BaseException) -> None:
+    """One ``NotebookCarbonWarning`` per cause in this process, pointing at the user's ``with`` line."""
+    if first_report(cause):
+        warnings.warn(message, NotebookCarbonWarning, stacklevel=3)

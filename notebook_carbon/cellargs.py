@@ -16,6 +16,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from .errors import ConfigError
+from .record import recordable_param
 from .settings import ON_DUPLICATE
 
 _CELL_LINE = re.compile(r"%%carbon(?=\s|$)")
@@ -67,6 +69,8 @@ def parse_cell_args(line: str) -> CellArgs:
     Cached: the transformer and ``pre_run_cell`` both parse each cell's line, and a notebook
     re-runs the same lines, so a line is parsed once (argparse costs ~0.2 ms a parse).
     """
+    if "\x00" in line:
+        raise UsageError("%%carbon: the line contains a NUL character (\\x00); remove it")
     try:
         words = shlex.split(line)
     except ValueError as exc:
@@ -77,7 +81,13 @@ def parse_cell_args(line: str) -> CellArgs:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"%%carbon: --param takes KEY=VALUE, got {item!r} (e.g. --param lr=0.1)")
-        params[key.strip()] = _literal(value)
+        try:
+            params[key.strip()] = recordable_param(_literal(value), key.strip())
+        except ConfigError as exc:
+            why = str(exc).split(": ", 1)[-1].split(" (quote", 1)[0]
+            raise UsageError(
+                f"%%carbon: --param {item}: {why}; to record it as text, quote it: --param {key.strip()}='\"{value}\"'"
+            ) from None
     for name in ("name", "sweep"):
         if getattr(args, name) is not None and not getattr(args, name).strip():
             raise UsageError(f"%%carbon: --{name} must not be empty")

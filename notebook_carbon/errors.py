@@ -8,6 +8,8 @@ Few classes, one root, so a caller can catch everything of ours with one clause:
     ├── MeterError             a sensor could not be read (the run falls back or degrades)
     └── RegistryError          the registry cannot be opened, migrated or written
 
+    NotebookCarbonWarning      (a UserWarning) metering or recording failed; the user's code ran on
+
 Every message says what to do next, not only what went wrong. Errors of the libraries we call
 (sqlite3, SQLAlchemy, NVML, OSError on sysfs) are translated at one boundary and chained with
 ``raise ... from exc`` so the original stays visible.
@@ -33,4 +35,18 @@ class MeterError(NotebookCarbonError):
 
 
 class RegistryError(NotebookCarbonError):
-    """The experiment registry could not be opened, migrated or written."""
+    """The experiment registry could not be opened, migrated or written.
+
+    ``where`` is the registry (a path, or a URL without its password) when known; ``cause`` is
+    the reason without the run it happened to concern, so a registry that stays unwritable is
+    reported once, not once per run.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+        self.cause = cause if cause is not None else message
+
+
+class NotebookCarbonWarning(UserWarning):
+    """Metering or recording failed; the user's code ran on regardless."""

@@ -34,7 +34,7 @@ from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, 
 from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
 from .redundancy import CellCheck, check_cell, repeat_message
-from .session import ActiveRun, RunResult, Session, in_writer
+from .session import ActiveRun, RunResult, Session, first_report, in_writer
 
 _LINE_MAGIC_CELL = re.compile(r"\s*%carbon(?=\s|$)[^\n]*\s*\Z")
 
@@ -46,6 +46,17 @@ SUBCOMMANDS = {
     "final": "%carbon final RUN                 mark run RUN as its sweep's selected result",
     "dashboard": "%carbon dashboard [--side]        totals, sweeps and charts; --side: in a side panel",
 }
+
+
+class _Cell:
+    """A cell between its pre- and post-run events: the run it opened, if any, and its arguments."""
+
+    __slots__ = ("info", "run", "args")
+
+    def __init__(self, info, args: CellArgs | None = None) -> None:
+        self.info = info
+        self.run: ActiveRun | None = None
+        self.args = args if args is not None else CellArgs()
 
 
 class CarbonExtension:
@@ -63,8 +74,7 @@ class CarbonExtension:
         self.session = session if session is not None else Session()
         self.auto = False
         self.last: RunResult | None = None
-        self._open: list[tuple[Any, ActiveRun | None, CellArgs]] = []  # (info, run, its arguments)
-        self._reported: set[str] = set()
+        self._open: list[_Cell] = []  # cells whose post-run event has not come yet, outermost first
         # The transformer's verdict on the cell about to run (skip/error modes decide there, since
         # IPython transforms a cell before its pre_run_cell event): (key, CellCheck or exception).
         self._decided: tuple[tuple[str, str], Any] | None = None
@@ -112,27 +122,27 @@ class CarbonExtension:
     # -- events ---------------------------------------------------------------------------------
 
     def pre_run_cell(self, info) -> None:
-        run, args = None, CellArgs()
+        # The cell is listed before its run opens: an interrupt at any point after this leaves
+        # the run where post_run_cell (which IPython always fires) finds and closes it.
+        cell = _Cell(info)
+        nested = self._nested()
+        self._open.append(cell)
         try:
             split = split_carbon_cell(info.raw_cell)
             if split is not None:
                 try:
-                    args = parse_cell_args(split[0])
+                    cell.args = parse_cell_args(split[0])
                 except UsageError:
-                    args = None  # the transformed cell raises it; nothing to meter
-                if args is not None:
-                    run = self._begin_checked(split, args)
-                else:
-                    args = CellArgs()
-            elif self.auto and not self._nested() and not _LINE_MAGIC_CELL.match(info.raw_cell):
-                run = self._begin_checked((None, info.raw_cell), args)
+                    return  # the transformed cell raises it; nothing to meter
+                self._begin_checked(cell, split)
+            elif self.auto and not nested and not _LINE_MAGIC_CELL.match(info.raw_cell):
+                self._begin_checked(cell, (None, info.raw_cell))
         except Exception as exc:  # never let metering stop the user's cell
             self.warn(f"this cell runs unmetered: {_describe(exc)}")
-            run = None
-        self._open.append((info, run, args))
 
-    def _begin_checked(self, split: tuple[str | None, str], args: CellArgs) -> ActiveRun | None:
-        """Fingerprint the cell, act on an identical earlier run, and open the run (None: not run)."""
+    def _begin_checked(self, cell: _Cell, split: tuple[str | None, str]) -> None:
+        """Fingerprint the cell, act on an identical earlier run, and open the run (none: not run)."""
+        args = cell.args
         arguments, body = split
         mode = "warn" if arguments is None else (args.on_duplicate or self.session.settings.on_duplicate)
         try:
@@ -143,9 +153,9 @@ class CarbonExtension:
         earlier = check.earlier if check is not None else None
         if earlier is not None and mode == "skip":
             print(f"notebook-carbon: not run: this cell is identical to {repeat_message(earlier)}", flush=True)
-            return None
+            return
         if earlier is not None and mode == "error":
-            return None  # the transformed cell raises RedundantRunError
+            return  # the transformed cell raises RedundantRunError
         if earlier is not None and arguments is not None:  # auto mode records it without a word:
             # re-running a plotting or import cell is routine, and a warning on each would be noise
             self.warn(
@@ -155,8 +165,9 @@ class CarbonExtension:
         fields = args.fields()
         if check is not None:
             fields["params"] = check.params(fields["params"])
-        return self._begin(
+        self._begin(
             body,
+            cell=cell,
             live=not args.quiet,
             fingerprints=check.fingerprints if check is not None else None,
             redundant_of=earlier["id"] if earlier is not None else None,
@@ -165,28 +176,62 @@ class CarbonExtension:
 
     def post_run_cell(self, result) -> None:
         try:
+            self._post_run_cell(result)
+        except KeyboardInterrupt:
+            # Interrupted while closing the run: each step below is idempotent, so finish them
+            # (the window must not go on metering an idle kernel), then let the interrupt through.
+            self._post_run_cell(result)
+            raise
+
+    def _post_run_cell(self, result) -> None:
+        try:
             self.frontend.after_cell()  # once: does the front end render widgets? (see live.py)
         except Exception as exc:
             self.frontend.disable(str(exc))
             self.warn(f"no live meter in this session: {_describe(exc)}")
-        entry = self._pop(getattr(result, "info", None))
-        if entry is None or entry[1] is None:
+        cell = self._find(getattr(result, "info", None))
+        if cell is None:
             self._report_writer_errors()
             return
-        _, run, args = entry
+        try:
+            if cell.run is not None:
+                self._close_run(cell, result)
+        finally:
+            self._drop(cell)
+        self._report_writer_errors()
+
+    def _close_run(self, cell: _Cell, result) -> None:
+        run, args = cell.run, cell.args
         try:
             status, error = _status_of(result)
             self.last = run.finish(status, error)
             self._close_live(run)  # the live line goes before the summary comes
-            if args.final and status == "ok":
-                self.session.writer().submit(in_writer, "sweeps", "set_final", run.uid)
-            if not args.quiet:
-                _say(self.last.summary())
         except Exception as exc:
             self._close_live(run)
             self.warn(f"could not complete the run record: {_describe(exc)}")
-        self._report_writer_errors()
+            return
+        # The summary line says the run is recorded: it comes once the registry has it.
+        problem = self.last.recorded()
+        if problem is None and args.final and status == "ok":
+            final = self.session.writer().submit_awaited(in_writer, "sweeps", "set_final", run.uid)
+            problem = _exception_of(final)
+        if not args.quiet:
+            _say(self.last.summary())
+        if problem is not None:
+            self._warn_registry(problem, run)
 
+    def _warn_registry(self, problem: BaseException, run: ActiveRun | None = None) -> None:
+        """One warning per cause, naming the run it concerned and the registry."""
+        if not first_report(problem):
+            return
+        where = getattr(problem, "where", None) or self.session.settings.registry_location()
+        if run is None:
+            what = "a registry write failed"
+        elif run.row.get("name"):
+            what = f"run {run.row['name']!r} was not recorded"
+        else:
+            what = "this cell's run was not recorded"
+        self.warn(f"{what} in registry {where}: {_describe(problem)}")
     def _close_live(self, run: ActiveRun) -> None:
         meter = self._live.pop(run.uid, None)
         error = meter.close() if meter is not None else None
@@ -195,22 +240,26 @@ class CarbonExtension:
             self.warn(f"the live meter stopped and is off for this session: {_describe(error)}")
 
     def _nested(self) -> bool:
-        return any(run is not None for _, run, _ in self._open)
+        return any(cell.run is not None for cell in self._open)
 
-    def _pop(self, info):
-        for index in range(len(self._open) - 1, -1, -1):
-            if self._open[index][0] is info or info is None:
-                entry = self._open.pop(index)
-                # entries above a match belong to cells whose post event never came: close them
-                for _, stale, _ in self._open[index:]:
-                    if stale is not None:
-                        stale.finish("interrupted", "the cell's post-run event never arrived")
-                        self._close_live(stale)
-                del self._open[index:]
-                return entry
+    def _find(self, info) -> _Cell | None:
+        for cell in reversed(self._open):
+            if cell.info is info or info is None:
+                return cell
         return None
 
-    def _begin(self, source: str, *, live: bool = False, **fields: Any) -> ActiveRun:
+    def _drop(self, cell: _Cell) -> None:
+        """Forget ``cell`` and the cells opened after it, whose post event never came (closing their runs)."""
+        if cell not in self._open:
+            return
+        index = self._open.index(cell)
+        for stale in self._open[index + 1 :]:
+            if stale.run is not None:
+                stale.run.finish("interrupted", "the cell's post-run event never arrived")
+                self._close_live(stale.run)
+        del self._open[index:]
+
+    def _begin(self, source: str, *, cell: _Cell | None = None, live: bool = False, **fields: Any) -> ActiveRun:
         notebook = self.shell.user_ns.get("__session__") or None
         meter = None
         if live and self.frontend.renders_widgets():  # the cell gets a live line after 1 s
@@ -220,6 +269,8 @@ class CarbonExtension:
         run = self.session.begin(cell_source=source, notebook=notebook, on_sample=on_sample, **fields)
         if meter is not None:
             self._live[run.uid] = meter
+        if cell is not None:
+            cell.run = run  # before it starts: from here on, post_run_cell closes it whatever happens
         return run.start()
 
     # -- output ---------------------------------------------------------------------------------
@@ -228,14 +279,12 @@ class CarbonExtension:
         print(f"notebook-carbon warning: {message}", file=sys.stderr, flush=True)
 
     def _report_writer_errors(self) -> None:
+        """Failures of writes nobody waited for (a run's start, a checkpoint), once per cause."""
         from .session import _writers
 
         writer = _writers.get(self.session.settings.registry_location())
-        # One line per distinct failure: a registry that stays unwritable is said once, not per cell.
-        for message in dict.fromkeys(_describe(exc) for exc in (writer.take_errors() if writer else [])):
-            if message not in self._reported:
-                self._reported.add(message)
-                self.warn(f"the registry could not be written, so runs are not being recorded: {message}")
+        for exc in writer.take_errors() if writer else []:
+            self._warn_registry(exc)
 
 
 def _status_of(result) -> tuple[str, BaseException | str | None]:
@@ -247,6 +296,14 @@ def _status_of(result) -> tuple[str, BaseException | str | None]:
     if isinstance(error, KeyboardInterrupt):
         return "interrupted", error
     return "failed", error
+
+
+def _exception_of(future, timeout_s: float = 45.0) -> BaseException | None:
+    try:
+        future.result(timeout_s)
+    except Exception as exc:
+        return exc
+    return None
 
 
 def _describe(exc: BaseException) -> str:
@@ -285,8 +342,11 @@ class CarbonMagics(Magics):
             raise
         finally:
             self.ext.last = run.finish(status, error)
+            problem = self.ext.last.recorded()
             if not args.quiet:
                 _say(self.ext.last.summary())
+            if problem is not None:
+                self.ext._warn_registry(problem, run)
 
     @line_magic("carbon")
     def carbon_line(self, line: str):
@@ -346,13 +406,13 @@ class CarbonMagics(Magics):
         if rest:
             raise UsageError("%carbon sweeps takes no arguments")
         writer, project = self.ext.session.writer(), self.ext.session.settings.project
-        writer.submit(in_writer, "liveness", "reap_crashed")  # dead kernels' runs show as crashed
-        print(sweeps_table(_wait(writer.submit(in_writer, "sweeps", "list_sweeps", project)), project=project))
+        writer.submit_awaited(in_writer, "liveness", "reap_crashed")  # dead kernels' runs show as crashed
+        print(sweeps_table(_wait(writer.submit_awaited(in_writer, "sweeps", "list_sweeps", project)), project=project))
 
     def _final(self, rest: list[str]) -> None:
-        if len(rest) != 1 or not rest[0].isdigit():
+        if len(rest) != 1 or not rest[0].isascii() or not rest[0].isdigit() or not 0 < int(rest[0]) < 2**63:
             raise UsageError("%carbon final takes a run id (see %carbon sweeps or %carbon last), e.g. %carbon final 12")
-        run = _wait(self.ext.session.writer().submit(in_writer, "sweeps", "set_final", int(rest[0])))
+        run = _wait(self.ext.session.writer().submit_awaited(in_writer, "sweeps", "set_final", int(rest[0])))
         sweep = run["sweep"] or "its automatic sweep"
         print(f"notebook-carbon: run {run['id']} is now the selected result of {sweep}")
 

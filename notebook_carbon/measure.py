@@ -125,6 +125,10 @@ class Window:
         return self._started and self._result is None
 
     @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
     def interval_s(self) -> float:
         return self._interval_s
 
@@ -282,6 +286,14 @@ class _Sampler:
         with self._cond:
             return len(self._due)
 
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's windows are not open here, and its lock may be held."""
+        self._cond = threading.Condition()
+        self._due = {}
+        self._deadline = math.inf
+        self._thread = None
+        self._pid = os.getpid()
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -300,3 +312,5 @@ class _Sampler:
 
 
 _SAMPLER = _Sampler()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SAMPLER._forget_parent)

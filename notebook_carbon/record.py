@@ -16,7 +16,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BOUNDS", "MAX_ENERGY_J", "check_figure", "implausible"]
+from .errors import ConfigError
+
+__all__ = ["BOUNDS", "MAX_ENERGY_J", "check_figure", "check_text", "implausible", "recordable_param"]
 
 MAX_ENERGY_J = 1e15
 """One run: about 278 GWh, five times the largest training run published (GPT-4, ~50 GWh)."""
@@ -76,3 +78,36 @@ def implausible(row: Mapping[str, Any]) -> str | None:
             if reason is not None:
                 return reason
     return None
+
+
+def recordable_param(value: Any, where: str) -> Any:
+    """``value`` as it will read back from the registry's JSON (tuples as lists), or ``ConfigError``.
+
+    A param is recorded as JSON, which every reader (SQL, pandas, the sidebar's JavaScript) reads:
+    numbers (finite), strings, booleans, None, and lists and dicts of them. Anything else (``1j``,
+    a set, ``...``, ``inf``) would be lost at the write, so it is refused where it is given.
+    """
+    t = type(value)
+    if value is None or t in (bool, int, str) or (t is float and math.isfinite(value)):
+        return value  # (a NUL in a string is kept: JSON writes it as \\u0000)
+    if t in (list, tuple):
+        return [recordable_param(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if t is dict:
+        for key in value:
+            if type(key) is not str:
+                raise ConfigError(f"param {where}: key {key!r} is not a string (JSON keys are strings)")
+        return {key: recordable_param(item, f"{where}[{key!r}]") for key, item in value.items()}
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    hint = " (not a finite number)" if t is float else ""
+    raise ConfigError(
+        f"param {where}: {shown} ({t.__name__}){hint} cannot be recorded; use finite numbers, strings, "
+        "booleans, None, or lists and dicts of them (quote a value to record it as text)"
+    )
+
+
+def check_text(what: str, value: str) -> str:
+    """``value`` unless it holds a NUL character, which no database text column can keep."""
+    if "\x00" in value:
+        raise ConfigError(f"{what} contains a NUL character (\\x00), which cannot be recorded; remove it")
+    return value

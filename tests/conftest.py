@@ -67,3 +67,13 @@ def registry_engine(registry_url: str):
     engine = create_engine(url, poolclass=NullPool)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def fresh_reports():
+    """Registry problems are reported once per cause and process; each test starts with none told."""
+    import notebook_carbon.session as session
+
+    session._reported.clear()
+    yield
+    session._reported.clear()

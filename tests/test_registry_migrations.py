@@ -34,7 +34,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
     with Registry.open(str(v1_file)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 3
+        assert reg.schema_version() == SCHEMA_VERSION == 4
         runs = list(reversed(reg.runs()))
         assert [r["name"] for r in runs] == ["lr=0.1", "lr=0.5", "lr=1.0", "still running"]
         assert [r["status"] for r in runs] == ["ok", "ok", "failed", "running"]
@@ -53,7 +53,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert [r[:width] for r in after_runs[:3]] == before_runs[:3]
     assert rows(v1_file, "SELECT * FROM components ORDER BY id") == before_components
     assert rows(v1_file, "SELECT * FROM samples ORDER BY id") == before_samples
-    assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     indexes = {name for (name,) in rows(v1_file, "SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "ix_runs_redundancy" in indexes
 
@@ -100,7 +100,7 @@ def test_v2_to_v3_on_either_database(registry_url, registry_engine):
         for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
             reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": t},
                            {"status": "ok", "energy_j": t})
-    undo = ["DROP TABLE sweep_cache", "DROP TABLE sweep_state",
+    undo = ["DROP TABLE run_parts", "DROP TABLE sweep_cache", "DROP TABLE sweep_state",
             "UPDATE meta SET value = '2' WHERE key = 'schema_version'"]
     if registry_engine.dialect.name == "sqlite":
         undo[:0] = [f"DROP TRIGGER runs_sweep_{op}" for op in ("insert", "update", "delete")]
@@ -111,7 +111,7 @@ def test_v2_to_v3_on_either_database(registry_url, registry_engine):
             conn.execute(text(statement))
 
     with Registry.open(registry_url) as reg:
-        assert reg.schema_version() == 3
+        assert reg.schema_version() == SCHEMA_VERSION
         with registry_engine.connect() as conn:
             state = conn.execute(text("SELECT sweep_key, generation FROM sweep_state ORDER BY sweep_key")).all()
         assert [tuple(row) for row in state] == [("code:a", 1), ("code:b", 1)]

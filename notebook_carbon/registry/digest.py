@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..record import recordable_param
 from .fingerprint import code_fingerprint
 
 DEFAULT_MAX_BYTES = 256 * 2**20
@@ -484,24 +485,6 @@ def inputs_fingerprint(
     return InputsDigest(fingerprint, params, tuple(unknown), tuple(missing), reasons)
 
 
-def _json_param(value: Any, where: str) -> Any:
-    """``value`` as it will read back from the registry's JSON (tuples as lists), or ConfigError."""
-    t = type(value)
-    if value is None or t in (bool, int, str) or (t is float and math.isfinite(value)):
-        return value
-    if t in (list, tuple):
-        return [_json_param(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if t is dict:
-        for key in value:
-            if type(key) is not str:
-                raise ConfigError(f"param {where}: key {key!r} is not a string (JSON keys are strings)")
-        return {key: _json_param(item, f"{where}[{key!r}]") for key, item in value.items()}
-    raise ConfigError(
-        f"param {where}: {repr(value)[:60]} ({t.__name__}) cannot be recorded; use numbers, strings, "
-        "booleans, None, or lists and dicts of them (finite numbers only)"
-    )
-
-
 def params_fingerprint(params: Mapping[str, Any]) -> str:
     """Digest of explicit params (``--param`` / ``track(params=...)``), independent of their order.
 
@@ -511,7 +494,7 @@ def params_fingerprint(params: Mapping[str, Any]) -> str:
     for key, value in params.items():
         if type(key) is not str:
             raise ConfigError(f"param name {key!r} is not a string")
-        normalised[key] = _json_param(value, repr(key))
+        normalised[key] = recordable_param(value, repr(key))
     # Hashed as it will read back from the registry, so a tuple and a list give one fingerprint.
     h = _blake()
     h.update(b"params\0")

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from ..errors import RegistryError
 from ..meters.base import COMPONENTS, METHODS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 APPLICATION = "notebook-carbon"
@@ -83,7 +83,12 @@ def _to_v3(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3}
+def _to_v4(conn: Connection) -> None:
+    """The parts of a run: blocks metered inside another run of the same process (issue: nothing lost)."""
+    run_parts.create(conn)
+
+
+MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 
 __all__ = [
@@ -106,6 +111,7 @@ __all__ = [
     "meta",
     "metadata",
     "migration_plan",
+    "run_parts",
     "runs",
     "samples",
     "sweep_cache",
@@ -213,6 +219,40 @@ samples = Table(
     Column("device", Text),
     Column("power_w", Double),
     Index("ix_samples_run_uid", "run_uid"),
+)
+
+# v4: a block metered while another run of the same process was open (a ``track()`` block in a
+# metered cell, a nested ``%%carbon``, any cell in auto mode): its energy is inside its parent's,
+# so it is kept here, as a part of that run, and no total, sweep or statement counts it again.
+# Not a foreign key: a part is written when it ends, and its parent's start may still be queued
+# behind it on another writer, or its parent's kernel may die before the parent's end is written.
+run_parts = Table(
+    "run_parts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("uid", String(32), nullable=False, unique=True),
+    Column("parent_uid", String(32), nullable=False),
+    Column("name", Text),
+    Column("sweep", Text),
+    Column("tags", Text),  # JSON list of strings
+    Column("params", Text),  # JSON object
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("started_at", Double, nullable=False),
+    Column("ended_at", Double),
+    Column("duration_s", Double),
+    Column("energy_j", Double),
+    Column("gpu_energy_j", Double),
+    Column("cpu_energy_j", Double),
+    Column("ram_energy_j", Double),
+    Column("gpu_method", String(32)),
+    Column("cpu_method", String(32)),
+    Column("ram_method", String(32)),
+    Column("emissions_g", Double),
+    Column("pid", Integer),
+    Column("notes", Text),  # JSON list
+    Index("ix_run_parts_parent_uid", "parent_uid"),
+    sqlite_autoincrement=True,
 )
 
 
@@ -334,6 +374,8 @@ START_COLUMNS = RUN_COLUMNS - {"id"}
 """What ``start_run`` accepts: the database assigns ``id``."""
 UPDATE_COLUMNS = RUN_COLUMNS - {"id", "uid"}
 """What ``finish_run``/``checkpoint_run`` may set: a run's identity never changes."""
+PART_COLUMNS = frozenset(run_parts.c.keys()) - {"id"}
+"""What ``parts.record_part`` accepts."""
 COMPONENT_COLUMNS = frozenset(components.c.keys()) - {"id", "run_uid"}
 SAMPLE_COLUMNS = frozenset(samples.c.keys()) - {"id", "run_uid"}
 _METHOD_COLUMNS = ("gpu_method", "cpu_method", "ram_method")

@@ -328,8 +328,9 @@ class Registry:
             conn = self._engine.connect()
         except SQLAlchemyError as exc:
             if self._engine.dialect.name == "sqlite":
-                raise RegistryError(f"{doing} in registry {self.where} failed: {_describe(exc)}") from exc
-            raise RegistryError(_cannot_connect(self._engine.url, doing, exc)) from exc
+                raise self._failed(doing, exc) from exc
+            message = _cannot_connect(self._engine.url, doing, exc)
+            raise RegistryError(message, where=self.where, cause=message.split(": ", 1)[-1]) from exc
         try:
             with conn:
                 if write:
@@ -337,7 +338,11 @@ class Registry:
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
-            raise RegistryError(f"{doing} in registry {self.where} failed: {_describe(exc)}") from exc
+            raise self._failed(doing, exc) from exc
+
+    def _failed(self, doing: str, exc: SQLAlchemyError) -> RegistryError:
+        detail = _describe(exc)
+        return RegistryError(f"{doing} in registry {self.where} failed: {detail}", where=self.where, cause=detail)
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -6,9 +6,16 @@ synchronously: it submits ``Registry`` calls by name and gets a ``concurrent.fut
 back at once. The thread imports SQLAlchemy and opens the registry itself, on the first call; this
 module imports neither, so importing it stays cheap.
 
-Failures never vanish: each is set on its future and also kept in ``errors`` (so the caller can
-show one warning for many), and a failed call does not stop the ones after it. An ``atexit`` hook
-flushes pending writes, so a script's last run is recorded even if nobody calls ``close``.
+Failures never vanish: each is set on its future, and the failures of calls nobody waits for
+(``submit``) are also kept in ``errors`` so the caller can show one warning for many; a caller that
+waits for its future (``submit_awaited``) reports its own. A failed call does not stop the ones
+after it. An ``atexit`` hook flushes pending writes, but pool workers and ``os._exit`` skip
+``atexit``: whoever needs a write durable (a run's end) waits for its future.
+
+Forks: a child process gets none of the parent's writer (its thread does not exist there, its lock
+may be held by it, and its database connections are the parent's, which the child must neither use
+nor close: closing them would release locks SQLite counts on). ``os.register_at_fork`` resets each
+writer in the child, which then opens the registry afresh on its first call.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import Future, wait
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +42,18 @@ A kernel killed within this time of a cell's start leaves no ``running`` record 
 
 _STOP = object()
 
+_all_writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+_inherited: list[Any] = []  # in a forked child: the parent's registries, kept so they are never closed here
+
+
+def _reset_after_fork() -> None:
+    for writer in list(_all_writers):
+        writer._forget_parent()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
 
 def _take_finish(backlog: collections.deque[Any], start_args: tuple) -> Any:
     """Remove and return the queued ``finish_run`` of the run that ``start_run(*start_args)`` opens."""
@@ -41,7 +61,7 @@ def _take_finish(backlog: collections.deque[Any], start_args: tuple) -> Any:
     for job in backlog:
         if job is _STOP:
             return None
-        _, method_name, args, kwargs = job
+        _, method_name, args, kwargs, _ = job
         if method_name == "finish_run" and not kwargs and args and args[0] == uid:
             backlog.remove(job)
             return job
@@ -67,6 +87,7 @@ class BackgroundWriter:
         self._errors: list[BaseException] = []
         self._closed = False
         self._pid = os.getpid()
+        _all_writers.add(self)
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -75,7 +96,15 @@ class BackgroundWriter:
 
         ``method_name`` may also be a function, called as ``function(registry, *args, **kwargs)``
         in the writer thread (for queries and updates that live beside the store, e.g. sweeps).
+        A failure is kept in ``errors`` too, for a caller that does not wait for the future.
         """
+        return self._submit(True, method_name, args, kwargs)
+
+    def submit_awaited(self, method_name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """As ``submit``, for a caller that waits for the future and reports its failure itself."""
+        return self._submit(False, method_name, args, kwargs)
+
+    def _submit(self, report: bool, method_name: Any, args: tuple, kwargs: dict) -> Future[Any]:
         if isinstance(method_name, str) and method_name.startswith("_"):
             raise RegistryError(f"{method_name!r} is not a public Registry method")
         future: Future[Any] = Future()
@@ -85,7 +114,7 @@ class BackgroundWriter:
                     f"the registry writer for {self.location} is closed; create a new BackgroundWriter"
                 )
             self._ensure_thread()
-            self._queue.put((future, method_name, args, kwargs))
+            self._queue.put((future, method_name, args, kwargs, report))
         return future
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -96,7 +125,7 @@ class BackgroundWriter:
             if thread is None or self._pid != os.getpid():
                 return True
             if not closed:
-                self._queue.put((marker, None, (), {}))
+                self._queue.put((marker, None, (), {}, False))
         if closed:  # the thread drains the queue before it stops
             thread.join(timeout)
             return not thread.is_alive()
@@ -140,15 +169,25 @@ class BackgroundWriter:
     def __repr__(self) -> str:
         return f"BackgroundWriter({self.location!r}, started={self.started}, closed={self._closed})"
 
+    def _forget_parent(self) -> None:
+        """In a forked child: start afresh, leaving the parent's thread, lock and connections alone."""
+        self._lock = threading.Lock()  # the parent's may have been held by a thread that is not here
+        self._pid = os.getpid()
+        self._queue = queue.SimpleQueue()
+        self._thread = None
+        self._errors = []
+        if self._registry is not None:
+            _inherited.append(self._registry)  # never closed in the child, never garbage-collected
+            self._registry = None
+
     def _ensure_thread(self) -> None:
-        # Called under the lock. After a fork the child inherits the writer but not its thread
-        # (and must not share the parent's database connections): start afresh there.
-        if self._pid != os.getpid():
+        # Called under the lock.
+        if self._pid != os.getpid():  # forked without the at-fork hook (a platform without it)
             self._pid = os.getpid()
             self._queue = queue.SimpleQueue()
             self._thread = None
             if self._registry is not None:
-                self._registry.close(after_fork=True)
+                _inherited.append(self._registry)
                 self._registry = None
         if self._thread is None:
             self._thread = threading.Thread(
@@ -174,7 +213,7 @@ class BackgroundWriter:
                     break
             if job is _STOP:
                 break
-            future, method_name, args, kwargs = job
+            future, method_name, args, kwargs, report = job
             if not future.set_running_or_notify_cancel():
                 continue
             if method_name is None:  # a flush marker
@@ -189,15 +228,15 @@ class BackgroundWriter:
                 # A quick run whose start and end are both waiting: one insert instead of an
                 # insert, an update and two commits. Jobs between them concern other runs (or are
                 # flush markers, which are satisfied earlier, never later, by this).
-                finish_future, _, (_, final, *children), _ = finish
+                finish_future, _, (_, final, *children), _, _ = finish
                 finish_future.set_running_or_notify_cancel()
-                self._call(future, "record_run", (args[0], final, *children), {})
+                self._call(future, "record_run", (args[0], final, *children), {}, report)
                 if future.exception() is None:
                     finish_future.set_result(None)
                 else:
                     finish_future.set_exception(future.exception())
                 continue
-            self._call(future, method_name, args, kwargs)
+            self._call(future, method_name, args, kwargs, report)
         if self._registry is not None:
             try:
                 self._registry.close()
@@ -225,7 +264,7 @@ class BackgroundWriter:
                 return finish
         return None
 
-    def _call(self, future: Future[Any], method_name: str, args: tuple, kwargs: dict) -> None:
+    def _call(self, future: Future[Any], method_name: str, args: tuple, kwargs: dict, report: bool) -> None:
         try:
             registry = self._open()
             if callable(method_name):
@@ -233,8 +272,9 @@ class BackgroundWriter:
             else:
                 result = getattr(registry, method_name)(*args, **kwargs)
         except Exception as exc:
-            with self._lock:
-                self._errors.append(exc)
+            if report:
+                with self._lock:
+                    self._errors.append(exc)
             future.set_exception(exc)
         else:
             future.set_result(result)

@@ -1,0 +1,36 @@
+"""The parts of a run: blocks metered while another run of the same process was open.
+
+A ``track()`` block inside a metered cell, a ``%%carbon`` cell run from inside another one, or
+any of these with auto mode on, measure energy that the enclosing run measures too. Recording
+both as runs counted the same joules twice in every total, sweep and statement. So such a block
+is recorded here, as a part of its enclosing (outermost) run: its own name, params and figures
+stay visible (``parts``), and every reader of ``runs`` counts each joule once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from . import schema
+from .schema import run_parts
+
+
+def record_part(registry, row: Mapping[str, Any]) -> int:
+    """Store a finished part (``uid``, ``parent_uid``, ``status``, ``started_at``, figures); its id."""
+    values = schema.encode_run(row, schema.PART_COLUMNS, "record_part")
+    for column in ("uid", "parent_uid", "status", "started_at"):
+        if values.get(column) is None:
+            from ..errors import RegistryError
+
+            raise RegistryError(f"record_part: a part needs {column}")
+    with registry._transaction(f"recording part {values['uid']} of run {values['parent_uid']}", write=True) as conn:
+        return int(conn.execute(insert(run_parts), values).inserted_primary_key[0])
+
+
+def parts(registry, parent_uid: str) -> list[dict[str, Any]]:
+    """The parts of run ``parent_uid``, in the order they started."""
+    query = select(run_parts).where(run_parts.c.parent_uid == parent_uid).order_by(run_parts.c.started_at, run_parts.c.id)
+    return registry._select(query, "reading the parts of a run")
