@@ -1,0 +1,126 @@
+"""Nothing recorded is lost: a kernel beside other processes, and track() in worker processes.
+
+Each test here reproduces a way runs were lost (issue: nothing recorded is ever lost) with real
+parts: a real kernel (jupyter_client), the real CLI in its own process, scripts that exit, and
+multiprocessing / concurrent.futures / joblib workers, which end without running ``atexit``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import joblib
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+import notebook_carbon
+from notebook_carbon.registry.store import Registry
+
+CLI = str(Path(sys.executable).with_name("notebook-carbon"))
+SCRIPT = "import notebook_carbon\nwith notebook_carbon.track(name='script', quiet=True):\n    sum(range(1000))\n"
+
+
+def execute(client, code: str) -> str:
+    """Run ``code`` in the kernel; its stdout (the summary lines); fails on an error."""
+    out: list[str] = []
+
+    def keep(msg) -> None:
+        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            out.append(msg["content"]["text"])
+
+    reply = client.execute_interactive(code, timeout=120, output_hook=keep)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return "".join(out)
+
+
+def test_a_kernels_runs_survive_other_processes_opening_and_closing_the_registry(registry_url: str) -> None:
+    env = {**os.environ, "NOTEBOOK_CARBON_REGISTRY": registry_url, "NOTEBOOK_CARBON_REGION": "FR"}
+    subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True)  # the registry exists
+    manager, client = start_new_kernel(kernel_name="python3", env=env)
+    try:
+        execute(client, "%load_ext notebook_carbon")
+        assert "carbon [c1]" in execute(client, "%%carbon --name c1\nx = 1")
+        # A colleague's CLI and a sweep script open and close the same registry meanwhile.
+        listed = subprocess.run([CLI, "runs", "--registry", registry_url], env=env, capture_output=True, text=True)
+        assert listed.returncode == 0 and "c1" in listed.stdout, listed.stderr
+        subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True)
+        for i in range(2, 6):
+            assert f"carbon [c{i}]" in execute(client, f"%%carbon --name c{i}\nx = {i}")
+    finally:
+        manager.shutdown_kernel(now=False)  # a clean shutdown
+        client.stop_channels()
+    with Registry.open(registry_url) as reg:
+        runs = list(reversed(reg.runs()))
+    assert [(r["name"], r["status"]) for r in runs] == [
+        ("script", "ok"), ("c1", "ok"), ("script", "ok"), ("c2", "ok"), ("c3", "ok"), ("c4", "ok"), ("c5", "ok")
+    ]
+
+
+def _block(i: int) -> int:
+    with notebook_carbon.track(name=f"block-{i}", sweep="workers", params={"i": i}, quiet=True):
+        sum(range(10_000))
+    return i
+
+
+def _recorded(location: str) -> list[str]:
+    with Registry.open(location) as reg:
+        return sorted(r["name"] for r in reg.runs() if r["status"] == "ok")
+
+
+@pytest.fixture
+def worker_registry(tmp_path, monkeypatch) -> str:
+    """A registry that workers find through the environment, as a sweep's workers would."""
+    location = str(tmp_path / "workers.sqlite")
+    monkeypatch.setenv("NOTEBOOK_CARBON_REGISTRY", location)
+    monkeypatch.setenv("NOTEBOOK_CARBON_REGION", "FR")
+    return location
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_track_in_multiprocessing_processes_and_pools(worker_registry: str, method: str) -> None:
+    context = multiprocessing.get_context(method)
+    processes = [context.Process(target=_block, args=(i,)) for i in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    with context.Pool(4) as pool:  # leaving the with block terminates the workers: no atexit
+        assert pool.map(_block, range(10, 30)) == list(range(10, 30))
+    pool = context.Pool(3)
+    pool.map(_block, range(30, 42))
+    pool.close()
+    pool.join()
+    expected = [f"block-{i}" for i in [*range(4), *range(10, 42)]]
+    assert _recorded(worker_registry) == sorted(expected)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_track_in_a_process_pool_executor(worker_registry: str, method: str) -> None:
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context(method)) as executor:
+        assert list(executor.map(_block, range(20))) == list(range(20))
+    assert _recorded(worker_registry) == sorted(f"block-{i}" for i in range(20))
+
+
+def test_track_in_joblib_workers(worker_registry: str) -> None:
+    assert joblib.Parallel(n_jobs=3)(joblib.delayed(_block)(i) for i in range(15)) == list(range(15))
+    assert _recorded(worker_registry) == sorted(f"block-{i}" for i in range(15))
+
+
+def test_a_forked_child_of_a_process_with_an_open_registry_records_its_own_run(worker_registry: str) -> None:
+    # The parent has a writer thread and a connection; the child must use neither, nor close
+    # them (which would drop locks the parent's SQLite counts on), and its runs are its own.
+    _block(-1)
+    context = multiprocessing.get_context("fork")
+    with notebook_carbon.track(name="parent", quiet=True):
+        child = context.Process(target=_block, args=(-2,))
+        child.start()
+        child.join(60)
+    assert child.exitcode == 0
+    _block(-3)  # the parent's writer still works after the child closed its copy of everything
+    assert _recorded(worker_registry) == sorted(["block--1", "block--2", "block--3", "parent"])
