@@ -85,9 +85,9 @@ class track(ContextDecorator):
         return clone
 
     def __enter__(self) -> track:
-        session = self._session or default_session()
         self._run = None
         try:
+            session = self._session or default_session()  # settings are read here: a bad file is ours to say
             self._run = session.begin(cell_source=None, **self._fields)
             self._run.start()
         except KeyboardInterrupt:
@@ -118,7 +118,8 @@ class track(ContextDecorator):
         writer = run.session.writer()
         for failure in ([problem] if problem is not None else []) + writer.take_errors():
             where = getattr(failure, "where", None) or writer.location
-            _warn(f"notebook-carbon: registry {where} could not record this block's run: {failure}", failure)
+            said = str(failure) if where in str(failure) else f"registry {where}: {failure}"
+            _warn(f"notebook-carbon: this block's run was not recorded: {said}", failure)
         if not self._quiet:
             print(self.result.summary(), file=sys.stderr, flush=True)
         return False  # never swallow the block's exception

@@ -97,7 +97,7 @@ class Registry:
         target = schema.target_version(migrations)
         # Most opens find an up-to-date registry; check that under a read lock so a reader never
         # queues behind writers, and take the write lock only to create or upgrade.
-        with self._transaction("checking the schema version") as conn:
+        with self._transaction("opening") as conn:
             found = _stamped_version(conn, self.where)
         if found == target:
             return
@@ -601,6 +601,8 @@ def _describe(exc: SQLAlchemyError) -> str:
         text += f" (another process held the lock for more than {BUSY_TIMEOUT_S:.0f} s; retry later)"
     elif "not a database" in text or "malformed" in text:
         text += f"; the file is damaged: {_MOVE_ASIDE}"
+    elif "disk is full" in text or "disk I/O error" in text:
+        text += "; the disk holding the registry may be full: free some space, or set NOTEBOOK_CARBON_REGISTRY"
     elif "readonly" in text or "unable to open" in text:
         text += "; check that the file and its directory are writable, or set NOTEBOOK_CARBON_REGISTRY"
     elif "read-only transaction" in text:
