@@ -17,6 +17,7 @@ from notebook_carbon.registry.sweeps import list_sweeps, project_totals, set_fin
 DAY1 = 1_740_787_200.0  # 2025-03-01 00:00 UTC
 DAY2 = DAY1 + 86_400.0
 H = 3600.0
+T0 = DAY1  # a plausible start (record.BOUNDS: after 2000) for tests that only need an order
 SPLIT = ["measured_energy_j", "estimated_energy_j", "unattributed_energy_j"]
 
 
@@ -226,7 +227,7 @@ def test_the_selection_and_labels_are_those_of_list_sweeps(registry_url):
                     "project": "p",
                     "sweep": case.get("sweep"),
                     "code_fingerprint": case["code"],
-                    "started_at": case["t"],
+                    "started_at": T0 + case["t"],
                     "name": case.get("name"),
                     "is_final": case.get("final", False),
                     "cell_source": case.get("source", f"train({case['code']})"),
@@ -234,7 +235,7 @@ def test_the_selection_and_labels_are_those_of_list_sweeps(registry_url):
                 {"status": case.get("status", "ok"), "energy_j": float(i + 1)},
             )
         sweeps = list_sweeps(reg, "p")
-        for kwargs in ({}, {"with_source": True}, {"since": 1.5}, {"status": "ok"}):
+        for kwargs in ({}, {"with_source": True}, {"since": T0 + 1.5}, {"status": "ok"}):
             df = analysis.runs(reg, project="p", **kwargs)
             assert set(df.index[df["is_selected"]]) == {s.selected_run_id for s in sweeps} & set(df.index)
             labels = {s.key: s.label for s in sweeps}
@@ -527,15 +528,15 @@ def test_measured_estimated_split_of_totals_and_parts_that_disagree(registry_url
         # an imported log: parts 90 J, total 100 J; another whose parts exceed its total
         more = record(
             reg,
-            t=1.0,
+            t=T0 + 1.0,
             energy=100.0,
             parts=[("gpu", "nvml-power", 50.0), ("cpu", "estimate-tdp", 30.0), ("ram", "estimate-ram", 10.0)],
         )
-        less = record(reg, t=2.0, energy=80.0, parts=[("cpu", "rapl", 60.0), ("ram", "estimate-ram", 30.0)])
+        less = record(reg, t=T0 + 2.0, energy=80.0, parts=[("cpu", "rapl", 60.0), ("ram", "estimate-ram", 30.0)])
         # parts summed in another order than the total: rounding is not unattributed energy
         exact = record(
             reg,
-            t=3.0,
+            t=T0 + 3.0,
             energy=0.1 + 0.2 + 0.3,
             parts=[("gpu", "rapl", 0.3), ("cpu", "rapl", 0.2), ("ram", "rapl", 0.1)],
         )
@@ -570,9 +571,9 @@ def test_a_sweep_read_is_in_start_order_ties_by_id(tmp_path):
         for t in (5.0, 1.0, 3.0, 1.0, 2.0):
             for sweep in ("s", None):
                 reg.record_run({"uid": new_uid(), "project": "p", "sweep": sweep, "code_fingerprint": "c",
-                                "started_at": t}, {"status": "ok", "energy_j": t})  # fmt: skip
+                                "started_at": T0 + t}, {"status": "ok", "energy_j": t})  # fmt: skip
     for sweep in ("s", "code:c"):
         df = analysis.runs(path, project="p", sweep=sweep)
         assert list(zip(df["started_at"], df.index)) == sorted(zip(df["started_at"], df.index))
         assert len(df) == 5 and df["is_selected"].sum() == 1
-        assert df.index[df["is_selected"]][0] == df.index[df["started_at"] == 5.0][0]
+        assert df.index[df["is_selected"]][0] == df.index[df["started_at"] == T0 + 5.0][0]

@@ -139,8 +139,9 @@ def test_names_reach_the_statement_escaped(tmp_path, settings):
     path = str(tmp_path / "names.sqlite")
     with Registry.open(path) as reg:
         for i, sweep in enumerate((LATEX_NAME, HTML_NAME, "a|b *c* `d` \\ ~^ $x$ café 日本")):
-            reg.record_run({"uid": new_uid(), "project": "p", "sweep": sweep, "code_fingerprint": "c", "started_at": i},
-                           {"status": "ok", "energy_j": 1.0, "emissions_g": 0.1, "ended_at": i + 1})
+            reg.record_run({"uid": new_uid(), "project": "p", "sweep": sweep, "code_fingerprint": "c",
+                            "started_at": 1.8e9 + i}, {"status": "ok", "energy_j": 1.0, "emissions_g": 0.1,
+                                                      "ended_at": 1.8e9 + i + 1})  # fmt: skip
     md = impact_statement(path, project="p", settings=settings, format="md")
     assert "&lt;img src=x onerror=alert(1)&gt;" in md and "<img" not in md
     assert r"50%\_lr&amp;{bs}\#1" in md and r"a\|b \*c\* \`d\`" in md
@@ -158,9 +159,9 @@ def test_latex_statement_compiles_with_pdflatex(tmp_path, settings):
             for j, status in enumerate(("ok", "failed")):
                 reg.record_run(
                     {"uid": new_uid(), "project": "p&q_1", "sweep": sweep, "code_fingerprint": "c", "name": sweep,
-                     "started_at": i * 10 + j, "gpu_model": "GPU #1 & co", "gpu_count": 1, "cpu_model": "CPU_x 100%",
+                     "started_at": 1.8e9 + i * 10 + j, "gpu_model": "GPU #1 & co", "gpu_count": 1, "cpu_model": "CPU_x 100%",
                      "intensity_region": "FR", "intensity_g_per_kwh": 56.0, "intensity_source": "src {a}", "pue": 1.1},
-                    {"status": status, "energy_j": 1000.0, "emissions_g": 0.02, "ended_at": i * 10 + j + 1,
+                    {"status": status, "energy_j": 1000.0, "emissions_g": 0.02, "ended_at": 1.8e9 + i * 10 + j + 1,
                      "duration_s": 1.0, **_split(1000.0)},
                 )
     tex = tmp_path / "statement.tex"

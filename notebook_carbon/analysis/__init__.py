@@ -9,6 +9,7 @@
     analysis.overhead(df).ratio                                  # all runs' energy / the results'
     analysis.shares(df).estimated                                # fraction of the energy estimated
     analysis.energy_by_method(df)                                # {"nvml-counter": J, "rapl": J, ...}
+    analysis.excluded(df)                                        # runs left out: implausible figures
 
 ``runs`` reads the registry (``frame``; each sweep's selected run and label as ``list_sweeps``
 decides them, in ``selection``); everything else is a pure function of its frame (``summaries``),
@@ -21,6 +22,7 @@ in g CO2e, water in L.
 from __future__ import annotations
 
 from .frame import COMPONENT_NAMES, CORE_COLUMNS, DERIVED_COLUMNS, FAILED_STATUSES, read_runs, runs
+from .plausible import Excluded, excluded
 from .methods import ESTIMATED_METHODS, MEASURED_METHODS, UNATTRIBUTED, method_kind
 from .summaries import (
     AGGREGATE_COLUMNS,
@@ -42,6 +44,7 @@ __all__ = [
     "COMPONENT_NAMES",
     "CORE_COLUMNS",
     "DERIVED_COLUMNS",
+    "Excluded",
     "ESTIMATED_METHODS",
     "FAILED_STATUSES",
     "MEASURED_METHODS",
@@ -51,6 +54,7 @@ __all__ = [
     "aggregate",
     "categorise",
     "energy_by_method",
+    "excluded",
     "method_kind",
     "overhead",
     "read_runs",

@@ -17,6 +17,9 @@ dict, ``notes`` a list; a missing value reads as an empty one), and these derive
   (negative when the parts add up to more than the recorded total, as in an imported log whose
   parts disagree with it; 0 when ``energy_j`` itself is missing).
 
+A run with a figure outside ``record.BOUNDS`` (``energy_j = inf``, a start in the year 1) is not a
+row: ``attrs["excluded"]`` names it with the reason (``analysis.excluded``, ``plausible``).
+
 Dtypes: floats ``float64`` (missing = NaN), integers ``Int64`` (nullable), booleans ``bool``, text
 pandas' default string dtype, ``started``/``ended`` ``datetime64[us, UTC]``; an empty result has the
 same columns and dtypes. Units are those of the registry (J, g CO2e, L, s, W).
@@ -44,6 +47,7 @@ import pandas as pd
 
 from ..errors import ConfigError, RegistryError
 from ..registry.rows import decode_many, tuples
+from . import plausible
 from .methods import ESTIMATED, MEASURED, method_kind
 from .selection import group_codes, selection, sweep_keys
 
@@ -156,6 +160,7 @@ def runs(
     )
     if wanted_tags:
         frame = frame.loc[np.array([wanted_tags.issubset(found) for found in frame["tags"]], dtype=bool)]
+        frame.attrs["excluded"] = plausible.keep_only(frame.attrs["excluded"], tags=wanted_tags)
     return frame
 
 
@@ -195,6 +200,11 @@ def read_runs(
             members = _sweep_members(conn, table, frame, list(conditions))
             member_keys, member_grouped = sweep_keys(members), None
         selected, labels = selection(conn, table, members, member_keys, member_grouped)
+        # after the selection, as list_sweeps makes it: a selected run left out leaves no result
+        keep, left_out = plausible.split(frame, keys)
+        if left_out:
+            frame, keys, grouped = frame.loc[keep], keys[keep], (grouped[0][keep], grouped[1])
+        frame.attrs["excluded"] = left_out
         _derive(frame, keys, selected, labels, grouped)
     return frame
 

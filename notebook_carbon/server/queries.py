@@ -3,15 +3,23 @@
 Plain functions of an open connection (``Registry._transaction``), so the reader decides what is
 cached and the handlers never touch the database. Rows come back JSON-ready: energy in J,
 emissions in g CO2e, water in L, times in UTC epoch seconds, JSON columns decoded.
+
+JSON has no infinity or NaN, and one stored row must never make a page fail: a figure that is not
+a finite number is sent as null (the row's ``excluded`` says why: ``record.implausible``), and such
+a number among the params (``--param x=1e999``) as the text ``"Infinity"``, ``"-Infinity"`` or
+``"NaN"``; params that are not valid JSON as null.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
+from ..record import implausible
 from ..registry.rows import decode_many, tuples
 from ..registry.schema import runs, sweep_state
 from ..registry.sweeps import sweep_key
@@ -20,9 +28,10 @@ RUN_COLUMNS = (
     "id", "uid", "project", "notebook", "name", "sweep", "code_fingerprint", "status", "error",
     "started_at", "ended_at", "duration_s", "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j",
     "emissions_g", "water_l", "embodied_g", "intensity_region", "host", "gpu_model", "tags", "params",
-    "redundant_of", "is_final",
+    "redundant_of", "is_final", "pue", "intensity_g_per_kwh", "gpu_count",
 )  # fmt: skip
-"""What a page of runs says of each run: not the cell's source, most of a row's bytes."""
+"""What a page of runs says of each run: not the cell's source, most of a row's bytes; every
+column of ``record.BOUNDS``, so a row's ``excluded`` gives the reason the statement gives."""
 
 _JSON = ("tags", "params")
 _IN_LIMIT = 500  # ids per IN list
@@ -150,7 +159,7 @@ def redundant_page(conn: Any, project: str, *, limit: int, offset: int) -> dict[
         found = conn.execute(
             select(runs.c.id, runs.c.name, runs.c.status, runs.c.started_at).where(runs.c.id.in_(chunk))
         )
-        earlier.update((row.id, dict(row._mapping)) for row in found)
+        earlier.update((row.id, json_ready(dict(row._mapping))) for row in found)
     for row in rows:
         missing = {"id": row["redundant_of"], "name": None, "status": None, "started_at": None}
         row["repeats"] = earlier.get(row["redundant_of"], missing)
@@ -173,17 +182,44 @@ def sweep_row(sweep: Any) -> dict[str, Any]:
     row["overhead_ratio"] = sweep.overhead_ratio
     row["failed_runs"] = sum(count for status, count in sweep.statuses.items() if status in _FAILED)
     row["statuses"] = dict(sweep.statuses)
-    row["varying_params"] = {name: list(values[:VARYING_VALUES]) for name, values in sweep.varying_params.items()}
+    row["varying_params"] = {
+        name: json_ready(list(values[:VARYING_VALUES]), as_text=True) for name, values in sweep.varying_params.items()
+    }
     row["varying_counts"] = {name: len(values) for name, values in sweep.varying_params.items()}
-    return row
+    return json_ready(row)
+
+
+def json_ready(value: Any, *, as_text: bool = False) -> Any:
+    """``value`` with every float that is not a finite number as None, or with ``as_text`` as the
+    text JSON's writers use for it (``Infinity``, ``-Infinity``, ``NaN``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value) if as_text else None
+    if isinstance(value, dict):
+        return {k: json_ready(v, as_text=as_text) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v, as_text=as_text) for v in value]
+    return value
 
 
 def _decoded(rows: list[Any]) -> list[dict[str, Any]]:
     out = [dict(row) for row in rows]
     for name in _JSON:
-        for row, value in zip(out, decode_many([row[name] for row in out])):
-            row[name] = value
+        texts = [row[name] for row in out]
+        try:
+            decoded = decode_many(texts)
+        except ValueError:  # one broken by hand: each on its own, the broken one as null
+            decoded = [_loads(text) for text in texts]
+        for row, value in zip(out, decoded):
+            row[name] = json_ready(value, as_text=True)
     for row in out:
         row["is_final"] = bool(row["is_final"])
         row["sweep_key"] = sweep_key(row)
-    return out
+        row["excluded"] = implausible(row)
+    return [json_ready(row) for row in out]
+
+
+def _loads(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None

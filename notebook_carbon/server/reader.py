@@ -78,7 +78,8 @@ class RegistryReader:
     def summary(self, project: str, notebook: str | None = None) -> dict[str, Any]:
         """The totals of ``project`` (or of one notebook's runs in it), as the statement gives them:
         runs and statuses, energy, facility energy, emissions, embodied, their sum and water with
-        ranges, the development overhead."""
+        ranges, the development overhead; and ``excluded``, the runs left out of them for
+        implausible figures (id, name, reason), as the statement's ``scope.excluded``."""
         registry = self.registry()
         with registry._transaction(f"checking project {project!r} for changes") as conn:
             token = queries.change_token(conn, project)
@@ -97,6 +98,7 @@ class RegistryReader:
         from ..statements.tally import figures
 
         counted = figures(self._tally(registry, project, token, notebook), self.settings)
+        left_out = self._tallies[project].excluded(ALL if notebook is None else notebook)
         now = datetime.datetime.now(datetime.timezone.utc)
         return plain({
             "project": project,
@@ -104,13 +106,14 @@ class RegistryReader:
             "registry": registry.where,
             "computed_at": now.isoformat(timespec="seconds"),
             **counted["scope"],
+            "excluded": [e.as_dict() for e in left_out],
             "totals": counted["totals"],
             "development": counted["development"],
         })  # fmt: skip
 
     def _tally(self, registry: Any, project: str, token: tuple, notebook: str | None = None) -> Any:
-        """The tally of ``project`` (or one notebook's runs) brought up to ``token``. Called with
-        ``_computing`` held."""
+        """The tally of ``project`` (or one notebook's runs) brought up to ``token``; the runs left out
+        of it are ``self._tallies[project].excluded()``. Called with ``_computing`` held."""
         tallies = self._tallies.get(project)
         if tallies is None:
             tallies = self._tallies[project] = ProjectTallies(project)

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.plausible import Excluded, excluded
 from ..statements import COLUMNS
 from ..statements.tally import SUMS, Tally, merge, python, tally_groups
 from . import queries
@@ -50,7 +51,8 @@ _READ = (*COLUMNS, "updated_at")
 _SELECTED = (SUMS.index("selected_runs"), SUMS.index("selected_energy_j"), SUMS.index("selected_emissions_g"))
 
 Notebook = Any  # a notebook's path as recorded, or None
-Block = tuple[Any, dict[Notebook, Tally]]  # (its number of runs and last updated_at, tallies by notebook)
+# (its statistics, its tallies by notebook, its runs left out for implausible figures)
+Block = tuple[Any, dict[Notebook, Tally], tuple[Excluded, ...]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,8 @@ class _Sweep:
     by_notebook: dict[Notebook, Tally]
     """Over all blocks, with the selected run."""
     all: Tally
+    excluded: tuple[Excluded, ...]
+    """The runs its blocks left out (``analysis.plausible``), by id."""
 
 
 class ProjectTallies:
@@ -101,6 +105,11 @@ class ProjectTallies:
             return self._whole
         return merge(s.by_notebook[notebook] for s in self.sweeps.values() if notebook in s.by_notebook)
 
+    def excluded(self, notebook: Any = ALL) -> list[Excluded]:
+        """The runs of the project (or of one notebook) left out of the tallies, by id."""
+        found = (e for s in self.sweeps.values() for e in s.excluded if notebook is ALL or e.notebook == notebook)
+        return sorted(found, key=lambda e: e.id)
+
     # -- counting -----------------------------------------------------------------------------
 
     def _recount(self, registry: Any, key: str | None, token: Any) -> None:
@@ -117,11 +126,13 @@ class ProjectTallies:
             if block in before and before[block][0] == stat:
                 blocks[block] = before[block]
             else:
-                blocks[block] = (stat, self._count_block(registry, key, block))
+                blocks[block] = (stat, *self._count_block(registry, key, block))
                 self.recounted_blocks += 1
         self.sweeps[key] = _assemble(token, blocks, [chosen] if chosen else [])
 
-    def _count_block(self, registry: Any, key: str | None, block: int) -> dict[Notebook, Tally]:
+    def _count_block(
+        self, registry: Any, key: str | None, block: int
+    ) -> tuple[dict[Notebook, Tally], tuple[Excluded, ...]]:
         from ..analysis import read_runs
         from ..registry.schema import runs
 
@@ -132,7 +143,7 @@ class ProjectTallies:
             runs.c.id < (block + 1) * queries.BLOCK,
         ]
         df = read_runs(registry, where, columns=COLUMNS, narrow=True)
-        return {k[0]: t for k, t in tally_groups(df, ["notebook"], selected=False).items()}
+        return {k[0]: t for k, t in tally_groups(df, ["notebook"], selected=False).items()}, excluded(df)
 
     def _count_all(self, registry: Any, wanted: dict[str | None, Any]) -> None:
         """Every sweep from one read of the project."""
@@ -144,6 +155,10 @@ class ProjectTallies:
         counted: dict[str | None, dict[int, dict[Notebook, Tally]]] = {}
         for (key, block, notebook), t in tally_groups(df, ["sweep_key", "block", "notebook"], selected=False).items():
             counted.setdefault(key, {}).setdefault(block, {})[notebook] = t
+        left_out: dict[tuple, list[Excluded]] = {}
+        for e in excluded(df):
+            left_out.setdefault((e.sweep_key, e.id // queries.BLOCK), []).append(e)
+            counted.setdefault(e.sweep_key, {}).setdefault(e.id // queries.BLOCK, {})
         keys = [python(key) for key in df["sweep_key"].to_numpy(object).tolist()]
         stats = _stats(zip(
             zip(keys, df["block"].tolist()), df["started_at"].to_numpy(float).tolist(),
@@ -153,20 +168,27 @@ class ProjectTallies:
         ))  # fmt: skip
         chosen: dict[str | None, list[tuple]] = {}
         picked = df[df["is_selected"].to_numpy(bool)]
-        for key, notebook, energy, emissions in zip(
-            picked["sweep_key"].to_numpy(object).tolist(), picked["notebook"].to_numpy(object).tolist(),
-            picked["energy_j"].to_numpy(float).tolist(), picked["emissions_g"].to_numpy(float).tolist(),
+        for run_id, key, notebook, energy, emissions in zip(
+            picked.index.tolist(), picked["sweep_key"].to_numpy(object).tolist(),
+            picked["notebook"].to_numpy(object).tolist(), picked["energy_j"].to_numpy(float).tolist(),
+            picked["emissions_g"].to_numpy(float).tolist(),
         ):  # fmt: skip
-            chosen.setdefault(python(key), []).append((python(notebook), energy, emissions))
+            chosen.setdefault(python(key), []).append((run_id, python(notebook), energy, emissions))
         self.sweeps = {}
         for key, token in wanted.items():
-            blocks = {block: (stats[(key, block)], tallies) for block, tallies in counted.get(key, {}).items()}
+            # a block with runs left out has statistics of its other runs only: None, recounted
+            # when its sweep next changes, as its statistics from all its runs cannot equal None
+            blocks = {
+                block: (None, tallies, tuple(left_out[(key, block)])) if (key, block) in left_out
+                else (stats[(key, block)], tallies, ())
+                for block, tallies in counted.get(key, {}).items()
+            }  # fmt: skip
             self.sweeps[key] = _assemble(token, blocks, chosen.get(key, []))
         self.recounted_blocks = sum(len(s.blocks) for s in self.sweeps.values())
 
 
 def _selection(members: list[tuple]) -> tuple | None:
-    """The selected run's (notebook, energy, emissions) among a sweep's runs (``queries.
+    """The selected run's (id, notebook, energy, emissions) among a sweep's runs (``queries.
     MEMBER_COLUMNS`` tuples), as ``list_sweeps`` picks it: the last marked final in start order,
     else the last ``ok``; None without either."""
     marked = ok = None
@@ -177,7 +199,7 @@ def _selection(members: list[tuple]) -> tuple | None:
         if status == "ok" and (ok is None or (started_at, run_id) > ok[:2]):
             ok = (started_at, run_id, run)
     chosen = (marked or ok or (None, None, None))[2]
-    return None if chosen is None else (chosen[5], chosen[6], chosen[7])
+    return None if chosen is None else (chosen[0], chosen[5], chosen[6], chosen[7])
 
 
 def _stats(rows: Iterable[tuple]) -> dict[Any, tuple]:
@@ -201,24 +223,37 @@ def _stats(rows: Iterable[tuple]) -> dict[Any, tuple]:
         stat[6][status] += 1
         stat[7] += redundant is not None and redundant is not False
     return {
-        block: (n, last, first_start, last_start, math.fsum(energy), math.fsum(emissions),
+        block: (n, last, first_start, last_start, _exact_sum(energy), _exact_sum(emissions),
                 tuple(sorted(statuses.items())), repeats)
         for block, (n, last, first_start, last_start, energy, emissions, statuses, repeats) in found.items()
     }  # fmt: skip
 
 
+def _exact_sum(values: list[float]) -> Any:
+    """``math.fsum`` of ``values``; of figures no sum can hold (an overflow, inf and -inf: rows the
+    tallies leave out), something as independent of their order: the values sorted."""
+    try:
+        return math.fsum(values)
+    except (OverflowError, ValueError):
+        return tuple(sorted(values))
+
+
 def _assemble(token: Any, blocks: dict[int, Block], chosen: Iterable[tuple]) -> _Sweep:
-    """A sweep's tallies from its blocks' and its selected run (notebook, energy J, emissions g)."""
+    """A sweep's tallies from its blocks' and its selected run (id, notebook, energy J, emissions g),
+    unless its figures left it out: then the sweep has no result counted."""
     by_notebook: dict[Notebook, list[Tally]] = {}
-    for _, tallies in blocks.values():
+    left_out = tuple(sorted((e for _, _, found in blocks.values() for e in found), key=lambda e: e.id))
+    for _, tallies, _ in blocks.values():
         for notebook, t in tallies.items():
             by_notebook.setdefault(notebook, []).append(t)
-    for notebook, energy, emissions in chosen:
+    for run_id, notebook, energy, emissions in chosen:
+        if any(e.id == run_id for e in left_out):
+            continue
         sums = np.zeros(len(SUMS))
         sums[list(_SELECTED)] = (1.0, _number(energy), _number(emissions))
         by_notebook.setdefault(notebook, []).append(Tally(sums, {}, frozenset(), {}, None, None))
     merged = {notebook: merge(found) for notebook, found in by_notebook.items()}
-    return _Sweep(token, blocks, merged, merge(merged.values()))
+    return _Sweep(token, blocks, merged, merge(merged.values()), left_out)
 
 
 def _number(value: Any) -> float:

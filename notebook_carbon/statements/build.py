@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..analysis import COMPONENT_NAMES, method_kind, shares
+from ..analysis import COMPONENT_NAMES, excluded, method_kind, shares
 from ..impact import embodied as embodied_maths
 from ..impact.equivalents import car_km
 from ..impact.footprint import J_PER_KWH
@@ -66,7 +66,8 @@ def statement_data(
 ) -> dict[str, Any]:
     """The statement of the runs in ``df`` (``analysis.runs``), as a JSON-ready dict.
 
-    ``scope`` says what was selected (project, filters) and is copied in. ``settings`` give the
+    ``scope`` says what was selected (project, filters) and is copied in, with the runs the frame
+    left out for implausible figures (``analysis.excluded``), which no figure counts. ``settings`` give the
     hardware, lifetime and reuse used to compute embodied emissions for runs recorded without them,
     and the WUE for water. ``regions`` are grids to compare with, besides the ``cleanest`` ones.
     """
@@ -91,7 +92,7 @@ def statement_data(
         "schema_version": SCHEMA_VERSION,
         "generator": f"notebook-carbon {__version__}",
         "generated_at": now.isoformat(timespec="seconds"),
-        "scope": {**scope, **counted["scope"]},
+        "scope": {**scope, **counted["scope"], "excluded": [e.as_dict() for e in sorted(excluded(df), key=lambda e: e.id)]},
         "hardware": _hardware(df, codes),
         "methods": {
             "components": _components(df, float(energy.sum()), codes),

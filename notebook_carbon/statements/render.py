@@ -48,13 +48,20 @@ def model_card(data: dict[str, Any], *, training_type: str = "pre-training") -> 
         "emissions": round(data["totals"]["emissions_g"]["value"], 3),
         "source": f"{data['generator']}: {data['scope']['runs']} metered runs of project "
         f"{data['scope'].get('project')!s}, every sweep, failed and redundant run included; "
-        f"{_measured_text(methods)}",
+        f"{_measured_text(methods)}{_excluded_text(data['scope'].get('excluded', []))}",
         "training_type": training_type,
         "geographical_location": location,
         "hardware_used": ", ".join(hardware) or "unknown",
     }
     card = ModelCardData(co2_eq_emissions=emissions)
     return "---\n" + card.to_yaml() + "\n---\n"
+
+
+def _excluded_text(excluded: list[dict[str, Any]]) -> str:
+    if not excluded:
+        return ""
+    ids = ", ".join(str(e["id"]) for e in excluded[:10]) + (", ..." if len(excluded) > 10 else "")
+    return f"; {len(excluded)} run{'s' if len(excluded) != 1 else ''} left out for implausible figures (ids {ids})"
 
 
 def _measured_text(methods: dict[str, Any]) -> str:
