@@ -29,6 +29,9 @@ from .reader import RegistryReader
 PREFIX = "notebook-carbon"
 AUTH_RESOURCE = "notebook_carbon"
 DEFAULT_LIMIT = 50
+MAX_OFFSET = 10**12
+"""The largest ``offset`` a request may ask for: more runs than any registry holds, and well inside
+the 64-bit integers SQLite and PostgreSQL take for OFFSET (a larger one would fail in the database)."""
 CONTENT_TYPES = {
     "md": "text/markdown; charset=UTF-8",
     "latex": "application/x-latex; charset=UTF-8",
@@ -53,16 +56,19 @@ class _Handler(APIHandler):
     def _optional(self, name: str) -> str | None:
         return self.get_query_argument(name, "") or None
 
-    def _count(self, name: str, default: int, *, most: int | None = None) -> int:
+    def _count(self, name: str, default: int, *, most: int, hint: str = "") -> int:
         text = self.get_query_argument(name, str(default)).strip()
-        if not text.isdigit():
-            raise web.HTTPError(400, f"{name} must be a whole number of 0 or more; got {text!r}")
-        value = int(text)
-        if most is not None and value > most:
-            raise web.HTTPError(
-                400, f"{name} must be at most {most} (ask for the next page with offset); got {value}"
-            )
-        return value
+        # ASCII digits only: str.isdigit also takes "²", which int() refuses, and other scripts' digits
+        if not (text.isascii() and text.isdigit()):
+            raise web.HTTPError(400, f"{name} must be a whole number of 0 or more; got {text[:40]!r}")
+        if len(text) > len(str(most)) or int(text) > most:  # the length first: int() of 5,000 digits fails
+            raise web.HTTPError(400, f"{name} must be at most {most}{hint}; got {text[:40]}")
+        return int(text)
+
+    def _page(self) -> tuple[int, int]:
+        """The ``limit`` and ``offset`` of a page of runs."""
+        limit = self._count("limit", DEFAULT_LIMIT, most=self.max_page_size, hint=" (ask for the next page with offset)")
+        return limit, self._count("offset", 0, most=MAX_OFFSET)
 
     async def _notebook(self, project: str) -> str | None:
         """The ``notebook`` asked for, as the runs record it. The front end knows a path relative to
@@ -80,7 +86,7 @@ class _Handler(APIHandler):
     def _choice(self, name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
         value = self.get_query_argument(name, "") or default
         if value is not None and value not in allowed:
-            raise web.HTTPError(400, f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+            raise web.HTTPError(400, f"unknown {name} {value[:40]!r}; choose one of {', '.join(allowed)}")
         return value
 
     async def _read(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -124,8 +130,7 @@ class RunsHandler(_Handler):
     @authorized
     async def get(self) -> None:
         project, status = self._project(), self._choice("status", STATUSES, None)
-        limit = self._count("limit", DEFAULT_LIMIT, most=self.max_page_size)
-        offset = self._count("offset", 0)
+        limit, offset = self._page()
         sweep = self._optional("sweep")
         page = await self._read(
             self.reader.runs, project, status=status, sweep=sweep, limit=limit, offset=offset
@@ -142,8 +147,7 @@ class RedundantHandler(_Handler):
     @authorized
     async def get(self) -> None:
         project = self._project()
-        limit = self._count("limit", DEFAULT_LIMIT, most=self.max_page_size)
-        offset = self._count("offset", 0)
+        limit, offset = self._page()
         page = await self._read(self.reader.redundant, project, limit=limit, offset=offset)
         self._json({"project": project, "limit": limit, "offset": offset, **page})
 
