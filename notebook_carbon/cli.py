@@ -5,13 +5,17 @@ writes their impact statement and a chart; ``runs`` lists a registry's runs; ``s
 project; ``statement`` writes the impact statement; ``chart`` saves a chart; ``check --budget``
 gates a project's emissions; ``sweeps`` lists sweeps; ``regions`` lists the grid regions the
 bundled data knows; ``import-codecarbon`` records codecarbon's emissions.csv logs as runs.
-Errors are one clear line on stderr; bad arguments exit with status 2, other failures with 1, and
-``check`` exits 1 when the project is over its budget.
+Errors are one clear line on stderr; bad arguments (an unknown project, notebook or sweep among
+them) exit with status 2, other failures with 1, and ``check`` exits 1 when the project is over its
+budget. The commands that only read a registry are in ``cli_read``; every name printed goes
+through ``units.terminal_text``. A closed pipe (``notebook-carbon runs | head``) ends a command
+quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -34,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list the runs of a registry, newest first")
     runs.add_argument("--registry", help="registry path or URL (default: settings)")
     runs.add_argument("--project", help="only this project")
-    runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    runs.add_argument("--limit", type=_limit_argument, default=20, help=f"how many runs, 1 to {MAX_LIMIT:,} (default 20)")
 
     regions = sub.add_parser("regions", help="list the grid regions and their carbon intensity")
     regions.add_argument("filter", nargs="?", help="only regions whose code or name contains this text")
@@ -63,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="cumulative emissions over time; energy per sweep; one run's power timeline")
     _selection_arguments(chart)
     chart.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, FILE.png or FILE.pdf")
-    chart.add_argument("--run", help="the run (id or uid) for the power chart")
+    chart.add_argument("--run", type=_run_argument, help="the run (id or uid) for the power chart")
 
     check = sub.add_parser(
         "check", help="exit 1 when a project's emissions are over a budget (a CI gate for a research repository)"
@@ -93,139 +97,100 @@ def _selection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", help="only runs started before this time (ISO date or datetime, UTC)")
 
 
+MAX_LIMIT = 1_000_000
+"""The most runs ``runs --limit`` lists."""
+MAX_RUN_ID = 2**63 - 1
+"""Run ids are 64-bit signed integers in every registry database."""
+
+
+def _limit_argument(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{_short(text)}' is not a whole number; give 1 to {MAX_LIMIT:,}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_LIMIT:,}; got {_short(text)}")
+    return value
+
+
+def _run_argument(text: str) -> int | str:
+    """A run id (1 to 2**63 - 1) or uid (32 hex digits, as ``Registry.get_run`` tells them apart)."""
+    from .registry.schema import is_uid
+
+    if is_uid(text):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{_short(text)}' is neither a run id (a number) nor a run uid (32 hex digits); see `notebook-carbon runs`"
+        ) from None
+    if not 1 <= value <= MAX_RUN_ID:
+        raise argparse.ArgumentTypeError(f"a run id is from 1 to {MAX_RUN_ID}; got {_short(text)}")
+    return value
+
+
 def _mass_argument(text: str) -> float:
     from .errors import ConfigError
     from .impact.footprint import parse_mass_g
 
     try:
-        return parse_mass_g(text)
+        grams = parse_mass_g(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 < grams < math.inf:  # 1e999kg is infinite, 1e-999g is zero: neither is a budget
+        raise argparse.ArgumentTypeError(f"the budget must be a finite mass above zero, e.g. 5kg; got '{_short(text)}'")
+    return grams
+
+
+def _short(text: str) -> str:
+    """An argument for an error message, as text, and cut: a number of 10,000 digits is not repeated whole."""
+    from .units import terminal_text
+
+    return terminal_text(text.strip(), 40)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns its exit status: 0, 1 (failed, or over budget), 2 (bad arguments)."""
+    from . import cli_read
     from .errors import ConfigError
+    from .units import terminal_text
 
     args = _parser().parse_args(argv)
     try:
-        return {
+        code = {
             "demo": _demo,
-            "runs": _runs,
+            "runs": cli_read.runs,
             "regions": _regions,
-            "sweeps": _sweeps,
-            "summary": _summary,
-            "statement": _statement,
-            "chart": _chart,
-            "check": _check,
+            "sweeps": cli_read.sweeps,
+            "summary": cli_read.summary,
+            "statement": cli_read.statement,
+            "chart": cli_read.chart,
+            "check": cli_read.check,
             "import-codecarbon": _import_codecarbon,
         }[args.command](args)
-    except ConfigError as exc:  # a bad value given (a date, a region, a format): the caller's to fix
-        print(f"notebook-carbon: error: {exc}", file=sys.stderr)
+        sys.stdout.flush()  # here, where a closed pipe can still be told apart from a failure
+        return code
+    except BrokenPipeError:
+        # The reader went away (`notebook-carbon runs | head`): stop quietly. As Python's
+        # documentation recommends for SIGPIPE, standard output now goes nowhere, so the
+        # interpreter's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except ConfigError as exc:  # a bad value given (a date, a region, a name): the caller's to fix
+        print(f"notebook-carbon: error: {terminal_text(exc)}", file=sys.stderr)
         return 2
     except NotebookCarbonError as exc:
-        print(f"notebook-carbon: error: {exc}", file=sys.stderr)
+        print(f"notebook-carbon: error: {terminal_text(exc)}", file=sys.stderr)
         return 1
-
-
-def _facts(args: argparse.Namespace, regions: Sequence[str] = ()) -> dict:
-    from .statements import statement_facts
-
-    return statement_facts(
-        _registry_location(args.registry), project=args.project, notebook=args.notebook, sweep=args.sweep,
-        tags=args.tags, since=args.since, until=args.until, regions=regions,
-    )  # fmt: skip
-
-
-def _summary(args: argparse.Namespace) -> int:
-    from .statements.render import energy_text, mass_text, pct_text, ratio_text, span_text
-
-    facts = _facts(args)
-    t, d = facts["totals"], facts["development"]
-    scope = facts["scope"]
-    print(f"project {scope['project']}: {scope['runs']} runs"
-          + (f" from {scope['first_run_at'][:10]} to {scope['last_run_at'][:10]}" if scope["runs"] else ""))
-    if not scope["runs"]:
-        return 0
-    statuses = ", ".join(f"{n} {status}" for status, n in scope["statuses"].items())
-    print(f"  runs:        {statuses}")
-    print(f"  energy:      {energy_text(t['energy_j']['value'])} ({span_text(t['energy_j'], 'energy')}); "
-          f"{pct_text(facts['methods']['measured_share'])} measured, {pct_text(facts['methods']['estimated_share'])} estimated")
-    print(f"  emissions:   {mass_text(t['emissions_g']['value'])} operational ({span_text(t['emissions_g'])}), "
-          f"{mass_text(t['embodied_g']['value'])} embodied, {mass_text(t['total_g']['value'])} in all")
-    if t["water_l"]:
-        from .statements.render import water_text
-
-        print(f"  water:       {water_text(t['water_l']['value'])}")
-    print(f"  overhead:    {ratio_text(d['ratio'])} (all runs {energy_text(d['all_energy_j'])} vs the "
-          f"{d['selected_runs']} selected results {energy_text(d['selected_energy_j'])}); "
-          f"failed {pct_text(d['failed_share'])}, redundant {pct_text(d['redundant_share'])} of the energy")
-    if facts["sweeps"]:
-        print(f"  costliest sweeps (of {len(facts['sweeps'])}):")
-        for sweep in facts["sweeps"][:5]:
-            print(f"    {_cut(sweep['label'], 40):<40} {sweep['runs']:>6} runs {energy_text(sweep['energy_j']):>11}"
-                  f" {mass_text(sweep['emissions_g']):>14}  overhead {ratio_text(sweep['overhead_ratio'])}")
-    return 0
-
-
-def _statement(args: argparse.Namespace) -> int:
-    from .statements.render import render
-
-    text = render(_facts(args, regions=args.region), args.format, training_type=args.training_type)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _chart(args: argparse.Namespace) -> int:
-    from . import analysis, charts
-    from .errors import ConfigError
-
-    suffix = Path(args.output).suffix.lower()
-    if suffix not in (".svg", ".png", ".pdf"):
-        raise ConfigError(f"cannot tell the format of {args.output!r}: name it .svg, .png or .pdf")
-    location = _registry_location(args.registry)
-    if args.kind == "power":
-        if not args.run:
-            raise ConfigError("the power chart is of one run: give --run ID (see `notebook-carbon runs`)")
-        figure = charts.power_timeline(location, args.run)
-    else:
-        from .settings import resolve
-
-        df = analysis.runs(location, project=args.project or resolve().project, notebook=args.notebook,
-                           sweep=args.sweep, tags=args.tags, since=args.since, until=args.until)
-        figure = charts.cumulative_emissions(df) if args.kind == "cumulative" else charts.sweep_energy(df)
-    charts.save(figure, args.output)
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0
-
-
-def _check(args: argparse.Namespace) -> int:
-    from .statements.render import mass_text
-
-    facts = _facts(args)
-    t = facts["totals"]
-    what = "operational emissions" if args.operational_only else "emissions (operational + embodied)"
-    used = t["emissions_g"] if args.operational_only else t["total_g"]
-    verdict = "over" if used["value"] > args.budget else "within"
-    print(f"project {facts['scope']['project']}: {what} {mass_text(used['value'])} (range "
-          f"{mass_text(used['low'])} to {mass_text(used['high'])}) over {facts['scope']['runs']} runs: "
-          f"{verdict} the budget of {mass_text(args.budget)}")
-    return 1 if verdict == "over" else 0
-
-
-def _registry_location(explicit: str | None) -> str:
-    from .settings import resolve
-
-    return explicit or resolve().registry_location()
 
 
 def _demo(args: argparse.Namespace) -> int:
     import nbformat
     from nbclient import NotebookClient
+
+    from . import cli_read
 
     out = Path(args.out).resolve()  # the kernel runs in OUT: relative paths would move
     out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +214,7 @@ def _demo(args: argparse.Namespace) -> int:
     nbformat.write(nb, executed)
     print(f"executed notebook with outputs: {executed}")
     print(f"registry: {registry}\n")
-    _print_runs(registry, project=None, limit=None)
+    cli_read.print_runs(registry)
     _demo_statement(registry, out)
     return 0
 
@@ -284,68 +249,9 @@ def _quickstart_path() -> Path:
     raise NotebookCarbonError("the quickstart notebook is missing from this installation; reinstall notebook-carbon")
 
 
-def _runs(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        print("notebook-carbon: error: --limit must be at least 1", file=sys.stderr)
-        return 2
-    _print_runs(_registry_location(args.registry), project=args.project, limit=args.limit)
-    return 0
-
-
-def _sweeps(args: argparse.Namespace) -> int:
-    from .registry.liveness import reap_crashed
-    from .registry.store import Registry
-    from .registry.sweeps import list_sweeps
-    from .settings import resolve
-    from .summary import sweeps_table
-
-    project = args.project or resolve().project
-    registry = Registry.open(_registry_location(args.registry))
-    try:
-        reap_crashed(registry)
-        print(sweeps_table(list_sweeps(registry, project), project=project))
-    finally:
-        registry.close()
-    return 0
-
-
-def _print_runs(location: str, *, project: str | None, limit: int | None) -> None:
-    from .impact.footprint import format_duration, format_energy, format_mass_g
-    from .registry.store import Registry
-
-    from .registry.liveness import reap_crashed
-
-    registry = Registry.open(location)
-    try:
-        reap_crashed(registry)  # a run whose process died reads crashed, not running forever
-        rows = registry.runs(project=project, limit=limit)
-    finally:
-        registry.close()
-    if not rows:
-        print("no runs recorded")
-        return
-    header = f"{'id':>4}  {'status':<11} {'name':<16} {'sweep':<10} {'energy':>10} {'CO2e':>10} {'time':>9}  methods"
-    print(header)
-    for row in reversed(rows):
-        methods = ", ".join(
-            f"{c} {row[f'{c}_method']}" for c in ("gpu", "cpu", "ram") if row.get(f"{c}_method") not in (None, "none")
-        )
-        energy = format_energy(row["energy_j"]) if row.get("energy_j") is not None else "-"
-        co2 = format_mass_g(row["emissions_g"]) if row.get("emissions_g") is not None else "-"
-        duration = format_duration(row["duration_s"]) if row.get("duration_s") is not None else "-"
-        print(
-            f"{row['id']:>4}  {row['status']:<11} {_cut(row.get('name'), 16):<16} {_cut(row.get('sweep'), 10):<10}"
-            f" {energy:>10} {co2:>10} {duration:>9}  {methods}"
-        )
-
-
-def _cut(text: str | None, width: int) -> str:
-    text = text or "-"
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _regions(args: argparse.Namespace) -> int:
     from .impact.intensity import list_regions
+    from .units import terminal_text
 
     needle = (args.filter or "").lower()
     shown = 0
@@ -356,7 +262,7 @@ def _regions(args: argparse.Namespace) -> int:
         print(f"{region.code:<28} {region.g_per_kwh:>7.1f} g/kWh  {year!s:<5} {region.name}")
         shown += 1
     if not shown:
-        print(f"no region matches {args.filter!r}", file=sys.stderr)
+        print(f"no region matches {terminal_text(repr(args.filter))}", file=sys.stderr)
         return 1
     return 0
 
@@ -364,7 +270,9 @@ def _regions(args: argparse.Namespace) -> int:
 def _import_codecarbon(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .registry.importer import read_codecarbon_csv, record_codecarbon_log
+    from .cli_read import registry_location
     from .registry.store import Registry
+    from .units import terminal_text
 
     # Every file is read and checked before anything is written: a wrong file name imports nothing.
     logs, problems = [], []
@@ -375,16 +283,16 @@ def _import_codecarbon(args: argparse.Namespace) -> int:
             problems.append(str(exc))
     if problems:
         for problem in dict.fromkeys(problems):  # a bad --project is said once, not once per file
-            print(f"notebook-carbon: error: {problem}", file=sys.stderr)
+            print(f"notebook-carbon: error: {terminal_text(problem)}", file=sys.stderr)
         return 2
     rejected = 0
-    registry = Registry.open(_registry_location(args.registry))
+    registry = Registry.open(registry_location(args.registry))
     try:
         for name, log in logs:
             report = record_codecarbon_log(registry, log)
-            print(f"{name}: {report.summary()}")
+            print(f"{terminal_text(name)}: {terminal_text(report.summary())}")
             for error in report.errors:
-                print(f"{name}:{error.line}: {error.message}", file=sys.stderr)
+                print(f"{terminal_text(name)}:{error.line}: {terminal_text(error.message)}", file=sys.stderr)
             rejected += len(report.errors)
     finally:
         registry.close()

@@ -2,7 +2,9 @@
 
 Every figure says how it was obtained: each component carries its method (``rapl``,
 ``nvml-counter``, ``estimate-tdp``...), and the grid intensity its region, or that no region was
-set and the world average stood in.
+set and the world average stood in. Text that users, devices or settings chose (names, projects,
+sweeps, parameters, devices, reasons) goes through ``units.terminal_text``, so no name can act on
+the terminal or split a line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .impact.footprint import format_duration, format_energy, format_mass_g
+from .units import terminal_text
 
 if TYPE_CHECKING:
     from .session import RunResult
@@ -35,20 +38,21 @@ def summary_line(result: RunResult) -> str:
     ]
     head = "carbon"
     if result.row.get("name"):
-        head += f" [{result.row['name']}]"
+        head += f" [{terminal_text(result.row['name'], 60)}]"
     if result.status != "ok":
-        head += f" ({result.status})"
+        head += f" ({terminal_text(result.status)})"
     return f"{head}: " + " · ".join(fields)
 
 
 def grid_text(fp) -> str:
     intensity = fp.intensity
     if intensity.is_override:
-        where = f"{intensity.region} grid (user value)" if intensity.region else "user-set grid"
+        region = terminal_text(intensity.region)
+        where = f"{region} grid (user value)" if intensity.region else "user-set grid"
     elif intensity.is_default:
         where = "world-average grid (no region set)"
     else:
-        where = f"{intensity.region} grid"
+        where = f"{terminal_text(intensity.region)} grid"
     text = f"{where} {intensity.g_per_kwh:.0f} g/kWh"
     if fp.pue != 1.0:
         text += f", PUE {fp.pue:g}"
@@ -61,17 +65,19 @@ def run_report(result: RunResult, *, registry: str | None = None) -> str:
     run_id = result.run_id(timeout=5.0)
     title = f"run {run_id}" if run_id is not None else f"run {result.uid[:12]}"
     lines = [
-        f"{title} [{row.get('name') or 'unnamed'}] status {result.status}, project {row['project']}"
-        + (f", sweep {row['sweep']}" if row.get("sweep") else ""),
+        f"{title} [{terminal_text(row.get('name') or 'unnamed')}] status {terminal_text(result.status)}, "
+        f"project {terminal_text(row['project'])}"
+        + (f", sweep {terminal_text(row['sweep'])}" if row.get("sweep") else ""),
         f"  duration {format_duration(m.duration_s)}; energy {format_energy(m.energy_j)} (IT)"
         + (f", {format_energy(fp.facility_energy_j)} with PUE {fp.pue:g}" if fp.pue != 1.0 else ", PUE 1.0"),
     ]
     for c in m.components:
-        line = f"  {_LABELS[c.component]:<4}{format_energy(c.energy_j):>12}  {c.method:<13} {c.device}"
+        device = terminal_text(c.device)
+        line = f"  {_LABELS[c.component]:<4}{format_energy(c.energy_j):>12}  {c.method:<13} {device}"
         if c.reason:
-            line += f"; {c.reason}"
+            line += f"; {terminal_text(c.reason)}"
         if c.degraded:
-            line += f"; degraded: {c.degraded}"
+            line += f"; degraded: {terminal_text(c.degraded)}"
         lines.append(line)
     if not m.components:
         lines.append("  no meters: no energy could be measured or estimated")
@@ -79,16 +85,17 @@ def run_report(result: RunResult, *, registry: str | None = None) -> str:
     source = f"{intensity.source}" + (f", {intensity.year}" if intensity.year else "")
     lines.append(
         f"  emissions {format_mass_g(fp.emissions_g)} CO2e at {intensity.g_per_kwh:.1f} g/kWh"
-        f" ({intensity.name}; {source})"
+        f" ({terminal_text(intensity.name)}; {terminal_text(source)})"
     )
     if row.get("params"):
-        lines.append("  params " + ", ".join(f"{k}={v!r}" for k, v in row["params"].items()))
+        shown = (f"{terminal_text(k)}={terminal_text(repr(v))}" for k, v in row["params"].items())
+        lines.append("  params " + ", ".join(shown))
     reasons = [c.reason for c in m.components if c.reason]
     for note in m.notes:
         if not any(reason in note for reason in reasons):  # already shown on its component's line
-            lines.append(f"  note: {note}")
+            lines.append(f"  note: {terminal_text(note)}")
     if registry:
-        lines.append(f"  registry: {registry}")
+        lines.append(f"  registry: {terminal_text(registry)}")
     return "\n".join(lines)
 
 
@@ -98,15 +105,15 @@ def settings_table(settings) -> str:
     rows = dataclasses.asdict(settings)
     rows["registry"] = settings.registry_location()
     width = max(map(len, rows))
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in rows.items())
+    return "\n".join(f"{key:<{width}}  {terminal_text(value)}" for key, value in rows.items())
 
 
 def sweeps_table(summaries, *, project: str) -> str:
     """``%carbon sweeps`` / ``notebook-carbon sweeps``: one line per sweep, the costliest first."""
     if not summaries:
-        return f"no sweeps in project {project!r} yet: every metered cell starts one"
+        return f"no sweeps in project {terminal_text(repr(project))} yet: every metered cell starts one"
     header = f"{'sweep':<28} {'runs':>4}  {'ok/fail/redund':<14} {'energy':>10} {'CO2e':>10} {'overhead':>8}  selected; varying"
-    lines = [f"project {project}: {len(summaries)} sweeps", header]
+    lines = [f"project {terminal_text(project, 100)}: {len(summaries)} sweeps", header]
     for s in summaries:
         counts = f"{s.statuses.get('ok', 0)}/{s.runs - s.statuses.get('ok', 0) - s.statuses.get('running', 0)}/{s.redundant_runs}"
         overhead = f"{s.overhead_ratio:.1f}x" if s.overhead_ratio is not None else "-"
@@ -114,15 +121,14 @@ def sweeps_table(summaries, *, project: str) -> str:
             selected = "no ok run"
         else:
             selected = f"run {s.selected_run_id}" + (" (final)" if s.selected_is_marked else " (latest ok)")
-        varying = ", ".join(f"{k}: {_values(v)}" for k, v in s.varying_params.items())
-        label = s.label if len(s.label) <= 28 else s.label[:27] + "…"
+        varying = ", ".join(f"{terminal_text(k, 40)}: {_values(v)}" for k, v in s.varying_params.items())
         lines.append(
-            f"{label:<28} {s.runs:>4}  {counts:<14} {format_energy(s.energy_j):>10}"
+            f"{terminal_text(s.label, 28):<28} {s.runs:>4}  {counts:<14} {format_energy(s.energy_j):>10}"
             f" {format_mass_g(s.emissions_g):>10} {overhead:>8}  {selected}" + (f"; {varying}" if varying else "")
         )
     return "\n".join(lines)
 
 
 def _values(values) -> str:
-    shown = ", ".join(repr(v) for v in values[:4])
+    shown = ", ".join(terminal_text(repr(v), 40) for v in values[:4])
     return f"{shown}, … ({len(values)} values)" if len(values) > 4 else shown

@@ -1,0 +1,358 @@
+"""The commands of ``notebook-carbon`` that only read a registry: runs, sweeps, summary, statement,
+chart and check.
+
+They never create anything: the registry is opened read-only, and a missing one is one error that
+names it as it was given. Every name given (project, notebook, sweep) must be known to the registry,
+else the error names the close matches; a notebook is found however its path is written
+(``./x.ipynb``, ``x.ipynb`` or absolute), as its kernel recorded it. A run whose process died is
+marked crashed when the registry can be written, and shown crashed when it cannot. User text goes
+to the terminal through ``units.terminal_text``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ConfigError, RegistryError
+from .units import terminal_text
+
+NO_RUNS = "no runs recorded"
+
+
+def runs(args: argparse.Namespace) -> int:
+    with _Reading(args) as reading:
+        if args.project is not None:
+            reading.project(args.project)
+        elif not reading.projects:
+            print(NO_RUNS)
+            return 0
+        crashed = reading.settle_crashed()
+        rows = reading.registry.runs(project=args.project, limit=args.limit)
+    print_rows(rows, crashed)
+    return 0
+
+
+def print_runs(location: str) -> None:
+    """Every run of the registry at ``location``, oldest first (the end of the demo)."""
+    from .registry.store import Registry
+
+    with Registry.open(location, read_only=True) as registry:
+        print_rows(registry.runs(), frozenset())
+
+
+def print_rows(rows: list[dict], crashed: frozenset[int]) -> None:
+    from .impact.footprint import format_duration, format_energy, format_mass_g
+
+    if not rows:
+        print(NO_RUNS)
+        return
+    print(f"{'id':>4}  {'status':<11} {'name':<16} {'sweep':<10} {'energy':>10} {'CO2e':>10} {'time':>9}  methods")
+    for row in reversed(rows):
+        methods = ", ".join(
+            f"{c} {row[f'{c}_method']}" for c in ("gpu", "cpu", "ram") if row.get(f"{c}_method") not in (None, "none")
+        )
+        energy = format_energy(row["energy_j"]) if row.get("energy_j") is not None else "-"
+        co2 = format_mass_g(row["emissions_g"]) if row.get("emissions_g") is not None else "-"
+        duration = format_duration(row["duration_s"]) if row.get("duration_s") is not None else "-"
+        status = "crashed" if row["id"] in crashed and row["status"] == "running" else row["status"]
+        print(
+            f"{row['id']:>4}  {status:<11} {terminal_text(row.get('name') or None, 16):<16}"
+            f" {terminal_text(row.get('sweep') or None, 10):<10} {energy:>10} {co2:>10} {duration:>9}"
+            f"  {terminal_text(methods)}"
+        )
+
+
+def sweeps(args: argparse.Namespace) -> int:
+    from .registry.sweeps import list_sweeps
+    from .summary import sweeps_table
+
+    with _Reading(args) as reading:
+        if args.project is None and not reading.projects:
+            print(NO_RUNS)
+            return 0
+        project = reading.project(args.project)
+        crashed = reading.settle_crashed()
+        summaries = [_shown_crashed(s, crashed) for s in list_sweeps(reading.registry, project)]
+    print(sweeps_table(summaries, project=project))
+    return 0
+
+
+def summary(args: argparse.Namespace) -> int:
+    from .statements.render import energy_text, mass_text, pct_text, ratio_text, span_text
+
+    with _Reading(args) as reading:
+        if args.project is None and not reading.projects:
+            print(NO_RUNS)
+            return 0
+        selection = reading.selection()
+        crashed = reading.settle_crashed()
+        facts = reading.facts(selection)
+        if crashed:
+            _count_crashed(facts, reading, selection, crashed)
+    t, d, scope = facts["totals"], facts["development"], facts["scope"]
+    print(f"project {terminal_text(scope['project'], 100)}: {scope['runs']} runs"
+          + (f" from {scope['first_run_at'][:10]} to {scope['last_run_at'][:10]}" if scope["runs"] else ""))
+    if not scope["runs"]:
+        return 0
+    statuses = ", ".join(f"{n} {status}" for status, n in scope["statuses"].items())
+    print(f"  runs:        {statuses}")
+    print(f"  energy:      {energy_text(t['energy_j']['value'])} ({span_text(t['energy_j'], 'energy')}); "
+          f"{pct_text(facts['methods']['measured_share'])} measured, {pct_text(facts['methods']['estimated_share'])} estimated")
+    print(f"  emissions:   {mass_text(t['emissions_g']['value'])} operational ({span_text(t['emissions_g'])}), "
+          f"{mass_text(t['embodied_g']['value'])} embodied, {mass_text(t['total_g']['value'])} in all")
+    if t["water_l"]:
+        from .statements.render import water_text
+
+        print(f"  water:       {water_text(t['water_l']['value'])}")
+    print(f"  overhead:    {ratio_text(d['ratio'])} (all runs {energy_text(d['all_energy_j'])} vs the "
+          f"{d['selected_runs']} selected results {energy_text(d['selected_energy_j'])}); "
+          f"failed {pct_text(d['failed_share'])}, redundant {pct_text(d['redundant_share'])} of the energy")
+    if facts["sweeps"]:
+        print(f"  costliest sweeps (of {len(facts['sweeps'])}):")
+        for sweep in facts["sweeps"][:5]:
+            print(f"    {terminal_text(sweep['label'], 40):<40} {sweep['runs']:>6} runs {energy_text(sweep['energy_j']):>11}"
+                  f" {mass_text(sweep['emissions_g']):>14}  overhead {ratio_text(sweep['overhead_ratio'])}")
+    return 0
+
+
+def statement(args: argparse.Namespace) -> int:
+    from .statements.render import render
+
+    with _Reading(args) as reading:
+        selection = reading.selection()
+        reading.settle_crashed()
+        facts = reading.facts(selection, regions=args.region)
+    text = render(facts, args.format, training_type=args.training_type)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {terminal_text(args.output)}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def chart(args: argparse.Namespace) -> int:
+    from . import analysis, charts
+
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in (".svg", ".png", ".pdf"):
+        raise ConfigError(f"cannot tell the format of {args.output!r}: name it .svg, .png or .pdf")
+    if args.kind == "power" and args.run is None:
+        raise ConfigError("the power chart is of one run: give --run ID (see `notebook-carbon runs`)")
+    with _Reading(args) as reading:
+        if args.kind == "power":
+            if reading.registry.get_run(args.run) is None:
+                raise ConfigError(
+                    f"there is no run {args.run} in registry {reading.shown}; see `notebook-carbon runs`"
+                )
+            figure = charts.power_timeline(reading.registry, args.run)
+        else:
+            selection = reading.selection()
+            df = analysis.runs(
+                reading.registry, **selection, tags=args.tags, since=args.since, until=args.until
+            )
+            figure = charts.cumulative_emissions(df) if args.kind == "cumulative" else charts.sweep_energy(df)
+    charts.save(figure, args.output)
+    print(f"wrote {terminal_text(args.output)}", file=sys.stderr)
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from .statements.render import mass_text
+
+    with _Reading(args) as reading:
+        selection = reading.selection()
+        reading.settle_crashed()
+        facts = reading.facts(selection)
+    t = facts["totals"]
+    what = "operational emissions" if args.operational_only else "emissions (operational + embodied)"
+    used = t["emissions_g"] if args.operational_only else t["total_g"]
+    verdict = "over" if used["value"] > args.budget else "within"
+    print(f"project {terminal_text(facts['scope']['project'], 100)}: {what} {mass_text(used['value'])} (range "
+          f"{mass_text(used['low'])} to {mass_text(used['high'])}) over {facts['scope']['runs']} runs: "
+          f"{verdict} the budget of {mass_text(args.budget)}")
+    return 1 if verdict == "over" else 0
+
+
+def registry_location(explicit: str | None) -> str:
+    from .settings import resolve
+
+    return explicit or resolve().registry_location()
+
+
+class _Reading:
+    """A read command's registry, opened read-only, and the names it knows."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from .registry.store import Registry
+
+        self.args = args
+        self.location = registry_location(args.registry)
+        self.shown = _shown(self.location)
+        if "://" not in self.location and not Path(self.location).expanduser().is_file():
+            raise RegistryError(
+                f"there is no registry at {self.shown}; check --registry (or NOTEBOOK_CARBON_REGISTRY), "
+                "or run a metered cell to create one"
+            )
+        self.registry = Registry.open(self.location, read_only=True)
+        self._projects: list[str] | None = None
+
+    def __enter__(self) -> _Reading:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.registry.close()
+
+    @property
+    def projects(self) -> list[str]:
+        if self._projects is None:
+            from .registry.catalog import projects
+
+            self._projects = projects(self.registry)
+        return self._projects
+
+    def project(self, given: str | None) -> str:
+        """``given`` (else the settings' project), which must have runs in the registry."""
+        from .settings import resolve
+
+        project = given if given is not None else resolve().project
+        if project not in self.projects:
+            where = f"no project {project!r} in registry {self.shown}"
+            if given is None:
+                where += " (the configured project; choose one with --project)"
+            if not self.projects:
+                raise ConfigError(f"{where}: it has no runs recorded yet")
+            raise ConfigError(f"{where}; {_close(project, self.projects, 'projects')}")
+        return project
+
+    def selection(self) -> dict[str, str | None]:
+        """The project, notebook and sweep of the command's arguments, each as the registry records it."""
+        from .registry import catalog
+
+        args = self.args
+        project = self.project(args.project)
+        notebook = sweep = None
+        if args.notebook is not None:
+            notebook = _notebook(args.notebook, catalog.notebooks(self.registry, project), project, self.shown)
+        if args.sweep is not None:
+            known = catalog.sweeps(self.registry, project)
+            if args.sweep not in known:
+                raise ConfigError(
+                    f"no sweep {args.sweep!r} in project {project!r} (registry {self.shown}); "
+                    f"{_close(args.sweep, known, 'sweeps')}"
+                )
+            sweep = args.sweep
+        return {"project": project, "notebook": notebook, "sweep": sweep}
+
+    def facts(self, selection: dict, regions: Iterable[str] = ()) -> dict:
+        from .statements import statement_facts
+
+        args = self.args
+        return statement_facts(self.registry, **selection, tags=args.tags, since=args.since, until=args.until,
+                               regions=list(regions))
+
+    def settle_crashed(self) -> frozenset[int]:
+        """Mark the runs whose process died as crashed, if the registry can be written; return the
+        ids of those that could not be marked, for what is printed to show them crashed."""
+        from .registry.catalog import dead_runs
+        from .registry.liveness import reap_crashed
+        from .registry.store import Registry
+
+        dead = dead_runs(self.registry)
+        if not dead:
+            return frozenset()
+        try:
+            with Registry.open(self.location) as writable:  # it exists: opening creates nothing
+                reap_crashed(writable)
+        except RegistryError:  # read-only: a file, a file system or a database user that may not write
+            return frozenset(dead)
+        return frozenset()
+
+
+def _notebook(given: str, known: list[str], project: str, shown: str) -> str:
+    """The recorded path of notebook ``given``: as typed, or the same file written another way
+    (relative to the current directory, ``./``, ``..``, ``~``), the path as typed first."""
+    def absolute(path: str) -> str:
+        return os.path.normpath(os.path.join(os.getcwd(), os.path.expanduser(path)))
+
+    wanted = absolute(given)
+    same = [path for path in known if path == given or absolute(path) == wanted]
+    if same:
+        return given if given in same else (wanted if wanted in same else same[0])
+    readable = {absolute(path): _readable(path) for path in known}
+    close = [readable[path] for path in difflib.get_close_matches(wanted, list(readable), n=3)]
+    hint = f"did you mean {_quoted(close)}?" if close else _known(list(readable.values()), "notebooks")
+    raise ConfigError(f"no runs of notebook {given!r} in project {project!r} (registry {shown}); {hint}")
+
+
+def _readable(path: str) -> str:
+    """A recorded notebook path as the user would write it here: relative below the current directory."""
+    if os.path.isabs(path):
+        relative = os.path.relpath(path)
+        if not relative.startswith(os.pardir):
+            return relative
+    return path
+
+
+def _close(name: str, known: list[str], what: str) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    if not close:
+        close = [k for k in known if k.lower() == name.lower()]
+    return f"did you mean {_quoted(close)}?" if close else _known(known, what)
+
+
+def _known(known: list[str], what: str) -> str:
+    if not known:
+        return f"it has no {what}"
+    more = f" and {len(known) - 5} more" if len(known) > 5 else ""
+    return f"known {what}: {', '.join(repr(k) for k in known[:5])}{more}"
+
+
+def _quoted(names: list[str]) -> str:
+    return " or ".join(repr(name) for name in names)
+
+
+def _shown(location: str) -> str:
+    """The registry as the user gave it, a database URL without its password."""
+    if "://" not in location:
+        return location
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(location).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(an unreadable database URL)"
+
+
+def _shown_crashed(summary, crashed: frozenset[int]):
+    """A sweep's summary with its runs in ``crashed`` counted as crashed, not running."""
+    n = min(len(crashed.intersection(summary.run_ids)), summary.statuses.get("running", 0))
+    if not n:
+        return summary
+    statuses = dict(summary.statuses)
+    statuses["running"] -= n
+    statuses["crashed"] = statuses.get("crashed", 0) + n
+    return dataclasses.replace(summary, statuses={k: v for k, v in statuses.items() if v})
+
+
+def _count_crashed(facts: dict, reading: _Reading, selection: dict, crashed: frozenset[int]) -> None:
+    """Count the selected runs in ``crashed`` (still ``running`` in a registry that could not be
+    written) as crashed in ``facts``' statuses."""
+    from . import analysis
+
+    args = reading.args
+    running = analysis.runs(reading.registry, **selection, tags=args.tags, since=args.since, until=args.until,
+                            status="running", columns=())
+    n = len(crashed.intersection(int(i) for i in running.index))  # the frame is indexed by id
+    statuses = facts["scope"]["statuses"]
+    if n:
+        statuses["running"] -= n
+        statuses["crashed"] = statuses.get("crashed", 0) + n
+        facts["scope"]["statuses"] = {k: statuses[k] for k in sorted(statuses) if statuses[k]}
