@@ -265,7 +265,7 @@ def _parse(name: str, raw: Any, source: str) -> Any:
         if "None" in kind and isinstance(text, str) and text.lower() in ("", "none", "default"):
             return None
         if isinstance(text, (list, dict)):
-            raise ValueError(f"expected text, got {type(text).__name__}")
+            raise TypeError(f"expected text, got {type(text).__name__}")
         return str(text)
     except (TypeError, ValueError) as exc:
         shown = _shown_text(raw) if isinstance(raw, str) else _shown_value(raw)
@@ -321,9 +321,13 @@ def _validate(values: Mapping[str, Any], where: str, shown: Mapping[str, str] | 
             "(or set embodied_kg to give the machine's embodied emissions yourself)"
         )
     if values["on_duplicate"] not in ON_DUPLICATE:
-        raise ConfigError(f"on_duplicate={values['on_duplicate']!r}{where} must be one of {', '.join(ON_DUPLICATE)}")
+        raise ConfigError(
+            f"on_duplicate={values['on_duplicate']!r}{where} must be one of {', '.join(ON_DUPLICATE)}"
+        )
     if values["attribution"] not in ATTRIBUTIONS:
-        raise ConfigError(f"attribution={values['attribution']!r}{where} must be one of {', '.join(ATTRIBUTIONS)}")
+        raise ConfigError(
+            f"attribution={values['attribution']!r}{where} must be one of {', '.join(ATTRIBUTIONS)}"
+        )
     if not values["project"]:
         raise ConfigError(f"project must not be empty{where}")
     if len(values["project"]) > PROJECT_MAX_CHARS:

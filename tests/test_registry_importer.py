@@ -218,7 +218,7 @@ def test_shifted_row_is_rejected_whole(tmp_path: Path, registry: Registry) -> No
         ("emissions", "", "emissions is empty"),
         ("duration", "nan", "not a finite number"),
         ("duration", "-1", "duration -1 must be at least 0"),
-        ("pue", "0", "pue 0 must be greater than 0"),
+        ("pue", "0", "pue 0 is outside the plausible range 1 to 10"),
         ("gpu_count", "1.5", "gpu_count '1.5' is not a whole number"),
         ("ram_energy", "-1e-9", "negative energy: ram_energy -1e-9 kWh"),
         ("timestamp", "", "timestamp is empty"),
@@ -228,6 +228,93 @@ def test_row_checks(tmp_path: Path, registry: Registry, column: str, value: str,
     report = import_codecarbon_csv(registry, _edited(tmp_path, "bad.csv", **{column: value}))
     assert report.imported == 0 and len(report.errors) == 1
     assert report.errors[0].line == 2 and expected in report.errors[0].message
+
+
+# -- absurd numbers: checked against record.BOUNDS before anything is written ---------------------
+
+
+def test_an_overflowing_gpu_count_is_reported_and_the_other_rows_imported(
+    tmp_path: Path, registry: Registry
+) -> None:
+    header, rows = _rows(REAL)
+    rows[1][header.index("gpu_count")] = "1e300"  # once a traceback with the first row already written
+    report = import_codecarbon_csv(registry, _write(tmp_path / "gpus.csv", header, rows))
+
+    assert report.imported == 2
+    assert [(e.line, e.columns) for e in report.errors] == [(3, ("gpu_count",))]
+    assert "gpu_count 1e300 GPUs is outside the plausible range 0 to 100000 GPUs" in report.errors[0].message
+    assert sorted(run["name"] for run in registry.runs()) == ["lr-0", "lr-2"]
+
+
+def test_a_timestamp_in_year_1_is_reported_and_the_other_rows_imported(
+    tmp_path: Path, registry: Registry
+) -> None:
+    header, rows = _rows(REAL)
+    rows[0][header.index("timestamp")] = "0001-01-01T00:00:00"  # once a ValueError: year 0 is out of range
+    report = import_codecarbon_csv(registry, _write(tmp_path / "year1.csv", header, rows))
+
+    assert report.imported == 2
+    assert [(e.line, e.columns) for e in report.errors] == [(2, ("timestamp",))]
+    assert report.errors[0].message == (
+        "timestamp '0001-01-01T00:00:00' is outside the plausible range 2000-01-01 to 2100-01-01"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "columns", "expected"),
+    [
+        ({"energy_consumed": "1e300"}, ("energy_consumed",),
+         "energy_consumed 1e300 kWh is outside the plausible range 0 to 2.78e+08 kWh"),
+        ({"cpu_energy": "1e10"}, ("cpu_energy",), "cpu_energy 1e10 kWh is outside the plausible range"),
+        ({"emissions": "1e200"}, ("emissions",), "emissions 1e200 kg is outside the plausible range 0 to 1e+09 kg"),
+        ({"duration": "1e300"}, ("duration",), "duration 1e300 s is outside the plausible range 0 to 3.16e+08 s"),
+        ({"water_consumed": "1e300"}, ("water_consumed",), "water_consumed 1e300 L is outside the plausible range"),
+        ({"pue": "1e300"}, ("pue",), "pue 1e300 is outside the plausible range 1 to 10"),
+        ({"pue": "0.5"}, ("pue",), "pue 0.5 is outside the plausible range 1 to 10"),
+        ({"gpu_count": "100001"}, ("gpu_count",), "gpu_count 100001 GPUs is outside the plausible range 0 to 100000"),
+        ({"ram_total_size": "1e300"}, ("ram_total_size",), "ram_total_size 1e300 GB is outside the plausible range"),
+        ({"timestamp": "9999-12-31T23:59:59"}, ("timestamp",), "timestamp '9999-12-31T23:59:59' is outside"),
+        ({"timestamp": "2000-01-01T00:00:05Z", "duration": "100"}, ("timestamp", "duration"),
+         "timestamp '2000-01-01T00:00:05Z' minus duration 100 s starts the run before 2000-01-01"),
+        ({"emissions": "1", "energy_consumed": "1e-06", "cpu_energy": "", "ram_energy": ""},
+         ("emissions", "energy_consumed"),
+         "emissions 1 kg over energy_consumed 1e-06 kWh is 1e+09 g/kWh, outside the plausible range 0 to 3000 g/kWh"),
+    ],
+)  # fmt: skip
+def test_implausible_figures_are_rejected_with_their_bound(
+    tmp_path: Path, registry: Registry, values: dict[str, str], columns: tuple[str, ...], expected: str
+) -> None:
+    report = import_codecarbon_csv(registry, _edited(tmp_path, "absurd.csv", **values))
+    assert report.imported == 0 and len(report.errors) == 1
+    assert report.errors[0].columns == columns
+    assert expected in report.errors[0].message
+    assert registry.runs() == []
+
+
+def test_every_bad_row_is_reported_once_on_one_line(tmp_path: Path, registry: Registry) -> None:
+    header, rows = _rows(REAL)
+    good = rows[0]
+    bad = []
+    for n, (column, value) in enumerate([("gpu_count", "1e300"), ("timestamp", "0001-01-01T00:00:00"),
+                                         ("cpu_model", "Xeon\x00"), ("duration", "nan")]):  # fmt: skip
+        row = list(rows[1])
+        row[header.index("run_id")] = f"{n + 1:08d}-0000-4000-8000-000000000000"
+        row[header.index(column)] = value
+        bad.append(row)
+    report = import_codecarbon_csv(registry, _write(tmp_path / "many.csv", header, [bad[0], good, *bad[1:]]))
+
+    assert report.imported == 1
+    assert [(e.line, e.columns) for e in report.errors] == [
+        (2, ("gpu_count",)),
+        (4, ("timestamp",)),
+        (5, ("cpu_model",)),
+        (6, ("duration",)),
+    ]
+    assert all("\n" not in str(e) for e in report.errors)
+    assert "cpu_model contains a NUL character" in report.errors[2].message
+    again = import_codecarbon_csv(registry, tmp_path / "many.csv")
+    assert (again.imported, again.skipped_duplicates, len(again.errors)) == (0, 1, 4)  # nothing duplicated
+    assert len(registry.runs()) == 1
 
 
 # -- what codecarbon files look like in the wild --------------------------------------------------

@@ -18,7 +18,9 @@ def test_defaults_without_file_or_environment():
 
 
 def test_default_registry_lives_in_the_user_data_directory(clean_environ):
-    assert resolve(environ={}).registry_location() == str(clean_environ / "data" / "notebook-carbon" / "registry.sqlite")
+    assert resolve(environ={}).registry_location() == str(
+        clean_environ / "data" / "notebook-carbon" / "registry.sqlite"
+    )
 
 
 def test_precedence_file_then_environment_then_arguments(tmp_path):
@@ -93,7 +95,10 @@ def test_values_typed_as_strings_are_parsed(changes, expected):
         ({"pue": "0.9"}, "pue=0.9 is below 1; PUE is facility energy over IT energy, between 1 and 10"),
         ({"pue": "inf"}, "pue=inf is not a finite number; PUE is facility energy over IT energy"),
         ({"pue": "high"}, "setting pue='high'"),
-        ({"sample_interval_s": "0"}, "sample_interval_s=0 is below 0.05 s; seconds between power samples, between 0.05 and 60"),
+        (
+            {"sample_interval_s": "0"},
+            "sample_interval_s=0 is below 0.05 s; seconds between power samples, between 0.05 and 60",
+        ),
         ({"intensity_g_per_kwh": "-5"}, "intensity_g_per_kwh=-5 is below 0 g/kWh"),
         ({"intensity_g_per_kwh": "1e308"}, "intensity_g_per_kwh=1e308 is above 3000 g/kWh"),
         ({"cpu_tdp_w": "inf"}, "cpu_tdp_w=inf is not a finite number"),
