@@ -35,6 +35,7 @@ from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
 from .redundancy import CellCheck, check_cell, repeat_message
 from .session import ActiveRun, RunResult, Session, first_report, in_writer
+from .units import terminal_text
 
 _LINE_MAGIC_CELL = re.compile(r"\s*%carbon(?=\s|$)[^\n]*\s*\Z")
 
@@ -276,7 +277,7 @@ class CarbonExtension:
     # -- output ---------------------------------------------------------------------------------
 
     def warn(self, message: str) -> None:
-        print(f"notebook-carbon warning: {message}", file=sys.stderr, flush=True)
+        print(f"notebook-carbon warning: {terminal_text(message)}", file=sys.stderr, flush=True)
 
     def _report_writer_errors(self) -> None:
         """Failures of writes nobody waited for (a run's start, a checkpoint), once per cause."""
@@ -414,7 +415,7 @@ class CarbonMagics(Magics):
             raise UsageError("%carbon final takes a run id (see %carbon sweeps or %carbon last), e.g. %carbon final 12")
         run = _wait(self.ext.session.writer().submit_awaited(in_writer, "sweeps", "set_final", int(rest[0])))
         sweep = run["sweep"] or "its automatic sweep"
-        print(f"notebook-carbon: run {run['id']} is now the selected result of {sweep}")
+        print(f"notebook-carbon: run {run['id']} is now the selected result of {terminal_text(sweep)}")
 
     def _auto(self, rest: list[str]) -> None:
         if len(rest) != 1 or rest[0] not in ("on", "off"):

@@ -61,7 +61,9 @@ def repeat_message(earlier: Mapping[str, Any], *, now: float | None = None) -> s
 
     now = time.time() if now is None else now
     ago = format_duration(max(now - earlier["started_at"], 0.0)) + " ago"
-    parts = [repr(earlier["name"])] if earlier.get("name") else []
+    from .units import terminal_text
+
+    parts = [terminal_text(repr(earlier["name"]))] if earlier.get("name") else []
     parts.append(ago)
     if earlier.get("emissions_g") is not None:
         parts.append(f"{format_energy(earlier['energy_j'] or 0.0)}, {format_mass_g(earlier['emissions_g'])} CO2e")

@@ -71,8 +71,9 @@ def test_runs_command_lists_the_demo_runs(demo, capsys):
 
 
 def test_runs_command_rejects_a_bad_limit(capsys):
-    assert main(["runs", "--limit", "0"]) == 2
-    assert "--limit must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["runs", "--limit", "0"])
+    assert exited.value.code == 2 and "argument --limit: must be from 1 to 1,000,000" in capsys.readouterr().err
 
 
 def test_regions_command_lists_and_filters(capsys):

@@ -106,8 +106,8 @@ class Registry:
         if self.read_only:
             state = "does not exist yet" if found is None else f"has the older schema version {found}"
             raise RegistryError(
-                f"registry {self.where} {state}; open it once for writing (run a metered cell or any "
-                "notebook-carbon command) to create or upgrade it, then retry"
+                f"registry {self.where} {state}; open it once for writing (run a metered cell, "
+                "or any track() block, with this registry) to create or upgrade it, then retry"
             )
         with self._transaction("creating or upgrading", write=True) as conn:
             found = _stamped_version(conn, self.where)  # another process may have done it meanwhile
