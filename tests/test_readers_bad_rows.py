@@ -244,3 +244,52 @@ def test_pages_and_sweeps_of_bad_rows_are_valid_json(registry_url, registry_engi
         json.loads(reader.sweeps("proj"))
     finally:
         reader.close()
+
+
+def test_a_figure_that_is_not_a_number_or_json_that_is_not_json_is_left_out(tmp_path):
+    """SQLite keeps whatever a hand edit writes: text in a number's column, broken JSON."""
+    location = str(tmp_path / "r.sqlite")
+    ids = project(location)
+    import sqlite3
+
+    with sqlite3.connect(location) as conn:
+        conn.execute("UPDATE runs SET energy_j = 'lots' WHERE id = ?", (ids[0],))
+        conn.execute("UPDATE runs SET gpu_count = 'two' WHERE id = ?", (ids[1],))
+        conn.execute("UPDATE runs SET params = '{broken' WHERE id = ?", (ids[2],))
+    conn.close()
+    df = analysis.runs(location, project="proj")
+    assert list(df.index) == ids[3:] and df["energy_j"].dtype == "float64" and df["gpu_count"].dtype == "Int64"
+    assert [(e.id, e.reason) for e in analysis.excluded(df)] == [
+        (ids[0], check_figure("energy_j", "lots")),
+        (ids[1], check_figure("gpu_count", "two")),
+        (ids[2], "params is not valid JSON: '{broken'"),
+    ]
+    # a statement does not read params: that run's figures are counted
+    facts = statement_facts(location, project="proj", settings=Settings())
+    assert [e["id"] for e in facts["scope"]["excluded"]] == ids[:2]
+    reader = RegistryReader(location, settings=Settings())
+    try:
+        assert [e["id"] for e in _document(reader.summary("proj"))["excluded"]] == ids[:2]
+        page = _document(reader.runs("proj", status=None, sweep=None, limit=50, offset=0))
+        assert {row["id"]: row["params"] for row in page["runs"]}[ids[2]] is None
+    finally:
+        reader.close()
+
+
+def test_the_dashboard_names_the_runs_it_left_out(tmp_path):
+    from notebook_carbon.widgets import figures, markup
+
+    location = str(tmp_path / "r.sqlite")
+    ids = project(location)
+    import sqlite3
+
+    with sqlite3.connect(location) as conn:
+        conn.execute("UPDATE runs SET energy_j = 9e999, name = '<b>x</b>' WHERE id = ?", (ids[1],))
+    conn.close()
+    df = analysis.runs(location, project="proj", columns=figures.READ_COLUMNS)
+    snapshot = figures.snapshot(df, project="proj", notebook="b.ipynb", kernel=figures.Kernel("lab", 1, 0.0),
+                                settings=Settings(), registry=location)  # fmt: skip
+    assert [x["id"] for x in snapshot.scope("project").facts["scope"]["excluded"]] == [ids[1]]
+    assert snapshot.scope("notebook").facts["scope"]["excluded"] == []  # run 2 is of a.ipynb
+    html = markup.totals(snapshot)
+    assert f"1 run left out of these figures: run {ids[1]} &lt;b&gt;x&lt;/b&gt;: energy_j = inf" in html

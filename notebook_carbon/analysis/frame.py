@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, RegistryError
-from ..registry.rows import decode_many, tuples
+from ..errors import ConfigError
+from ..registry.rows import tuples
 from . import plausible
 from .methods import ESTIMATED, MEASURED, method_kind
 from .selection import group_codes, selection, sweep_keys
@@ -192,7 +192,8 @@ def read_runs(
             rows.sort(key=operator.itemgetter(at.index("started_at"), at.index("id")))
         else:
             rows = tuples(conn, _select(read, [*conditions, *cut]))
-        frame = _frame(read, rows)
+        unreadable: dict[int, str] = {}
+        frame = _frame(read, rows, unreadable)
         keys = sweep_keys(frame)
         grouped = group_codes(frame["project"].to_numpy(dtype=object), keys)
         members, member_keys, member_grouped = frame, keys, grouped
@@ -201,7 +202,7 @@ def read_runs(
             member_keys, member_grouped = sweep_keys(members), None
         selected, labels = selection(conn, table, members, member_keys, member_grouped)
         # after the selection, as list_sweeps makes it: a selected run left out leaves no result
-        keep, left_out = plausible.split(frame, keys)
+        keep, left_out = plausible.split(frame, keys, unreadable)
         if left_out:
             frame, keys, grouped = frame.loc[keep], keys[keep], (grouped[0][keep], grouped[1])
         frame.attrs["excluded"] = left_out
@@ -336,11 +337,14 @@ def _select(columns: Sequence[Any], conditions: Sequence[Any], ordered: bool = T
     return query.where(*conditions) if conditions else query
 
 
-def _frame(columns: Sequence[Any], rows: list[tuple]) -> pd.DataFrame:
-    """The frame of ``rows`` (tuples of the table ``columns``), built column by column, indexed by ``id``."""
+def _frame(columns: Sequence[Any], rows: list[tuple], unreadable: dict[int, str] | None = None) -> pd.DataFrame:
+    """The frame of ``rows`` (tuples of the table ``columns``, ``id`` first), built column by column,
+    indexed by ``id``. A value a column cannot hold (text in a number's column, broken JSON: SQLite
+    keeps what a hand edit writes) is missing, and why is put in ``unreadable`` by run id."""
     from sqlalchemy import Boolean, Float, Integer
 
     values = list(zip(*rows)) if rows else [()] * len(columns)
+    unreadable = {} if unreadable is None else unreadable
     data: dict[str, Any] = {}
     index = None
     for column, found in zip(columns, values):
@@ -348,27 +352,19 @@ def _frame(columns: Sequence[Any], rows: list[tuple]) -> pd.DataFrame:
         if name == "id":
             index = pd.Index(np.array(found, dtype=np.int64), name="id")
         elif name in _JSON_EMPTY:
-            data[name] = pd.Series(_decode_json(name, found), dtype=object)
+            decoded = plausible.json_values(name, found, index, unreadable, missing=_JSON_EMPTY[name])
+            data[name] = pd.Series(decoded, dtype=object)
         elif isinstance(column.type, Boolean):
             data[name] = np.array(found, dtype=bool)
         elif isinstance(column.type, Float):  # Double is a Float
-            data[name] = np.array(found, dtype=np.float64)
+            data[name] = plausible.numbers(name, found, np.float64, index, unreadable)
         elif isinstance(column.type, Integer):
-            data[name] = pd.array(found, dtype="Int64")
+            data[name] = plausible.numbers(name, found, "Int64", index, unreadable)
         else:
             data[name] = pd.array(found, dtype=TEXT_DTYPE)
     frame = pd.DataFrame({k: v.array if isinstance(v, pd.Series) else v for k, v in data.items()})
     frame.index = index
     return frame
-
-
-def _decode_json(name: str, texts: Sequence[Any]) -> list[Any]:
-    """The JSON ``texts`` of column ``name`` decoded, a missing value as an empty list or dict."""
-
-    def broken(text: str, exc: ValueError) -> None:
-        raise RegistryError(f"a run's {name} is not valid JSON ({exc}): {text[:80]!r}") from exc
-
-    return decode_many(texts, missing=_JSON_EMPTY[name], on_error=broken)
 
 
 def _sweep_members(conn: Any, table: Any, frame: pd.DataFrame, conditions: list[Any]) -> pd.DataFrame:

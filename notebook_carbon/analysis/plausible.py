@@ -8,21 +8,24 @@ frame's ``attrs["excluded"]``, an ``Excluded`` naming it and giving ``record.che
 so every reader can say which runs its figures leave out and why.
 
 The test is vectorised (one comparison per bounded column, whatever the number of runs); only the
-rows that fail it, normally none, are looked at one by one for their reason.
+rows that fail it, normally none, are looked at one by one for their reason. A value no column can
+hold (text where a number belongs, broken JSON: SQLite keeps whatever a hand edit writes) leaves
+its run out too: ``numbers`` and ``json_values`` read a column without failing on one value.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..record import BOUNDS, implausible
+from ..record import BOUNDS, check_figure, implausible
+from ..registry.rows import decode_many
 
-__all__ = ["Excluded", "excluded", "implausible_mask", "split"]
+__all__ = ["Excluded", "excluded", "implausible_mask", "json_values", "numbers", "split"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +58,15 @@ def implausible_mask(frame: pd.DataFrame) -> np.ndarray:
     return bad
 
 
-def split(frame: pd.DataFrame, sweep_keys: np.ndarray | None = None) -> tuple[np.ndarray, tuple[Excluded, ...]]:
+def split(
+    frame: pd.DataFrame, sweep_keys: np.ndarray | None = None, unreadable: dict[int, str] | None = None
+) -> tuple[np.ndarray, tuple[Excluded, ...]]:
     """Which rows of ``frame`` (read from the ``runs`` table, indexed by id) to keep, and an
-    ``Excluded`` for each of the others, in the frame's order. ``sweep_keys``: each row's sweep key."""
+    ``Excluded`` for each of the others, in the frame's order. ``sweep_keys``: each row's sweep key;
+    ``unreadable``: why some runs' values could not be read (``numbers``, ``json_values``), by id."""
     bad = implausible_mask(frame)
+    if unreadable:
+        bad |= frame.index.isin(list(unreadable))
     if not bad.any():
         return ~bad, ()
     found = []
@@ -72,9 +80,45 @@ def split(frame: pd.DataFrame, sweep_keys: np.ndarray | None = None) -> tuple[np
             name=_text(frame, "name", at),
             sweep_key=None if sweep_keys is None else sweep_keys[at],
             tags=tuple(frame["tags"].iat[at]) if "tags" in frame.columns else (),
-            reason=implausible(row) or "implausible figures",
+            reason=(unreadable or {}).get(int(frame.index[at])) or implausible(row) or "implausible figures",
         ))  # fmt: skip
     return ~bad, tuple(found)
+
+
+def numbers(name: str, found: Sequence[Any], dtype: Any, ids: Any, unreadable: dict[int, str]) -> Any:
+    """Column ``name``'s values ``found`` as an array of ``dtype`` (``np.float64`` or ``"Int64"``);
+    a value that is not a number is missing, and why is put in ``unreadable`` under its run's id."""
+    make: Callable[[Any], Any] = (lambda v: np.array(v, dtype=dtype)) if dtype is np.float64 else (
+        lambda v: pd.array(v, dtype=dtype))  # fmt: skip
+    try:
+        return make(found)
+    except (ValueError, TypeError, OverflowError):
+        pass
+    kept = []
+    for run_id, value in zip(ids, found):
+        if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 2**63):
+            kept.append(value)
+        else:
+            unreadable.setdefault(int(run_id), check_figure(name, value) or f"{name} must be a number, got {value!r}")
+            kept.append(None)
+    return make([np.nan if v is None and dtype is np.float64 else v for v in kept])
+
+
+def json_values(name: str, texts: Sequence[Any], ids: Any, unreadable: dict[int, str], missing: Callable) -> list:
+    """Column ``name``'s JSON ``texts`` decoded, a missing value as ``missing()``; a text that is
+    not valid JSON too, and why is put in ``unreadable`` under its run's id."""
+    try:
+        return decode_many(texts, missing=missing)
+    except ValueError:
+        pass
+    found = []
+    for run_id, text in zip(ids, texts):
+        try:
+            found.append(decode_many([text], missing=missing)[0])
+        except ValueError:
+            unreadable.setdefault(int(run_id), f"{name} is not valid JSON: {str(text)[:80]!r}")
+            found.append(missing())
+    return found
 
 
 def excluded(df: pd.DataFrame) -> tuple[Excluded, ...]:

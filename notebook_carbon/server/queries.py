@@ -17,7 +17,7 @@ import json
 import math
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Float, and_, cast, func, or_, select
 
 from ..record import implausible
 from ..registry.rows import decode_many, tuples
@@ -45,6 +45,7 @@ MEMBER_COLUMNS = (
 )  # fmt: skip
 """What ``members`` reads of each run of a sweep: its block, what tells that a block changed,
 what picks the selected run, and what that run adds to a tally."""
+_NUMBERS = ("started_at", "updated_at", "energy_j", "emissions_g")
 
 
 def unswept() -> Any:
@@ -71,7 +72,9 @@ def _sweep_searches(key: str) -> list[Any]:
 def members(conn: Any, project: str, key: str | None) -> list[tuple]:
     """``MEMBER_COLUMNS`` of every run of the sweep ``key`` of ``project`` (None: of its runs in
     no sweep), in no order: one index search per condition."""
-    columns = [runs.c[name] for name in MEMBER_COLUMNS]
+    # numbers as numbers even where a hand edit left text (SQLite keeps it; CAST makes it 0): the
+    # tallies compare and sum them, and read_runs leaves such a run out, naming it
+    columns = [cast(runs.c[name], Float) if name in _NUMBERS else runs.c[name] for name in MEMBER_COLUMNS]
     found: list[tuple] = []
     for search in _unswept_searches() if key is None else _sweep_searches(key):
         found += tuples(conn, select(*columns).where(runs.c.project == project, search))

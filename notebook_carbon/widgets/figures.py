@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..analysis.plausible import excluded, keep_only
 from ..registry.sweeps import varying_params
 from ..settings import Settings
 from ..statements import COLUMNS as STATEMENT_COLUMNS
@@ -142,11 +143,14 @@ def snapshot(
         )
 
     in_session = df.loc[session_mask(df, kernel)]
+    # the runs left out (``analysis.excluded``) are the project's: a scope keeps those it can tell are its
+    in_session.attrs["excluded"] = ()
     scopes = [Scope("session", "This session", facts(in_session, kernel_pid=kernel.pid))]
     if notebook is None:
         scopes.append(Scope("notebook", "This notebook", None, "not run from a notebook"))
     else:
         in_notebook = df.loc[(df["notebook"] == notebook).to_numpy(dtype=bool, na_value=False)]
+        in_notebook.attrs["excluded"] = keep_only(excluded(df), notebook=notebook)
         scopes.append(Scope("notebook", "This notebook", facts(in_notebook, notebook=notebook)))
     whole = facts(df)
     scopes.append(Scope("project", f"Project {project}", whole))

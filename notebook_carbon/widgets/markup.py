@@ -87,7 +87,21 @@ def totals(snapshot: Snapshot) -> str:
     return (
         '<div class="nc-totals"><h4>Totals</h4><table class="nc-table">' + "".join(rows) + "</table>"
         '<div class="nc-note">this session: the runs this kernel recorded; ranges from each '
-        "component's measurement method; overhead: all runs' energy over the selected results'</div></div>"
+        "component's measurement method; overhead: all runs' energy over the selected results'</div>"
+        + _left_out(snapshot) + "</div>"
+    )
+
+
+def _left_out(snapshot: Snapshot) -> str:
+    """The runs the figures leave out for implausible figures (``analysis.excluded``), if any."""
+    found = (snapshot.scope("project").facts or {}).get("scope", {}).get("excluded", [])
+    if not found:
+        return ""
+    named = "; ".join(f"run {x['id']}{' ' + x['name'] if x['name'] else ''}: {x['reason']}" for x in found[:5])
+    more = f"; and {len(found) - 5:,} more" if len(found) > 5 else ""
+    return (
+        f'<div class="nc-note nc-excluded" data-nc-count="{len(found)}">{len(found):,} '
+        f"run{'s' if len(found) != 1 else ''} left out of these figures: {e(named)}{more}</div>"
     )
 
 
