@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..record import BOUNDS, check_figure, implausible
+from ..record import BOUNDS, check_figure
 from ..registry.rows import decode_many
 
-__all__ = ["Excluded", "excluded", "implausible_mask", "json_values", "numbers", "split"]
+__all__ = ["Excluded", "Left", "excluded", "implausible_mask", "json_values", "keep_only", "numbers", "split"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,44 +45,62 @@ class Excluded:
         return {"id": self.id, "name": self.name, "reason": self.reason}
 
 
+class Left(tuple):
+    """The ``Excluded`` runs of a frame: a tuple that pandas need not copy (it copies a frame's
+    ``attrs`` deeply with every operation, and a bad import may leave thousands of runs out)."""
+
+    def __deepcopy__(self, memo: dict) -> Left:
+        return self
+
+
 def implausible_mask(frame: pd.DataFrame) -> np.ndarray:
     """Per row of ``frame``, whether one of its ``record.BOUNDS`` columns holds a value outside its
     bounds (an infinity included); a missing value (NaN) is allowed, as None is by the bounds."""
-    bad = np.zeros(len(frame), dtype=bool)
-    for column, (low, high, _) in BOUNDS.items():
+    return _first_bad(frame) >= 0
+
+
+def _first_bad(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, the position in ``BOUNDS`` of its first column out of bounds, or -1."""
+    first = np.full(len(frame), -1, dtype=np.int64)
+    for at, (column, (low, high, _)) in enumerate(BOUNDS.items()):
         if column not in frame.columns:
             continue
         values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(invalid="ignore"):
-            bad |= ~np.isnan(values) & ~((values >= low) & (values <= high))
-    return bad
+            bad = ~np.isnan(values) & ~((values >= low) & (values <= high))
+        first[bad & (first < 0)] = at
+    return first
 
 
 def split(
     frame: pd.DataFrame, sweep_keys: np.ndarray | None = None, unreadable: dict[int, str] | None = None
-) -> tuple[np.ndarray, tuple[Excluded, ...]]:
+) -> tuple[np.ndarray, Left]:
     """Which rows of ``frame`` (read from the ``runs`` table, indexed by id) to keep, and an
     ``Excluded`` for each of the others, in the frame's order. ``sweep_keys``: each row's sweep key;
     ``unreadable``: why some runs' values could not be read (``numbers``, ``json_values``), by id."""
-    bad = implausible_mask(frame)
+    first = _first_bad(frame)
+    bad = first >= 0
     if unreadable:
         bad |= frame.index.isin(list(unreadable))
     if not bad.any():
-        return ~bad, ()
+        return ~bad, Left()
+    at = np.flatnonzero(bad)
+    ids = frame.index.to_numpy()[at].tolist()
+    columns = list(BOUNDS)
+    texts = {name: _texts(frame, name, at) for name in ("project", "notebook", "name")}
+    tags = frame["tags"].to_numpy(object)[at].tolist() if "tags" in frame.columns else [()] * len(at)
+    keys = [None] * len(at) if sweep_keys is None else list(sweep_keys[at])
+    # the value that failed, each column read once: a bad import may leave out every run it wrote
+    failed = {i: frame[columns[i]].to_numpy(object)[at] for i in set(first[at].tolist()) if i >= 0}
     found = []
-    columns = [column for column in BOUNDS if column in frame.columns]
-    for at in np.flatnonzero(bad).tolist():
-        row = {column: _value(frame[column].iat[at]) for column in columns}
+    for j, run_id in enumerate(ids):
+        i = int(first[at[j]])
+        reason = (unreadable or {}).get(run_id) or check_figure(columns[i], _value(failed[i][j]))
         found.append(Excluded(
-            id=int(frame.index[at]),
-            project=_text(frame, "project", at),
-            notebook=_text(frame, "notebook", at),
-            name=_text(frame, "name", at),
-            sweep_key=None if sweep_keys is None else sweep_keys[at],
-            tags=tuple(frame["tags"].iat[at]) if "tags" in frame.columns else (),
-            reason=(unreadable or {}).get(int(frame.index[at])) or implausible(row) or "implausible figures",
+            id=run_id, project=texts["project"][j], notebook=texts["notebook"][j], name=texts["name"][j],
+            sweep_key=keys[j], tags=tuple(tags[j]), reason=reason or "implausible figures",
         ))  # fmt: skip
-    return ~bad, tuple(found)
+    return ~bad, Left(found)
 
 
 def numbers(name: str, found: Sequence[Any], dtype: Any, ids: Any, unreadable: dict[int, str]) -> Any:
@@ -126,10 +144,10 @@ def excluded(df: pd.DataFrame) -> tuple[Excluded, ...]:
     return df.attrs.get("excluded", ())
 
 
-def keep_only(found: Iterable[Excluded], **where: Any) -> tuple[Excluded, ...]:
+def keep_only(found: Iterable[Excluded], **where: Any) -> Left:
     """Those of ``found`` whose fields equal ``where``'s values (``tags``: include all of them)."""
     wanted_tags = frozenset(where.pop("tags", ()))
-    return tuple(
+    return Left(
         e for e in found
         if wanted_tags.issubset(e.tags) and all(getattr(e, name) == value for name, value in where.items())
     )  # fmt: skip
@@ -142,8 +160,8 @@ def _value(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _text(frame: pd.DataFrame, column: str, at: int) -> str | None:
+def _texts(frame: pd.DataFrame, column: str, at: np.ndarray) -> list[str | None]:
     if column not in frame.columns:
-        return None
-    value = frame[column].iat[at]
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+        return [None] * len(at)
+    return [None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+            for v in frame[column].to_numpy(object)[at].tolist()]  # fmt: skip
