@@ -28,6 +28,7 @@ import sys
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, transform_carbon_cell
@@ -52,12 +53,27 @@ SUBCOMMANDS = {
 class _Cell:
     """A cell between its pre- and post-run events: the run it opened, if any, and its arguments."""
 
-    __slots__ = ("info", "run", "args")
+    __slots__ = ("info", "run", "args", "depth")
 
-    def __init__(self, info, args: CellArgs | None = None) -> None:
+    def __init__(self, info, depth: int) -> None:
         self.info = info
         self.run: ActiveRun | None = None
-        self.args = args if args is not None else CellArgs()
+        self.args = CellArgs()
+        self.depth = depth
+        """How many cells run around this one (0: a cell the user ran, 1: one it ran with run_cell...)."""
+
+
+_RUN_CELL_CODE = InteractiveShell.run_cell.__code__
+
+
+def _cell_depth() -> int:
+    """How many ``run_cell`` calls are on the stack above the caller, less one (a few µs)."""
+    depth, frame = -1, sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is _RUN_CELL_CODE:
+            depth += 1
+        frame = frame.f_back
+    return max(depth, 0)
 
 
 class CarbonExtension:
@@ -125,7 +141,8 @@ class CarbonExtension:
     def pre_run_cell(self, info) -> None:
         # The cell is listed before its run opens: an interrupt at any point after this leaves
         # the run where post_run_cell (which IPython always fires) finds and closes it.
-        cell = _Cell(info)
+        cell = _Cell(info, _cell_depth())
+        self._drop_stale(cell.depth)
         nested = self._nested()
         self._open.append(cell)
         try:
@@ -249,12 +266,18 @@ class CarbonExtension:
                 return cell
         return None
 
-    def _drop(self, cell: _Cell) -> None:
+    def _drop_stale(self, depth: int) -> None:
+        """Close the cells at ``depth`` or deeper still listed: an interrupt kept their post event away."""
+        stale = [cell for cell in self._open if cell.depth >= depth]
+        if stale:
+            self._drop(stale[0], including=True)
+
+    def _drop(self, cell: _Cell, *, including: bool = False) -> None:
         """Forget ``cell`` and the cells opened after it, whose post event never came (closing their runs)."""
         if cell not in self._open:
             return
         index = self._open.index(cell)
-        for stale in self._open[index + 1 :]:
+        for stale in self._open[index if including else index + 1 :]:
             if stale.run is not None:
                 stale.run.finish("interrupted", "the cell's post-run event never arrived")
                 self._close_live(stale.run)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import ConfigError
+from .settings import INTENSITY_BOUNDS, PUE_BOUNDS
 
 __all__ = ["BOUNDS", "MAX_ENERGY_J", "check_figure", "check_text", "implausible", "recordable_param"]
 
@@ -44,8 +45,8 @@ BOUNDS: Mapping[str, tuple[float, float, str]] = {
     "duration_s": (0.0, MAX_DURATION_S, "s"),
     "started_at": (EARLIEST_AT, LATEST_AT, "s since 1970 (UTC)"),
     "ended_at": (EARLIEST_AT, LATEST_AT, "s since 1970 (UTC)"),
-    "pue": (1.0, 10.0, ""),
-    "intensity_g_per_kwh": (0.0, 3000.0, "g/kWh"),
+    "pue": (*PUE_BOUNDS, ""),  # the setting's bounds: what a run records is what the settings allow
+    "intensity_g_per_kwh": (*INTENSITY_BOUNDS, "g/kWh"),
     "gpu_count": (0, 100_000, "GPUs"),
 }
 """Inclusive bounds of a run's numeric columns. A missing value (None) is always allowed."""

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .errors import ConfigError
-from .record import BOUNDS as RUN_BOUNDS
 
 ENV_PREFIX = "NOTEBOOK_CARBON_"
 APP_NAME = "notebook-carbon"
@@ -40,9 +39,14 @@ class Bound(NamedTuple):
     """Completes ``pue=inf is not a finite number; ...``: what the setting is, its range, typical values."""
 
 
+PUE_BOUNDS = (1.0, 10.0)
+INTENSITY_BOUNDS = (0.0, 3000.0)
+"""Also the bounds of a run's ``pue`` and ``intensity_g_per_kwh`` (``record.BOUNDS`` takes them from here)."""
+
+
 def _run_bound(column: str, about: str) -> Bound:
-    low, high, unit = RUN_BOUNDS[column]
-    return Bound(float(low), float(high), unit, about)
+    low, high = PUE_BOUNDS if column == "pue" else INTENSITY_BOUNDS
+    return Bound(low, high, "" if column == "pue" else "g/kWh", about)
 
 
 # docs/settings.md prints this table. The bounds are physical plausibility, generous on purpose:
