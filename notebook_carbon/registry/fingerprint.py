@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import ast
 import builtins
-import functools
+import collections
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Mapping
 
 if TYPE_CHECKING:
@@ -54,8 +55,39 @@ _SAFE_MAGICS = frozenset(
 """Line magics that neither run code nor read variables (unless their line holds ``$x`` / ``{x}``)."""
 
 
-@functools.lru_cache(maxsize=256)
-def _parse(source: str) -> ast.Module | str:
+_PARSED_KEPT = 4
+"""ASTs kept: the cell being analysed (fingerprint and free variables share its parse) and a few
+re-run ones. A big cell's AST is megabytes: more would make memory grow with the notebook."""
+
+
+def _source_key(source: str) -> bytes:
+    """What the caches below are keyed by: a digest, so they never keep a cell's source (~1 GB/s)."""
+    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _memo(cache: collections.OrderedDict, size: int, key: bytes, compute: Callable[[], Any]) -> Any:
+    """A bounded least-recently-used memo: ``cache[key]``, computed once."""
+    try:
+        cache.move_to_end(key)
+        return cache[key]
+    except KeyError:
+        value = cache[key] = compute()
+        while len(cache) > size:
+            cache.popitem(last=False)
+        return value
+
+
+_PARSED: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
+_FINGERPRINTS: collections.OrderedDict[bytes, str] = collections.OrderedDict()
+_INPUTS: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
+
+
+def _parse(source: str, key: bytes | None = None) -> ast.Module | str:
+    """The cell's AST, or why it does not parse. Shared by both cached analyses below."""
+    return _memo(_PARSED, _PARSED_KEPT, key or _source_key(source), lambda: _compile(source))
+
+
+def _compile(source: str) -> ast.Module | str:
     """The cell's AST, or why it does not parse. Shared by both cached analyses below."""
     try:
         return compile(source, "<cell>", "exec", _PARSE_FLAGS, dont_inherit=True)
@@ -69,7 +101,6 @@ def _normalised_text(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
 
 
-@functools.lru_cache(maxsize=512)
 def code_fingerprint(source: str) -> str:
     """32 hex digits identifying the cell's code: a digest of its AST (``ast.dump`` without line
     numbers), so comments, blank lines, spacing, parentheses and quote style do not matter while
@@ -77,7 +108,12 @@ def code_fingerprint(source: str) -> str:
     fingerprinted by its normalised text instead; the two kinds are hashed under different prefixes
     so they never collide. The AST differs slightly between Python versions, so fingerprints are
     comparable within one version (never falsely equal across them)."""
-    tree = _parse(source)
+    key = _source_key(source)
+    return _memo(_FINGERPRINTS, 512, key, lambda: _code_fingerprint(source, key))
+
+
+def _code_fingerprint(source: str, key: bytes) -> str:
+    tree = _parse(source, key)
     h = hashlib.blake2b(digest_size=16)
     if isinstance(tree, str):
         h.update(b"text\0" + _normalised_text(source).encode("utf-8", "surrogatepass"))
@@ -107,11 +143,15 @@ class CellInputs:
         return self.names + tuple(name for name in self.builtins if name in namespace)
 
 
-@functools.lru_cache(maxsize=256)
 def free_variables(source: str) -> CellInputs:
     """Which names the (transformed) cell ``source`` reads from the user namespace; see the rules
     in the registry docs, section "Fingerprints"."""
-    tree = _parse(source)
+    key = _source_key(source)
+    return _memo(_INPUTS, 256, key, lambda: _free_variables(source, key))
+
+
+def _free_variables(source: str, key: bytes) -> CellInputs:
+    tree = _parse(source, key)
     if isinstance(tree, str):
         return CellInputs((), (), False, f"the cell does not parse ({tree})")
     analysis = _Analysis()
