@@ -98,6 +98,7 @@ def summary(args: argparse.Namespace) -> int:
     t, d, scope = facts["totals"], facts["development"], facts["scope"]
     print(f"project {terminal_text(scope['project'], 100)}: {scope['runs']} runs"
           + (f" from {scope['first_run_at'][:10]} to {scope['last_run_at'][:10]}" if scope["runs"] else ""))
+    _print_excluded(facts)
     if not scope["runs"]:
         return 0
     statuses = ", ".join(f"{n} {status}" for status, n in scope["statuses"].items())
@@ -177,7 +178,22 @@ def check(args: argparse.Namespace) -> int:
     print(f"project {terminal_text(facts['scope']['project'], 100)}: {what} {mass_text(used['value'])} (range "
           f"{mass_text(used['low'])} to {mass_text(used['high'])}) over {facts['scope']['runs']} runs: "
           f"{verdict} the budget of {mass_text(args.budget)}")
+    _print_excluded(facts)
     return 1 if verdict == "over" else 0
+
+
+def _print_excluded(facts: dict, shown: int = 10) -> None:
+    """The runs left out of these figures (implausible values), each with why: never in silence."""
+    excluded = facts["scope"].get("excluded") or []
+    if not excluded:
+        return
+    print(f"  left out:    {len(excluded)} run{'s' if len(excluded) != 1 else ''} whose figures cannot be "
+          "counted (fix or delete them in the registry):")
+    for run in excluded[:shown]:
+        name = f" ({terminal_text(run['name'], 40)})" if run.get("name") else ""
+        print(f"    run {run['id']}{name}: {terminal_text(run['reason'], 120)}")
+    if len(excluded) > shown:
+        print(f"    and {len(excluded) - shown} more")
 
 
 def registry_location(explicit: str | None) -> str:

@@ -202,9 +202,9 @@ def test_an_empty_or_unknown_project_sums_to_nothing(tmp_path):
         reader.close()
 
 
-def test_a_run_that_ended_before_it_started_adds_no_embodied_emissions(tmp_path):
-    """A clock set back during a run leaves a negative run time: no share of the hardware's
-    manufacturing for it, rather than a statement that cannot be made."""
+def test_a_run_that_ended_before_it_started_is_left_out_and_named(tmp_path):
+    """A run whose end is before its start (a clock set back, a hand edit) has no figure that can be
+    trusted: it is left out of the totals, named with the reason, and the statement is still made."""
     path = str(tmp_path / "r.sqlite")
     with Registry.open(path) as reg:
         reg.record_run({"uid": new_uid(), "project": "proj", "started_at": 1.8e9},
@@ -214,7 +214,10 @@ def test_a_run_that_ended_before_it_started_adds_no_embodied_emissions(tmp_path)
     facts = statement_facts(path, project="proj", settings=Settings(hardware="gpu-server"))
     alone = Settings(hardware="gpu-server")
     from notebook_carbon.impact.embodied import embodied
+    from notebook_carbon.record import check_figure
 
     one = embodied(100.0, hardware=alone.hardware, gpu_count=1, lifetime_years=alone.lifetime_years)
     assert facts["totals"]["embodied_g"]["value"] == pytest.approx(one.embodied_g)
-    assert facts["methods"]["embodied"]["computed_runs"] == 2
+    assert facts["totals"]["energy_j"]["value"] == pytest.approx(10.0)
+    assert facts["methods"]["embodied"]["computed_runs"] == 1
+    assert [(e["id"], e["reason"]) for e in facts["scope"]["excluded"]] == [(1, check_figure("duration_s", -100.0))]
