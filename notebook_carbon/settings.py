@@ -155,7 +155,7 @@ class Settings:
     """Override of the RAM power estimate per GB of installed memory."""
     gpu: bool = True
     """Meter NVIDIA GPUs through NVML when a driver is present."""
-    checkpoint_interval_s: float = 10.0
+    checkpoint_interval_s: float = 2.0
     """Seconds between checkpoints of a running run's energy (what a killed kernel leaves behind)."""
     on_duplicate: str = "warn"
     """What a cell identical to an earlier ok run does: ``warn`` (and run), ``skip`` or ``error``."""
