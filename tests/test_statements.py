@@ -218,3 +218,17 @@ def test_cli_bad_arguments_exit_2_with_one_line(known, tmp_path, capsys):
     assert cli.main(["statement", *args, "--region", "Atlantis"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("notebook-carbon: error: ") and "Atlantis" in err
+
+
+def test_a_statement_of_a_project_without_runs_has_no_broken_sentence(tmp_path):
+    # Before: "... repeated runs. with no PUE recorded (1.0 assumed)." (the grid clause had no runs)
+    from notebook_carbon.registry.store import Registry as _Registry
+    from notebook_carbon.statements import statement_facts as _facts
+    from notebook_carbon.statements.render import render as _render
+
+    path = str(tmp_path / "empty.sqlite")
+    _Registry.open(path).close()
+    facts = _facts(path, project="empty")
+    for fmt in ("md", "latex"):
+        text = _render(facts, fmt)
+        assert ". with" not in text and "No run was recorded, so no energy was converted to emissions." in text
