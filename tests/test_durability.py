@@ -78,6 +78,11 @@ def worker_registry(tmp_path, monkeypatch) -> str:
     location = str(tmp_path / "workers.sqlite")
     monkeypatch.setenv("NOTEBOOK_CARBON_REGISTRY", location)
     monkeypatch.setenv("NOTEBOOK_CARBON_REGION", "FR")
+    # A process resolves its settings once, for its first track(): forked workers inherit that
+    # session, so this test's process must not have one from an earlier test.
+    import notebook_carbon.api
+
+    monkeypatch.setattr(notebook_carbon.api, "_default", None)
     return location
 
 
