@@ -83,6 +83,10 @@ def worker_registry(tmp_path, monkeypatch) -> str:
     import notebook_carbon.api
 
     monkeypatch.setattr(notebook_carbon.api, "_default", None)
+    # An IPython shell made by an earlier test replaces __main__ with a module without __spec__,
+    # which multiprocessing's spawn reads; as in a script, there is no main module to re-import.
+    if not hasattr(sys.modules["__main__"], "__spec__"):
+        monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
     return location
 
 

@@ -1,0 +1,320 @@
+"""A run in progress (``ActiveRun``) and a finished one (``RunResult``).
+
+``ActiveRun.start`` opens the run: a part of the process's open run if there is one (its energy is
+inside that run's), else a ``running`` record queued for the registry; then its window starts.
+``finish`` stops the window, computes the footprint and hands the record to the writer;
+``RunResult.recorded`` waits until the registry has it. Both survive a ``KeyboardInterrupt`` at any
+point (see the package docstring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RegistryError
+from ..measure import Measurement, Window
+from ..settings import Settings
+from . import state
+from .state import in_writer
+
+if TYPE_CHECKING:
+    from . import Session
+
+STATUSES = ("running", "ok", "failed", "interrupted", "crashed")
+
+WRITE_TIMEOUT_S = 45.0
+"""How long a run's end waits for its write: the registry's busy timeout (30 s), then some."""
+MAX_UNRECORDED = 256
+"""Runs kept in memory for redundancy checks while their write has not succeeded (it usually has)."""
+FIRST_CHECKPOINT_S = 1.0
+"""A run is first checkpointed this soon, so a kernel killed early still leaves its energy."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """A finished run: its record as written, the measurement and the footprint."""
+
+    uid: str
+    row: dict[str, Any]
+    measurement: Measurement
+    footprint: Any  # impact.footprint.Footprint
+    id_future: Future | None = None
+    write_future: Future | None = None
+    """The run's last write (its end, or the whole run); done when it is in the registry."""
+    parent_uid: str | None = None
+    """Set for a part: the uid of the enclosing run whose total already counts this energy."""
+
+    @property
+    def status(self) -> str:
+        return self.row["status"]
+
+    def recorded(self, timeout: float | None = WRITE_TIMEOUT_S) -> BaseException | None:
+        """Wait until the run is in the registry; None when it is, else why it is not (never raises)."""
+        if self.write_future is None:
+            return None
+        try:
+            self.write_future.result(timeout)
+        except FutureTimeout:
+            return RegistryError(
+                f"the registry did not answer within {timeout:g} s; the run is written when it does, "
+                "unless this process ends first",
+                cause="the registry did not answer in time (another process holds its lock?)",
+            )
+        except Exception as exc:
+            return exc
+        return None
+
+    def run_id(self, timeout: float | None = 5.0) -> int | None:
+        """The registry's integer id, once the background writer has inserted the run."""
+        if self.id_future is None:
+            return None
+        try:
+            return self.id_future.result(timeout)
+        except Exception:  # the writer reports its own failures; no id to show then
+            return None
+
+    def summary(self) -> str:
+        from ..summary import summary_line
+
+        line = summary_line(self)
+        if self.parent_uid is not None:
+            line += " · a part of the enclosing metered run, whose total counts it"
+        return line
+
+
+class ActiveRun:
+    """A run in progress: its window is measuring and its ``running`` record is being written."""
+
+    def __init__(
+        self, session: Session, intensity, row: dict[str, Any], on_sample: Callable[[Window], None] | None = None
+    ) -> None:
+        self.session = session
+        self.window: Window  # set by Session.begin, which builds it with this run's sampler hook
+        self.intensity = intensity
+        self.row = row
+        self.uid: str = row["uid"]
+        self.id_future: Future | None = None
+        self.parent_uid: str | None = None
+        """The enclosing run's uid when this run started inside another of this process (a part)."""
+        self.result: RunResult | None = None
+        self._on_sample_user = on_sample
+        self._checkpointed_at = 0.0
+        self._write: Future | None = None
+        self._closing: tuple[Any, ...] | None = None
+
+    def start(self) -> ActiveRun:
+        """Open the run: a part of the process's open run if there is one, else a ``running`` record.
+
+        Registered as open before anything else, so whatever interrupts it from here on, ``finish``
+        (which every caller reaches: post_run_cell always fires, ``track`` finishes on interrupt)
+        closes it; an error here closes it at once.
+        """
+        with state._open_lock:
+            outer = next((run for run in state._open_runs if run.parent_uid is None), None)
+            state._open_runs.append(self)
+        try:
+            if outer is not None:
+                self.parent_uid = outer.uid
+            else:
+                self.id_future = self.session.writer().submit("start_run", dict(self.row))
+            self.window.start()
+        except Exception:
+            self._forget()
+            if self.window.started:
+                self.window.stop()
+            raise
+        return self
+
+    def _on_sample(self, window: Window) -> None:
+        """Sampler hook: checkpoint the energy so far, first after ``FIRST_CHECKPOINT_S``, then every
+        ``checkpoint_interval_s``, so a killed run keeps its energy up to shortly before the kill."""
+        elapsed_s = window.elapsed_s()
+        interval_s = self.session.settings.checkpoint_interval_s
+        due = min(FIRST_CHECKPOINT_S, interval_s) if self._checkpointed_at == 0.0 else interval_s
+        if self.parent_uid is None and self.result is None and elapsed_s - self._checkpointed_at >= due:
+            self._checkpointed_at = elapsed_s
+            self.session.writer().submit("checkpoint_run", self.uid, self._checkpoint_row(window, elapsed_s))
+        if self._on_sample_user is not None:
+            self._on_sample_user(window)
+
+    def _checkpoint_row(self, window: Window, elapsed_s: float) -> dict[str, Any]:
+        from ..impact.footprint import footprint
+
+        by_component = window.energy_so_far_j()
+        energy_j = sum(by_component.values())
+        settings = self.session.settings
+        fp = footprint(
+            energy_j, pue=settings.pue, intensity=self.intensity, wue_l_per_kwh=settings.wue_l_per_kwh
+        )
+        row: dict[str, Any] = {
+            "energy_j": energy_j,
+            "emissions_g": fp.emissions_g,
+            "water_l": fp.water_l,
+            "embodied_g": _embodied(settings, self.row["gpu_count"], elapsed_s).embodied_g,
+            "duration_s": elapsed_s,
+        }
+        for component, method in window.methods().items():
+            row[f"{component}_energy_j"] = by_component.get(component, 0.0)
+            row[f"{component}_method"] = method  # a crashed run still says how its energy was obtained
+        return row
+
+    def finish(self, status: str = "ok", error: BaseException | str | None = None) -> RunResult:
+        """Stop measuring and hand the record to the writer (``result.recorded()`` waits for it).
+
+        Idempotent: a second call returns the first result. An interrupt while finishing does not
+        leave the run half closed: the steps already done are not repeated, the rest is completed,
+        and the interrupt is raised again.
+        """
+        if self.result is not None:
+            return self.result
+        if status not in STATUSES[1:]:
+            raise ValueError(f"status must be one of {STATUSES[1:]}, got {status!r}")
+        try:
+            return self._finish(status, error)
+        except KeyboardInterrupt:
+            if self.result is None:
+                self._finish(status, error)
+            raise
+
+    def _finish(self, status: str, error: BaseException | str | None) -> RunResult:
+        if self._closing is None:
+            self._closing = self._final_record(self._measure(), status, error)
+        row, measurement, fp, components, samples = self._closing
+        if self._write is None:
+            self._write = self._submit(row, components, samples)
+        self._forget()
+        self.result = RunResult(self.uid, row, measurement, fp, self.id_future, self._write, self.parent_uid)
+        self.session._remember(self.result)
+        return self.result
+
+    def _measure(self) -> Measurement:
+        if self.window.started:
+            return self.window.stop()
+        now = time.time()  # interrupted before its window opened: a run of no measured energy
+        return Measurement(now, now, 0.0, (), (), ("not measured: interrupted as it started",))
+
+    def _final_record(self, measurement: Measurement, status: str, error: BaseException | str | None) -> tuple:
+        from ..impact.footprint import footprint
+
+        settings = self.session.settings
+        wue = settings.wue_l_per_kwh
+        fp = footprint(measurement.energy_j, pue=settings.pue, intensity=self.intensity, wue_l_per_kwh=wue)
+        # the run reserved the machine for its duration (SCI time-share, resource share 1)
+        embodied = _embodied(settings, self.row["gpu_count"], measurement.duration_s)
+        by_component = measurement.by_component()
+        row = dict(self.row)
+        row.update(
+            status=status,
+            error=_error_text(error),
+            ended_at=measurement.ended_at,
+            duration_s=measurement.duration_s,
+            energy_j=measurement.energy_j,
+            emissions_g=fp.emissions_g,
+            water_l=fp.water_l,
+            embodied_g=embodied.embodied_g,
+            notes=list(measurement.notes)
+            + [f"{c.component} {c.device}: {c.degraded}" for c in measurement.components if c.degraded]
+            + [_embodied_note(embodied)],
+        )
+        for component in ("gpu", "cpu", "ram"):
+            energy_j, method = by_component.get(component, (None, "none"))
+            row[f"{component}_energy_j"] = energy_j
+            row[f"{component}_method"] = method
+        components = [
+            {
+                "component": c.component,
+                "device": c.device,
+                "method": c.method,
+                "energy_j": c.energy_j,
+                "reason": c.reason,
+                "degraded": c.degraded,
+            }
+            for c in measurement.components
+        ]
+        samples = [dataclasses.asdict(s) for s in measurement.samples]
+        return row, measurement, fp, components, samples
+
+    def _submit(self, row: dict[str, Any], components: list, samples: list) -> Future:
+        writer = self.session.writer()
+        if self.parent_uid is not None:
+            part = {k: row.get(k) for k in _PART_FIELDS}
+            part["parent_uid"] = self.parent_uid
+            return writer.submit_awaited(in_writer, "parts", "record_part", part)
+        final = {k: v for k, v in row.items() if k != "uid"}
+        if self.id_future is None:  # interrupted before its start was queued: the whole run at once
+            return writer.submit_awaited("record_run", dict(self.row), final, components, samples)
+        return writer.submit_awaited("finish_run", self.uid, final, components, samples)
+
+    def _forget(self) -> None:
+        with state._open_lock:
+            if self in state._open_runs:
+                state._open_runs.remove(self)
+
+
+_PART_FIELDS = (
+    "uid", "name", "sweep", "tags", "params", "status", "error", "started_at", "ended_at", "duration_s",
+    "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method", "ram_method",
+    "emissions_g", "pid", "notes",
+)
+
+
+def _embodied(settings: Settings, gpu_count: int, reserved_s: float):
+    """The run's share of its hardware's embodied emissions (``impact.embodied.Embodied``)."""
+    from ..impact.embodied import embodied
+
+    return embodied(
+        reserved_s,
+        hardware=settings.hardware,
+        gpu_count=gpu_count,
+        embodied_kg=settings.embodied_kg,
+        lifetime_years=settings.lifetime_years,
+        reused=settings.reused_hardware,
+        has_battery=settings.hardware == "auto" and _has_battery(),
+    )
+
+
+def _embodied_note(e) -> str:
+    """One short line per run on how its ``embodied_g`` was obtained (sources: docs/methods.md)."""
+    gpus = f" with {e.gpu_count} GPU{'' if e.gpu_count == 1 else 's'}" if e.gpu_count else ""
+    what = "user-provided" if e.user_total else e.hardware + gpus
+    note = f"embodied: {what}, {e.total_kg:g} kg CO2e amortised over {e.lifetime_years:g} years"
+    note += " (SCI time-share)"
+    if e.reused:
+        note += "; reused hardware: none attributed"
+    return note + (f"; {e.hardware_reason}" if e.hardware_reason else "")
+
+
+@functools.cache
+def _has_battery() -> bool:
+    """Whether this machine runs on a battery (a laptop), for ``hardware = "auto"``; read once."""
+    try:
+        import psutil
+
+        return psutil.sensors_battery() is not None
+    except (AttributeError, NotImplementedError, OSError):  # no battery API here, or unreadable: no laptop
+        return False
+
+
+MAX_ERROR_CHARS = 2000
+
+
+def _error_text(error: BaseException | str | None) -> str | None:
+    """How a run failed, as it can be stored anywhere: NUL shown as ``\\x00``, at most 2,000 characters."""
+    if error is None:
+        return None
+    if isinstance(error, str):
+        text = error
+    else:
+        try:
+            message = str(error)
+        except Exception:  # an exception whose __str__ fails must not lose the run
+            message = "(its message could not be read)"
+        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "\u2026"

@@ -1,0 +1,73 @@
+"""What every run of this process shares: one writer per registry, the open runs, what was reported.
+
+Process-wide on purpose: a ``track()`` block and the magic's cell in one kernel must see each
+other's open runs (a block inside a cell is a part of it) and share one writer per registry. After a
+fork none of it belongs to the child (no run of the parent is open there, and a lock may be held by
+a thread that does not exist there): ``os.register_at_fork`` starts the child afresh. The locks are
+rebound then, so other modules use them as ``state._open_lock``, never by importing the name.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import Session
+    from .run import ActiveRun
+
+_writers: dict[str, Any] = {}
+_writers_lock = threading.Lock()
+
+_open_runs: list[ActiveRun] = []  # runs open in this process, in the order they started
+_open_lock = threading.Lock()
+_reported: set[tuple[str | None, str]] = set()  # (registry, cause) already told to the user
+_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    """In a forked child (a sweep's worker): no run of the parent is open here, no lock is held."""
+    global _writers_lock, _open_lock
+    _writers_lock = threading.Lock()
+    _open_lock = threading.Lock()
+    _open_runs.clear()
+    for session in list(_sessions):
+        session._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def first_report(exc: BaseException) -> bool:
+    """True the first time this process meets ``exc``'s cause (per registry): say it once, not per run."""
+    key = (getattr(exc, "where", None), getattr(exc, "cause", None) or f"{type(exc).__name__}: {exc}")
+    with _open_lock:
+        if key in _reported:
+            return False
+        _reported.add(key)
+        return True
+
+
+def shared_writer(location: str):
+    """One background writer (and so one connection and one thread) per registry location."""
+    from ..registry.writer import BackgroundWriter
+
+    with _writers_lock:
+        writer = _writers.get(location)
+        if writer is None:
+            writer = _writers[location] = BackgroundWriter(location)
+        return writer
+
+
+def in_writer(registry, module: str, function: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``notebook_carbon.registry.<module>.<function>(registry, ...)`` on the writer thread.
+
+    Submitted instead of the function itself so that its module, which imports SQLAlchemy, is
+    imported by the writer thread and never on the notebook's path.
+    """
+    from importlib import import_module
+
+    return getattr(import_module(f"notebook_carbon.registry.{module}"), function)(registry, *args, **kwargs)
