@@ -11,11 +11,10 @@ the registry read-only and must still not show a killed run as running.
 
 from __future__ import annotations
 
-import time
 
 from sqlalchemy import select
 
-from .liveness import _why_dead, process_started_at
+from .liveness import dead_runs  # re-exported: the CLI finds here what it reads
 from .schema import runs
 
 __all__ = ["dead_runs", "notebooks", "projects", "sweeps"]
@@ -50,24 +49,3 @@ def sweeps(registry, project: str) -> list[str]:
         elif row["code_fingerprint"]:
             keys.add("code:" + row["code_fingerprint"])
     return sorted(keys)
-
-
-def dead_runs(
-    registry, *, host: str | None = None, now: float | None = None, started_at_of=process_started_at
-) -> dict[int, str]:
-    """The ``running`` runs whose process is gone, by id, with why: what ``reap_crashed`` would
-    mark ``crashed`` now (same arguments), found without writing anything."""
-    if host is None:
-        from ..meters.detect import host_info
-
-        host = host_info()["hostname"]
-    now = time.time() if now is None else now
-    query = select(
-        runs.c.id, runs.c.host, runs.c.pid, runs.c.started_at, runs.c.updated_at, runs.c.checkpoint_interval_s
-    ).where(runs.c.status == "running")
-    found = {}
-    for run in registry._select(query, "looking for runs whose process died"):
-        why = _why_dead(run, host, now, started_at_of)
-        if why is not None:
-            found[run["id"]] = why
-    return found

@@ -40,6 +40,18 @@ def process_started_at(pid: int) -> float | None:
         return 0.0  # it exists; its age cannot be read, so it is taken as old enough
 
 
+def dead_runs(
+    registry,
+    *,
+    host: str | None = None,
+    now: float | None = None,
+    started_at_of: Callable[[int], float | None] = process_started_at,
+) -> dict[int, str]:
+    """The ``running`` runs whose process is gone, by id, with why, found without writing anything:
+    what ``reap_crashed`` marks ``crashed`` (a reader of a read-only registry shows them so)."""
+    return {run["id"]: why for run, why in _dead(registry, host, now, started_at_of)}
+
+
 def reap_crashed(
     registry,
     *,
@@ -48,6 +60,23 @@ def reap_crashed(
     started_at_of: Callable[[int], float | None] = process_started_at,
 ) -> list[int]:
     """Mark the ``running`` runs whose process is gone as ``crashed``; return their ids."""
+    now = time.time() if now is None else now
+    reaped = []
+    for run, why in _dead(registry, host, now, started_at_of):
+        last = run["updated_at"] or run["started_at"]
+        error = f"{why}; energy is counted up to the last checkpoint, {max(last - run['started_at'], 0):.0f} s in"
+        with registry._transaction(f"marking run {run['id']} crashed", write=True) as conn:
+            changed = conn.execute(
+                update(runs)
+                .where(runs.c.uid == run["uid"], runs.c.status == "running")
+                .values(status="crashed", error=error, ended_at=last, duration_s=last - run["started_at"], updated_at=now)
+            ).rowcount
+        if changed:
+            reaped.append(run["id"])
+    return reaped
+
+
+def _dead(registry, host: str | None, now: float | None, started_at_of) -> list[tuple[dict, str]]:
     if host is None:
         from ..meters.detect import host_info
 
@@ -63,23 +92,13 @@ def reap_crashed(
         runs.c.checkpoint_interval_s,
     ).where(runs.c.status == "running")
     with registry._transaction("looking for runs whose process died") as conn:
-        running = [row._mapping for row in conn.execute(query)]
-    reaped = []
+        running = [dict(row._mapping) for row in conn.execute(query)]
+    found = []
     for run in running:
         why = _why_dead(run, host, now, started_at_of)
-        if why is None:
-            continue
-        last = run["updated_at"] or run["started_at"]
-        error = f"{why}; energy is counted up to the last checkpoint, {max(last - run['started_at'], 0):.0f} s in"
-        with registry._transaction(f"marking run {run['id']} crashed", write=True) as conn:
-            changed = conn.execute(
-                update(runs)
-                .where(runs.c.uid == run["uid"], runs.c.status == "running")
-                .values(status="crashed", error=error, ended_at=last, duration_s=last - run["started_at"], updated_at=now)
-            ).rowcount
-        if changed:
-            reaped.append(run["id"])
-    return reaped
+        if why is not None:
+            found.append((run, why))
+    return found
 
 
 def _why_dead(run, host: str, now: float, started_at_of) -> str | None:
