@@ -228,13 +228,15 @@ class CarbonExtension:
             self._close_live(run)
             self.warn(f"could not complete the run record: {_describe(exc)}")
             return
-        # The summary line says the run is recorded: it comes once the registry has it.
+        # The summary line says the run is recorded: it comes once the registry has it. (Composed
+        # first, while the writer commits: the commit's I/O runs without the GIL.)
+        line = None if args.quiet else self.last.summary()
         problem = self.last.recorded()
         if problem is None and args.final and status == "ok":
             final = self.session.writer().submit_awaited(in_writer, "sweeps", "set_final", run.uid)
             problem = _exception_of(final)
-        if not args.quiet:
-            _say(self.last.summary())
+        if line is not None:
+            _say(line)
         if problem is not None:
             self._warn_registry(problem, run)
 
