@@ -200,13 +200,23 @@ def test_nul_in_a_name(registry_url: str) -> None:
 
 
 READER = r"""
-import json, sys
+import contextlib, io, json, sys
 from notebook_carbon.registry.store import Registry
 from notebook_carbon import analysis
+from notebook_carbon.cli import main
+from notebook_carbon.server.reader import RegistryReader
 with Registry.open(sys.argv[1], read_only=True) as reg:
     names = [r["name"] for r in reg.runs()]
 frame = analysis.runs(registry=sys.argv[1])
-print(json.dumps({"names": names, "frame": list(frame["name"])}))
+codes = {}
+for command in (["runs"], ["sweeps"], ["summary"], ["statement"], ["check", "--budget", "1kg"]):
+    with contextlib.redirect_stdout(io.StringIO()):
+        codes[command[0]] = main([*command, "--registry", sys.argv[1]])
+from notebook_carbon.settings import Settings
+reader = RegistryReader(sys.argv[1], settings=Settings())
+server = reader.summary("default")["runs"]
+reader.close()
+print(json.dumps({"names": names, "frame": list(frame["name"]), "cli": codes, "server_runs": server}))
 """
 
 
@@ -224,5 +234,8 @@ def test_a_registry_on_a_read_only_file_system_is_read(shared_dir: Path) -> None
     command = ["sh", "-ec", f'{setup}\n"$@"', "sh", sys.executable, str(shared_dir / "reader.py"), str(path)]
     done = subprocess.run([*private_mounts(), *command], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"names": ["kept"], "frame": ["kept"]}
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "names": ["kept"], "frame": ["kept"], "server_runs": 1,
+        "cli": {"runs": 0, "sweeps": 0, "summary": 0, "statement": 0, "check": 0},
+    }
     assert digest(path) == before
