@@ -272,3 +272,26 @@ def test_bad_environment_setting_makes_load_ext_a_clear_usage_error(monkeypatch,
     finally:
         shell.extension_manager.loaded.discard("notebook_carbon")
         unload_ipython_extension(shell)
+
+
+def test_a_registry_problem_that_comes_back_after_runs_were_recorded_is_said_again(tmp_path, capsys):
+    # Said once per cause while it lasts; a run recorded in between ends it: when the same cause
+    # comes back (the disk fills up again), the researcher hears of it again.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    blocked, good = str(blocker / "registry.sqlite"), str(tmp_path / "good.sqlite")
+    session = Session(
+        Settings(registry=blocked, region="FR"),
+        detection=Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 1.0),), notes=()),
+    )
+    shell = InteractiveShell.instance()
+    load_ipython_extension(shell, session=session)
+    try:
+        said = []
+        for registry in (blocked, blocked, good, blocked):
+            session.configure(registry=registry)
+            shell.run_cell("%%carbon --quiet\nx = 1", store_history=True)
+            said.append(capsys.readouterr().err.count("was not recorded"))
+    finally:
+        unload_ipython_extension(shell)
+    assert said == [1, 0, 0, 1]

@@ -68,6 +68,7 @@ class RunResult:
             )
         except Exception as exc:
             return exc
+        state.recorded_again()
         return None
 
     def run_id(self, timeout: float | None = 5.0) -> int | None:

@@ -41,8 +41,16 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def recorded_again() -> None:
+    """A run was recorded: the causes said so far are over, and a cause that comes back is said again."""
+    if _reported:
+        with _open_lock:
+            _reported.clear()
+
+
 def first_report(exc: BaseException) -> bool:
-    """True the first time this process meets ``exc``'s cause (per registry): say it once, not per run."""
+    """True the first time this process meets ``exc``'s cause (per registry) since a run was last
+    recorded: a registry that stays unwritable is said once, not once per run."""
     key = (getattr(exc, "where", None), getattr(exc, "cause", None) or f"{type(exc).__name__}: {exc}")
     with _open_lock:
         if key in _reported:
