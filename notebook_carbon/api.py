@@ -89,7 +89,7 @@ class track(ContextDecorator):
         try:
             session = self._session or default_session()  # settings are read here: a bad file is ours to say
             self._run = session.begin(cell_source=None, **self._fields)
-            self._run.start()
+            self._run.start(anchor=sys._getframe(1))  # the frame running the block
         except KeyboardInterrupt:
             if self._run is not None:  # the block never runs; its window must not meter what follows
                 self._run.finish("interrupted", "interrupted as it started")
@@ -100,6 +100,14 @@ class track(ContextDecorator):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            return self._exit(exc)
+        except KeyboardInterrupt:  # finish what the interrupt left (the window must stop), then let it through
+            if self._run is not None and self._run.result is None:
+                self.result = self._run.finish("interrupted", exc)
+            raise
+
+    def _exit(self, exc: BaseException | None) -> bool:
         run = self._run
         if run is None:
             return False
@@ -115,13 +123,13 @@ class track(ContextDecorator):
             _warn(f"notebook-carbon: the run was not recorded: {err}", err)
             return False
         problem = self.result.recorded()
-        writer = run.session.writer()
-        for failure in ([problem] if problem is not None else []) + writer.take_errors():
-            where = getattr(failure, "where", None) or writer.location
-            said = str(failure) if where in str(failure) else f"registry {where}: {failure}"
-            _warn(f"notebook-carbon: this block's run was not recorded: {said}", failure)
+        if problem is not None:
+            where = getattr(problem, "where", None) or run.session.writer().location
+            said = str(problem) if where in str(problem) else f"registry {where}: {problem}"
+            _warn(f"notebook-carbon: this block's run was not recorded: {said}", problem)
         if not self._quiet:
-            print(self.result.summary(), file=sys.stderr, flush=True)
+            line = self.result.summary() + (" · NOT RECORDED (registry unavailable)" if problem is not None else "")
+            print(line, file=sys.stderr, flush=True)
         return False  # never swallow the block's exception
 
     def flush(self, timeout: float | None = 10.0) -> bool:

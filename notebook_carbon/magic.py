@@ -36,6 +36,7 @@ from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
 from .redundancy import CellCheck, check_cell, repeat_message
 from .session import ActiveRun, RunResult, Session, first_report, in_writer
+from .session.run import close_left_open
 from .units import terminal_text
 
 _LINE_MAGIC_CELL = re.compile(r"\s*%carbon(?=\s|$)[^\n]*\s*\Z")
@@ -63,11 +64,21 @@ class _Cell:
         """How many cells run around this one (0: a cell the user ran, 1: one it ran with run_cell...)."""
 
 
-_RUN_CELL_CODE = InteractiveShell.run_cell.__code__
+_RUN_CELL_CODE = InteractiveShell.run_cell_async.__code__
+"""Every cell runs through this coroutine once, whether started by ``run_cell`` or, as ipykernel
+does for a cell with a top-level ``await``, by ``run_cell_async`` itself."""
+
+
+def _cell_frame():
+    """The frame running the current cell (its ``run_cell_async``), alive until the cell ends."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not _RUN_CELL_CODE:
+        frame = frame.f_back
+    return frame
 
 
 def _cell_depth() -> int:
-    """How many ``run_cell`` calls are on the stack above the caller, less one (a few µs)."""
+    """How many cells run around the caller's (a few µs): ``run_cell_async`` frames on the stack, less one."""
     depth, frame = -1, sys._getframe(1)
     while frame is not None:
         if frame.f_code is _RUN_CELL_CODE:
@@ -211,11 +222,11 @@ class CarbonExtension:
         if cell is None:
             self._report_writer_errors()
             return
-        try:
-            if cell.run is not None:
-                self._close_run(cell, result)
-        finally:
-            self._drop(cell)
+        if cell.run is not None:
+            # An interrupt in here leaves the cell listed: post_run_cell's retry closes it.
+            self._close_run(cell, result)
+        self._drop(cell)
+        close_left_open()
         self._report_writer_errors()
 
     def _close_run(self, cell: _Cell, result) -> None:
@@ -233,10 +244,15 @@ class CarbonExtension:
         line = None if args.quiet else self.last.summary()
         problem = self.last.recorded()
         if problem is None and args.final and status == "ok":
-            final = self.session.writer().submit_awaited(in_writer, "sweeps", "set_final", run.uid)
-            problem = _exception_of(final)
+            if run.parent_uid is not None:
+                self.warn("--final is ignored: this cell ran inside another metered run, as a part of it")
+            else:
+                final = self.session.writer().submit_awaited(in_writer, "sweeps", "set_final", run.uid)
+                problem = _exception_of(final)
         if line is not None:
-            _say(line)
+            # a run that did not reach the registry says so on its own line, even when its cause
+            # was already explained by a warning in an earlier cell
+            _say(line + (" · NOT RECORDED (registry unavailable)" if problem is not None else ""))
         if problem is not None:
             self._warn_registry(problem, run)
 
@@ -297,7 +313,7 @@ class CarbonExtension:
             self._live[run.uid] = meter
         if cell is not None:
             cell.run = run  # before it starts: from here on, post_run_cell closes it whatever happens
-        return run.start()
+        return run.start(anchor=_cell_frame())
 
     # -- output ---------------------------------------------------------------------------------
 

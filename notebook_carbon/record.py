@@ -13,6 +13,7 @@ a unit mix-up by a factor of a million, or ``inf``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,6 +82,10 @@ def implausible(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+MAX_PARAM_INT = 10**300
+"""Larger integers are no parameter anyone sets, and JSON writers and readers choke on them."""
+
+
 def recordable_param(value: Any, where: str) -> Any:
     """``value`` as it will read back from the registry's JSON (tuples as lists), or ``ConfigError``.
 
@@ -89,8 +94,19 @@ def recordable_param(value: Any, where: str) -> Any:
     a set, ``...``, ``inf``) would be lost at the write, so it is refused where it is given.
     """
     t = type(value)
-    if value is None or t in (bool, int, str) or (t is float and math.isfinite(value)):
+    if value is None or t in (bool, str) or (t is float and math.isfinite(value)):
         return value  # (a NUL in a string is kept: JSON writes it as \\u0000)
+    if t is int:
+        if abs(value) < MAX_PARAM_INT:
+            return value
+        raise ConfigError(f"param {where}: an integer of {value.bit_length()} bits cannot be recorded")
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.generic) and value.ndim == 0:
+        return recordable_param(value.item(), where)  # numpy.float64(0.1) -> 0.1
+    if t not in (bool, int, float, str):
+        for plain in (bool, int, float, str):  # a subclass (IntEnum, StrEnum, a float subclass): its plain value
+            if isinstance(value, plain):
+                return recordable_param(plain.__str__(value) if plain is str else plain(value), where)
     if t in (list, tuple):
         return [recordable_param(item, f"{where}[{i}]") for i, item in enumerate(value)]
     if t is dict:

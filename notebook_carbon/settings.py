@@ -334,6 +334,8 @@ def _validate(values: Mapping[str, Any], where: str, shown: Mapping[str, str] | 
         )
     if not values["project"]:
         raise ConfigError(f"project must not be empty{where}")
+    if "\x00" in values["project"]:  # PostgreSQL cannot store it: every run would be refused
+        raise ConfigError(f"project contains a NUL character (\\x00){where}; remove it")
     if len(values["project"]) > PROJECT_MAX_CHARS:
         raise ConfigError(
             f"project must be at most {PROJECT_MAX_CHARS} characters{where}, got {len(values['project'])}; "

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from notebook_carbon.registry.parts import parts
 from notebook_carbon.registry.store import Registry
 
@@ -114,3 +116,84 @@ def test_interrupts_at_random_moments_leave_no_run_open(tmp_path: Path) -> None:
             assert abs(run["energy_j"] - 10.0 * run["duration_s"]) <= 0.05 + 0.02 * run["energy_j"], run
             for part in parts(reg, run["uid"]):
                 assert part["status"] != "running" and part["energy_j"] <= run["energy_j"] + 1e-9
+
+
+SWEEP = r"""
+import linecache, sys, threading
+from IPython.core.interactiveshell import InteractiveShell
+import notebook_carbon
+from notebook_carbon import measure
+from notebook_carbon.magic import load_ipython_extension
+from notebook_carbon.meters.detect import Detection
+from notebook_carbon.session import Session, state
+from notebook_carbon.settings import Settings
+from notebook_carbon.testing import FakeMeter
+
+registry, kind = sys.argv[1], sys.argv[2]
+session = Session(Settings(registry=registry, region="FR"),
+                  detection=Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 10.0),), notes=()))
+shell = InteractiveShell.instance()
+ext = load_ipython_extension(shell, session=session)
+shell.user_ns["notebook_carbon"] = notebook_carbon
+shell.showtraceback = lambda *args, **kwargs: None
+source = {
+    "magic": "%%carbon --quiet\nx = 1",
+    "track": "with notebook_carbon.track(quiet=True):\n    x = 3",
+    "nested": "%%carbon --quiet\nwith notebook_carbon.track(quiet=True):\n    x = 4",
+}[kind]
+shell.run_cell(source)
+OURS = ("notebook_carbon/magic.py", "notebook_carbon/session/", "notebook_carbon/api.py", "notebook_carbon/measure.py")
+main, leaks, n = threading.main_thread(), [], 0
+while True:
+    n += 1
+    count, where = [0], [None]
+
+    def local(frame, event, arg):
+        # (not on a with line: a tracer's interrupt there can land between a lock's acquire and the
+        # block that releases it, which CPython's own bytecode never allows a signal to do)
+        if event == "line" and not linecache.getline(frame.f_code.co_filename, frame.f_lineno).lstrip().startswith("with "):
+            count[0] += 1
+            if count[0] == n:
+                where[0] = f"{frame.f_code.co_filename.split('notebook_carbon/')[-1]}:{frame.f_lineno}"
+                raise KeyboardInterrupt
+        return local
+
+    def calls(frame, event, arg):
+        if threading.current_thread() is main and any(f in frame.f_code.co_filename for f in OURS):
+            return local
+        return None
+
+    sys.settrace(calls)
+    try:
+        shell.run_cell(source)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+    if where[0] is None:
+        break  # every line of ours this cell runs has had its interrupt
+    shell.run_cell("pass")  # the researcher goes on with a cell that meters nothing
+    left = (len(state._open_runs), measure._SAMPLER.open_windows(), len(ext._open))
+    if left != (0, 0, 0):
+        leaks.append((where[0], left))
+        for run in list(state._open_runs):
+            run.finish("interrupted")
+        ext._open.clear()
+print("LINES", n - 1)
+for leak in leaks:
+    print("LEAK", leak)
+"""
+
+
+@pytest.mark.parametrize("kind", ["magic", "track", "nested"])
+def test_an_interrupt_on_any_line_of_ours_leaves_nothing_open(tmp_path: Path, kind: str) -> None:
+    # Deterministic where the random interrupts above are statistical: the cell is run once for
+    # every line of our code it executes, with a KeyboardInterrupt raised on that line.
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "r.sqlite"), kind],
+                          capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert int(next(line for line in lines if line.startswith("LINES")).split()[1]) > 100
+    assert [line for line in lines if line.startswith("LEAK")] == []

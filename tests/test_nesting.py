@@ -107,3 +107,47 @@ def test_track_in_a_metered_cell_and_blocks_after_it(shell) -> None:
     assert [r["name"] for r in runs] == ["cell", "after"]
     assert [p["name"] for p in by_run[runs[0]["uid"]]] == ["lr=0.1", "lr=0.2"]
     counted_once(ext, runs)
+
+
+def test_a_block_in_another_thread_is_a_run_of_its_own(shell) -> None:
+    # Threads run beside each other, not inside: the shorter block must not swallow the longer one.
+    import threading
+    import time
+
+    ip, ext = shell
+
+    def block(name: str, seconds: float) -> None:
+        with notebook_carbon.track(name=name, quiet=True, session=ext.session):
+            time.sleep(seconds)
+
+    short = threading.Thread(target=block, args=("short", 0.2))
+    long = threading.Thread(target=block, args=("long", 0.6))
+    short.start()
+    time.sleep(0.05)
+    long.start()
+    short.join()
+    long.join()
+    runs, by_run, _ = recorded(ext)
+    assert sorted(r["name"] for r in runs) == ["long", "short"]
+    assert all(parts == [] for parts in by_run.values())
+    assert {r["name"]: round(r["energy_j"]) for r in runs} == {"short": 2, "long": 6}  # 10 W each
+
+
+def test_a_block_for_another_registry_is_a_run_there(shell, tmp_path) -> None:
+    ip, ext = shell
+    other = Session(Settings(registry=str(tmp_path / "other.sqlite"), region="FR", project="beta"),
+                    detection=Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 10.0),), notes=()))
+    with notebook_carbon.track(name="outer", quiet=True, session=ext.session):
+        with notebook_carbon.track(name="elsewhere", quiet=True, session=other):
+            pass
+    with Registry.open(str(tmp_path / "other.sqlite")) as reg:
+        assert [(r["name"], r["project"]) for r in reg.runs()] == [("elsewhere", "beta")]
+    runs, by_run, _ = recorded(ext)
+    assert [r["name"] for r in runs] == ["outer"] and by_run[runs[0]["uid"]] == []
+
+
+def test_final_on_a_nested_cell_is_ignored_with_a_word_not_a_false_registry_warning(shell, capsys) -> None:
+    ip, ext = shell
+    ip.run_cell("%%carbon --name outer\nget_ipython().run_cell('%%carbon --final --name inner\\nx = 1')")
+    err = capsys.readouterr().err
+    assert "--final is ignored" in err and "not recorded" not in err

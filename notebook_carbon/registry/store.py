@@ -183,14 +183,19 @@ class Registry:
         row: Mapping[str, Any],
         components: Sequence[Mapping[str, Any]] = (),
         samples: Sequence[Mapping[str, Any]] = (),
+        start: Mapping[str, Any] | None = None,
     ) -> None:
         """Store a run's final status and figures with its components and samples, in one transaction.
 
         ``row["status"]`` is one of ``ok``, ``failed``, ``interrupted``, ``crashed``; ``ended_at``
         defaults to now and ``duration_s`` to ``ended_at - started_at``. Only a run still
         ``running`` (or marked ``crashed`` by a guess that its kernel died) can be finished: a
-        finished run is never rewritten.
+        finished run is never rewritten. ``start``: the run's start row, recorded with its end when
+        its start never reached the registry (``start_run`` failed), rather than losing the run.
         """
+        if start is not None and self._missing(uid):
+            self.record_run(start, row, components, samples)
+            return
         values = schema.final_values(row, "finish_run")
         computed = {}
         if "duration_s" not in values:
@@ -219,6 +224,10 @@ class Registry:
             result = conn.execute(insert(runs), values)
             _insert_children(conn, values["uid"], components, samples)
             return int(result.inserted_primary_key[0])
+
+    def _missing(self, uid: str) -> bool:
+        with self._transaction(f"looking for run {uid}") as conn:
+            return conn.execute(select(runs.c.id).where(runs.c.uid == uid)).first() is None
 
     def checkpoint_run(self, uid: str, row: Mapping[str, Any]) -> bool:
         """Store the figures so far of a ``running`` run, so a killed kernel still leaves its energy.
@@ -451,6 +460,13 @@ def _sqlite_reader(path: Path) -> Callable[[], sqlite3.Connection]:
             conn.close()
             if "unable to open" not in str(exc) or os.access(path.parent, os.W_OK):
                 raise
+            wal = Path(f"{path}-wal")
+            if wal.is_file() and wal.stat().st_size > 0:  # runs not yet folded into the file: unreadable here
+                raise RegistryError(
+                    f"registry {path} has runs in its write-ahead log ({wal.name}) that cannot be read "
+                    "from a read-only directory; open it once from a session that may write there "
+                    "(any metered cell), which folds them into the file"
+                ) from exc
         return sqlite3.connect(base + "&immutable=1", uri=True, check_same_thread=False)
 
     return connect
@@ -504,10 +520,16 @@ def _check_ours(cursor: Any, where: str) -> None:
         if "no such column" in str(exc):  # a 'meta' table of another shape
             stamped = None
         else:
-            raise
+            raise RegistryError(f"opening registry {where} failed: {_describe_sqlite(exc)}", where=where,
+                                cause=_describe_sqlite(exc)) from exc
     if stamped != schema.APPLICATION:
         has = "has a 'meta' table but" if "meta" in found else "is an SQLite database but"
         raise RegistryError(f"{where} {has} is not a notebook-carbon registry; {_MOVE_ASIDE}")
+
+
+def _describe_sqlite(exc: sqlite3.Error) -> str:
+    """The driver's message with what to do, as ``_describe`` gives it for SQLAlchemy's errors."""
+    return _describe(SQLAlchemyError(str(exc)))
 
 
 def _enable_wal(cursor: Any) -> None:

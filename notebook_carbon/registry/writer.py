@@ -230,6 +230,7 @@ class BackgroundWriter:
                 # flush markers, which are satisfied earlier, never later, by this).
                 finish_future, _, (_, final, *children), _, _ = finish
                 finish_future.set_running_or_notify_cancel()
+                children = children[:2]  # components, samples (not the start row finish_run may carry)
                 self._call(future, "record_run", (args[0], final, *children), {}, report)
                 if future.exception() is None:
                     finish_future.set_result(None)

@@ -53,6 +53,7 @@ class Session:
     def __init__(self, settings: Settings | None = None, *, detection: Any = None) -> None:
         self._settings = settings if settings is not None else settings_mod.resolve()
         self._detection = detection
+        self._probed = False
         self._intensity = None
         self._lock = threading.Lock()
         # ok runs of this session by fingerprints, until their write has succeeded (bounded)
@@ -82,6 +83,7 @@ class Session:
                 from ..meters.detect import detect_meters
 
                 self._detection = detect_meters(self._settings)
+                self._probed = True  # a forked child probes again: meters hold this process's ids
             return self._detection
 
     def intensity(self):

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
+import threading
 import time
+import types
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -107,18 +110,27 @@ class ActiveRun:
         self._on_sample_user = on_sample
         self._checkpointed_at = 0.0
         self._write: Future | None = None
+        self._thread: int | None = None
+        self._anchor: int | None = None  # id of the frame whose block this run meters, while it runs
         self._closing: tuple[Any, ...] | None = None
 
-    def start(self) -> ActiveRun:
+    def start(self, anchor: types.FrameType | None = None) -> ActiveRun:
         """Open the run: a part of the process's open run if there is one, else a ``running`` record.
 
         Registered as open before anything else, so whatever interrupts it from here on, ``finish``
         (which every caller reaches: post_run_cell always fires, ``track`` finishes on interrupt)
         closes it; an error here closes it at once.
         """
+        thread = threading.get_ident()
+        self._anchor = id(anchor) if anchor is not None else None
         with state._open_lock:
-            outer = next((run for run in state._open_runs if run.parent_uid is None), None)
+            mine = [run for run in state._open_runs if run._thread == thread]
+            stale = _left_open(mine) if mine else []
+            outer = next((run for run in mine if run not in stale and self._inside(run, thread)), None)
+            self._thread = thread
             state._open_runs.append(self)
+        for run in stale:  # an interrupt at the very entry of its block's exit kept it open
+            run.finish("interrupted", "left open by an interrupt; closed when the next run started")
         try:
             if outer is not None:
                 self.parent_uid = outer.uid
@@ -131,6 +143,16 @@ class ActiveRun:
                 self.window.stop()
             raise
         return self
+
+    def _inside(self, run: ActiveRun, thread: int) -> bool:
+        """Whether this run, starting now on ``thread``, runs inside open ``run``: same thread (a block
+        of another thread runs beside it, not inside), same registry and project, ``run`` not a part."""
+        return (
+            run.parent_uid is None
+            and run._thread == thread
+            and run.row["project"] == self.row["project"]
+            and run.session.settings.registry_location() == self.session.settings.registry_location()
+        )
 
     def _on_sample(self, window: Window) -> None:
         """Sampler hook: checkpoint the energy so far, first after ``FIRST_CHECKPOINT_S``, then every
@@ -250,12 +272,35 @@ class ActiveRun:
         final = {k: v for k, v in row.items() if k != "uid"}
         if self.id_future is None:  # interrupted before its start was queued: the whole run at once
             return writer.submit_awaited("record_run", dict(self.row), final, components, samples)
-        return writer.submit_awaited("finish_run", self.uid, final, components, samples)
+        # With its start row: if the start could not be written (a lock held too long, a server
+        # restarting), the end writes the whole run rather than fail for want of it.
+        return writer.submit_awaited("finish_run", self.uid, final, components, samples, dict(self.row))
 
     def _forget(self) -> None:
         with state._open_lock:
             if self in state._open_runs:
                 state._open_runs.remove(self)
+
+
+def close_left_open() -> None:
+    """Finish this thread's runs whose block has ended without closing them (an interrupt at the
+    very entry of a block's exit): the magic calls it after every cell, so none meters past its cell."""
+    thread = threading.get_ident()
+    with state._open_lock:
+        mine = [run for run in state._open_runs if run._thread == thread]
+        stale = _left_open(mine) if mine else []
+    for run in stale:
+        run.finish("interrupted", "left open by an interrupt; closed at the end of its cell")
+
+
+def _left_open(runs: list[ActiveRun]) -> list[ActiveRun]:
+    """The runs of this thread whose block has ended (its frame is no longer on the stack)."""
+    live = set()
+    frame = sys._getframe(2)
+    while frame is not None:
+        live.add(id(frame))
+        frame = frame.f_back
+    return [run for run in runs if run._anchor is not None and run._anchor not in live]
 
 
 _PART_FIELDS = (

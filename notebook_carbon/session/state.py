@@ -35,6 +35,9 @@ def _reset_after_fork() -> None:
     _open_runs.clear()
     for session in list(_sessions):
         session._lock = threading.Lock()
+        if session._probed:  # the meters watch the parent's process tree, devices opened by the parent
+            session._detection = None
+            session._probed = False
 
 
 if hasattr(os, "register_at_fork"):
