@@ -184,3 +184,64 @@ def test_import_and_load_ext_touch_no_hardware_and_start_no_thread():
     )
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True, env={"PATH": ""})
     assert out.stdout.strip() == "0 []", out.stderr
+
+
+def test_review_a_failed_start_does_not_lose_the_run(tmp_path, monkeypatch):
+    # The start's write fails (a lock held too long, a server restarting); the end still records it all.
+    import notebook_carbon
+    from notebook_carbon.meters.detect import Detection as _Detection
+    from notebook_carbon.registry.store import Registry as _Registry
+    from notebook_carbon.session import Session as _Session
+    from notebook_carbon.settings import Settings as _Settings
+    from notebook_carbon.testing import FakeMeter as _FakeMeter
+
+    location = str(tmp_path / "r.sqlite")
+    session = _Session(_Settings(registry=location, region="FR"),
+                       detection=_Detection(meters=(_FakeMeter("cpu", "rapl", "package-0", 10.0),), notes=()))
+    with notebook_carbon.track(name="warm", quiet=True, session=session):
+        pass
+    original = _Registry.start_run
+    calls = []
+
+    def fails_once(self, row):
+        calls.append(row["uid"])
+        from notebook_carbon.errors import RegistryError
+
+        raise RegistryError("database is locked (simulated)", where=location, cause="database is locked")
+
+    monkeypatch.setattr(_Registry, "start_run", fails_once)
+    session.writer().merge_window_s = 0.0  # no merge: the start is written on its own, and fails
+    with notebook_carbon.track(name="long", quiet=True, session=session):
+        import time
+
+        time.sleep(0.05)
+    monkeypatch.setattr(_Registry, "start_run", original)
+    assert calls
+    with _Registry.open(location) as reg:
+        assert sorted(r["name"] for r in reg.runs()) == ["long", "warm"]
+
+
+def test_review_numpy_and_enum_params_are_recorded(tmp_path):
+    import enum
+
+    import numpy as np
+
+    import notebook_carbon
+    from notebook_carbon.meters.detect import Detection as _Detection
+    from notebook_carbon.registry.store import Registry as _Registry
+    from notebook_carbon.session import Session as _Session
+    from notebook_carbon.settings import Settings as _Settings
+    from notebook_carbon.testing import FakeMeter as _FakeMeter
+
+    class Optimiser(str, enum.Enum):
+        ADAM = "adam"
+
+    location = str(tmp_path / "r.sqlite")
+    session = _Session(_Settings(registry=location, region="FR"),
+                       detection=_Detection(meters=(_FakeMeter("cpu", "rapl", "package-0", 1.0),), notes=()))
+    for lr in np.logspace(-3, -1, 3):
+        with notebook_carbon.track(quiet=True, session=session, params={"lr": lr, "bs": np.int64(32), "opt": Optimiser.ADAM}):
+            pass
+    with _Registry.open(location) as reg:
+        params = sorted((r["params"] for r in reg.runs()), key=lambda p: p["lr"])
+    assert params == [{"lr": pytest.approx(v), "bs": 32, "opt": "adam"} for v in (0.001, 0.01, 0.1)]

@@ -133,3 +133,22 @@ def test_a_forked_child_of_a_process_with_an_open_registry_records_its_own_run(w
     assert child.exitcode == 0
     _block(-3)  # the parent's writer still works after the child closed its copy of everything
     assert _recorded(worker_registry) == sorted(["block--1", "block--2", "block--3", "parent"])
+
+
+def _probed_in_child(queue) -> None:
+    session = notebook_carbon.api.default_session()
+    queue.put(session._detection is None)
+
+
+def test_a_forked_worker_probes_its_own_meters(worker_registry: str) -> None:
+    # The parent's meters watch the parent's process tree: a worker must not be charged it.
+    import notebook_carbon.api
+
+    parent = notebook_carbon.api.default_session()
+    parent.detection()  # probed here, as a notebook's session always is before a pool starts
+    queue = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(target=_probed_in_child, args=(queue,))
+    child.start()
+    assert queue.get(timeout=60) is True
+    child.join(60)
+    assert parent._detection is not None  # the parent keeps its own

@@ -295,3 +295,22 @@ def test_a_registry_problem_that_comes_back_after_runs_were_recorded_is_said_aga
     finally:
         unload_ipython_extension(shell)
     assert said == [1, 0, 0, 1]
+
+
+def test_the_summary_of_a_run_that_was_not_recorded_says_so_in_every_cell(tmp_path, capsys):
+    # The warning explains the cause once; each line of a run that did not reach the registry says so.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    session = Session(
+        Settings(registry=str(blocker / "registry.sqlite"), region="FR"),
+        detection=Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 1.0),), notes=()),
+    )
+    shell = InteractiveShell.instance()
+    load_ipython_extension(shell, session=session)
+    try:
+        shell.run_cell("%%carbon --name one\nx = 1", store_history=True)
+        shell.run_cell("%%carbon --name two\nx = 2", store_history=True)
+    finally:
+        unload_ipython_extension(shell)
+    out = capsys.readouterr().out
+    assert out.count("NOT RECORDED") == 2 and "carbon [two]" in out

@@ -143,3 +143,9 @@ def test_broken_config_file_is_an_error(tmp_path):
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().pue = 2.0  # type: ignore[misc]
+
+
+def test_a_project_name_with_a_nul_is_refused():
+    # PostgreSQL cannot store it: every run of the project would be refused at write time.
+    with pytest.raises(ConfigError, match="NUL"):
+        Settings().replace(project="a\x00b")
