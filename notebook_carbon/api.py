@@ -120,13 +120,13 @@ class track(ContextDecorator):
         try:
             self.result = run.finish(status, exc)
         except Exception as err:
-            _warn(f"notebook-carbon: the run was not recorded: {err}", err)
+            _warn(f"notebook-carbon: the run was not recorded: {err}", err, 2)
             return False
         problem = self.result.recorded()
         if problem is not None:
             where = getattr(problem, "where", None) or run.session.writer().location
             said = str(problem) if where in str(problem) else f"registry {where}: {problem}"
-            _warn(f"notebook-carbon: this block's run was not recorded: {said}", problem)
+            _warn(f"notebook-carbon: this block's run was not recorded: {said}", problem, 2)
         if not self._quiet:
             line = self.result.summary() + (" · NOT RECORDED (registry unavailable)" if problem is not None else "")
             print(line, file=sys.stderr, flush=True)
@@ -139,7 +139,8 @@ class track(ContextDecorator):
 
 
 
-def _warn(message: str, cause: BaseException) -> None:
-    """One ``NotebookCarbonWarning`` per cause in this process, pointing at the user's ``with`` line."""
+def _warn(message: str, cause: BaseException, depth: int = 1) -> None:
+    """One ``NotebookCarbonWarning`` per cause, pointing at the user's ``with`` line, which is
+    ``depth`` frames above the method that calls this (``__enter__``: 1; ``_exit``: 2)."""
     if first_report(cause):
-        warnings.warn(message, NotebookCarbonWarning, stacklevel=3)
+        warnings.warn(message, NotebookCarbonWarning, stacklevel=2 + depth)
