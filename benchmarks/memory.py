@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import write_section  # benchmarks/ is on sys.path: this file runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
@@ -142,10 +143,7 @@ def report(found: dict[str, list[dict]], cells: int, repeats: int, command: str)
 
 
 def write(text: str) -> None:
-    doc = DOC.read_text()
-    section = f"{BEGIN}\n{text}\n{END}"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    DOC.write_text(pattern.sub(lambda _: section, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + section + "\n")
+    write_section(DOC, BEGIN, END, text)
 
 
 def main() -> None:

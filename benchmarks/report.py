@@ -229,3 +229,12 @@ The registry at scale (100,000 runs, incl. the impact statement and summary): se
 project; the CPU of the live meter during an idle cell): see [dashboard.md](dashboard.md#performance) and
 [live-meter.md](live-meter.md). The server extension's summary endpoint: below, and [server.md](server.md).
 """
+
+
+def write_section(doc, begin: str, end: str, text: str) -> None:
+    """Put ``text`` between ``begin`` and ``end`` in ``doc`` (appended if absent); ``run.py`` keeps
+    such sections when it rewrites the rest of the file."""
+    old = doc.read_text()
+    section = f"{begin}\n{text}\n{end}"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    doc.write_text(pattern.sub(lambda _: section, old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + section + "\n")

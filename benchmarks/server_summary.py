@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import platform
-import re
 import socket
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from registry_scale import PROJECT, fill  # noqa: E402  (benchmarks/ is not a package)
-from report import machine  # noqa: E402
+from report import machine, write_section  # noqa: E402
 
 from notebook_carbon.registry import Registry, new_uid  # noqa: E402
 
@@ -200,12 +199,7 @@ def report(found: dict, command: str) -> str:
 
 
 def write(text: str) -> None:
-    """Put ``text`` in its section of performance.md (``run.py`` keeps the section when it
-    rewrites the rest of the file)."""
-    doc = DOC.read_text()
-    section = f"{BEGIN}\n{text}\n{END}"
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    DOC.write_text(pattern.sub(lambda _: section, doc) if pattern.search(doc) else doc.rstrip("\n") + "\n\n" + section + "\n")
+    write_section(DOC, BEGIN, END, text)
 
 
 def main() -> None:

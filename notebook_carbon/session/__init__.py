@@ -27,11 +27,11 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from .. import settings as settings_mod
 from ..errors import ConfigError, RegistryError
 from ..measure import Window
 from ..record import check_text, recordable_param
 from ..settings import Settings
+from ..settings import resolve as resolve_settings
 from .run import FIRST_CHECKPOINT_S, MAX_UNRECORDED, STATUSES, WRITE_TIMEOUT_S, ActiveRun, RunResult
 from .state import _sessions, first_report, in_writer, shared_writer
 from .state import _open_runs, _reported, _writers  # noqa: F401  (the magic and tests look here)
@@ -51,7 +51,7 @@ class Session:
     """Settings + meters + intensity + registry, resolved lazily and cached."""
 
     def __init__(self, settings: Settings | None = None, *, detection: Any = None) -> None:
-        self._settings = settings if settings is not None else settings_mod.resolve()
+        self._settings = settings if settings is not None else resolve_settings()
         self._detection = detection
         self._probed = False
         self._intensity = None
