@@ -23,6 +23,15 @@ from notebook_carbon.registry.store import Registry
 
 CLI = str(Path(sys.executable).with_name("notebook-carbon"))
 SCRIPT = "import notebook_carbon\nwith notebook_carbon.track(name='script', quiet=True):\n    sum(range(1000))\n"
+POOL = (
+    "import multiprocessing, notebook_carbon\n"
+    "def work(i):\n"
+    "    with notebook_carbon.track(name=f'worker-{i}', quiet=True):\n"
+    "        return sum(range(1000))\n"
+    "if __name__ == '__main__':\n"
+    "    with multiprocessing.get_context('fork').Pool(2) as pool:\n"
+    "        pool.map(work, range(4))\n"
+)
 
 
 def execute(client, code: str) -> str:
@@ -49,6 +58,7 @@ def test_a_kernels_runs_survive_other_processes_opening_and_closing_the_registry
         listed = subprocess.run([CLI, "runs", "--registry", registry_url], env=env, capture_output=True, text=True)
         assert listed.returncode == 0 and "c1" in listed.stdout, listed.stderr
         subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True)
+        subprocess.run([sys.executable, "-c", POOL], env=env, check=True)  # a sweep's pool workers
         for i in range(2, 6):
             assert f"carbon [c{i}]" in execute(client, f"%%carbon --name c{i}\nx = {i}")
     finally:
@@ -56,9 +66,10 @@ def test_a_kernels_runs_survive_other_processes_opening_and_closing_the_registry
         client.stop_channels()
     with Registry.open(registry_url) as reg:
         runs = list(reversed(reg.runs()))
-    assert [(r["name"], r["status"]) for r in runs] == [
-        ("script", "ok"), ("c1", "ok"), ("script", "ok"), ("c2", "ok"), ("c3", "ok"), ("c4", "ok"), ("c5", "ok")
-    ]
+    named = [(r["name"], r["status"]) for r in runs]
+    workers = sorted(n for n, _ in named if n.startswith("worker-"))
+    assert workers == [f"worker-{i}" for i in range(4)] and all(status == "ok" for _, status in named)
+    assert [n for n, _ in named if not n.startswith("worker-")] == ["script", "c1", "script", "c2", "c3", "c4", "c5"]
 
 
 def _block(i: int) -> int:
