@@ -83,6 +83,9 @@ for _ in range(3):
         break
     except KeyboardInterrupt:
         pass
+# The researcher's next cell: a cell whose post-run event an interrupt kept away is only known to
+# be over when the next cell at its depth starts (its run, if any, was closed already).
+shell.run_cell("pass")
 print(json.dumps({
     "sent": sent,
     "open_windows": measure._SAMPLER.open_windows(),
