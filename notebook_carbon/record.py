@@ -128,3 +128,75 @@ def check_text(what: str, value: str) -> str:
     if "\x00" in value:
         raise ConfigError(f"{what} contains a NUL character (\\x00), which cannot be recorded; remove it")
     return value
+
+
+# -- statuses, sweeps and energy ranges: what a run is, computed once when it is written ----------
+
+STATUSES = ("running", "ok", "failed", "interrupted", "crashed")
+"""``running`` from start until finished; ``crashed`` is set later for a run whose process died."""
+FINAL_STATUSES = STATUSES[1:]
+FAILED_STATUSES = ("failed", "interrupted", "crashed")
+"""The runs whose energy bought no result: a statement's "failed" energy."""
+
+LABEL_LENGTH = 60
+"""The most characters of a sweep's label."""
+
+
+def sweep_key(sweep: str | None, code_fingerprint: str | None) -> str | None:
+    """The sweep a run belongs to: its explicit sweep name, else ``code:<fingerprint>`` of its code,
+    else None (a bare ``track()`` block is in no sweep)."""
+    if sweep:
+        return sweep
+    if code_fingerprint:
+        return "code:" + code_fingerprint
+    return None
+
+
+def sweep_label(key: str | None, cell_source: str | None, name: str | None) -> str | None:
+    """What to show for a run's sweep: the sweep name, else the first line of the cell's code, else
+    the run's name, else the key; at most ``LABEL_LENGTH`` characters. A sweep shows its first run's."""
+    if key is None:
+        return None
+    if not key.startswith("code:"):
+        return key
+    lines = [line for line in (cell_source or "").splitlines() if line.strip()]
+    return (lines[0].strip() if lines else name or key)[:LABEL_LENGTH]
+
+
+def energy_range(row: Mapping[str, Any]) -> tuple[float, float]:
+    """The low and high factors of a run's energy (``row``: its ``*_energy_j`` and ``*_method``).
+
+    Each measured or estimated component's energy taken with its method's range, whatever of
+    ``energy_j`` they leave unexplained (an imported run's total) as unattributed; lows summed and
+    highs summed (conservative), over the central value. (1, 1) for a run without energy. Emissions
+    and facility energy scale with energy, so the same factors bound them.
+    """
+    from .impact.uncertainty import UNATTRIBUTED_RANGE, method_range  # (imports pandas-free maths only)
+
+    central = low = high = 0.0
+    for component in ("gpu", "cpu", "ram"):
+        energy = row.get(f"{component}_energy_j")
+        method = row.get(f"{component}_method")
+        if not energy or not method or method == "none" or not _finite(energy):
+            continue
+        try:
+            r = method_range(method)
+        except ConfigError:  # an unknown method (a row written by hand): not counted, as analysis does
+            continue
+        central += energy
+        low += energy * r.low
+        high += energy * r.high
+    total = row.get("energy_j")
+    if total is not None and _finite(total):
+        unattributed = total - central
+        if unattributed > 1e-9 * abs(total):  # the parts summed in another order differ in the last bits
+            central += unattributed
+            low += unattributed * UNATTRIBUTED_RANGE.low
+            high += unattributed * UNATTRIBUTED_RANGE.high
+    if central <= 0:
+        return 1.0, 1.0
+    return low / central, high / central
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

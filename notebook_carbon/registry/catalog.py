@@ -23,7 +23,7 @@ __all__ = ["dead_runs", "notebooks", "projects", "sweeps"]
 def projects(registry) -> list[str]:
     """The projects of ``registry``'s runs, sorted; empty when it has no runs."""
     query = select(runs.c.project).distinct().order_by(runs.c.project)
-    return [row["project"] for row in registry._select(query, "listing the projects")]
+    return [row["project"] for row in registry.select(query, "listing the projects")]
 
 
 def notebooks(registry, project: str) -> list[str]:
@@ -34,7 +34,7 @@ def notebooks(registry, project: str) -> list[str]:
         .distinct()
         .order_by(runs.c.notebook)
     )
-    found = registry._select(query, f"listing the notebooks of project {project!r}")
+    found = registry.select(query, f"listing the notebooks of project {project!r}")
     return [row["notebook"] for row in found]
 
 
@@ -43,7 +43,7 @@ def sweeps(registry, project: str) -> list[str]:
     ``code:<fingerprint>``."""
     query = select(runs.c.sweep, runs.c.code_fingerprint).where(runs.c.project == project).distinct()
     keys = set()
-    for row in registry._select(query, f"listing the sweeps of project {project!r}"):
+    for row in registry.select(query, f"listing the sweeps of project {project!r}"):
         if row["sweep"]:
             keys.add(row["sweep"])
         elif row["code_fingerprint"]:

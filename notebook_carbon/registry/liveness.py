@@ -65,7 +65,7 @@ def reap_crashed(
     for run, why in _dead(registry, host, now, started_at_of):
         last = run["updated_at"] or run["started_at"]
         error = f"{why}; energy is counted up to the last checkpoint, {max(last - run['started_at'], 0):.0f} s in"
-        with registry._transaction(f"marking run {run['id']} crashed", write=True) as conn:
+        with registry.write(f"marking run {run['id']} crashed") as conn:
             changed = conn.execute(
                 update(runs)
                 .where(runs.c.uid == run["uid"], runs.c.status == "running")
@@ -91,7 +91,7 @@ def _dead(registry, host: str | None, now: float | None, started_at_of) -> list[
         runs.c.updated_at,
         runs.c.checkpoint_interval_s,
     ).where(runs.c.status == "running")
-    with registry._transaction("looking for runs whose process died") as conn:
+    with registry.read("looking for runs whose process died") as conn:
         running = [dict(row._mapping) for row in conn.execute(query)]
     found = []
     for run in running:

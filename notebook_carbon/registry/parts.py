@@ -26,11 +26,11 @@ def record_part(registry, row: Mapping[str, Any]) -> int:
             from ..errors import RegistryError
 
             raise RegistryError(f"record_part: a part needs {column}")
-    with registry._transaction(f"recording part {values['uid']} of run {values['parent_uid']}", write=True) as conn:
+    with registry.write(f"recording part {values['uid']} of run {values['parent_uid']}") as conn:
         return int(conn.execute(insert(run_parts), values).inserted_primary_key[0])
 
 
 def parts(registry, parent_uid: str) -> list[dict[str, Any]]:
     """The parts of run ``parent_uid``, in the order they started."""
     query = select(run_parts).where(run_parts.c.parent_uid == parent_uid).order_by(run_parts.c.started_at, run_parts.c.id)
-    return registry._select(query, "reading the parts of a run")
+    return registry.select(query, "reading the parts of a run")

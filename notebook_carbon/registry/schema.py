@@ -1,30 +1,27 @@
-"""The registry's tables, its schema version and the migrations that bring old files up to date.
+"""The registry's tables and its schema version, and the checking and encoding of rows written to them.
 
 SQLAlchemy Core only, with generic column types, so one schema serves SQLite (the default, one file
 per user) and PostgreSQL (a lab-wide registry). Units are in the column names: times are UTC epoch
 seconds (floats), durations seconds, energy joules, power watts, emissions grams CO2e, water litres.
 
 Versioning: ``metadata`` always describes the newest schema, ``SCHEMA_VERSION``. A new registry is
-created from it and stamped with that version in the ``meta`` table. An older registry is brought up
-to date on open by ``MIGRATIONS``, applied in order inside the same transaction as the version
-bump, so a failed upgrade leaves the file exactly as it was. Migrations only add (tables, columns,
-indexes, derived values); they never drop or rewrite recorded data.
-
-To change the schema: edit the tables below, increase ``SCHEMA_VERSION`` and add the migration
-that turns a registry of the previous version into the new one, keyed by the new version.
+created from it and stamped with that version in the ``meta`` table; ``migrations`` brings an older
+one up to date. To change the schema: edit the tables below, increase ``SCHEMA_VERSION`` and add the
+migration that turns a registry of the previous version into the new one.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
-    Connection,
+    Computed,
     Double,
     ForeignKey,
     Index,
@@ -32,64 +29,26 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Numeric,
     Text,
     false,
+    text,
 )
 
+from .. import record
 from ..errors import RegistryError
 from ..meters.base import COMPONENTS, METHODS
+from ..record import FINAL_STATUSES, STATUSES
+from . import totals
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 APPLICATION = "notebook-carbon"
 """Stamped in ``meta`` so a file of ours is told apart from another program's SQLite database."""
 
-STATUSES = ("running", "ok", "failed", "interrupted", "crashed")
-"""``running`` from start until finished; ``crashed`` is set later for a run whose kernel died."""
-FINAL_STATUSES = STATUSES[1:]
-
 JSON_COLUMNS = {"tags": list, "params": dict, "notes": list}
 """Columns stored as JSON text (portable across databases), decoded to these types on read."""
-
-Migration = Callable[[Connection], None]
-"""Upgrades a registry by one version, given a connection inside the upgrade transaction."""
-
-
-def _to_v2(conn: Connection) -> None:
-    """Sweeps' selected runs, checkpoint intervals and the redundancy index (issue: registry)."""
-    dialect = conn.dialect
-    boolean = Boolean().compile(dialect=dialect)
-    no = false().compile(dialect=dialect)
-    double = Double().compile(dialect=dialect)
-    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN is_final {boolean} NOT NULL DEFAULT {no}")
-    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN checkpoint_interval_s {double}")
-    next(i for i in runs.indexes if i.name == "ix_runs_redundancy").create(conn)
-
-
-def _to_v3(conn: Connection) -> None:
-    """The per-sweep generation counters and summary cache behind ``list_sweeps`` (issue: registry).
-
-    Creates both tables and the triggers that keep the counters, then gives every existing sweep
-    a counter; the cache starts empty and is filled by the first ``list_sweeps`` of each project.
-    """
-    sweep_state.create(conn)
-    sweep_cache.create(conn)
-    install_sweep_triggers(conn)
-    key = _sweep_key_sql("runs")
-    conn.exec_driver_sql(
-        f"INSERT INTO sweep_state (project, sweep_key, generation) "
-        f"SELECT project, {key}, 1 FROM runs WHERE {key} IS NOT NULL GROUP BY project, {key}"
-    )
-
-
-def _to_v4(conn: Connection) -> None:
-    """The parts of a run: blocks metered inside another run of the same process (issue: nothing lost)."""
-    run_parts.create(conn)
-
-
-MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
-"""Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 
 __all__ = [
     "APPLICATION",
@@ -97,10 +56,9 @@ __all__ = [
     "FINAL_STATUSES",
     "JSON_COLUMNS",
     "METHODS",
-    "MIGRATIONS",
     "SCHEMA_VERSION",
     "STATUSES",
-    "Migration",
+    "SWEEP_KEY_SQL",
     "check_method",
     "check_status",
     "child_row",
@@ -110,14 +68,18 @@ __all__ = [
     "is_uid",
     "meta",
     "metadata",
-    "migration_plan",
     "run_parts",
+    "run_totals",
     "runs",
     "samples",
-    "sweep_cache",
-    "sweep_state",
-    "target_version",
+    "sweeps",
 ]
+
+SWEEP_KEY_SQL = (
+    "CASE WHEN sweep IS NOT NULL AND sweep <> '' THEN sweep "
+    "WHEN code_fingerprint IS NOT NULL AND code_fingerprint <> '' THEN 'code:' || code_fingerprint END"
+)
+"""``record.sweep_key`` in SQL: the generated ``runs.sweep_key``, so a hand edit of ``sweep`` moves the run."""
 
 metadata = MetaData()
 
@@ -185,12 +147,25 @@ runs = Table(
     # v2: how often a running run is checkpointed, so a reader on another host can tell a live
     # run from one whose machine died (its heartbeat is then several intervals old).
     Column("checkpoint_interval_s", Double),
+    # v5: the run's sweep, generated from ``sweep`` and ``code_fingerprint`` by the database itself
+    # (virtual on SQLite, stored on PostgreSQL); its label and its energy's range (factors of
+    # ``energy_j`` from its components' methods), computed when it is written (``record``).
+    Column("sweep_key", Text, Computed(SWEEP_KEY_SQL)),
+    Column("sweep_label", Text),
+    Column("energy_low_factor", Double),
+    Column("energy_high_factor", Double),
     Index("ix_runs_project_started_at", "project", "started_at"),
     Index("ix_runs_status", "status"),
     Index("ix_runs_sweep", "sweep"),
     # v2: the redundancy lookup before every metered cell must be an index search.
     Index(
         "ix_runs_redundancy", "project", "code_fingerprint", "inputs_fingerprint", "params_fingerprint", "status"
+    ),
+    # v5: each sweep's runs in start order (its selected run, its members) and its marked run.
+    Index("ix_runs_sweep_key", "project", "sweep_key", "status", "started_at"),
+    Index(
+        "ix_runs_final", "project", "sweep_key", "started_at",
+        sqlite_where=text("is_final"), postgresql_where=text("is_final"),
     ),
     sqlite_autoincrement=True,
 )
@@ -256,123 +231,39 @@ run_parts = Table(
 )
 
 
-# v3: what ``list_sweeps`` needs to answer for a big project without reading every run.
-# A trigger on ``runs`` (below) increases a sweep's generation whenever a run of it is inserted,
-# deleted or has a column that a sweep summary depends on changed, whatever program wrote it; the
-# cache holds the summary last computed for each sweep with the generation it was computed at,
-# so a summary is recomputed from the sweep's runs only when its sweep has changed since.
-sweep_state = Table(
-    "sweep_state",
+# v5: the totals per (project, notebook, sweep) and each sweep's label and selected run, kept by
+# triggers on ``runs`` (see ``totals``). Integers of micro-units: sums that stay exact.
+_SUM = BigInteger().with_variant(Numeric(40, 0), "postgresql")  # PostgreSQL: exact at any size
+run_totals = Table(
+    "run_totals",
     metadata,
     Column("project", String(200), primary_key=True),
-    Column("sweep_key", Text, primary_key=True),  # as ``sweeps.sweep_key``: a name or code:<fingerprint>
-    Column("generation", Integer, nullable=False),
+    Column("notebook", Text, primary_key=True),  # '' for runs of no notebook
+    Column("sweep_key", Text, primary_key=True),  # '' for runs of no sweep
+    *(Column(name, _SUM, nullable=False, server_default="0") for name in totals.COLUMNS),
+    Column("excluded_runs", Integer, nullable=False, server_default="0"),
 )
 
-sweep_cache = Table(
-    "sweep_cache",
+sweeps = Table(
+    "sweeps",
     metadata,
     Column("project", String(200), primary_key=True),
     Column("sweep_key", Text, primary_key=True),
-    Column("generation", Integer, nullable=False),  # the sweep_state generation it was computed at
-    Column("summary", Text, nullable=False),  # JSON, written and read by ``sweeps`` only
+    Column("label", Text),
+    # Not a foreign key: a trigger sets it, and a deleted run must not be blocked by it.
+    Column("selected_run_id", Integer),
 )
-
-SWEEP_SUMMARY_COLUMNS = (
-    "project", "sweep", "code_fingerprint", "status", "started_at", "energy_j", "emissions_g",
-    "redundant_of", "is_final", "params", "cell_source", "name",
-)
-"""The run columns a sweep summary is computed from: changing one of them changes the sweep."""
-
-
-def _sweep_key_sql(row: str) -> str:
-    """SQL for ``sweeps.sweep_key`` of ``row`` (a table name, NEW or OLD): NULL for no sweep."""
-    return (
-        f"(CASE WHEN {row}.sweep IS NOT NULL AND {row}.sweep <> '' THEN {row}.sweep "
-        f"WHEN {row}.code_fingerprint IS NOT NULL AND {row}.code_fingerprint <> '' "
-        f"THEN 'code:' || {row}.code_fingerprint END)"
-    )
-
-
-def _bump_sql(row: str, when: str = "") -> str:
-    """One statement increasing the generation of ``row``'s sweep (NEW or OLD), if it has one."""
-    key = _sweep_key_sql(row)
-    return (
-        f"INSERT INTO sweep_state (project, sweep_key, generation) SELECT {row}.project, {key}, 1 "
-        f"WHERE {key} IS NOT NULL{when} "
-        "ON CONFLICT (project, sweep_key) DO UPDATE SET generation = sweep_state.generation + 1"
-    )
-
-
-def install_sweep_triggers(conn: Connection) -> None:
-    """Create the triggers on ``runs`` that keep ``sweep_state`` current (SQLite or PostgreSQL).
-
-    Triggers rather than code in each write path, so every writer counts: kernels, scripts, the
-    importer, an older notebook-carbon of schema 3, or a person fixing a row by hand.
-    """
-    columns = ", ".join(SWEEP_SUMMARY_COLUMNS)
-    # NEW's sweep after an update is bumped only when it is another sweep than OLD's (not twice).
-    differs = "IS NOT" if conn.dialect.name == "sqlite" else "IS DISTINCT FROM"  # NULL-safe inequality
-    moved = (
-        f" AND (NEW.project {differs} OLD.project OR {_sweep_key_sql('NEW')} {differs} {_sweep_key_sql('OLD')})"
-    )
-    if conn.dialect.name == "sqlite":
-        statements = [
-            f"CREATE TRIGGER runs_sweep_insert AFTER INSERT ON runs BEGIN {_bump_sql('NEW')}; END",
-            f"CREATE TRIGGER runs_sweep_update AFTER UPDATE OF {columns} ON runs "
-            f"BEGIN {_bump_sql('OLD')}; {_bump_sql('NEW', moved)}; END",
-            f"CREATE TRIGGER runs_sweep_delete AFTER DELETE ON runs BEGIN {_bump_sql('OLD')}; END",
-        ]
-    elif conn.dialect.name == "postgresql":
-        statements = [
-            "CREATE FUNCTION notebook_carbon_sweep_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "BEGIN "
-            f"IF TG_OP = 'INSERT' THEN {_bump_sql('NEW')}; "
-            f"ELSIF TG_OP = 'DELETE' THEN {_bump_sql('OLD')}; "
-            f"ELSE {_bump_sql('OLD')}; {_bump_sql('NEW', moved)}; "
-            "END IF; RETURN NULL; END $$",
-            f"CREATE TRIGGER runs_sweep_changed AFTER INSERT OR DELETE OR UPDATE OF {columns} ON runs "
-            "FOR EACH ROW EXECUTE FUNCTION notebook_carbon_sweep_changed()",
-        ]
-    else:
-        raise RegistryError(
-            f"the registry supports SQLite and PostgreSQL databases, not {conn.dialect.name}; "
-            "set NOTEBOOK_CARBON_REGISTRY to a file path or a postgresql:// URL"
-        )
-    for statement in statements:
-        conn.exec_driver_sql(statement)
-
-
-def target_version(migrations: Mapping[int, Migration] | None = None) -> int:
-    """The newest schema version reachable with ``migrations`` (default ``MIGRATIONS``)."""
-    migrations = MIGRATIONS if migrations is None else migrations
-    return max([SCHEMA_VERSION, *migrations])
-
-
-def migration_plan(
-    found: int, migrations: Mapping[int, Migration] | None = None
-) -> list[tuple[int, Migration]]:
-    """The ``(version, migration)`` steps from schema version ``found`` up to the target, in order.
-
-    ``migrations`` defaults to ``MIGRATIONS``; passing another mapping lets tests exercise the
-    mechanism on a throwaway file without touching this module. A gap in the chain is a bug in
-    this package, reported as ``ValueError``.
-    """
-    migrations = MIGRATIONS if migrations is None else migrations
-    steps = []
-    for version in range(found + 1, target_version(migrations) + 1):
-        if version not in migrations:
-            raise ValueError(f"no migration to schema version {version}")
-        steps.append((version, migrations[version]))
-    return steps
 
 
 # -- rows: validation and encoding (pure; the store does the I/O) -----------------------------
 
-RUN_COLUMNS = frozenset(runs.c.keys())
-START_COLUMNS = RUN_COLUMNS - {"id"}
+GENERATED_COLUMNS = frozenset(("sweep_key",))
+DERIVED_COLUMNS = frozenset(("sweep_label", "energy_low_factor", "energy_high_factor"))
+"""Written by the registry from the run's other columns (``derive``), never by a caller."""
+RUN_COLUMNS = frozenset(runs.c.keys()) - GENERATED_COLUMNS
+START_COLUMNS = RUN_COLUMNS - {"id"} - DERIVED_COLUMNS
 """What ``start_run`` accepts: the database assigns ``id``."""
-UPDATE_COLUMNS = RUN_COLUMNS - {"id", "uid"}
+UPDATE_COLUMNS = RUN_COLUMNS - {"id", "uid"} - DERIVED_COLUMNS
 """What ``finish_run``/``checkpoint_run`` may set: a run's identity never changes."""
 PART_COLUMNS = frozenset(run_parts.c.keys()) - {"id"}
 """What ``parts.record_part`` accepts."""
@@ -465,6 +356,15 @@ def start_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
     values["updated_at"] = now
     for column, empty in JSON_COLUMNS.items():
         values.setdefault(column, json.dumps(empty()))
+    key = record.sweep_key(values.get("sweep"), values.get("code_fingerprint"))
+    values["sweep_label"] = record.sweep_label(key, values.get("cell_source"), values.get("name"))
+    return derive(values)
+
+
+def derive(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (in place) with the range of their energy, when they hold one (``record.energy_range``)."""
+    if "energy_j" in values:
+        values["energy_low_factor"], values["energy_high_factor"] = record.energy_range(values)
     return values
 
 
@@ -479,4 +379,4 @@ def final_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
     now = time.time()
     values.setdefault("ended_at", now)
     values["updated_at"] = now
-    return values
+    return derive(values)

@@ -1,0 +1,188 @@
+"""Creating a registry, and bringing one of an older schema version up to date, in place.
+
+An older registry is upgraded on open by ``MIGRATIONS``, applied in order inside the same
+transaction as the version bump, so a failed upgrade leaves the database exactly as it was.
+Migrations only add (tables, columns, indexes, values derived from what is recorded) or replace
+derived caches; they never drop or rewrite recorded data.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Boolean, Connection, Double, bindparam, false, insert, select, update
+
+from .. import record
+from ..errors import RegistryError
+from . import schema, totals
+from .schema import meta, run_parts, run_totals, runs, sweeps
+
+Migration = Callable[[Connection], None]
+"""Upgrades a registry by one version, given a connection inside the upgrade transaction."""
+
+
+def _to_v2(conn: Connection) -> None:
+    """Sweeps' selected runs, checkpoint intervals and the redundancy index (issue: registry)."""
+    dialect = conn.dialect
+    boolean = Boolean().compile(dialect=dialect)
+    no = false().compile(dialect=dialect)
+    double = Double().compile(dialect=dialect)
+    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN is_final {boolean} NOT NULL DEFAULT {no}")
+    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN checkpoint_interval_s {double}")
+    next(i for i in runs.indexes if i.name == "ix_runs_redundancy").create(conn)
+
+
+def _to_v3(conn: Connection) -> None:
+    """Version 3 added caches of sweep summaries (``sweep_state``, ``sweep_cache``) and their
+    triggers. Version 5 replaced them with totals kept by the database, so an older registry
+    passes through version 3 without them: there is nothing to add here."""
+
+
+def _to_v4(conn: Connection) -> None:
+    """The parts of a run: blocks metered inside another run of the same process (issue: nothing lost)."""
+    run_parts.create(conn)
+
+
+def _to_v5(conn: Connection) -> None:
+    """Totals kept by the database (issue: one run vocabulary).
+
+    Adds the run's generated sweep key, its sweep label and energy range (computed here for every
+    run already recorded, as a new run's are when it is written), the ``run_totals`` and ``sweeps``
+    tables filled from the runs, and the triggers that keep them. Drops the caches of version 3
+    (``sweep_state``, ``sweep_cache`` and their triggers), which only held derived figures.
+    """
+    dialect = conn.dialect.name
+    stored = " STORED" if dialect == "postgresql" else ""  # SQLite can only add a virtual one
+    double = Double().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(
+        f"ALTER TABLE runs ADD COLUMN sweep_key TEXT GENERATED ALWAYS AS ({schema.SWEEP_KEY_SQL}){stored}"
+    )
+    conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN sweep_label TEXT")
+    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN energy_low_factor {double}")
+    conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN energy_high_factor {double}")
+    _drop_v3_caches(conn)
+    _derive_recorded(conn)
+    for index in runs.indexes:
+        if index.name in ("ix_runs_sweep_key", "ix_runs_final"):
+            index.create(conn)
+    run_totals.create(conn)
+    sweeps.create(conn)
+    for statement in totals.fill_statements(dialect):
+        conn.exec_driver_sql(statement)
+    install_triggers(conn)
+
+
+_DERIVE_BATCH = 5000
+
+
+def _derive_recorded(conn: Connection) -> None:
+    """Each recorded run's sweep label and energy range, as ``schema.start_values`` gives a new run."""
+    columns = [runs.c.id, runs.c.sweep, runs.c.code_fingerprint, runs.c.cell_source, runs.c.name, runs.c.energy_j]
+    for component in ("gpu", "cpu", "ram"):
+        columns += [runs.c[f"{component}_energy_j"], runs.c[f"{component}_method"]]
+    statement = (
+        update(runs)
+        .where(runs.c.id == bindparam("run_id"))
+        .values(sweep_label=bindparam("label"), energy_low_factor=bindparam("low"), energy_high_factor=bindparam("high"))
+    )
+    batch: list[dict[str, Any]] = []
+    for row in conn.execute(select(*columns)).mappings().all():
+        key = record.sweep_key(_text(row["sweep"]), _text(row["code_fingerprint"]))
+        low, high = record.energy_range(row)
+        label = record.sweep_label(key, _text(row["cell_source"]), _text(row["name"]))
+        batch.append({"run_id": row["id"], "label": label, "low": low, "high": high})
+        if len(batch) >= _DERIVE_BATCH:
+            conn.execute(statement, batch)
+            batch = []
+    if batch:
+        conn.execute(statement, batch)
+
+
+def _text(value: Any) -> str | None:
+    """A text column's value as text (a row edited by hand may hold a number there), or None."""
+    return None if value is None else str(value)
+
+
+def _drop_v3_caches(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS runs_sweep_changed ON runs")
+        conn.exec_driver_sql("DROP FUNCTION IF EXISTS notebook_carbon_sweep_changed()")
+    else:
+        for name in ("runs_sweep_insert", "runs_sweep_update", "runs_sweep_delete"):
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+    conn.exec_driver_sql("DROP TABLE IF EXISTS sweep_cache")
+    conn.exec_driver_sql("DROP TABLE IF EXISTS sweep_state")
+
+
+def install_triggers(conn: Connection) -> None:
+    """The triggers on ``runs`` that keep ``run_totals`` and ``sweeps`` (SQLite or PostgreSQL)."""
+    if conn.dialect.name not in ("sqlite", "postgresql"):
+        raise RegistryError(
+            f"the registry supports SQLite and PostgreSQL databases, not {conn.dialect.name}; "
+            "set NOTEBOOK_CARBON_REGISTRY to a file path or a postgresql:// URL"
+        )
+    for statement in totals.trigger_statements(conn.dialect.name):
+        conn.exec_driver_sql(statement)
+
+
+MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}
+"""Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
+
+
+def create(conn: Connection) -> None:
+    """A new registry of the newest schema, stamped as ours, in an empty database."""
+    schema.metadata.create_all(conn)
+    install_triggers(conn)
+    conn.execute(
+        insert(meta),
+        [
+            {"key": "application", "value": schema.APPLICATION},
+            {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+            {"key": "created_at", "value": repr(time.time())},
+        ],
+    )
+
+
+def upgrade(conn: Connection, where: str, found: int, migrations: Mapping[int, Migration] | None) -> None:
+    """Apply the migrations from version ``found`` up to the target, then stamp the target."""
+    target = target_version(migrations)
+    for version, migrate in migration_plan(found, migrations):
+        try:
+            migrate(conn)
+        except Exception as exc:
+            from .engine import describe
+
+            raise RegistryError(
+                f"upgrading registry {where} to schema version {version} failed: {describe(exc)}; "
+                f"the upgrade was rolled back and the registry is unchanged (version {found}). "
+                "Please report this error to the notebook-carbon issue tracker"
+            ) from exc
+    if found != target:
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(target)))
+
+
+def target_version(migrations: Mapping[int, Migration] | None = None) -> int:
+    """The newest schema version reachable with ``migrations`` (default ``MIGRATIONS``)."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    return max([schema.SCHEMA_VERSION, *migrations])
+
+
+def migration_plan(found: int, migrations: Mapping[int, Migration] | None = None) -> list[tuple[int, Migration]]:
+    """The ``(version, migration)`` steps from schema version ``found`` up to the target, in order.
+
+    ``migrations`` defaults to ``MIGRATIONS``; passing another mapping lets tests exercise the
+    mechanism on a throwaway file without touching this module. A gap in the chain is a bug in
+    this package, reported as ``ValueError``.
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    steps = []
+    for version in range(found + 1, target_version(migrations) + 1):
+        if version not in migrations:
+            raise ValueError(f"no migration to schema version {version}")
+        steps.append((version, migrations[version]))
+    return steps
+
+
+__all__ = ["MIGRATIONS", "Migration", "create", "install_triggers", "migration_plan", "target_version", "upgrade"]
