@@ -69,7 +69,6 @@ def print_rows(rows: list[dict], crashed: frozenset[int]) -> None:
 
 
 def sweeps(args: argparse.Namespace) -> int:
-    from .registry.sweeps import list_sweeps
     from .summary import sweeps_table
 
     with _Reading(args) as reading:
@@ -78,7 +77,8 @@ def sweeps(args: argparse.Namespace) -> int:
             return 0
         project = reading.project(args.project)
         crashed = reading.settle_crashed()
-        summaries = [_shown_crashed(s, crashed) for s in list_sweeps(reading.registry, project)]
+        crashed_in = _sweeps_of(reading.registry, crashed)
+        summaries = [_shown_crashed(s, crashed_in.get(s.key, 0)) for s in reading.registry.sweeps(project)]
     print(sweeps_table(summaries, project=project))
     return 0
 
@@ -347,15 +347,26 @@ def _shown(location: str) -> str:
         return "(an unreadable database URL)"
 
 
-def _shown_crashed(summary, crashed: frozenset[int]):
-    """A sweep's summary with its runs in ``crashed`` counted as crashed, not running."""
-    n = min(len(crashed.intersection(summary.run_ids)), summary.statuses.get("running", 0))
+def _sweeps_of(registry, crashed: frozenset[int]) -> dict[str, int]:
+    """How many of the runs ``crashed`` (ids; few) each sweep holds."""
+    found: dict[str, int] = {}
+    for run_id in crashed:
+        run = registry.get_run(run_id)
+        if run is not None and run.get("sweep_key"):
+            found[run["sweep_key"]] = found.get(run["sweep_key"], 0) + 1
+    return found
+
+
+def _shown_crashed(summary, crashed: int):
+    """A sweep's summary with ``crashed`` of its running runs counted as crashed, not running."""
+    n = min(crashed, summary.statuses.get("running", 0))
     if not n:
         return summary
     statuses = dict(summary.statuses)
     statuses["running"] -= n
     statuses["crashed"] = statuses.get("crashed", 0) + n
-    return dataclasses.replace(summary, statuses={k: v for k, v in statuses.items() if v})
+    shown = dataclasses.replace(summary.totals, statuses={k: v for k, v in statuses.items() if v})
+    return dataclasses.replace(summary, totals=shown)
 
 
 def _count_crashed(facts: dict, reading: _Reading, selection: dict, crashed: frozenset[int]) -> None:

@@ -19,8 +19,9 @@ import pytest
 from sqlalchemy import inspect, text
 
 from notebook_carbon.errors import RegistryError
-from notebook_carbon.registry import Registry, new_uid, store
-from notebook_carbon.registry.schema import SCHEMA_VERSION, migration_plan
+from notebook_carbon.registry import Registry, engine as engines, new_uid
+from notebook_carbon.registry.migrations import migration_plan
+from notebook_carbon.registry.schema import SCHEMA_VERSION
 
 V = SCHEMA_VERSION  # fake migrations below go to V + 1, V + 2: the tests outlive real schema changes
 
@@ -410,7 +411,7 @@ def test_read_only_open_never_writes(registry_url: str, registry_engine, registr
                 reader.start_run({"uid": new_uid()})
             # Below the registry's own check, the database itself refuses to write.
             refused = pytest.raises(RegistryError, match="readonly|read-only")
-            with refused, reader._transaction("writing behind the check") as conn:
+            with refused, reader.read("writing behind the check") as conn:
                 conn.execute(text("UPDATE runs SET name = 'changed'"))
         assert reg.get_run(uid)["name"] is None
 
@@ -443,7 +444,7 @@ def test_write_transactions_take_turns_and_readers_do_not_wait(registry: Registr
     inside, release = threading.Event(), threading.Event()
 
     def hold_the_write_lock() -> None:
-        with registry._transaction("holding the write lock", write=True) as conn:
+        with registry.write("holding the write lock") as conn:
             conn.execute(text("SELECT count(*) FROM runs")).scalar()
             inside.set()
             release.wait(30)
@@ -472,7 +473,7 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+psycopg"])
 def test_postgresql_urls_use_psycopg_3_and_hide_the_password(scheme: str) -> None:
-    engine, where = store._create_engine(f"{scheme}://lab:s3cret@db.example:5433/carbon", read_only=False)
+    engine, where = engines.open_engine(f"{scheme}://lab:s3cret@db.example:5433/carbon", read_only=False)
     try:
         assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
         assert where == "postgresql+psycopg://lab:***@db.example:5433/carbon"
@@ -503,11 +504,11 @@ def test_postgresql_missing_database_says_so(postgres_server) -> None:
 def test_a_writer_kept_waiting_past_the_timeout_fails_saying_so(
     registry_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.2)  # read when a connection is made
+    monkeypatch.setattr(engines, "BUSY_TIMEOUT_S", 0.2)  # read when a connection is made
     with Registry.open(registry_url) as holder, Registry.open(registry_url) as waiter:
         uid = _start(holder)
         timed_out = pytest.raises(RegistryError, match=r"finishing run .*more than 0 s; retry later")
-        with holder._transaction("holding the write lock", write=True), timed_out as info:
+        with holder.write("holding the write lock"), timed_out as info:
             waiter.finish_run(uid, {"status": "ok"})
         assert info.value.__cause__ is not None
         assert holder.get_run(uid)["status"] == "running"

@@ -260,8 +260,8 @@ def cannot_connect(url: URL, doing: str, exc: SQLAlchemyError) -> str:
 
 
 _ADVICE = {
-    "locked": f" (another process held the lock for more than {BUSY_TIMEOUT_S:.0f} s; retry later)",
-    "damaged": f"; the file is damaged: {MOVE_ASIDE}",
+    "locked": " (another process held the lock for more than {timeout:.0f} s; retry later)",
+    "damaged": "; the file is damaged: " + MOVE_ASIDE,
     "full": "; the disk holding the registry may be full: free some space, or set NOTEBOOK_CARBON_REGISTRY",
     "unwritable": "; check that the file and its directory are writable, or set NOTEBOOK_CARBON_REGISTRY",
     "read-only": "; the registry was opened read-only",
@@ -301,4 +301,4 @@ def describe(exc: BaseException) -> str:
     """A driver's message (without SQLAlchemy's statement dump and help link) and what to do."""
     original = getattr(exc, "orig", None) or (exc if not isinstance(exc, SQLAlchemyError) else None)
     text = str(original) if original is not None else str(exc).split("\n")[0]
-    return text + _ADVICE.get(kind(original) or "", "")
+    return text + _ADVICE.get(kind(original) or "", "").format(timeout=BUSY_TIMEOUT_S)

@@ -148,9 +148,10 @@ runs = Table(
     # run from one whose machine died (its heartbeat is then several intervals old).
     Column("checkpoint_interval_s", Double),
     # v5: the run's sweep, generated from ``sweep`` and ``code_fingerprint`` by the database itself
-    # (virtual on SQLite, stored on PostgreSQL); its label and its energy's range (factors of
-    # ``energy_j`` from its components' methods), computed when it is written (``record``).
-    Column("sweep_key", Text, Computed(SWEEP_KEY_SQL)),
+    # (stored; virtual in an SQLite file upgraded in place, as SQLite can only add those), so a hand
+    # edit of ``sweep`` moves the run; its label and its energy's range (factors of ``energy_j``
+    # from its components' methods), computed when it is written (``record``).
+    Column("sweep_key", Text, Computed(SWEEP_KEY_SQL, persisted=True)),
     Column("sweep_label", Text),
     Column("energy_low_factor", Double),
     Column("energy_high_factor", Double),

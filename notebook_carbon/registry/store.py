@@ -19,12 +19,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, literal, select
+from sqlalchemy import Connection, Engine, func, insert, inspect, literal, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import RegistryError
 from . import engine as engines
-from . import migrations, schema
+from . import migrations, pages, schema
 from .migrations import Migration
 from .schema import is_uid, meta, runs
 from .totals import Totals
@@ -394,6 +394,14 @@ class Registry:
     def _failed(self, doing: str, exc: SQLAlchemyError) -> RegistryError:
         detail = engines.describe(exc)
         return RegistryError(f"{doing} in registry {self.where} failed: {detail}", where=self.where, cause=detail)
+
+    def redundant_page(self, project: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        """A page of ``project``'s redundant runs, newest first, each with the run it ``repeats``."""
+        return pages.redundant_page(self, project, limit=limit, offset=offset)
+
+    def excluded(self, project: str, notebook: str | None = None) -> list[dict[str, Any]]:
+        """The runs ``totals`` leaves out (figures outside ``record.BOUNDS``): id, name, reason."""
+        return pages.excluded(self, project, notebook)
 
 
 # -- helpers ---------------------------------------------------------------------------------

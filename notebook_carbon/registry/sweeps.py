@@ -158,11 +158,14 @@ def _selected(conn: Any, project: str, keys: Sequence[str], notebook: str | None
 def _unembodied(conn: Any, scope: Any) -> dict[int, float]:
     """Run time (s) of the runs recorded without embodied emissions, by GPU count."""
     query = (
-        select(func.coalesce(runs.c.gpu_count, 0), func.sum(runs.c.duration_s))
+        select(runs.c.gpu_count, func.sum(runs.c.duration_s))
         .where(scope, runs.c.embodied_g.is_(None), runs.c.duration_s.is_not(None), text(kept.plausible("runs")))
-        .group_by(func.coalesce(runs.c.gpu_count, 0))
+        .group_by(runs.c.gpu_count)
     )
-    return {int(count): float(seconds or 0.0) for count, seconds in conn.execute(query)}
+    found: dict[int, float] = {}
+    for count, seconds in conn.execute(query):
+        found[int(count or 0)] = found.get(int(count or 0), 0.0) + float(seconds or 0.0)
+    return found
 
 
 # -- sweeps -------------------------------------------------------------------------------------

@@ -82,8 +82,9 @@ TRIGGER_COLUMNS = (
 def _scaled(expression: str, scale: int | None, dialect: str) -> str:
     if scale is None:
         return expression
-    if dialect == "postgresql":  # NUMERIC arithmetic: exact at any size
-        return f"COALESCE(ROUND(CAST({expression} AS NUMERIC) * {scale}), 0)"
+    if dialect == "postgresql":  # NUMERIC arithmetic: exact at any size the column holds
+        # (the guard: PostgreSQL may compute a value before the WHERE leaves an absurd run out)
+        return f"COALESCE(CASE WHEN abs({expression}) < 1e30 THEN ROUND(CAST({expression} AS NUMERIC) * {scale}) END, 0)"
     limit = _SAFE * MICRO / scale
     return (
         f"COALESCE(CASE WHEN abs({expression}) < {limit:.0f} THEN CAST(ROUND(({expression}) * {scale}) AS INTEGER) "

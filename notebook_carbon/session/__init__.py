@@ -180,9 +180,7 @@ class Session:
                     if lookup is None:
                         lookup = self._lookups[key] = SqliteLookup(path)
                 return lookup.find_redundant(project=project, **fingerprints)
-            future = self.writer().submit_awaited(
-                in_writer, "sweeps", "find_redundant", project=project, **fingerprints
-            )
+            future = self.writer().submit_awaited("find_redundant", project, **fingerprints)
             return future.result(timeout_s)
         except (RegistryError, FutureTimeout):
             return None  # e.g. an unreadable registry: the run's own write reports it, once

@@ -268,7 +268,7 @@ class ActiveRun:
         if self.parent_uid is not None:
             part = {k: row.get(k) for k in _PART_FIELDS}
             part["parent_uid"] = self.parent_uid
-            return writer.submit_awaited(in_writer, "parts", "record_part", part)
+            return writer.submit_awaited("record_part", part)
         final = {k: v for k, v in row.items() if k != "uid"}
         if self.id_future is None:  # interrupted before its start was queued: the whole run at once
             return writer.submit_awaited("record_run", dict(self.row), final, components, samples)

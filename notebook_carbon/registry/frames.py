@@ -1,0 +1,391 @@
+"""Reading a scope of runs for analysis and statements: a frame's columns, a statement's figures.
+
+A ``Scope`` is a project's runs (every project's, for a frame) narrowed by notebook, sweep, status,
+start time and tags. Two readers, neither of which makes a pandas object:
+
+- ``columns``: the runs of a scope as plain tuples in start order, each with its sweep
+  (``runs.sweep_key``), its sweep's label and whether it is its sweep's selected run, as the
+  ``sweeps`` table keeps them: what ``analysis.runs`` makes a frame of.
+- ``figures``: what an impact statement says of a scope, read in one transaction. The ``Totals``
+  are those the database keeps (``sweeps.read_totals``, as ``Registry.totals``) for a whole project,
+  notebook or sweep, and for a scope cut by status, time or tags the triggers' own per-run figures
+  summed over its runs (``totals.aggregate_sql``); the sweeps with their overhead; the runs grouped
+  by hardware, measurement methods and grid (``Group``); the runs left out, with their reasons.
+
+A scope's sweep keeps its selected run (the one marked final, else the latest ``ok`` run, decided
+over the whole sweep): a scope that cuts a sweep counts that run only if it is among its runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+from ..errors import RegistryError
+from ..record import BOUNDS, implausible
+from . import totals as kept
+from .rows import tuples
+from .schema import runs as table
+from .totals import Totals
+
+if TYPE_CHECKING:
+    from .store import Registry
+    from .sweeps import SweepSummary
+
+__all__ = ["GROUPED_BY", "SWEEP_COLUMNS", "Group", "Scope", "ScopeFigures", "aggregate", "columns", "figures"]
+
+SWEEP_COLUMNS = ("sweep_key", "sweep_label", "is_selected")
+"""What ``columns`` adds after the columns asked for: the run's sweep key (None: in no sweep), its
+sweep's label (the sweep name, or its first run's first line of code) and whether it is its sweep's
+selected run."""
+
+GROUPED_BY = (
+    "gpu_model", "gpu_count", "cpu_model", "host", "gpu_method", "cpu_method", "ram_method", "attribution",
+    "pue", "intensity_region", "intensity_g_per_kwh", "intensity_source",
+)  # fmt: skip
+"""The columns whose values a ``Group``'s runs share."""
+
+_TOLERANCE = 1e-9
+"""A run's parts summed in another order than its total differ in the last bits: that is no energy."""
+_AROUND = (("[", "]"), ("[", ","), (", ", "]"), (", ", ","))
+"""Where a tag's JSON text sits in a run's ``tags`` (``json.dumps`` of a list): first or not, last or not."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Which runs: those of ``project`` (None: every project) in ``notebook`` and ``sweep`` (a sweep
+    key; ``''``: runs of no notebook, of no sweep), with one of ``statuses``, started in
+    [``since``, ``until``) (epoch s) and holding every one of ``tags``; None is no condition."""
+
+    project: str | None = None
+    notebook: str | None = None
+    sweep: str | None = None
+    statuses: tuple[str, ...] | None = None
+    since: float | None = None
+    until: float | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def cut(self) -> bool:
+        """Whether the scope may keep part of a notebook's or sweep's runs (by status, time or tags):
+        its figures are then summed over its runs, not read from the totals the database keeps."""
+        return self.statuses is not None or self.since is not None or self.until is not None or bool(self.tags)
+
+    def where(self, dialect: str, row: str = "runs") -> tuple[str, dict[str, Any]]:
+        """SQL true for the runs of the scope (the ``runs`` row named ``row``), and its parameters."""
+        sql: list[str] = []
+        params: dict[str, Any] = {}
+
+        def bind(name: str, value: Any) -> str:
+            params[name] = value
+            return ":" + name
+
+        if self.project is not None:
+            sql.append(f"{row}.project = {bind('project', self.project)}")
+        for column, value in (("notebook", self.notebook), ("sweep_key", self.sweep)):
+            if value == "":
+                sql.append(f"{row}.{column} IS NULL")
+            elif value is not None:
+                sql.append(f"{row}.{column} = {bind(column, value)}")
+        if self.statuses is not None:
+            names = [bind(f"status_{i}", status) for i, status in enumerate(self.statuses)]
+            sql.append(f"{row}.status IN ({', '.join(names)})" if names else "1 = 0")
+        if self.since is not None:
+            sql.append(f"{row}.started_at >= {bind('since', self.since)}")
+        if self.until is not None:
+            sql.append(f"{row}.started_at < {bind('until', self.until)}")
+        find = "strpos" if dialect == "postgresql" else "instr"
+        for i, tag in enumerate(self.tags):
+            # tags are stored as json.dumps of a list: a tag is in it as its own JSON text, between
+            # "[" or ", " and "]" or "," (inside a JSON string every quote is escaped)
+            needles = [bind(f"tag_{i}_{j}", f"{a}{json.dumps(tag)}{b}") for j, (a, b) in enumerate(_AROUND)]
+            sql.append("(" + " OR ".join(f"{find}({row}.tags, {n}) > 0" for n in needles) + ")")
+        return " AND ".join(sql) or "1 = 1", params
+
+
+# -- a frame's columns --------------------------------------------------------------------------
+
+
+def columns(registry: Registry, names: Sequence[str], scope: Scope) -> tuple[list[str], list[tuple]]:
+    """The runs of ``scope`` in start order (then id): their ``names`` columns of the ``runs`` table
+    and ``SWEEP_COLUMNS``, as the names and the rows (plain tuples, values as the driver gives them)."""
+    unknown = [name for name in names if name not in table.c or name in SWEEP_COLUMNS]
+    if unknown:
+        raise RegistryError(f"columns: {', '.join(unknown)} not in the runs table (or derived: {SWEEP_COLUMNS})")
+    where, params = scope.where(registry.dialect)
+    sql = (
+        f"SELECT {''.join(f'runs.{name}, ' for name in names)}runs.sweep_key, sweeps.label, "
+        "COALESCE(sweeps.selected_run_id = runs.id, false) FROM runs LEFT JOIN sweeps "
+        f"ON sweeps.project = runs.project AND sweeps.sweep_key = runs.sweep_key WHERE {where}"
+    )
+    # One sweep's runs come through ix_runs_sweep_key: sorted here, for an ORDER BY makes SQLite's
+    # planner (lacking statistics) walk the project's whole (project, started_at) index instead.
+    narrow = scope.sweep is not None and "started_at" in names and "id" in names
+    if not narrow:
+        sql += " ORDER BY runs.started_at, runs.id"
+    with registry.read("reading runs for analysis") as conn:
+        rows = tuples(conn, text(sql).bindparams(**params))
+    if narrow:
+        rows.sort(key=operator.itemgetter(names.index("started_at"), names.index("id")))
+    return [*names, *SWEEP_COLUMNS], rows
+
+
+# -- a statement's figures ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """The runs of a scope that share hardware, measurement methods, grid, PUE and attribution
+    (``GROUPED_BY``), with their sums. Energy in J: ``energy_j`` of the runs that recorded one, each
+    component's energy, facility energy (x PUE, 1 if missing); ``unattributed_j``: what of their
+    energy no component with a measured or estimated method accounts for (``analysis.methods``), and
+    ``unattributed_positive_j`` the same with each run's negative part (its components add up to
+    more than its total) taken as 0; ``embodied_g``: the embodied emissions recorded with them."""
+
+    gpu_model: str | None
+    gpu_count: int | None
+    cpu_model: str | None
+    host: str | None
+    gpu_method: str | None
+    cpu_method: str | None
+    ram_method: str | None
+    attribution: str | None
+    pue: float | None
+    intensity_region: str | None
+    intensity_g_per_kwh: float | None
+    intensity_source: str | None
+    runs: int
+    energy_j: float
+    gpu_energy_j: float
+    cpu_energy_j: float
+    ram_energy_j: float
+    facility_energy_j: float
+    embodied_g: float
+    unattributed_j: float
+    unattributed_positive_j: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ScopeFigures:
+    """What a statement says of a scope, read in one transaction (see the module doc)."""
+
+    totals: Totals
+    sweeps: tuple[SweepSummary, ...]
+    """The scope's sweeps, the most energy first: their runs in scope, and the selected run's energy
+    when that run is in scope (``selected_energy_j`` None otherwise: no overhead to tell)."""
+    groups: tuple[Group, ...]
+    excluded: tuple[dict[str, Any], ...]
+    """The runs left out of every figure, by id: ``id``, ``name`` and ``reason`` (``record.BOUNDS``)."""
+
+
+def figures(registry: Registry, scope: Scope) -> ScopeFigures:
+    """The ``ScopeFigures`` of ``scope``, which must name a project."""
+    from .sweeps import list_sweeps, read_totals
+
+    if scope.project is None:
+        raise RegistryError("a statement's figures are of one project: give the project")
+    with registry.read(f"reading the figures of project {scope.project!r}") as conn:
+        groups = _groups(conn, scope)
+        if scope.cut:
+            rows = conn.execute(_aggregate_query(conn, scope)).all()
+            totals, sweeps = _summed(conn, scope, rows)
+        else:
+            totals = read_totals(conn, scope.project, scope.notebook, scope.sweep)
+            if scope.notebook is None:  # whole sweeps: as the database keeps them
+                sweeps = [s for s in list_sweeps(conn, scope.project, params=False) if scope.sweep in (None, s.key)]
+            else:
+                sweeps = _sweeps(conn, scope, _kept_rows(conn, scope))[1]
+        excluded = _excluded(conn, scope) if totals.excluded_runs else ()
+    return ScopeFigures(totals, tuple(sweeps), tuple(groups), excluded)
+
+
+def aggregate(registry: Registry, scope: Scope) -> Totals:
+    """The ``Totals`` of the runs of ``scope`` (one project's), summed by the database with the
+    triggers' own per-run figures: what ``Registry.totals`` keeps, for any scope."""
+    if scope.project is None:
+        raise RegistryError("totals are of one project: give the project")
+    with registry.read(f"adding up the runs of project {scope.project!r}") as conn:
+        return _summed(conn, scope, conn.execute(_aggregate_query(conn, scope)).all())[0]
+
+
+def _aggregate_query(conn: Any, scope: Scope) -> Any:
+    where, params = scope.where(conn.dialect.name)
+    return text(kept.aggregate_sql(conn.dialect.name, where)).bindparams(**params)
+
+
+def _kept_rows(conn: Any, scope: Scope) -> list[tuple]:
+    """The ``run_totals`` rows of a scope that is not cut, as ``aggregate_sql`` gives them."""
+    where = ["project = :project"]
+    params = {"project": scope.project}
+    for column, value in (("notebook", scope.notebook), ("sweep_key", scope.sweep)):
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
+    sql = (
+        f"SELECT project, notebook, sweep_key, {', '.join(kept.COLUMNS)}, excluded_runs FROM run_totals "
+        f"WHERE {' AND '.join(where)}"
+    )
+    return conn.execute(text(sql).bindparams(**params)).all()
+
+
+def _summed(conn: Any, scope: Scope, rows: Sequence[Sequence[Any]]) -> tuple[Totals, list[SweepSummary]]:
+    """The ``Totals`` and the sweeps of a scope from its rows of sums by (project, notebook, sweep)."""
+    where, params = scope.where(conn.dialect.name)
+    plausible = kept.plausible("runs")
+    first, last = conn.execute(
+        text(f"SELECT MIN(runs.started_at), MAX(runs.started_at) FROM runs WHERE {where} AND {plausible}")
+        .bindparams(**params)
+    ).one()
+    sums, excluded = kept.add_up([row[3:] for row in rows])
+    unembodied = {}
+    if sums[kept.COLUMNS.index("unembodied_runs")]:
+        sql = (
+            "SELECT COALESCE(runs.gpu_count, 0), SUM(runs.duration_s) FROM runs WHERE "
+            f"{where} AND runs.embodied_g IS NULL AND runs.duration_s IS NOT NULL AND {plausible} "
+            "GROUP BY COALESCE(runs.gpu_count, 0)"
+        )
+        found = conn.execute(text(sql).bindparams(**params))
+        unembodied = {int(count): float(seconds or 0.0) for count, seconds in found}
+    by_key, sweeps = _sweeps(conn, scope, rows)
+    chosen = [s for s in sweeps if s.selected_energy_j is not None or s.key in by_key.get("selected", ())]
+    totals = kept.from_sums(
+        sums, excluded,
+        sweeps=len(sweeps),
+        selected_runs=len(by_key["selected"]),
+        selected_energy_j=sum(energy for energy, _ in by_key["selected"].values()),
+        selected_emissions_g=sum(emissions for _, emissions in by_key["selected"].values()),
+        unembodied_s_by_gpus=unembodied,
+        first_at=first,
+        last_at=last,
+    )  # fmt: skip
+    del chosen
+    return totals, sweeps
+
+
+def _sweeps(conn: Any, scope: Scope, rows: Sequence[Sequence[Any]]) -> tuple[dict, list[SweepSummary]]:
+    """The sweeps of a scope from its rows of sums, with each one's selected run if in scope; and
+    ``{"selected": {key: (energy, emissions)}}`` of those selected runs."""
+    from .sweeps import SweepSummary
+
+    by_key: dict[str, list] = {}
+    for row in rows:
+        if row[2] != "":
+            by_key.setdefault(row[2], []).append(row[3:])
+    totals = {key: kept.from_sums(*kept.add_up(found)) for key, found in by_key.items()}
+    totals = {key: t for key, t in totals.items() if t.runs}  # a sweep whose runs here were all left out
+    where, params = scope.where(conn.dialect.name)
+    sql = (
+        "SELECT sweeps.sweep_key, sweeps.label, sweeps.selected_run_id, runs.is_final, runs.energy_j, "
+        f"runs.emissions_g, CASE WHEN {where} AND {kept.plausible('runs')} THEN 1 ELSE 0 END "
+        "FROM sweeps LEFT JOIN runs ON runs.id = sweeps.selected_run_id WHERE sweeps.project = :sweeps_project"
+    )
+    found = conn.execute(text(sql).bindparams(**params, sweeps_project=scope.project))
+    selected: dict[str, tuple[float, float]] = {}
+    sweeps = []
+    for key, label, run_id, marked, energy, emissions, in_scope in found:
+        if key not in totals:
+            continue
+        if run_id is not None and in_scope:
+            selected[key] = (float(energy or 0.0), float(emissions or 0.0))
+        sweeps.append(SweepSummary(
+            key=key, label=label or key, explicit=not key.startswith("code:"), totals=totals[key],
+            varying_params={}, selected_run_id=run_id, selected_is_marked=bool(marked),
+            selected_energy_j=energy if run_id is not None and in_scope else None,
+        ))  # fmt: skip
+    return {"selected": selected}, sorted(sweeps, key=lambda s: (-s.energy_j, s.key))
+
+
+def _groups(conn: Any, scope: Scope) -> list[Group]:
+    """The scope's plausible runs grouped by ``GROUPED_BY``, with their sums (``Group``)."""
+    from ..analysis.methods import ESTIMATED, MEASURED, method_kind
+
+    dims = ", ".join(f"runs.{name}" for name in GROUPED_BY)
+    parts = ("runs.gpu_energy_j", "runs.cpu_energy_j", "runs.ram_energy_j")
+    # what a run's components leave of its total, all three counted; exact for a group whose
+    # components that are not counted (method none or unknown) hold no energy, else recounted below
+    left = "runs.energy_j - " + " - ".join(f"COALESCE({part}, 0)" for part in parts)
+    sums = (
+        "COUNT(*), SUM(runs.energy_j), SUM(runs.gpu_energy_j), SUM(runs.cpu_energy_j), SUM(runs.ram_energy_j), "
+        "SUM(runs.energy_j * COALESCE(runs.pue, 1.0)), SUM(runs.embodied_g), " + _unattributed_sums(left)
+    )
+    where, params = scope.where(conn.dialect.name)
+    sql = f"SELECT {dims}, {sums} FROM runs WHERE {where} AND {kept.plausible('runs')} GROUP BY {dims}"
+    groups = []
+    recount: dict[tuple, list[int]] = {}
+    for row in conn.execute(text(sql).bindparams(**params)):
+        values = [*row[: len(GROUPED_BY)], int(row[len(GROUPED_BY)]), *(float(v or 0.0) for v in row[len(GROUPED_BY) + 1 :])]
+        group = Group(*values)
+        counted = [method_kind(getattr(group, f"{c}_method")) in (MEASURED, ESTIMATED) for c in ("gpu", "cpu", "ram")]
+        if any(not c and getattr(group, f"{name}_energy_j") for c, name in zip(counted, ("gpu", "cpu", "ram"))):
+            recount.setdefault((group.gpu_method, group.cpu_method, group.ram_method), []).append(len(groups))
+        groups.append(group)
+    for methods, at in recount.items():
+        _recount(conn, scope, methods, [groups[i] for i in at], groups, at)
+    return groups
+
+
+def _unattributed_sums(left: str) -> str:
+    """SQL sums of ``left`` (a run's energy no counted component accounts for), within tolerance as 0:
+    signed, and with a negative part as 0."""
+    small = f"{_TOLERANCE} * ABS(runs.energy_j)"
+    return (
+        f"SUM(CASE WHEN ABS({left}) > {small} THEN {left} ELSE 0 END), "
+        f"SUM(CASE WHEN {left} > {small} THEN {left} ELSE 0 END)"
+    )
+
+
+def _recount(conn: Any, scope: Scope, methods: tuple, found: list[Group], groups: list[Group], at: list[int]) -> None:
+    """The unattributed energy of the groups with these methods whose uncounted components hold
+    energy (a hand edit, a method this version does not know): with only the counted ones taken off."""
+    from ..analysis.methods import ESTIMATED, MEASURED, method_kind
+
+    counted = [f"COALESCE(runs.{c}_energy_j, 0)" for c, method in zip(("gpu", "cpu", "ram"), methods)
+               if method_kind(method) in (MEASURED, ESTIMATED)]  # fmt: skip
+    left = " - ".join(["runs.energy_j", *counted])
+    where, params = scope.where(conn.dialect.name)
+    same = "IS NOT DISTINCT FROM" if conn.dialect.name == "postgresql" else "IS"
+    for i, column in enumerate(("gpu_method", "cpu_method", "ram_method")):
+        where += f" AND runs.{column} {same} :method_{i}"
+        params[f"method_{i}"] = methods[i]
+    dims = ", ".join(f"runs.{name}" for name in GROUPED_BY)
+    sql = (
+        f"SELECT {dims}, {_unattributed_sums(left)} FROM runs WHERE {where} AND {kept.plausible('runs')} "
+        f"GROUP BY {dims}"
+    )
+    recounted = {tuple(row[: len(GROUPED_BY)]): row[len(GROUPED_BY) :] for row in conn.execute(text(sql).bindparams(**params))}
+    for i, group in zip(at, found):
+        signed, positive = recounted.get(tuple(getattr(group, name) for name in GROUPED_BY), (0.0, 0.0))
+        groups[i] = dataclasses.replace(
+            group, unattributed_j=float(signed or 0.0), unattributed_positive_j=float(positive or 0.0)
+        )
+
+
+def _excluded(conn: Any, scope: Scope) -> tuple[dict[str, Any], ...]:
+    """The scope's runs whose figures break ``record.BOUNDS``, by id, each with the first reason."""
+    where, params = scope.where(conn.dialect.name)
+    bounded = ", ".join(f"runs.{column}" for column in BOUNDS)
+    sql = (
+        f"SELECT runs.id, runs.name, {bounded} FROM runs WHERE {where} AND NOT {kept.plausible('runs')} "
+        "ORDER BY runs.id"
+    )
+    found = []
+    for row in conn.execute(text(sql).bindparams(**params)):
+        reason = implausible(dict(zip(BOUNDS, row[2:])))
+        name = row[1] if isinstance(row[1], str) else None
+        found.append({"id": int(row[0]), "name": name, "reason": reason or "implausible figures"})
+    return tuple(found)
+
+
+def recorded_by_gpus(groups: Iterable[Group]) -> Mapping[int, float]:
+    """The embodied emissions (g) recorded with the runs of ``groups``, by GPU count (missing: 0),
+    with every GPU count of their runs, 0 g included."""
+    found: dict[int, float] = {}
+    for group in groups:
+        count = int(group.gpu_count or 0)
+        found[count] = found.get(count, 0.0) + group.embodied_g
+    return found

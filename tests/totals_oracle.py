@@ -1,0 +1,92 @@
+"""What the totals the database keeps must equal: the same figures added up in plain Python from
+the runs as they are stored, one by one (the tests' independent reckoning, not the library's)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from notebook_carbon.record import BOUNDS, FAILED_STATUSES
+
+MICRO = 1_000_000
+
+
+def _micro(value: Any) -> int:
+    return 0 if value is None else int(round(value * MICRO))
+
+
+def plausible(run: dict[str, Any]) -> bool:
+    for column, (low, high, _) in BOUNDS.items():
+        value = run.get(column)
+        if value is None:
+            continue
+        if isinstance(value, str) or not (low <= value <= high) or (isinstance(value, float) and math.isnan(value)):
+            return False
+    return True
+
+
+def totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of ``runs`` (rows of ``Registry.runs``) in the units of ``Totals``."""
+    counted = [r for r in runs if plausible(r)]
+    sums: Counter[str] = Counter()
+    for r in counted:
+        energy, emissions = r["energy_j"], r["emissions_g"]
+        low, high = r["energy_low_factor"] or 1.0, r["energy_high_factor"] or 1.0
+        pue = r["pue"] if r["pue"] is not None else 1.0
+        sums["energy_j"] += _micro(energy)
+        sums["energy_low_j"] += _micro(None if energy is None else energy * low)
+        sums["energy_high_j"] += _micro(None if energy is None else energy * high)
+        sums["facility_energy_j"] += _micro(None if energy is None else energy * pue)
+        sums["emissions_g"] += _micro(emissions)
+        sums["emissions_low_g"] += _micro(None if emissions is None else emissions * low)
+        sums["water_l"] += _micro(r["water_l"])
+        sums["embodied_g"] += _micro(r["embodied_g"])
+        sums["duration_s"] += _micro(r["duration_s"])
+        if r["status"] in FAILED_STATUSES:
+            sums["failed_runs"] += 1
+            sums["failed_energy_j"] += _micro(energy)
+        if r["redundant_of"] is not None:
+            sums["redundant_runs"] += 1
+            sums["redundant_energy_j"] += _micro(energy)
+    found = {name: (value if name.endswith("_runs") else value / MICRO) for name, value in sums.items()}
+    found["runs"] = len(counted)
+    found["excluded_runs"] = len(runs) - len(counted)
+    found["statuses"] = dict(Counter(r["status"] for r in counted))
+    return found
+
+
+def selected(runs: list[dict[str, Any]]) -> dict[str, int | None]:
+    """Each sweep's selected run id: the latest marked final, else the latest ok (by start, then id)."""
+    chosen: dict[str, int | None] = {}
+    for key in {r["sweep_key"] for r in runs if r["sweep_key"] is not None}:
+        members = sorted((r for r in runs if r["sweep_key"] == key), key=lambda r: (r["started_at"], r["id"]))
+        marked = [r for r in members if r["is_final"]]
+        ok = [r for r in members if r["status"] == "ok"]
+        pick = marked[-1] if marked else ok[-1] if ok else None
+        chosen[key] = None if pick is None else pick["id"]
+    return chosen
+
+
+def check(reg: Any, project: str) -> None:
+    """Assert the registry's totals (project, each notebook and sweep) and selections equal the oracle's."""
+    runs = reg.runs(project=project)
+    _same(reg.totals(project), totals(runs), "project")
+    for notebook in {r["notebook"] for r in runs}:
+        _same(reg.totals(project, notebook=notebook or ""), totals([r for r in runs if r["notebook"] == notebook]),
+              f"notebook {notebook!r}")
+    listed = {s.key: s for s in reg.sweeps(project)}
+    expected = selected(runs)
+    assert set(listed) == {k for k in expected if any(plausible(r) for r in runs if r["sweep_key"] == k)}
+    for key, summary in listed.items():
+        assert summary.selected_run_id == expected[key], key
+        _same(summary.totals, totals([r for r in runs if r["sweep_key"] == key]), f"sweep {key!r}")
+
+
+def _same(found: Any, expected: dict[str, Any], where: str) -> None:
+    for name, value in expected.items():
+        got = getattr(found, name)
+        if isinstance(value, float):
+            assert got == value or math.isclose(got, value, rel_tol=1e-12, abs_tol=1e-6), (where, name, got, value)
+        else:
+            assert got == value, (where, name, got, value)
