@@ -11,7 +11,6 @@ import pytest
 from notebook_carbon import analysis, charts
 from notebook_carbon.errors import ConfigError, NotebookCarbonError, RegistryError
 from notebook_carbon.registry import Registry, new_uid
-from notebook_carbon.registry.sweeps import set_final
 
 T0 = 1_740_787_200.0  # 2025-03-01 00:00 UTC
 XSS = "<img src=x onerror=alert(1)>"
@@ -62,7 +61,7 @@ def project(registry_url):
         ids["redundant"] = record(
             reg, t=T0 + 300, energy=30.0, sweep=XSS, code="a", redundant_of=ids["final"]
         )
-        set_final(reg, ids["final"])
+        reg.set_final(ids["final"])
         yield reg, ids
 
 

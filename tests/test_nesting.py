@@ -16,7 +16,6 @@ from notebook_carbon.magic import load_ipython_extension, unload_ipython_extensi
 from notebook_carbon.meters.detect import Detection
 from notebook_carbon.registry.parts import parts
 from notebook_carbon.registry.store import Registry
-from notebook_carbon.registry.sweeps import list_sweeps
 from notebook_carbon.session import Session
 from notebook_carbon.settings import Settings
 from notebook_carbon.statements import statement_facts
@@ -49,7 +48,7 @@ def counted_once(ext, runs) -> None:
     frame = analysis.runs(location, project="nest")
     assert len(frame) == len(runs) and frame["energy_j"].sum() == pytest.approx(total)
     with Registry.open(location) as reg:
-        assert sum(s.energy_j for s in list_sweeps(reg, "nest")) == pytest.approx(
+        assert sum(s.energy_j for s in reg.sweeps("nest")) == pytest.approx(
             sum(r["energy_j"] for r in runs if r["code_fingerprint"] or r["sweep"])
         )
     facts = statement_facts(location, project="nest")

@@ -1,4 +1,4 @@
-"""A registry written by the spine (schema version 1) is upgraded in place on open, losing nothing."""
+"""Registries of every older schema version are upgraded in place on open, losing nothing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.registry.schema import SCHEMA_VERSION
-from notebook_carbon.registry.sweeps import group_sweeps, list_sweeps
+from notebook_carbon.record import sweep_key
+from totals_oracle import check
 
 V1_DUMP = Path(__file__).parent / "data" / "registry-v1.sql"
 
@@ -34,7 +35,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
     with Registry.open(str(v1_file)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 4
+        assert reg.schema_version() == SCHEMA_VERSION == 5
         runs = list(reversed(reg.runs()))
         assert [r["name"] for r in runs] == ["lr=0.1", "lr=0.5", "lr=1.0", "still running"]
         assert [r["status"] for r in runs] == ["ok", "ok", "failed", "running"]
@@ -58,22 +59,22 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert "ix_runs_redundancy" in indexes
 
 
-def test_v3_counts_the_sweeps_already_recorded_and_lists_them_as_the_runs_say(v1_file):
-    """The upgrade to v3 gives every sweep of the old file a generation; the first listing fills
-    the cache, and a run recorded afterwards (the trigger) moves its sweep's generation on."""
+def test_v5_keeps_the_totals_of_the_runs_already_recorded(v1_file):
+    """The upgrade to v5 derives each run's sweep, label and energy range, fills the totals and
+    selections from the old runs, drops nothing recorded, and its triggers then follow new runs."""
     with Registry.open(str(v1_file)) as reg:
-        state = rows(v1_file, "SELECT project, sweep_key, generation FROM sweep_state ORDER BY sweep_key")
-        keys = {s.key for s in group_sweeps(reg.runs(project="thesis"))}
-        assert {key for _, key, _ in state} == keys and all(g == 1 for *_, g in state)
-        assert rows(v1_file, "SELECT count(*) FROM sweep_cache") == [(0,)]
-        listed = list_sweeps(reg, "thesis")
-        assert listed == group_sweeps(reg.runs(project="thesis")) and listed
-        assert rows(v1_file, "SELECT count(*) FROM sweep_cache") == [(len(state),)]
-        first = reg.runs(project="thesis")[-1]  # the oldest, in sweep "lr"
-        reg.start_run({"uid": new_uid(), "project": "thesis", "sweep": first["sweep"],
-                       "code_fingerprint": first["code_fingerprint"], "params": {"lr": 2.0}})
-        assert list_sweeps(reg, "thesis") == group_sweeps(reg.runs(project="thesis"))
-        assert rows(v1_file, "SELECT generation FROM sweep_state WHERE sweep_key = 'lr'") == [(2,)]
+        tables = {name for (name,) in rows(v1_file, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"run_totals", "sweeps"} <= tables and not {"sweep_state", "sweep_cache"} & tables
+        check(reg, "thesis")
+        runs = reg.runs(project="thesis")
+        assert [r["sweep_key"] for r in runs] == [sweep_key(r["sweep"], r["code_fingerprint"]) for r in runs]
+        assert all(r["energy_low_factor"] is not None for r in runs)
+        first = runs[-1]
+        reg.record_run({"uid": new_uid(), "project": "thesis", "sweep": first["sweep"],
+                        "code_fingerprint": first["code_fingerprint"], "params": {"lr": 2.0},
+                        "started_at": first["started_at"] + 1000},
+                       {"status": "ok", "energy_j": 5.0})
+        check(reg, "thesis")
 
 
 def test_upgrade_is_idempotent_and_a_fresh_registry_matches_an_upgraded_one(v1_file, tmp_path):
@@ -91,33 +92,41 @@ def test_upgrade_is_idempotent_and_a_fresh_registry_matches_an_upgraded_one(v1_f
         assert rows(v1_file, query) == rows(fresh, query)
 
 
-def test_v2_to_v3_on_either_database(registry_url, registry_engine):
-    """The v3 step (sweep counters, cache and triggers) on SQLite and PostgreSQL: a registry put
-    back to its v2 shape by hand is upgraded on open, its sweeps counted, its triggers working."""
+def test_v4_to_v5_on_either_database(registry_url, registry_engine):
+    """The v5 step on SQLite and PostgreSQL: a registry put back to its v4 shape by hand (its
+    sweep caches as v4 had them) is upgraded on open, its totals those of its runs, its triggers working."""
     from sqlalchemy import text
 
     with Registry.open(registry_url) as reg:
         for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
-            reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": t},
-                           {"status": "ok", "energy_j": t})
-    undo = ["DROP TABLE run_parts", "DROP TABLE sweep_cache", "DROP TABLE sweep_state",
-            "UPDATE meta SET value = '2' WHERE key = 'schema_version'"]
-    if registry_engine.dialect.name == "sqlite":
-        undo[:0] = [f"DROP TRIGGER runs_sweep_{op}" for op in ("insert", "update", "delete")]
+            reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": 1.7e9 + t},
+                           {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"})
+    sqlite = registry_engine.dialect.name == "sqlite"
+    undo = ["DROP TABLE run_totals", "DROP TABLE sweeps", "DROP INDEX ix_runs_sweep_key", "DROP INDEX ix_runs_final",
+            "ALTER TABLE runs DROP COLUMN sweep_key", "ALTER TABLE runs DROP COLUMN sweep_label",
+            "ALTER TABLE runs DROP COLUMN energy_low_factor", "ALTER TABLE runs DROP COLUMN energy_high_factor",
+            "CREATE TABLE sweep_state (project VARCHAR(200), sweep_key TEXT, generation INTEGER)",
+            "CREATE TABLE sweep_cache (project VARCHAR(200), sweep_key TEXT, generation INTEGER, summary TEXT)",
+            "UPDATE meta SET value = '4' WHERE key = 'schema_version'"]
+    if sqlite:
+        undo[:0] = [f"DROP TRIGGER runs_totals_{op}" for op in ("insert", "update", "delete")]
+        undo.append("CREATE TRIGGER runs_sweep_insert AFTER INSERT ON runs BEGIN SELECT 1; END")
     else:
-        undo[:0] = ["DROP TRIGGER runs_sweep_changed ON runs", "DROP FUNCTION notebook_carbon_sweep_changed()"]
+        undo[:0] = ["DROP TRIGGER runs_totals ON runs", "DROP FUNCTION notebook_carbon_totals()"]
     with registry_engine.begin() as conn:
         for statement in undo:
             conn.execute(text(statement))
 
     with Registry.open(registry_url) as reg:
         assert reg.schema_version() == SCHEMA_VERSION
-        with registry_engine.connect() as conn:
-            state = conn.execute(text("SELECT sweep_key, generation FROM sweep_state ORDER BY sweep_key")).all()
-        assert [tuple(row) for row in state] == [("code:a", 1), ("code:b", 1)]
-        assert list_sweeps(reg, "p") == group_sweeps(reg.runs(project="p"))
-        reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": "b", "started_at": 4.0},
+        check(reg, "p")
+        assert [(s.key, s.energy_j) for s in reg.sweeps("p")] == [("code:a", 3.0), ("code:b", 3.0)]
+        reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": "b", "started_at": 1.7e9 + 4},
                        {"status": "ok", "energy_j": 4.0})
-        listed = list_sweeps(reg, "p")
-        assert listed == group_sweeps(reg.runs(project="p"))
-        assert [(s.key, s.energy_j) for s in listed] == [("code:b", 7.0), ("code:a", 3.0)]
+        check(reg, "p")
+        assert [(s.key, s.energy_j) for s in reg.sweeps("p")] == [("code:b", 7.0), ("code:a", 3.0)]
+    with registry_engine.connect() as conn:
+        found = {name for (name,) in conn.execute(text(
+            "SELECT name FROM sqlite_master WHERE type = 'table'" if sqlite else
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))}
+    assert not {"sweep_state", "sweep_cache"} & found
