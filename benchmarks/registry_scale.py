@@ -32,14 +32,13 @@ from contextlib import closing
 from importlib.metadata import version
 from pathlib import Path
 
-from sqlalchemy import delete, event, insert
+from sqlalchemy import event, insert
 
-from notebook_carbon import analysis, cli
+from notebook_carbon import analysis, cli, record
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.registry import schema
 from notebook_carbon.registry.lookup import _QUERY as LOOKUP_QUERY
 from notebook_carbon.registry.lookup import SqliteLookup
-from notebook_carbon.registry.sweeps import find_redundant, list_sweeps, project_totals
 from notebook_carbon.statements import impact_statement
 from report import machine, ms, p90, table, verdict  # benchmarks/ is on sys.path: this file runs as a script
 
@@ -210,10 +209,14 @@ def fill(location: str, n_runs: int) -> dict:
     ours = generate(rng, PROJECT, n_runs, sweeps, first_id=1)
     # Another project in the same file, so every query really has to filter by project.
     theirs = generate(rng, NEIGHBOUR, max(1, n_runs // 10), max(1, sweeps // 10), first_id=n_runs + 1)
+    for run in ours[0] + theirs[0]:  # what the registry derives when a run is written
+        key = record.sweep_key(run.get("sweep"), run.get("code_fingerprint"))
+        run["sweep_label"] = record.sweep_label(key, run.get("cell_source"), run.get("name"))
+        schema.derive(run)
     with Registry.open(location) as reg:
         for table_, key in ((schema.runs, 0), (schema.components, 1), (schema.samples, 2)):
             rows = ours[key] + theirs[key]
-            with reg._transaction("filling the benchmark registry", write=True) as conn:
+            with reg.write("filling the benchmark registry") as conn:
                 for start in range(0, len(rows), 20_000):
                     conn.execute(insert(table_), rows[start : start + 20_000])
     runs = ours[0]
@@ -265,11 +268,6 @@ def add_run(reg: Registry, where: dict) -> None:
     )
 
 
-def clear_cache(reg: Registry) -> None:
-    with reg._transaction("clearing the sweep cache", write=True) as conn:
-        conn.execute(delete(schema.sweep_cache))
-
-
 def measure(location: str, data: dict, cfg: dict) -> dict:
     hit = data["hit"]
     keys = {k: hit[k] for k in ("code_fingerprint", "inputs_fingerprint", "params_fingerprint")}
@@ -280,49 +278,43 @@ def measure(location: str, data: dict, cfg: dict) -> dict:
     found = lookup.find_redundant(**hit_keys)  # the first call opens the connection
     first_lookup = time.perf_counter() - t0
     with Registry.open(location) as reg:
-        reference = find_redundant(reg, **hit_keys)
-        totals = project_totals(reg, PROJECT)
-        sweeps = list_sweeps(reg, PROJECT)
+        reference = reg.find_redundant(**hit_keys)
+        totals = reg.totals(PROJECT)
+        sweeps = reg.sweeps(PROJECT)
         # The figures count only if the queries did the whole job.
         if found is None or found["id"] != hit["redundant_of"] or found != reference:
             raise RuntimeError(f"lookup found {found}, expected run {hit['redundant_of']} ({reference})")
         if lookup.find_redundant(**miss_keys) is not None:
             raise RuntimeError("a never-seen params fingerprint was found")
         if (totals.runs, totals.redundant_runs) != (data["runs"], data["redundant"]):
-            raise RuntimeError(f"project_totals: {totals.runs} runs, {totals.redundant_runs} redundant")
+            raise RuntimeError(f"totals: {totals.runs} runs, {totals.redundant_runs} redundant")
         if sum(s.runs for s in sweeps) != data["runs"] - data["no_sweep"]:
-            raise RuntimeError("list_sweeps lost runs")
+            raise RuntimeError("sweeps lost runs")
         results = {
-            "project_totals": timed(lambda: project_totals(reg, PROJECT), cfg["reps"]),
-            "list_sweeps": timed(lambda: list_sweeps(reg, PROJECT), cfg["reps"]),
+            "totals": timed(lambda: reg.totals(PROJECT), cfg["reps"]),
+            "list_sweeps": timed(lambda: reg.sweeps(PROJECT), cfg["reps"]),
             "lookup_hit": timed(lambda: lookup.find_redundant(**hit_keys), cfg["lookups"], warmup=20),
             "lookup_miss": timed(lambda: lookup.find_redundant(**miss_keys), cfg["lookups"], warmup=20),
             # a reference, and slow at this size (see the report): as many calls as the queries
-            "sqlalchemy_hit": timed(lambda: find_redundant(reg, **hit_keys), cfg["reps"]),
-            "sqlalchemy_miss": timed(lambda: find_redundant(reg, **miss_keys), cfg["reps"]),
+            "sqlalchemy_hit": timed(lambda: reg.find_redundant(**hit_keys), cfg["reps"]),
+            "sqlalchemy_miss": timed(lambda: reg.find_redundant(**miss_keys), cfg["reps"]),
         }
         statements = {
-            "project_totals": traced(reg, lambda: project_totals(reg, PROJECT)),
-            "list_sweeps": traced(reg, lambda: list_sweeps(reg, PROJECT)),
-            "sweeps.find_redundant": traced(reg, lambda: find_redundant(reg, **hit_keys)),
+            "Registry.totals": traced(reg, lambda: reg.totals(PROJECT)),
+            "Registry.sweeps": traced(reg, lambda: reg.sweeps(PROJECT)),
+            "Registry.find_redundant": traced(reg, lambda: reg.find_redundant(**hit_keys)),
         }
-        # list_sweeps with its cache out of date: first for the largest sweep only, as after one
-        # more metered cell of it (a run is recorded before each call, untimed), then for every
-        # sweep (the first listing of a project, or of a registry just upgraded to schema v3).
+        # after one more metered cell of the largest sweep (recorded untimed before each call):
+        # the triggers have kept the totals, nothing is recomputed
         largest = max(sweeps, key=lambda s: s.runs)
         where = {"sweep": largest.key} if largest.explicit else {"code_fingerprint": largest.key[5:]}
         results["list_sweeps_one"] = timed(
-            lambda: list_sweeps(reg, PROJECT), cfg["reps"], before=lambda: add_run(reg, where)
+            lambda: reg.sweeps(PROJECT), cfg["reps"], before=lambda: add_run(reg, where)
         )
-        add_run(reg, where)
-        statements["list_sweeps, one sweep changed"] = traced(reg, lambda: list_sweeps(reg, PROJECT))
-        results["list_sweeps_cold"] = timed(
-            lambda: list_sweeps(reg, PROJECT), cfg["cold_reps"], warmup=1, before=lambda: clear_cache(reg)
-        )
-        clear_cache(reg)
-        statements["list_sweeps, nothing cached"] = traced(reg, lambda: list_sweeps(reg, PROJECT))
-        if sum(s.runs for s in list_sweeps(reg, PROJECT)) != data["runs"] - data["no_sweep"] + cfg["reps"] + 1:
-            raise RuntimeError("list_sweeps lost runs once the cache was cleared")
+        results["totals_one"] = timed(lambda: reg.totals(PROJECT), cfg["reps"], before=lambda: add_run(reg, where))
+        results["record_run"] = timed(lambda: add_run(reg, where), cfg["reps"])
+        if sum(s.runs for s in reg.sweeps(PROJECT)) != data["runs"] - data["no_sweep"] + 3 * cfg["reps"] + 3:
+            raise RuntimeError("sweeps lost runs")
         results["largest_sweep"] = largest.runs
     # The paper-ready end of the pipeline, end to end from the file: a fresh process would pay the
     # imports once more (pandas, jinja2), which the first, uncounted call pays here.
@@ -384,11 +376,10 @@ def plans(location: str, statements: dict[str, list[str]]) -> dict[str, list[str
 
 # -- the report ----------------------------------------------------------------------------------
 
-# list_sweeps before it was rewritten to meet its target (it read and decoded every column of
-# every run, and deduplicated params by list search): timed on this data set at 100,000 runs on
-# the 2-core VM of the first report, 25 calls interleaved with the rewritten version's (417 ms,
-# p90 485 ms). The old code is gone, so this figure cannot be re-measured by this script.
-BEFORE_LIST_SWEEPS = "1,986 ms (p90 2,111 ms)"
+# Before schema v5 (measured at the commit before it, same data set, 100,000 runs, the 2-core VM
+# of the issue): `%carbon sweeps` with nothing cached took 585-891 ms; computing every listing
+# from all the runs, without narrow rows, 1,986 ms. The caches are gone, so these cannot be re-measured.
+BEFORE_LIST_SWEEPS = "585-891 ms with nothing cached"
 
 
 def report(data: dict, res: dict, command: str, fill_s: float, size_mb: float) -> str:
@@ -416,13 +407,13 @@ def report(data: dict, res: dict, command: str, fill_s: float, size_mb: float) -
         f"| file size / time to generate and write it | {size_mb:.0f} MB / {fill_s:.1f} s |",
     ])
     figures = table("| operation | median | p90 | calls | target | verdict |", [
-        line("`project_totals(registry, project)`", "project_totals", TARGET_QUERY_S),
-        line("`list_sweeps(registry, project)` (`%carbon sweeps`), nothing changed since the last",
-             "list_sweeps", TARGET_QUERY_S),
-        line(f"`list_sweeps`, one run added to the largest sweep ({res['largest_sweep']:,} runs) since the last",
+        line("`Registry.totals(project)`", "totals", TARGET_QUERY_S),
+        line(f"`Registry.totals(project)`, one run added to the largest sweep ({res['largest_sweep']:,} runs) "
+             "before each call", "totals_one", TARGET_QUERY_S),
+        line("`Registry.sweeps(project)` (`%carbon sweeps`), with varying params", "list_sweeps", TARGET_QUERY_S),
+        line("`Registry.sweeps(project)`, one run added to the largest sweep before each call",
              "list_sweeps_one", TARGET_QUERY_S),
-        line("`list_sweeps`, nothing cached (a project's first listing; after the upgrade to schema v3)",
-             "list_sweeps_cold", None),
+        line("`Registry.record_run` of a finished run (the triggers keep the totals)", "record_run", None, 2),
         line("`impact_statement(format=\"md\")`, from the file to the text", "statement_md", TARGET_STATEMENT_S, 0),
         line("`impact_statement(format=\"latex\")`, from the file to the text", "statement_latex", TARGET_STATEMENT_S, 0),
         line("`notebook-carbon summary` (in process)", "summary", TARGET_STATEMENT_S, 0),
@@ -431,22 +422,18 @@ def report(data: dict, res: dict, command: str, fill_s: float, size_mb: float) -
              "analysis_runs", None, 0),
         line("`SqliteLookup.find_redundant`, hit (before every cell)", "lookup_hit", TARGET_LOOKUP_S, 3),
         line("`SqliteLookup.find_redundant`, miss (before every cell)", "lookup_miss", TARGET_LOOKUP_S, 3),
-        line("`sweeps.find_redundant` (SQLAlchemy), hit", "sqlalchemy_hit", None, 2),
-        line("`sweeps.find_redundant` (SQLAlchemy), miss", "sqlalchemy_miss", None, 2),
+        line("`Registry.find_redundant` (SQLAlchemy), hit", "sqlalchemy_hit", None, 2),
+        line("`Registry.find_redundant` (SQLAlchemy), miss", "sqlalchemy_miss", None, 2),
     ])
-    warm, one, cold = (statistics.median(res[k]) for k in ("list_sweeps", "list_sweeps_one", "list_sweeps_cold"))
-    sweeps_text = f"""`list_sweeps` returns every sweep with all its run ids, costs, selected run and varying
-        params; `%carbon sweeps` prints its table from them. Since schema v3 the registry keeps a
-        generation counter per sweep, moved on by a trigger on `runs` whenever one of the sweep's
-        runs is recorded or changed (by any program), and a cache of each sweep's summary with the
-        generation it was computed at. A listing reads the {len(sweeps)} counters and cached
-        summaries ({ms(warm, 0)} ms, mostly decoding {n:,} run ids and the distinct values of the
-        varying params) and recomputes only the sweeps that changed from their own runs: after one
-        more run in the largest sweep, {ms(one, 0)} ms. With nothing cached it reads and groups
-        every run of the project ({ms(cold, 0)} ms): once per project after the upgrade, since
-        the listing then stores what it computed. Computing every listing from all the runs is what
-        it did before the cache, about as long as the uncached row; before that, before narrow rows
-        and params decoded once per sweep, it took {BEFORE_LIST_SWEEPS} on this data set."""
+    warm, one = (statistics.median(res[k]) for k in ("list_sweeps", "list_sweeps_one"))
+    sweeps_text = f"""Since schema v5 the database keeps the totals of every (project, notebook, sweep)
+        and each sweep's label and selected run, by triggers on `runs`, exact (integers of
+        micro-units), whoever writes. `Registry.totals` adds up a few hundred such rows and reads
+        the selected runs' figures; `Registry.sweeps` does the same per sweep, plus one grouped
+        read of the distinct parameter sets for the varying params ({ms(warm, 0)} ms; after one
+        more run, {ms(one, 0)} ms: nothing is recomputed, so the two are the same). Recording a
+        run costs the triggers' few indexed updates ({ms(statistics.median(res["record_run"]), 2)} ms
+        a run in all). Before v5, with its caches: {BEFORE_LIST_SWEEPS}."""
     if max(warm, one) > TARGET_QUERY_S:
         sweeps_text += """ It misses the target here."""
     statement_text = f"""The statement and the summary are timed end to end from the registry file, after
@@ -457,9 +444,9 @@ def report(data: dict, res: dict, command: str, fill_s: float, size_mb: float) -
     lookup_text = f"""The redundancy lookup runs on the notebook's thread before every metered cell,
         on a read-only connection of its own; its first call in a kernel also opens that connection
         ({ms(res["first_lookup"], 2)} ms here, once). The hit is a run repeated {res["repeats"]}
-        times so far (the lookup counts them). `sweeps.find_redundant` is the same lookup through
+        times so far (the lookup counts them). `Registry.find_redundant` is the same lookup through
         SQLAlchemy, used by the magic only for a PostgreSQL registry; it is here for reference."""
-    if "ix_runs_redundancy" not in res["plans"]["sweeps.find_redundant"][0]:
+    if "ix_runs_redundancy" not in res["plans"]["Registry.find_redundant"][0]:
         lookup_text += """ Its first query (the earliest identical run, `ORDER BY started_at, id
             LIMIT 1`) does not search `ix_runs_redundancy`: with no statistics (the registry never
             runs `ANALYZE`), SQLite prefers the index that yields the order, `(project,
