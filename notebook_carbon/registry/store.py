@@ -353,6 +353,34 @@ class Registry:
         detail = _describe(exc)
         return RegistryError(f"{doing} in registry {self.where} failed: {detail}", where=self.where, cause=detail)
 
+    # -- beside the store: parts and redundancy ----------------------------------------------
+
+    def record_part(self, part: Mapping[str, Any]) -> int:
+        """Store a finished part of an enclosing run (see ``registry.parts.record_part``); its id."""
+        from .parts import record_part
+
+        return record_part(self, part)
+
+    def find_redundant(
+        self,
+        project: str,
+        *,
+        code_fingerprint: str,
+        inputs_fingerprint: str | None,
+        params_fingerprint: str | None,
+    ) -> dict[str, Any] | None:
+        """The first ``ok`` run of ``project`` identical to these fingerprints, or None (see
+        ``registry.sweeps.find_redundant``)."""
+        from .sweeps import find_redundant
+
+        return find_redundant(
+            self,
+            project=project,
+            code_fingerprint=code_fingerprint,
+            inputs_fingerprint=inputs_fingerprint,
+            params_fingerprint=params_fingerprint,
+        )
+
 
 # -- helpers ---------------------------------------------------------------------------------
 
