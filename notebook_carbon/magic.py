@@ -35,7 +35,7 @@ from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, 
 from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
 from .redundancy import CellCheck, check_cell, repeat_message
-from .session import ActiveRun, RunResult, Session, first_report, in_writer
+from .session import ActiveRun, RunResult, Session, first_report
 from .session.run import close_left_open
 from .units import terminal_text
 
@@ -247,7 +247,7 @@ class CarbonExtension:
             if run.parent_uid is not None:
                 self.warn("--final is ignored: this cell ran inside another metered run, as a part of it")
             else:
-                final = self.session.writer().submit_awaited(in_writer, "sweeps", "set_final", run.uid)
+                final = self.session.writer().set_final(run.uid, awaited=True)
                 problem = _exception_of(final)
         if line is not None:
             # a run that did not reach the registry says so on its own line, even when its cause
@@ -448,13 +448,13 @@ class CarbonMagics(Magics):
         if rest:
             raise UsageError("%carbon sweeps takes no arguments")
         writer, project = self.ext.session.writer(), self.ext.session.settings.project
-        writer.submit_awaited(in_writer, "liveness", "reap_crashed")  # dead kernels' runs show as crashed
-        print(sweeps_table(_wait(writer.submit_awaited(in_writer, "sweeps", "list_sweeps", project)), project=project))
+        writer.reap_crashed(awaited=True)  # dead kernels' runs show as crashed
+        print(sweeps_table(_wait(writer.list_sweeps(project, awaited=True)), project=project))
 
     def _final(self, rest: list[str]) -> None:
         if len(rest) != 1 or not rest[0].isascii() or not rest[0].isdigit() or not 0 < int(rest[0]) < 2**63:
             raise UsageError("%carbon final takes a run id (see %carbon sweeps or %carbon last), e.g. %carbon final 12")
-        run = _wait(self.ext.session.writer().submit_awaited(in_writer, "sweeps", "set_final", int(rest[0])))
+        run = _wait(self.ext.session.writer().set_final(int(rest[0]), awaited=True))
         sweep = run["sweep"] or "its automatic sweep"
         print(f"notebook-carbon: run {run['id']} is now the selected result of {terminal_text(sweep)}")
 

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RegistryError
 from ..measure import Window
@@ -33,12 +33,15 @@ from ..record import check_text, recordable_param
 from ..settings import Settings
 from ..settings import resolve as resolve_settings
 from .run import FIRST_CHECKPOINT_S, MAX_UNRECORDED, STATUSES, WRITE_TIMEOUT_S, ActiveRun, RunResult
-from .state import _sessions, first_report, in_writer, shared_writer
+from .state import _sessions, first_report, shared_writer
 from .state import _open_runs, _reported, _writers  # noqa: F401  (the magic and tests look here)
+
+if TYPE_CHECKING:
+    from ..registry.writer import BackgroundWriter
 
 __all__ = [
     "FIRST_CHECKPOINT_S", "STATUSES", "WRITE_TIMEOUT_S", "ActiveRun", "RunResult", "Session",
-    "current_notebook", "first_report", "in_writer", "shared_writer",
+    "current_notebook", "first_report", "shared_writer",
 ]
 
 # Settings whose change means the hardware must be probed again.
@@ -92,7 +95,8 @@ class Session:
                 self._intensity = _resolve_intensity(self._settings)
             return self._intensity
 
-    def writer(self):
+    def writer(self) -> BackgroundWriter:
+        """The background writer of this session's registry (one per registry in this process)."""
         return shared_writer(self._settings.registry_location())
 
     def begin(
@@ -180,8 +184,12 @@ class Session:
                     if lookup is None:
                         lookup = self._lookups[key] = SqliteLookup(path)
                 return lookup.find_redundant(project=project, **fingerprints)
-            future = self.writer().submit_awaited(
-                in_writer, "sweeps", "find_redundant", project=project, **fingerprints
+            future = self.writer().find_redundant(
+                project,
+                code_fingerprint=fingerprints["code_fingerprint"],
+                inputs_fingerprint=fingerprints["inputs_fingerprint"],
+                params_fingerprint=fingerprints["params_fingerprint"],
+                awaited=True,
             )
             return future.result(timeout_s)
         except (RegistryError, FutureTimeout):

@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..registry.writer import BackgroundWriter
     from . import Session
     from .run import ActiveRun
 
-_writers: dict[str, Any] = {}
+_writers: dict[str, BackgroundWriter] = {}
 _writers_lock = threading.Lock()
 
 _open_runs: list[ActiveRun] = []  # runs open in this process, in the order they started
@@ -62,7 +63,7 @@ def first_report(exc: BaseException) -> bool:
         return True
 
 
-def shared_writer(location: str):
+def shared_writer(location: str) -> BackgroundWriter:
     """One background writer (and so one connection and one thread) per registry location."""
     from ..registry.writer import BackgroundWriter
 
@@ -72,13 +73,3 @@ def shared_writer(location: str):
             writer = _writers[location] = BackgroundWriter(location)
         return writer
 
-
-def in_writer(registry, module: str, function: str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``notebook_carbon.registry.<module>.<function>(registry, ...)`` on the writer thread.
-
-    Submitted instead of the function itself so that its module, which imports SQLAlchemy, is
-    imported by the writer thread and never on the notebook's path.
-    """
-    from importlib import import_module
-
-    return getattr(import_module(f"notebook_carbon.registry.{module}"), function)(registry, *args, **kwargs)

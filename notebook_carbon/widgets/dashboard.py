@@ -154,11 +154,9 @@ class Dashboard(widgets.VBox):
             self._registry_arg is not None and not _same_place(self._registry_arg, self.session)
         ):
             return None
-        from ..session import in_writer
-
         writer = self.session.writer()
         # Also creates the registry when the session has not written yet, so it can be read.
-        writer.submit(in_writer, "liveness", "reap_crashed")
+        writer.reap_crashed()
         if not writer.flush(FLUSH_TIMEOUT_S):
             return (
                 f"registry writes still pending after {FLUSH_TIMEOUT_S:g} s: the latest runs may be missing"
