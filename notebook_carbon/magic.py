@@ -35,7 +35,7 @@ from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, 
 from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
 from .redundancy import CellCheck, check_cell, repeat_message
-from .session import ActiveRun, RunResult, Session, first_report
+from .session import ActiveRun, RunResult, Session, attach, detach, first_report
 from .session.run import close_left_open
 from .units import terminal_text
 
@@ -517,6 +517,7 @@ def load_ipython_extension(shell, session: Session | None = None) -> CarbonExten
     except NotebookCarbonError as exc:  # a bad config file or NOTEBOOK_CARBON_* value: say which
         raise UsageError(f"notebook-carbon could not load: {exc}") from None
     _extensions[id(shell)] = ext
+    attach(shell, ext.session)  # track(), the widgets and integrations use it (session.current)
     shell.register_magics(CarbonMagics(shell, ext))
     shell.events.register("pre_run_cell", ext.pre_run_cell)
     shell.events.register("post_run_cell", ext.post_run_cell)
@@ -528,6 +529,7 @@ def unload_ipython_extension(shell) -> None:
     ext = _extensions.pop(id(shell), None)
     if ext is None:
         return
+    detach(shell)
     ext.frontend.close()
     shell.events.unregister("pre_run_cell", ext.pre_run_cell)
     shell.events.unregister("post_run_cell", ext.post_run_cell)
@@ -536,7 +538,7 @@ def unload_ipython_extension(shell) -> None:
 
 
 def extension_for(shell) -> CarbonExtension | None:
-    """The loaded extension of ``shell`` (for tests and widgets)."""
+    """The loaded extension of ``shell`` (for tests; others use ``session.current()``)."""
     return _extensions.get(id(shell))
 
 

@@ -13,6 +13,12 @@ recorded as a part of the outermost open run (``registry.parts``), never as a ru
 
 Interrupts: opening and closing a run survive a ``KeyboardInterrupt`` at any point; the window
 never keeps metering an idle kernel because an interrupt landed between two steps.
+
+The session in use: ``current()`` is what ``track()`` and the integrations use when given none:
+the session of the ``%%carbon`` extension loaded in the running IPython shell (``shell_session()``;
+the magic calls ``attach`` on load and ``detach`` on unload), so ``%carbon config`` applies to them
+too; else one process-wide session, made on first use. The dashboard takes only an extension's,
+and reads the configuration otherwise. They find it here rather than in the magic, above them.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from ..record import check_text, recordable_param
 from ..settings import Settings
 from ..settings import resolve as resolve_settings
 from .run import FIRST_CHECKPOINT_S, MAX_UNRECORDED, STATUSES, WRITE_TIMEOUT_S, ActiveRun, RunResult
+from . import state
 from .state import _sessions, first_report, shared_writer
 from .state import _open_runs, _reported, _writers  # noqa: F401  (the magic and tests look here)
 
@@ -41,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIRST_CHECKPOINT_S", "STATUSES", "WRITE_TIMEOUT_S", "ActiveRun", "RunResult", "Session",
-    "current_notebook", "first_report", "shared_writer",
+    "attach", "current", "current_notebook", "detach", "first_report", "shared_writer", "shell_session",
 ]
 
 # Settings whose change means the hardware must be probed again.
@@ -232,6 +239,38 @@ class Session:
                 for meter in self._detection.meters:
                     meter.close()
             self._detection = None
+
+
+def current() -> Session:
+    """The session in use in this process: that of the ``%%carbon`` extension loaded in the running
+    IPython shell, else one process-wide session, made (settings resolved) on first use."""
+    attached = shell_session()
+    if attached is not None:
+        return attached
+    with state._default_lock:
+        if state._default is None:
+            state._default = Session()
+        return state._default
+
+
+def shell_session() -> Session | None:
+    """The session of the ``%%carbon`` extension loaded in the running IPython shell, if any."""
+    if not state._attached:
+        return None  # no extension loaded: IPython need not even be imported
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return state._attached.get(id(shell)) if shell is not None else None
+
+
+def attach(shell: Any, session: Session) -> None:
+    """Make ``session`` the one in use while ``shell`` runs (the magic, when its extension loads)."""
+    state._attached[id(shell)] = session
+
+
+def detach(shell: Any) -> None:
+    """Forget ``shell``'s session (the magic, when its extension unloads)."""
+    state._attached.pop(id(shell), None)
 
 
 def _result_or_none(future: Future | None, timeout_s: float) -> Any:

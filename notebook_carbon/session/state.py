@@ -1,4 +1,5 @@
-"""What every run of this process shares: one writer per registry, the open runs, what was reported.
+"""What every run of this process shares: one writer per registry, the open runs, what was reported,
+and the session in use (see ``session.current``).
 
 Process-wide on purpose: a ``track()`` block and the magic's cell in one kernel must see each
 other's open runs (a block inside a cell is a part of it) and share one writer per registry. After a
@@ -27,12 +28,19 @@ _open_lock = threading.Lock()
 _reported: set[tuple[str | None, str]] = set()  # (registry, cause) already told to the user
 _sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
+# The session in use (``session.current``): a loaded extension's, by the id of its IPython shell;
+# else one made on first use. A forked child keeps the parent's: a sweep's workers use its settings.
+_attached: dict[int, Session] = {}
+_default: Session | None = None
+_default_lock = threading.Lock()
+
 
 def _reset_after_fork() -> None:
     """In a forked child (a sweep's worker): no run of the parent is open here, no lock is held."""
-    global _writers_lock, _open_lock
+    global _writers_lock, _open_lock, _default_lock
     _writers_lock = threading.Lock()
     _open_lock = threading.Lock()
+    _default_lock = threading.Lock()
     _open_runs.clear()
     for session in list(_sessions):
         session._lock = threading.Lock()

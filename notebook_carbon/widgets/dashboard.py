@@ -61,10 +61,9 @@ class Dashboard(widgets.VBox):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"Dashboard: {name} must be a whole number of at least 1; got {value!r}")
         if session is None and registry is None:
-            from ..magic import current_extension
+            from ..session import shell_session
 
-            extension = current_extension()
-            session = extension.session if extension is not None else None
+            session = shell_session()
         self.session = session
         self._registry_arg, self._project_arg, self._settings_arg = registry, project, settings
         self.notebook = notebook if notebook is not None else _current_notebook(shell)
