@@ -19,41 +19,23 @@ or registry problem must never stop a sweep, nor pass in silence.
 from __future__ import annotations
 
 import sys
-import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import ContextDecorator
 from typing import Any
 
 from .errors import NotebookCarbonWarning
-from .session import ActiveRun, RunResult, Session, first_report
+from .session import ActiveRun, RunResult, Session, current, first_report
 from .settings import Settings
-
-_default: Session | None = None
-_default_lock = threading.Lock()
-
-
-def default_session() -> Session:
-    """The session ``track()`` uses when none is given.
-
-    Inside IPython with the extension loaded, the magic's own session, so ``%carbon config``
-    applies to ``track()`` blocks in the notebook too; else one process-wide session.
-    """
-    global _default
-    if "notebook_carbon.magic" in sys.modules:
-        from .magic import current_extension
-
-        ext = current_extension()
-        if ext is not None:
-            return ext.session
-    with _default_lock:
-        if _default is None:
-            _default = Session()
-        return _default
 
 
 class track(ContextDecorator):
-    """Meter a block of code and record it as a run. ``run.result`` holds the ``RunResult`` after."""
+    """Meter a block of code and record it as a run. ``run.result`` holds the ``RunResult`` after.
+
+    Without ``session``, the session in use (``session.current()``): inside IPython with the
+    extension loaded, the magic's own, so ``%carbon config`` applies to ``track()`` blocks in the
+    notebook too; else one process-wide session. ``settings`` or ``project``: a session of its own.
+    """
 
     def __init__(
         self,
@@ -70,7 +52,7 @@ class track(ContextDecorator):
         if session is not None and (settings is not None or project is not None):
             raise TypeError("pass either session or settings/project, not both")
         if session is None and (settings is not None or project is not None):
-            base = settings if settings is not None else default_session().settings
+            base = settings if settings is not None else current().settings
             session = Session(base.replace(project=project) if project is not None else base)
         self._session = session
         self._fields = {"name": name, "params": params, "sweep": sweep, "tags": tags}
@@ -87,7 +69,7 @@ class track(ContextDecorator):
     def __enter__(self) -> track:
         self._run = None
         try:
-            session = self._session or default_session()  # settings are read here: a bad file is ours to say
+            session = self._session or current()  # settings are read here: a bad file is ours to say
             self._run = session.begin(cell_source=None, **self._fields)
             self._run.start(anchor=sys._getframe(1))  # the frame running the block
         except KeyboardInterrupt:
@@ -134,7 +116,7 @@ class track(ContextDecorator):
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every write queued so far is done (a block's own run already is when it exits)."""
-        session = self._session or default_session()
+        session = self._session or current()
         return session.writer().flush(timeout)
 
 

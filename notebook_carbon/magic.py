@@ -35,7 +35,7 @@ from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, 
 from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
 from .redundancy import CellCheck, check_cell, repeat_message
-from .session import ActiveRun, RunResult, Session, first_report, in_writer
+from .session import ActiveRun, RunResult, Session, attach, detach, first_report
 from .session.run import close_left_open
 from .units import terminal_text
 
@@ -247,7 +247,7 @@ class CarbonExtension:
             if run.parent_uid is not None:
                 self.warn("--final is ignored: this cell ran inside another metered run, as a part of it")
             else:
-                final = self.session.writer().submit_awaited("set_final", run.uid)
+                final = self.session.writer().set_final(run.uid, awaited=True)
                 problem = _exception_of(final)
         if line is not None:
             # a run that did not reach the registry says so on its own line, even when its cause
@@ -448,13 +448,13 @@ class CarbonMagics(Magics):
         if rest:
             raise UsageError("%carbon sweeps takes no arguments")
         writer, project = self.ext.session.writer(), self.ext.session.settings.project
-        writer.submit_awaited("reap_crashed")  # dead kernels' runs show as crashed
-        print(sweeps_table(_wait(writer.submit_awaited("sweeps", project)), project=project))
+        writer.reap_crashed(awaited=True)  # dead kernels' runs show as crashed
+        print(sweeps_table(_wait(writer.sweeps(project, awaited=True)), project=project))
 
     def _final(self, rest: list[str]) -> None:
         if len(rest) != 1 or not rest[0].isascii() or not rest[0].isdigit() or not 0 < int(rest[0]) < 2**63:
             raise UsageError("%carbon final takes a run id (see %carbon sweeps or %carbon last), e.g. %carbon final 12")
-        run = _wait(self.ext.session.writer().submit_awaited("set_final", int(rest[0])))
+        run = _wait(self.ext.session.writer().set_final(int(rest[0]), awaited=True))
         sweep = run["sweep"] or "its automatic sweep"
         print(f"notebook-carbon: run {run['id']} is now the selected result of {terminal_text(sweep)}")
 
@@ -517,6 +517,7 @@ def load_ipython_extension(shell, session: Session | None = None) -> CarbonExten
     except NotebookCarbonError as exc:  # a bad config file or NOTEBOOK_CARBON_* value: say which
         raise UsageError(f"notebook-carbon could not load: {exc}") from None
     _extensions[id(shell)] = ext
+    attach(shell, ext.session)  # track(), the widgets and integrations use it (session.current)
     shell.register_magics(CarbonMagics(shell, ext))
     shell.events.register("pre_run_cell", ext.pre_run_cell)
     shell.events.register("post_run_cell", ext.post_run_cell)
@@ -528,6 +529,7 @@ def unload_ipython_extension(shell) -> None:
     ext = _extensions.pop(id(shell), None)
     if ext is None:
         return
+    detach(shell)
     ext.frontend.close()
     shell.events.unregister("pre_run_cell", ext.pre_run_cell)
     shell.events.unregister("post_run_cell", ext.post_run_cell)
@@ -536,7 +538,7 @@ def unload_ipython_extension(shell) -> None:
 
 
 def extension_for(shell) -> CarbonExtension | None:
-    """The loaded extension of ``shell`` (for tests and widgets)."""
+    """The loaded extension of ``shell`` (for tests; others use ``session.current()``)."""
     return _extensions.get(id(shell))
 
 

@@ -91,9 +91,9 @@ def worker_registry(tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("NOTEBOOK_CARBON_REGION", "FR")
     # A process resolves its settings once, for its first track(): forked workers inherit that
     # session, so this test's process must not have one from an earlier test.
-    import notebook_carbon.api
+    import notebook_carbon.session.state
 
-    monkeypatch.setattr(notebook_carbon.api, "_default", None)
+    monkeypatch.setattr(notebook_carbon.session.state, "_default", None)
     # An IPython shell made by an earlier test replaces __main__ with a module without __spec__,
     # which multiprocessing's spawn reads; as in a script, there is no main module to re-import.
     if not hasattr(sys.modules["__main__"], "__spec__"):
@@ -147,15 +147,15 @@ def test_a_forked_child_of_a_process_with_an_open_registry_records_its_own_run(w
 
 
 def _probed_in_child(queue) -> None:
-    session = notebook_carbon.api.default_session()
+    session = notebook_carbon.session.current()
     queue.put(session._detection is None)
 
 
 def test_a_forked_worker_probes_its_own_meters(worker_registry: str) -> None:
     # The parent's meters watch the parent's process tree: a worker must not be charged it.
-    import notebook_carbon.api
+    import notebook_carbon.session
 
-    parent = notebook_carbon.api.default_session()
+    parent = notebook_carbon.session.current()
     parent.detection()  # probed here, as a notebook's session always is before a pool starts
     queue = multiprocessing.get_context("fork").Queue()
     child = multiprocessing.get_context("fork").Process(target=_probed_in_child, args=(queue,))

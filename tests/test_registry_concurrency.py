@@ -49,8 +49,8 @@ CHILD = """
         futures = []
         for i in range(runs):
             uid = new_uid()
-            futures.append(writer.submit("start_run", {"uid": uid, "project": project, "params": {"i": i}}))
-            futures.append(writer.submit("finish_run", uid, final(i), parts(i)))
+            futures.append(writer.start_run({"uid": uid, "project": project, "params": {"i": i}}))
+            futures.append(writer.finish_run(uid, final(i), parts(i)))
         if not writer.close(timeout=240):
             errors.append("the writer did not finish within 240 s")
         errors += [repr(f.exception()) for f in futures if f.done() and f.exception() is not None]

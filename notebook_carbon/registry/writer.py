@@ -2,15 +2,18 @@
 
 A metered one-line cell must cost about a millisecond in total, while importing SQLAlchemy alone
 costs ~300 ms and a commit can wait on another process's lock. So the notebook never writes
-synchronously: it submits ``Registry`` calls by name and gets a ``concurrent.futures.Future``
-back at once. The thread imports SQLAlchemy and opens the registry itself, on the first call; this
-module imports neither, so importing it stays cheap.
+synchronously: it calls the writer's typed methods (``start_run``, ``finish_run``, ...), each of
+which queues one ``Registry`` operation and returns a ``concurrent.futures.Future`` of its result at
+once. The thread imports SQLAlchemy and opens the registry itself, on the first call; this module
+imports neither, so importing it stays cheap. There is no way to queue an operation by its name:
+a misspelt operation is an ``AttributeError`` where it is called, not a failure on the thread
+reported a cell later.
 
-Failures never vanish: each is set on its future, and the failures of calls nobody waits for
-(``submit``) are also kept in ``errors`` so the caller can show one warning for many; a caller that
-waits for its future (``submit_awaited``) reports its own. A failed call does not stop the ones
-after it. An ``atexit`` hook flushes pending writes, but pool workers and ``os._exit`` skip
-``atexit``: whoever needs a write durable (a run's end) waits for its future.
+Failures never vanish: each is set on its future, and the failures of calls nobody waits for are
+also kept in ``errors`` so the caller can show one warning for many; a caller that waits for its
+future passes ``awaited=True`` and reports its own. A failed call does not stop the ones after it.
+An ``atexit`` hook flushes pending writes, but pool workers and ``os._exit`` skip ``atexit``:
+whoever needs a write durable (a run's end) waits for its future.
 
 Forks: a child process gets none of the parent's writer (its thread does not exist there, its lock
 may be held by it, and its database connections are the parent's, which the child must neither use
@@ -27,11 +30,18 @@ import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, wait
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import RegistryError
+
+if TYPE_CHECKING:
+    from .store import Registry
+    from .sweeps import SweepSummary
+
+T = TypeVar("T")
+Rows = Sequence[Mapping[str, Any]]
 
 ATEXIT_TIMEOUT_S = 30.0
 """How long interpreter exit waits for pending writes (matches the registry's busy timeout)."""
@@ -55,26 +65,45 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def _take_finish(backlog: collections.deque[Any], start_args: tuple) -> Any:
-    """Remove and return the queued ``finish_run`` of the run that ``start_run(*start_args)`` opens."""
-    uid = start_args[0].get("uid") if start_args and isinstance(start_args[0], dict) else None
+class _Job:
+    """One queued operation: ``call(registry)``, whose result or error goes to ``future``.
+
+    ``start`` (a ``start_run``'s row) and ``finish`` (a ``finish_run``'s uid, final row, components
+    and samples) let the thread merge a quick run's two writes into one ``record_run``. A job with
+    no ``call`` is a flush marker.
+    """
+
+    __slots__ = ("call", "finish", "future", "report", "start")
+
+    def __init__(self, future: Future[Any], call: Callable[[Registry], Any] | None, report: bool, *,
+                 start: Mapping[str, Any] | None = None,
+                 finish: tuple[str, Mapping[str, Any], Rows, Rows] | None = None) -> None:  # fmt: skip
+        self.future, self.call, self.report, self.start, self.finish = future, call, report, start, finish
+
+
+def _take_finish(backlog: collections.deque[Any], start: Mapping[str, Any]) -> _Job | None:
+    """Remove and return the queued ``finish_run`` of the run that ``start_run(start)`` opens."""
+    uid = start.get("uid") if isinstance(start, Mapping) else None
     for job in backlog:
         if job is _STOP:
             return None
-        _, method_name, args, kwargs, _ = job
-        if method_name == "finish_run" and not kwargs and args and args[0] == uid:
+        if job.finish is not None and job.finish[0] == uid:
             backlog.remove(job)
             return job
     return None
 
 
 class BackgroundWriter:
-    """Runs ``Registry`` methods for the caller on one daemon thread, in submission order.
+    """Runs ``Registry`` operations for the caller on one daemon thread, in call order.
 
     ``location`` is what ``Registry.open`` takes (a file path or database URL). Nothing happens at
-    construction: the thread starts on the first ``submit`` and opens the registry there (again on
-    the next call if opening failed, so moving a damaged file aside is enough to recover).
-    Arguments are handed to the thread as they are; do not mutate them after submitting.
+    construction: the thread starts on the first operation and opens the registry there (again on
+    the next one if opening failed, so moving a damaged file aside is enough to recover).
+    Arguments are handed to the thread as they are; do not mutate them after the call.
+
+    Each operation returns a ``Future`` of what the ``Registry`` call returns. Its failure is set
+    on the future and also kept in ``errors``, unless ``awaited=True``: the caller waits for the
+    future and reports the failure itself.
     """
 
     def __init__(self, location: str, *, merge_window_s: float = MERGE_WINDOW_S) -> None:
@@ -89,43 +118,90 @@ class BackgroundWriter:
         self._pid = os.getpid()
         _all_writers.add(self)
 
-    # -- caller side -------------------------------------------------------------------------
+    # -- operations (caller side) ------------------------------------------------------------
 
-    def submit(self, method_name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
-        """Queue ``Registry.<method_name>(*args, **kwargs)``; the future gets its result or error.
+    def start_run(self, row: Mapping[str, Any], *, awaited: bool = False) -> Future[int]:
+        """``Registry.start_run(row)``: the new run's id. Merged with the run's ``finish_run`` when
+        that comes within ``merge_window_s`` (see ``_await_finish``)."""
+        return self._submit(lambda registry: registry.start_run(row), awaited, start=row)
 
-        ``method_name`` may also be a function, called as ``function(registry, *args, **kwargs)``
-        in the writer thread (for queries and updates that live beside the store, e.g. sweeps).
-        A failure is kept in ``errors`` too, for a caller that does not wait for the future.
-        """
-        return self._submit(True, method_name, args, kwargs)
+    def checkpoint_run(self, uid: str, row: Mapping[str, Any], *, awaited: bool = False) -> Future[bool]:
+        """``Registry.checkpoint_run(uid, row)``: False when the run was no longer running."""
+        return self._submit(lambda registry: registry.checkpoint_run(uid, row), awaited)
 
-    def submit_awaited(self, method_name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
-        """As ``submit``, for a caller that waits for the future and reports its failure itself."""
-        return self._submit(False, method_name, args, kwargs)
+    def finish_run(self, uid: str, final: Mapping[str, Any], components: Rows = (), samples: Rows = (),
+                   start: Mapping[str, Any] | None = None, *, awaited: bool = False,
+                   ) -> Future[None]:  # fmt: skip
+        """``Registry.finish_run(uid, final, components, samples, start)``."""
+        return self._submit(
+            lambda registry: registry.finish_run(uid, final, components, samples, start),
+            awaited,
+            finish=(uid, final, components, samples),
+        )
 
-    def _submit(self, report: bool, method_name: Any, args: tuple, kwargs: dict) -> Future[Any]:
-        if isinstance(method_name, str) and method_name.startswith("_"):
-            raise RegistryError(f"{method_name!r} is not a public Registry method")
-        future: Future[Any] = Future()
+    def record_run(self, row: Mapping[str, Any], final: Mapping[str, Any], components: Rows = (),
+                   samples: Rows = (), *, awaited: bool = False) -> Future[int]:  # fmt: skip
+        """``Registry.record_run(row, final, components, samples)``: a whole run at once; its id."""
+        return self._submit(lambda registry: registry.record_run(row, final, components, samples), awaited)
+
+    def record_part(self, part: Mapping[str, Any], *, awaited: bool = False) -> Future[int]:
+        """``Registry.record_part(part)``: a finished part of an enclosing run; its id."""
+        return self._submit(lambda registry: registry.record_part(part), awaited)
+
+    def find_redundant(self, project: str, *, code_fingerprint: str, inputs_fingerprint: str | None,
+                       params_fingerprint: str | None, awaited: bool = False,
+                       ) -> Future[dict[str, Any] | None]:  # fmt: skip
+        """``Registry.find_redundant(...)``: the first identical ``ok`` run of ``project``, or None."""
+        fingerprints = {"code_fingerprint": code_fingerprint, "inputs_fingerprint": inputs_fingerprint,
+                        "params_fingerprint": params_fingerprint}  # fmt: skip
+        return self._submit(lambda registry: registry.find_redundant(project, **fingerprints), awaited)
+
+    def set_final(self, run_id: int | str, *, awaited: bool = False) -> Future[dict[str, Any]]:
+        """``Registry.set_final(run_id)``: mark a run its sweep's result; its id, project, sweep, name."""
+        return self._submit(lambda registry: registry.set_final(run_id), awaited)
+
+    def sweeps(self, project: str, *, awaited: bool = False) -> Future[list[SweepSummary]]:
+        """``Registry.sweeps(project)``: the sweeps of ``project``, the most energy first."""
+        return self._submit(lambda registry: registry.sweeps(project), awaited)
+
+    def reap_crashed(self, *, awaited: bool = False) -> Future[list[int]]:
+        """``Registry.reap_crashed()``: mark the runs of dead processes crashed; their ids."""
+        return self._submit(lambda registry: registry.reap_crashed(), awaited)
+
+    def schema_version(self, *, awaited: bool = False) -> Future[int]:
+        """``Registry.schema_version()``; also opens (or creates) the registry."""
+        return self._submit(lambda registry: registry.schema_version(), awaited)
+
+    def _submit(
+        self,
+        call: Callable[[Registry], T],
+        awaited: bool,
+        *,
+        start: Mapping[str, Any] | None = None,
+        finish: tuple | None = None,
+    ) -> Future[T]:
+        future: Future[T] = Future()
+        job = _Job(future, call, not awaited, start=start, finish=finish)
         with self._lock:
             if self._closed:
                 raise RegistryError(
                     f"the registry writer for {self.location} is closed; create a new BackgroundWriter"
                 )
             self._ensure_thread()
-            self._queue.put((future, method_name, args, kwargs, report))
+            self._queue.put(job)
         return future
 
+    # -- the writer as a whole ---------------------------------------------------------------
+
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far is done; False if ``timeout`` (s) ran out first."""
+        """Wait until everything queued so far is done; False if ``timeout`` (s) ran out first."""
         marker: Future[Any] = Future()
         with self._lock:
             thread, closed = self._thread, self._closed
             if thread is None or self._pid != os.getpid():
                 return True
             if not closed:
-                self._queue.put((marker, None, (), {}, False))
+                self._queue.put(_Job(marker, None, False))
         if closed:  # the thread drains the queue before it stops
             thread.join(timeout)
             return not thread.is_alive()
@@ -136,7 +212,7 @@ class BackgroundWriter:
     def close(self, timeout: float | None = ATEXIT_TIMEOUT_S) -> bool:
         """Flush, stop the thread and close the registry; True if all of it finished in ``timeout`` s.
 
-        Submitting after ``close`` raises ``RegistryError``. Closing twice is harmless.
+        An operation after ``close`` raises ``RegistryError``. Closing twice is harmless.
         """
         with self._lock:
             self._closed = True
@@ -163,7 +239,7 @@ class BackgroundWriter:
 
     @property
     def started(self) -> bool:
-        """Whether the thread has been started (it is, from the first ``submit``)."""
+        """Whether the thread has been started (it is, from the first operation)."""
         return self._thread is not None
 
     def __repr__(self) -> str:
@@ -213,31 +289,20 @@ class BackgroundWriter:
                     break
             if job is _STOP:
                 break
-            future, method_name, args, kwargs, report = job
-            if not future.set_running_or_notify_cancel():
+            if not job.future.set_running_or_notify_cancel():
                 continue
-            if method_name is None:  # a flush marker
-                future.set_result(None)
+            if job.call is None:  # a flush marker
+                job.future.set_result(None)
                 continue
             finish = None
-            if method_name == "start_run" and not kwargs:
-                finish = _take_finish(backlog, args)
+            if job.start is not None:
+                finish = _take_finish(backlog, job.start)
                 if finish is None and not backlog:  # wait only while there is nothing else to do
-                    finish = self._await_finish(jobs, backlog, args)
+                    finish = self._await_finish(jobs, backlog, job.start)
             if finish is not None:
-                # A quick run whose start and end are both waiting: one insert instead of an
-                # insert, an update and two commits. Jobs between them concern other runs (or are
-                # flush markers, which are satisfied earlier, never later, by this).
-                finish_future, _, (_, final, *children), _, _ = finish
-                finish_future.set_running_or_notify_cancel()
-                children = children[:2]  # components, samples (not the start row finish_run may carry)
-                self._call(future, "record_run", (args[0], final, *children), {}, report)
-                if future.exception() is None:
-                    finish_future.set_result(None)
-                else:
-                    finish_future.set_exception(future.exception())
+                self._merge(job, job.start, finish)
                 continue
-            self._call(future, method_name, args, kwargs, report)
+            self._call(job.future, job.call, job.report)
         if self._registry is not None:
             try:
                 self._registry.close()
@@ -246,7 +311,24 @@ class BackgroundWriter:
                     self._errors.append(exc)
             self._registry = None
 
-    def _await_finish(self, jobs: queue.SimpleQueue[Any], backlog: collections.deque[Any], args: tuple) -> Any:
+    def _merge(self, start: _Job, row: Mapping[str, Any], finish: _Job) -> None:
+        """A quick run whose start and end are both waiting: one insert instead of an insert, an
+        update and two commits. Jobs between them concern other runs (or are flush markers, which
+        are satisfied earlier, never later, by this). Not the start row ``finish_run`` may carry:
+        this writes the start itself."""
+        _, final, components, samples = finish.finish  # type: ignore[misc]
+        finish.future.set_running_or_notify_cancel()
+        both = start.future
+        self._call(both, lambda registry: registry.record_run(row, final, components, samples), start.report)
+        failure = both.exception()
+        if failure is None:
+            finish.future.set_result(None)
+        else:
+            finish.future.set_exception(failure)
+
+    def _await_finish(
+        self, jobs: queue.SimpleQueue[Any], backlog: collections.deque[Any], start: Mapping[str, Any]
+    ) -> _Job | None:
         """Wait up to ``merge_window_s`` for the finish of a run just started, queueing what comes.
 
         Most metered cells are quick: waiting a moment lets their start and finish become one
@@ -260,18 +342,14 @@ class BackgroundWriter:
             except queue.Empty:
                 return None
             backlog.append(job)
-            finish = _take_finish(backlog, args)
-            if finish is not None or job is _STOP or job[1] != "finish_run":
+            finish = _take_finish(backlog, start)
+            if finish is not None or job is _STOP or job.finish is None:
                 return finish
         return None
 
-    def _call(self, future: Future[Any], method_name: str, args: tuple, kwargs: dict, report: bool) -> None:
+    def _call(self, future: Future[Any], call: Callable[[Registry], Any], report: bool) -> None:
         try:
-            registry = self._open()
-            if callable(method_name):
-                result = method_name(registry, *args, **kwargs)
-            else:
-                result = getattr(registry, method_name)(*args, **kwargs)
+            result = call(self._open())
         except Exception as exc:
             if report:
                 with self._lock:
@@ -280,7 +358,7 @@ class BackgroundWriter:
         else:
             future.set_result(result)
 
-    def _open(self) -> Any:
+    def _open(self) -> Registry:
         if self._registry is None:
             from .store import Registry  # SQLAlchemy is imported here, in this thread
 

@@ -13,6 +13,12 @@ recorded as a part of the outermost open run (``registry.parts``), never as a ru
 
 Interrupts: opening and closing a run survive a ``KeyboardInterrupt`` at any point; the window
 never keeps metering an idle kernel because an interrupt landed between two steps.
+
+The session in use: ``current()`` is what ``track()`` and the integrations use when given none:
+the session of the ``%%carbon`` extension loaded in the running IPython shell (``shell_session()``;
+the magic calls ``attach`` on load and ``detach`` on unload), so ``%carbon config`` applies to them
+too; else one process-wide session, made on first use. The dashboard takes only an extension's,
+and reads the configuration otherwise. They find it here rather than in the magic, above them.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RegistryError
 from ..measure import Window
@@ -33,12 +39,16 @@ from ..record import check_text, recordable_param
 from ..settings import Settings
 from ..settings import resolve as resolve_settings
 from .run import FIRST_CHECKPOINT_S, MAX_UNRECORDED, STATUSES, WRITE_TIMEOUT_S, ActiveRun, RunResult
-from .state import _sessions, first_report, in_writer, shared_writer
+from . import state
+from .state import _sessions, first_report, shared_writer
 from .state import _open_runs, _reported, _writers  # noqa: F401  (the magic and tests look here)
+
+if TYPE_CHECKING:
+    from ..registry.writer import BackgroundWriter
 
 __all__ = [
     "FIRST_CHECKPOINT_S", "STATUSES", "WRITE_TIMEOUT_S", "ActiveRun", "RunResult", "Session",
-    "current_notebook", "first_report", "in_writer", "shared_writer",
+    "attach", "current", "current_notebook", "detach", "first_report", "shared_writer", "shell_session",
 ]
 
 # Settings whose change means the hardware must be probed again.
@@ -92,7 +102,8 @@ class Session:
                 self._intensity = _resolve_intensity(self._settings)
             return self._intensity
 
-    def writer(self):
+    def writer(self) -> BackgroundWriter:
+        """The background writer of this session's registry (one per registry in this process)."""
         return shared_writer(self._settings.registry_location())
 
     def begin(
@@ -180,7 +191,13 @@ class Session:
                     if lookup is None:
                         lookup = self._lookups[key] = SqliteLookup(path)
                 return lookup.find_redundant(project=project, **fingerprints)
-            future = self.writer().submit_awaited("find_redundant", project, **fingerprints)
+            future = self.writer().find_redundant(
+                project,
+                code_fingerprint=fingerprints["code_fingerprint"],
+                inputs_fingerprint=fingerprints["inputs_fingerprint"],
+                params_fingerprint=fingerprints["params_fingerprint"],
+                awaited=True,
+            )
             return future.result(timeout_s)
         except (RegistryError, FutureTimeout):
             return None  # e.g. an unreadable registry: the run's own write reports it, once
@@ -222,6 +239,38 @@ class Session:
                 for meter in self._detection.meters:
                     meter.close()
             self._detection = None
+
+
+def current() -> Session:
+    """The session in use in this process: that of the ``%%carbon`` extension loaded in the running
+    IPython shell, else one process-wide session, made (settings resolved) on first use."""
+    attached = shell_session()
+    if attached is not None:
+        return attached
+    with state._default_lock:
+        if state._default is None:
+            state._default = Session()
+        return state._default
+
+
+def shell_session() -> Session | None:
+    """The session of the ``%%carbon`` extension loaded in the running IPython shell, if any."""
+    if not state._attached:
+        return None  # no extension loaded: IPython need not even be imported
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return state._attached.get(id(shell)) if shell is not None else None
+
+
+def attach(shell: Any, session: Session) -> None:
+    """Make ``session`` the one in use while ``shell`` runs (the magic, when its extension loads)."""
+    state._attached[id(shell)] = session
+
+
+def detach(shell: Any) -> None:
+    """Forget ``shell``'s session (the magic, when its extension unloads)."""
+    state._attached.pop(id(shell), None)
 
 
 def _result_or_none(future: Future | None, timeout_s: float) -> Any:

@@ -24,7 +24,6 @@ from ..errors import RegistryError
 from ..measure import Measurement, Window
 from ..settings import Settings
 from . import state
-from .state import in_writer
 
 if TYPE_CHECKING:
     from . import Session
@@ -135,7 +134,7 @@ class ActiveRun:
             if outer is not None:
                 self.parent_uid = outer.uid
             else:
-                self.id_future = self.session.writer().submit("start_run", dict(self.row))
+                self.id_future = self.session.writer().start_run(dict(self.row))
             self.window.start()
         except Exception:
             self._forget()
@@ -162,7 +161,7 @@ class ActiveRun:
         due = min(FIRST_CHECKPOINT_S, interval_s) if self._checkpointed_at == 0.0 else interval_s
         if self.parent_uid is None and self.result is None and elapsed_s - self._checkpointed_at >= due:
             self._checkpointed_at = elapsed_s
-            self.session.writer().submit("checkpoint_run", self.uid, self._checkpoint_row(window, elapsed_s))
+            self.session.writer().checkpoint_run(self.uid, self._checkpoint_row(window, elapsed_s))
         if self._on_sample_user is not None:
             self._on_sample_user(window)
 
@@ -268,13 +267,13 @@ class ActiveRun:
         if self.parent_uid is not None:
             part = {k: row.get(k) for k in _PART_FIELDS}
             part["parent_uid"] = self.parent_uid
-            return writer.submit_awaited("record_part", part)
+            return writer.record_part(part, awaited=True)
         final = {k: v for k, v in row.items() if k != "uid"}
         if self.id_future is None:  # interrupted before its start was queued: the whole run at once
-            return writer.submit_awaited("record_run", dict(self.row), final, components, samples)
+            return writer.record_run(dict(self.row), final, components, samples, awaited=True)
         # With its start row: if the start could not be written (a lock held too long, a server
         # restarting), the end writes the whole run rather than fail for want of it.
-        return writer.submit_awaited("finish_run", self.uid, final, components, samples, dict(self.row))
+        return writer.finish_run(self.uid, final, components, samples, dict(self.row), awaited=True)
 
     def _forget(self) -> None:
         with state._open_lock:

@@ -1,4 +1,5 @@
-"""What every run of this process shares: one writer per registry, the open runs, what was reported.
+"""What every run of this process shares: one writer per registry, the open runs, what was reported,
+and the session in use (see ``session.current``).
 
 Process-wide on purpose: a ``track()`` block and the magic's cell in one kernel must see each
 other's open runs (a block inside a cell is a part of it) and share one writer per registry. After a
@@ -12,13 +13,14 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..registry.writer import BackgroundWriter
     from . import Session
     from .run import ActiveRun
 
-_writers: dict[str, Any] = {}
+_writers: dict[str, BackgroundWriter] = {}
 _writers_lock = threading.Lock()
 
 _open_runs: list[ActiveRun] = []  # runs open in this process, in the order they started
@@ -26,12 +28,19 @@ _open_lock = threading.Lock()
 _reported: set[tuple[str | None, str]] = set()  # (registry, cause) already told to the user
 _sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
+# The session in use (``session.current``): a loaded extension's, by the id of its IPython shell;
+# else one made on first use. A forked child keeps the parent's: a sweep's workers use its settings.
+_attached: dict[int, Session] = {}
+_default: Session | None = None
+_default_lock = threading.Lock()
+
 
 def _reset_after_fork() -> None:
     """In a forked child (a sweep's worker): no run of the parent is open here, no lock is held."""
-    global _writers_lock, _open_lock
+    global _writers_lock, _open_lock, _default_lock
     _writers_lock = threading.Lock()
     _open_lock = threading.Lock()
+    _default_lock = threading.Lock()
     _open_runs.clear()
     for session in list(_sessions):
         session._lock = threading.Lock()
@@ -62,7 +71,7 @@ def first_report(exc: BaseException) -> bool:
         return True
 
 
-def shared_writer(location: str):
+def shared_writer(location: str) -> BackgroundWriter:
     """One background writer (and so one connection and one thread) per registry location."""
     from ..registry.writer import BackgroundWriter
 
@@ -72,13 +81,3 @@ def shared_writer(location: str):
             writer = _writers[location] = BackgroundWriter(location)
         return writer
 
-
-def in_writer(registry, module: str, function: str, *args: Any, **kwargs: Any) -> Any:
-    """Call ``notebook_carbon.registry.<module>.<function>(registry, ...)`` on the writer thread.
-
-    Submitted instead of the function itself so that its module, which imports SQLAlchemy, is
-    imported by the writer thread and never on the notebook's path.
-    """
-    from importlib import import_module
-
-    return getattr(import_module(f"notebook_carbon.registry.{module}"), function)(registry, *args, **kwargs)

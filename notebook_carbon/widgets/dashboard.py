@@ -19,8 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import analysis
-from ..analysis.frame import opened
+from ..analysis.frame import opened, runs
 from ..errors import ConfigError, NotebookCarbonError
 from ..settings import Settings
 from . import figures, markup
@@ -61,10 +60,9 @@ class Dashboard(widgets.VBox):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"Dashboard: {name} must be a whole number of at least 1; got {value!r}")
         if session is None and registry is None:
-            from ..magic import current_extension
+            from ..session import shell_session
 
-            extension = current_extension()
-            session = extension.session if extension is not None else None
+            session = shell_session()
         self.session = session
         self._registry_arg, self._project_arg, self._settings_arg = registry, project, settings
         self.notebook = notebook if notebook is not None else _current_notebook(shell)
@@ -132,7 +130,7 @@ class Dashboard(widgets.VBox):
         registry = self._registry_arg if self._registry_arg is not None else settings.registry_location()
         self.status = self._flush()
         with opened(registry) as reg:
-            df = analysis.runs(reg, project=project, columns=figures.READ_COLUMNS)
+            df = runs(reg, project=project, columns=figures.READ_COLUMNS)
             where = reg.where
         snapshot = figures.snapshot(
             df, project=project, notebook=self.notebook, kernel=self.kernel, settings=settings,
@@ -154,11 +152,9 @@ class Dashboard(widgets.VBox):
             self._registry_arg is not None and not _same_place(self._registry_arg, self.session)
         ):
             return None
-        from ..session import in_writer
-
         writer = self.session.writer()
         # Also creates the registry when the session has not written yet, so it can be read.
-        writer.submit(in_writer, "liveness", "reap_crashed")
+        writer.reap_crashed()
         if not writer.flush(FLUSH_TIMEOUT_S):
             return (
                 f"registry writes still pending after {FLUSH_TIMEOUT_S:g} s: the latest runs may be missing"
@@ -169,14 +165,14 @@ class Dashboard(widgets.VBox):
         """The SVG of cumulative emissions and of energy per sweep (None: nothing to draw)."""
         from altair.utils.schemapi import debug_mode
 
-        from .. import charts
+        from ..charts import cumulative_emissions, sweep_energy, to_svg
 
         # altair validates a spec when it is built (in debug mode, its default) and again when it
         # is written for vl-convert; once is enough, and the first costs half the chart at 10,000 runs
         with debug_mode(False):
-            cumulative = charts.cumulative_emissions(df, max_points=self.max_points) if len(df) else None
-            per_sweep = charts.sweep_energy(df, top=self.top_bars) if df["sweep_key"].notna().any() else None
-        return tuple(charts.to_svg(chart) if chart is not None else None for chart in (cumulative, per_sweep))
+            cumulative = cumulative_emissions(df, max_points=self.max_points) if len(df) else None
+            per_sweep = sweep_energy(df, top=self.top_bars) if df["sweep_key"].notna().any() else None
+        return tuple(to_svg(chart) if chart is not None else None for chart in (cumulative, per_sweep))
 
     # -- refreshing after metered cells --------------------------------------------------------
 
