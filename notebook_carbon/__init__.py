@@ -23,6 +23,7 @@ __all__ = [
     "MeterError",
     "NotebookCarbonError",
     "NotebookCarbonWarning",
+    "RedundantRunError",
     "RegistryError",
     "Session",
     "Settings",
@@ -43,6 +44,7 @@ _LAZY = {
     "UnknownRegionError": "errors",
     "MeterError": "errors",
     "RegistryError": "errors",
+    "RedundantRunError": "errors",
 }
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
         MeterError,
         NotebookCarbonError,
         NotebookCarbonWarning,
+        RedundantRunError,
         RegistryError,
         UnknownRegionError,
     )

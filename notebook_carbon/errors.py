@@ -6,7 +6,8 @@ Few classes, one root, so a caller can catch everything of ours with one clause:
     ├── ConfigError            a setting or argument is wrong; the message says what to change
     │   └── UnknownRegionError     a region code that the bundled intensity data does not know
     ├── MeterError             a sensor could not be read (the run falls back or degrades)
-    └── RegistryError          the registry cannot be opened, migrated or written
+    ├── RegistryError          the registry cannot be opened, migrated or written
+    └── RedundantRunError      ``--on-duplicate error``: the cell repeats an earlier run, not run
 
     NotebookCarbonWarning      (a UserWarning) metering or recording failed; the user's code ran on
 
@@ -46,6 +47,17 @@ class RegistryError(NotebookCarbonError):
         super().__init__(message)
         self.where = where
         self.cause = cause if cause is not None else message
+
+
+class RedundantRunError(NotebookCarbonError):
+    """``--on-duplicate error``: the cell repeats an earlier run and was not run.
+
+    Raised inside the user's cell (the magic's input transformer turns the cell into a ``raise`` of
+    it), so it is shown as one line, not as a traceback of a cell that never ran.
+    """
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
+        return [f"RedundantRunError: {self}"]
 
 
 class NotebookCarbonWarning(UserWarning):

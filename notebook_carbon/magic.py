@@ -133,7 +133,7 @@ class CarbonExtension:
         if mode == "skip":
             return [f"# %%carbon {arguments}: not run, identical to {repeated}\n"]
         error = f"this cell repeats {repeated}; not run (--on-duplicate error)"
-        return [f"raise __import__('notebook_carbon.redundancy', fromlist=['_']).RedundantRunError({error!r})\n"]
+        return [f"raise __import__('notebook_carbon.errors', fromlist=['_']).RedundantRunError({error!r})\n"]
 
     def _check(self, body: str, args: CellArgs) -> CellCheck:
         source = self.shell.transform_cell(body)  # IPython syntax (magics, !cmd) as it will run

@@ -14,15 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import NotebookCarbonError
-
-
-class RedundantRunError(NotebookCarbonError):
-    """``--on-duplicate error``: the cell repeats an earlier run and was not run."""
-
-    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
-        return [f"RedundantRunError: {self}"]
-
 
 @dataclasses.dataclass(frozen=True)
 class CellCheck:
