@@ -31,10 +31,10 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, transform_carbon_cell
+from .cell.args import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, transform_carbon_cell
+from .cell.redundancy import CellCheck, check_cell, repeat_message
 from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
-from .redundancy import CellCheck, check_cell, repeat_message
 from .session import ActiveRun, RunResult, Session, first_report, in_writer
 from .session.run import close_left_open
 from .units import terminal_text

@@ -32,7 +32,7 @@ class CellCheck:
 
 def check_cell(session, source: str, namespace: Mapping[str, Any], explicit: Mapping[str, Any]) -> CellCheck:
     """Fingerprint ``source`` (a cell as IPython runs it) against ``namespace`` and look it up."""
-    from .registry.fingerprint import code_fingerprint, free_variables, inputs_fingerprint, params_fingerprint
+    from .fingerprint import code_fingerprint, free_variables, inputs_fingerprint, params_fingerprint
 
     inputs = free_variables(source)
     digest = inputs_fingerprint(inputs.names_in(namespace), namespace) if inputs.exact else None
@@ -48,11 +48,11 @@ def check_cell(session, source: str, namespace: Mapping[str, Any], explicit: Map
 
 def repeat_message(earlier: Mapping[str, Any], *, now: float | None = None) -> str:
     """``run 12 ('baseline', 2 h ago, 4.1 g CO2e)``: which earlier run, when, and what it cost."""
-    from .impact.footprint import format_duration, format_energy, format_mass_g
+    from ..impact.footprint import format_duration, format_energy, format_mass_g
 
     now = time.time() if now is None else now
     ago = format_duration(max(now - earlier["started_at"], 0.0)) + " ago"
-    from .units import terminal_text
+    from ..units import terminal_text
 
     parts = [terminal_text(repr(earlier["name"]))] if earlier.get("name") else []
     parts.append(ago)
