@@ -212,8 +212,8 @@ def test_the_sweep_cache_follows_every_kind_of_write(registry_url, monkeypatch, 
     pure grouping of the project's runs, recomputing only the sweeps that changed."""
     from sqlalchemy import text
 
+    from notebook_carbon.importers.codecarbon import import_codecarbon_csv
     from notebook_carbon.registry import sweeps
-    from notebook_carbon.registry.importer import import_codecarbon_csv
     from notebook_carbon.registry.liveness import reap_crashed
 
     recomputed: list[set[str]] = []
