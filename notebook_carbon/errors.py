@@ -3,13 +3,18 @@
 Few classes, one root, so a caller can catch everything of ours with one clause::
 
     NotebookCarbonError
-    ├── ConfigError            a setting or argument is wrong; the message says what to change
+    ├── ConfigError            (also a ValueError) a setting or argument is wrong; the message says
+    │   │                      what to change
     │   └── UnknownRegionError     a region code that the bundled intensity data does not know
     ├── MeterError             a sensor could not be read (the run falls back or degrades)
     ├── RegistryError          the registry cannot be opened, migrated or written
     └── RedundantRunError      ``--on-duplicate error``: the cell repeats an earlier run, not run
 
     NotebookCarbonWarning      (a UserWarning) metering or recording failed; the user's code ran on
+
+Two exceptions of ours are signals inside one module, caught where they are raised and never seen
+by a caller: ``cell.values.Unknown`` (a value that has no digest; its name becomes ``unknown``) and
+``importers.codecarbon_rows.RowRejected`` (a row's problems; reported as a ``RowError``).
 
 Every message says what to do next, not only what went wrong. Errors of the libraries we call
 (sqlite3, SQLAlchemy, NVML, OSError on sysfs) are translated at one boundary and chained with

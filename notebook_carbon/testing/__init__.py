@@ -30,8 +30,6 @@ Example::
     assert meter.end(state, 1.0) == 2.0  # joules
 """
 
-from __future__ import annotations
-
 from .frontend import FakeWidgetFrontEnd
 from .meters import FakeMeter, fake_detection
 from .nvml import FakeGpu, FakeNVML, Scripted
