@@ -11,10 +11,10 @@ In scripts: ``with notebook_carbon.track(name=..., params=...):``. Importing thi
 it touches no hardware and imports nothing heavy; the names below load on first use.
 """
 
-from __future__ import annotations
-
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+# Every name bound here is either in __all__ or private (tests/test_exported_members.py): hence the
+# underscored imports, and no ``from __future__ import annotations``, which would bind ``annotations``.
+import typing as _typing
+from importlib import import_module as _import_module
 
 __version__ = "0.1.0"
 
@@ -23,6 +23,7 @@ __all__ = [
     "MeterError",
     "NotebookCarbonError",
     "NotebookCarbonWarning",
+    "RedundantRunError",
     "RegistryError",
     "Session",
     "Settings",
@@ -43,15 +44,17 @@ _LAZY = {
     "UnknownRegionError": "errors",
     "MeterError": "errors",
     "RegistryError": "errors",
+    "RedundantRunError": "errors",
 }
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .api import track
     from .errors import (
         ConfigError,
         MeterError,
         NotebookCarbonError,
         NotebookCarbonWarning,
+        RedundantRunError,
         RegistryError,
         UnknownRegionError,
     )
@@ -59,12 +62,16 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(_import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def load_ipython_extension(shell) -> None:

@@ -269,7 +269,7 @@ def _regions(args: argparse.Namespace) -> int:
 
 def _import_codecarbon(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .registry.importer import read_codecarbon_csv, record_codecarbon_log
+    from .importers.codecarbon import read_codecarbon_csv, record_codecarbon_log
     from .cli_read import registry_location
     from .registry.store import Registry
     from .units import terminal_text

@@ -31,10 +31,10 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from .cellargs import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, transform_carbon_cell
+from .cell.args import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, transform_carbon_cell
+from .cell.redundancy import CellCheck, check_cell, repeat_message
 from .errors import NotebookCarbonError
 from .live import LiveMeter, WidgetSupport
-from .redundancy import CellCheck, check_cell, repeat_message
 from .session import ActiveRun, RunResult, Session, attach, detach, first_report
 from .session.run import close_left_open
 from .units import terminal_text
@@ -133,7 +133,7 @@ class CarbonExtension:
         if mode == "skip":
             return [f"# %%carbon {arguments}: not run, identical to {repeated}\n"]
         error = f"this cell repeats {repeated}; not run (--on-duplicate error)"
-        return [f"raise __import__('notebook_carbon.redundancy', fromlist=['_']).RedundantRunError({error!r})\n"]
+        return [f"raise __import__('notebook_carbon.errors', fromlist=['_']).RedundantRunError({error!r})\n"]
 
     def _check(self, body: str, args: CellArgs) -> CellCheck:
         source = self.shell.transform_cell(body)  # IPython syntax (magics, !cmd) as it will run

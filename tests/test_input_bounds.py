@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from notebook_carbon import analysis
 from notebook_carbon.errors import ConfigError
+from notebook_carbon.importers.codecarbon import import_codecarbon_csv
 from notebook_carbon.record import implausible
 from notebook_carbon.registry import Registry
-from notebook_carbon.registry.importer import import_codecarbon_csv
 from notebook_carbon.settings import FIELDS, SETTING_BOUNDS, Settings, resolve
 
 DATA = Path(__file__).parent / "data"

@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 from notebook_carbon import analysis
-from notebook_carbon.cellargs import parse_cell_args
+from notebook_carbon.cell.args import parse_cell_args
 from notebook_carbon.magic import load_ipython_extension, unload_ipython_extension
 from notebook_carbon.meters.detect import Detection
 from notebook_carbon.registry.store import Registry

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
+from notebook_carbon.errors import RedundantRunError
 from notebook_carbon.magic import load_ipython_extension, unload_ipython_extension
 from notebook_carbon.meters.detect import Detection
-from notebook_carbon.redundancy import RedundantRunError
 from notebook_carbon.registry.store import Registry
 from notebook_carbon.session import Session
 from notebook_carbon.settings import Settings

@@ -120,7 +120,7 @@ class Session:
         redundant_of: int | None = None,
     ) -> ActiveRun:
         """Prepare a run; ``start()`` it. ``fingerprints``: ``code_fingerprint``, ``inputs_fingerprint``
-        and ``params_fingerprint`` (see ``registry.fingerprint``), recorded for sweeps and redundancy."""
+        and ``params_fingerprint`` (see ``notebook_carbon.cell``), recorded for sweeps and redundancy."""
         detection = self.detection()
         intensity = self.intensity()
         notes = list(detection.notes)

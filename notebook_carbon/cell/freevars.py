@@ -1,14 +1,15 @@
-"""Fingerprints of a metered cell: its code, the inputs it reads, its explicit params.
+"""The free variables of a metered cell: which names it reads from the user namespace.
 
-Two runs are redundant when all three match (see the registry docs), so every rule here leans one
-way: when Python is too dynamic to be sure, a name counts as an input (reading a value that did not
-matter only makes a repeat go unnoticed; missing one could call two different runs identical).
+Two runs are redundant when code, inputs and params all match (see the registry docs), so every
+rule here leans one way: when Python is too dynamic to be sure, a name counts as an input (reading a
+value that did not matter only makes a repeat go unnoticed; missing one could call two different
+runs identical).
 
-``code_fingerprint`` and ``free_variables`` take the cell body *after* IPython's transform
-(``shell.transform_cell(body)``), where ``%magic``, ``!cmd`` and ``x?`` are already plain
-``get_ipython()...`` calls. Both are pure and cached by source text, because notebooks re-run the
-same cells. Value digests live in ``digest`` and are re-exported here, lazily because ``digest``
-builds on ``code_fingerprint``.
+``free_variables`` takes the cell body *after* IPython's transform (``shell.transform_cell(body)``),
+where ``%magic``, ``!cmd`` and ``x?`` are already plain ``get_ipython()...`` calls. It is pure and
+cached by source text, sharing the parse of ``source.code_fingerprint``. The module body is walked
+in execution order here; functions, lambdas, comprehensions and classes nested in it are analysed
+by ``scopes``.
 """
 
 from __future__ import annotations
@@ -16,35 +17,15 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
-import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from .digest import InputsDigest, inputs_fingerprint, params_fingerprint
+from .scopes import Scope, child_nodes, evaluated_at_definition
+from .source import memo, parse, source_key
 
-__all__ = [
-    "CellInputs",
-    "InputsDigest",
-    "code_fingerprint",
-    "free_variables",
-    "inputs_fingerprint",
-    "params_fingerprint",
-]
+__all__ = ["CellInputs", "free_variables"]
 
-_FROM_DIGEST = frozenset({"InputsDigest", "inputs_fingerprint", "params_fingerprint"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FROM_DIGEST:
-        from . import digest
-
-        return getattr(digest, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_PARSE_FLAGS = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
 _IGNORED = frozenset({"get_ipython"})
 _DYNAMIC_CALLS = frozenset({"eval", "exec", "globals", "locals"})
 _NO_ARG_DYNAMIC = frozenset({"vars"})  # vars() without an argument is locals()
@@ -55,71 +36,7 @@ _SAFE_MAGICS = frozenset(
 """Line magics that neither run code nor read variables (unless their line holds ``$x`` / ``{x}``)."""
 
 
-_PARSED_KEPT = 4
-"""ASTs kept: the cell being analysed (fingerprint and free variables share its parse) and a few
-re-run ones. A big cell's AST is megabytes: more would make memory grow with the notebook."""
-
-
-def _source_key(source: str) -> bytes:
-    """What the caches below are keyed by: a digest, so they never keep a cell's source (~1 GB/s)."""
-    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _memo(cache: collections.OrderedDict, size: int, key: bytes, compute: Callable[[], Any]) -> Any:
-    """A bounded least-recently-used memo: ``cache[key]``, computed once."""
-    try:
-        cache.move_to_end(key)
-        return cache[key]
-    except KeyError:
-        value = cache[key] = compute()
-        while len(cache) > size:
-            cache.popitem(last=False)
-        return value
-
-
-_PARSED: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
-_FINGERPRINTS: collections.OrderedDict[bytes, str] = collections.OrderedDict()
 _INPUTS: collections.OrderedDict[bytes, Any] = collections.OrderedDict()
-
-
-def _parse(source: str, key: bytes | None = None) -> ast.Module | str:
-    """The cell's AST, or why it does not parse. Shared by both cached analyses below."""
-    return _memo(_PARSED, _PARSED_KEPT, key or _source_key(source), lambda: _compile(source))
-
-
-def _compile(source: str) -> ast.Module | str:
-    """The cell's AST, or why it does not parse. Shared by both cached analyses below."""
-    try:
-        return compile(source, "<cell>", "exec", _PARSE_FLAGS, dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # ValueError: NUL bytes
-        return f"{type(exc).__name__}: {exc}"
-
-
-def _normalised_text(source: str) -> str:
-    """Text fallback: trailing whitespace stripped, blank lines dropped, line endings unified.
-    Spaces inside a line are kept: without a parse we cannot tell indentation or strings apart."""
-    return "\n".join(line.rstrip() for line in source.splitlines() if line.strip())
-
-
-def code_fingerprint(source: str) -> str:
-    """32 hex digits identifying the cell's code: a digest of its AST (``ast.dump`` without line
-    numbers), so comments, blank lines, spacing, parentheses and quote style do not matter while
-    any change to the code does; a docstring is code and counts. A cell that does not parse is
-    fingerprinted by its normalised text instead; the two kinds are hashed under different prefixes
-    so they never collide. The AST differs slightly between Python versions, so fingerprints are
-    comparable within one version (never falsely equal across them)."""
-    key = _source_key(source)
-    return _memo(_FINGERPRINTS, 512, key, lambda: _code_fingerprint(source, key))
-
-
-def _code_fingerprint(source: str, key: bytes) -> str:
-    tree = _parse(source, key)
-    h = hashlib.blake2b(digest_size=16)
-    if isinstance(tree, str):
-        h.update(b"text\0" + _normalised_text(source).encode("utf-8", "surrogatepass"))
-    else:
-        h.update(b"ast\0" + ast.dump(tree).encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -146,12 +63,12 @@ class CellInputs:
 def free_variables(source: str) -> CellInputs:
     """Which names the (transformed) cell ``source`` reads from the user namespace; see the rules
     in the registry docs, section "Fingerprints"."""
-    key = _source_key(source)
-    return _memo(_INPUTS, 256, key, lambda: _free_variables(source, key))
+    key = source_key(source)
+    return memo(_INPUTS, 256, key, lambda: _free_variables(source, key))
 
 
 def _free_variables(source: str, key: bytes) -> CellInputs:
-    tree = _parse(source, key)
+    tree = parse(source, key)
     if isinstance(tree, str):
         return CellInputs((), (), False, f"the cell does not parse ({tree})")
     analysis = _Analysis()
@@ -173,44 +90,6 @@ class _Analysis:
         self.deferred_bound: set[str] = set()  # read later by a function; bound when it was defined
         self.deleted: set[str] = set()  # ``del``-ed at module level somewhere in the cell
         self.reasons: list[str] = []
-
-
-_LEAVES = (ast.Constant, ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
-
-
-def _children(node: ast.AST) -> list[ast.AST]:
-    """Child nodes worth visiting (``ast.iter_child_nodes`` without leaves, ~2x faster)."""
-    children = []
-    for name in node._fields:
-        value = getattr(node, name, None)
-        if type(value) is list:
-            children.extend(v for v in value if isinstance(v, ast.AST) and not isinstance(v, _LEAVES))
-        elif isinstance(value, ast.AST) and not isinstance(value, _LEAVES):
-            children.append(value)
-    return children
-
-
-def _target_names(target: ast.AST) -> list[str]:
-    """Names bound by an assignment / for / with target (tuples and starred unpacked)."""
-    if isinstance(target, ast.Name):
-        return [target.id]
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return [n for elt in target.elts for n in _target_names(elt)]
-    if isinstance(target, ast.Starred):
-        return _target_names(target.value)
-    return []
-
-
-def _parameters(args: ast.arguments) -> set[str]:
-    every = args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]
-    return {arg.arg for arg in every if arg is not None}
-
-
-def _evaluated_at_definition(args: ast.arguments) -> list[ast.expr]:
-    """Defaults and annotations of a function: evaluated where it is defined, not when called."""
-    every = args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]
-    annotations = [arg.annotation for arg in every if arg is not None and arg.annotation is not None]
-    return args.defaults + [d for d in args.kw_defaults if d is not None] + annotations
 
 
 class _Flow:
@@ -413,9 +292,9 @@ class _Flow:
             body = _Flow(self.a, parent=self.module)
             body.block(node.body)
         else:
-            for expr in _evaluated_at_definition(node.args) + [node.returns] * (node.returns is not None):
+            for expr in evaluated_at_definition(node.args) + [node.returns] * (node.returns is not None):
                 self.expr(expr)
-            self.read_later(_Scope.of_function(node.args, node.body))
+            self.read_later(Scope.of_function(node.args, node.body))
         self.bind([node.name])
 
     stmt_AsyncFunctionDef = stmt_ClassDef = stmt_FunctionDef
@@ -440,12 +319,12 @@ class _Flow:
                 self.expr(part)
             self.conditional -= 1
         elif isinstance(node, ast.Lambda):
-            for expr in _evaluated_at_definition(node.args):
+            for expr in evaluated_at_definition(node.args):
                 self.expr(expr)
-            self.read_later(_Scope.of_function(node.args, [node.body]))
+            self.read_later(Scope.of_function(node.args, [node.body]))
         elif isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
             self.expr(node.generators[0].iter)  # evaluated at once, in this scope
-            free = _Scope.of_comprehension(node)
+            free = Scope.of_comprehension(node)
             if isinstance(node, ast.GeneratorExp):  # lazy: it may run after later statements
                 self.read_later(free)
             else:
@@ -454,7 +333,7 @@ class _Flow:
         else:
             if t is ast.Call:
                 self.check_call(node)
-            for child in _children(node):
+            for child in child_nodes(node):
                 self.expr(child)
 
     def check_call(self, node: ast.Call) -> None:
@@ -477,109 +356,3 @@ class _Flow:
             elif func.attr in ("system", "getoutput") and any("$" in t or "{" in t for t in texts):
                 self.a.reasons.append("a shell command expands Python variables the analysis cannot see")
 
-
-class _Scope:
-    """Flow-insensitive analysis of a function, lambda, comprehension or class nested in a cell:
-    which names its body looks up outside itself. Python decides function locals statically (a name
-    assigned anywhere in the body is local everywhere in it), so this is exact for functions."""
-
-    def __init__(self, kind: str, bound: set[str] | None = None) -> None:
-        self.kind = kind
-        self.bound: set[str] = bound or set()
-        self.loads: set[str] = set()
-        self.declared_global: set[str] = set()
-        self.declared_nonlocal: set[str] = set()
-        self.forced_global: set[str] = set()  # ``global`` names of nested scopes: skip our locals
-        self.walrus: set[str] = set()  # comprehension walrus targets bind in the enclosing scope
-
-    @classmethod
-    def of_function(cls, args: ast.arguments, body: list[ast.AST]) -> set[str]:
-        scope = cls("function", _parameters(args))
-        for node in body:
-            scope.visit(node)
-        free, forced_global = scope.resolve()
-        return free | forced_global
-
-    @classmethod
-    def of_comprehension(cls, node: ast.AST) -> set[str]:
-        scope = cls("comprehension")
-        scope.comprehension(node)
-        free, forced_global = scope.resolve()
-        return free | forced_global
-
-    def resolve(self) -> tuple[set[str], set[str]]:
-        """(names looked up in the enclosing scopes, names that go straight to the globals)."""
-        if self.kind == "class":  # a class body looks names up at run time: count every read
-            return self.loads | self.declared_nonlocal, self.forced_global
-        local = (self.bound | self.walrus) - self.declared_global - self.declared_nonlocal
-        free = (self.loads - local - self.declared_global) | self.declared_nonlocal
-        return free, self.forced_global | (self.loads & self.declared_global)
-
-    def absorb(self, child: _Scope) -> None:
-        free, forced_global = child.resolve()
-        self.loads |= free  # a child's free name is a closure if it is local here, else free here too
-        self.forced_global |= forced_global
-        if child.kind == "comprehension":
-            (self.walrus if self.kind == "comprehension" else self.bound).update(child.walrus)
-
-    def comprehension(self, node: Any) -> None:
-        """A comprehension's scope; its first iterable belongs to the enclosing scope."""
-        for i, gen in enumerate(node.generators):
-            if i:
-                self.visit(gen.iter)
-            self.bound.update(_target_names(gen.target))
-            for cond in gen.ifs:
-                self.visit(cond)
-        for part in ("elt", "key", "value"):
-            if hasattr(node, part):
-                self.visit(getattr(node, part))
-
-    def visit(self, node: ast.AST) -> None:
-        if isinstance(node, ast.Name):
-            (self.loads if isinstance(node.ctx, ast.Load) else self.bound).add(node.id)
-            return
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            for expr in getattr(node, "decorator_list", []) + _evaluated_at_definition(node.args):
-                self.visit(expr)
-            if getattr(node, "returns", None) is not None:
-                self.visit(node.returns)
-            child = _Scope("function", _parameters(node.args))
-            for stmt in node.body if isinstance(node.body, list) else [node.body]:
-                child.visit(stmt)
-            if not isinstance(node, ast.Lambda):
-                self.bound.add(node.name)
-            self.absorb(child)
-            return
-        if isinstance(node, ast.ClassDef):
-            for expr in node.decorator_list + node.bases + [k.value for k in node.keywords]:
-                self.visit(expr)
-            child = _Scope("class")
-            for stmt in node.body:
-                child.visit(stmt)
-            self.bound.add(node.name)
-            self.absorb(child)
-            return
-        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            self.visit(node.generators[0].iter)
-            child = _Scope("comprehension")
-            child.comprehension(node)
-            self.absorb(child)
-            return
-        if isinstance(node, ast.NamedExpr):
-            self.visit(node.value)
-            (self.walrus if self.kind == "comprehension" else self.bound).add(node.target.id)
-            return
-        if isinstance(node, ast.Global):
-            self.declared_global.update(node.names)
-        elif isinstance(node, ast.Nonlocal):
-            self.declared_nonlocal.update(node.names)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            self.bound.update(a.asname or a.name.partition(".")[0] for a in node.names)
-        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            self.loads.add(node.target.id)  # ``x += 1`` reads x
-        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
-            self.bound.add(node.name)
-        elif isinstance(node, ast.MatchMapping) and node.rest:
-            self.bound.add(node.rest)
-        for child in _children(node):
-            self.visit(child)

@@ -17,14 +17,14 @@ import pytest
 
 from notebook_carbon import cli
 from notebook_carbon.errors import ConfigError
-from notebook_carbon.registry import Registry
-from notebook_carbon.registry.importer import (
+from notebook_carbon.importers.codecarbon import (
     ImportReport,
     RowError,
     import_codecarbon_csv,
     method_for,
     read_codecarbon_csv,
 )
+from notebook_carbon.registry import Registry
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "codecarbon-3.3.2-emissions.csv"

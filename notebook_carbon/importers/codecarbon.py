@@ -3,7 +3,8 @@
 Each row of the CSV becomes one finished run. Reading (``read_codecarbon_csv``: parse, check every
 row, convert) is apart from writing (``record_codecarbon_log``), so the command line checks every
 file before it writes anything; ``import_codecarbon_csv`` does both for one file. How one row is
-checked and converted (units, the bounds of ``record.BOUNDS``) is in ``importer_rows``.
+checked and converted (units, the bounds of ``record.BOUNDS``) is in ``codecarbon_rows``
+(its fields in ``codecarbon_fields``).
 
 A bad row never stops an import half way: every row is checked first, each bad one is reported in
 ``ImportReport.errors`` (its line, the columns at fault, why) and the good ones are imported. Only a
@@ -25,18 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, RegistryError
-from .importer_rows import (
-    IMPORTED_METHOD,
-    ParsedRun,
-    RowRejected,
-    check_project,
-    convert_row,
-    method_for,
-    row_uid,
-)
+from .codecarbon_fields import check_project, row_uid
+from .codecarbon_rows import IMPORTED_METHOD, ParsedRun, RowRejected, convert_row, method_for
 
 if TYPE_CHECKING:
-    from .store import Registry
+    from ..registry import Registry
 
 __all__ = [
     "IMPORTED_METHOD",
@@ -125,7 +119,7 @@ def read_codecarbon_csv(path: str | Path, *, project: str | None = None) -> Code
 
     Accepts a UTF-8 BOM, Windows line ends, unknown extra columns (ignored) and the fewer columns
     of older codecarbon versions (absent optional figures stay empty). Every row is checked before
-    any is kept (``importer_rows.convert_row``): a bad one becomes a ``RowError`` in ``errors``,
+    any is kept (``codecarbon_rows.convert_row``): a bad one becomes a ``RowError`` in ``errors``,
     never an exception. Raises ``ConfigError`` only for a file that is not a codecarbon CSV at all:
     it cannot be read, is not UTF-8 CSV, or lacks any of ``REQUIRED_COLUMNS``.
     """

@@ -16,9 +16,9 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-from .errors import ConfigError
-from .record import recordable_param
-from .settings import ON_DUPLICATE
+from ..errors import ConfigError
+from ..record import recordable_param
+from ..settings import ON_DUPLICATE
 
 _CELL_LINE = re.compile(r"%%carbon(?=\s|$)")
 

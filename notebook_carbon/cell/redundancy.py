@@ -4,7 +4,8 @@ The code fingerprint comes from the cell as IPython will run it; the inputs fing
 values of the names it reads from the user namespace (scalars among them become the run's params,
 so ``lr = 0.1`` set in an earlier cell is recorded); the params fingerprint from the explicit
 ``--param`` values. When none is unknown, the registry is asked for an earlier ``ok`` run with all
-three identical: running the cell again would spend the same energy for the same result.
+three identical: running the cell again would spend the same energy for the same result. That one
+query is the caller's (``RedundancyLookup``, the session), so this package never imports the registry.
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
-from typing import Any
-
-from .errors import NotebookCarbonError
+from typing import Any, Protocol
 
 
-class RedundantRunError(NotebookCarbonError):
-    """``--on-duplicate error``: the cell repeats an earlier run and was not run."""
+class RedundancyLookup(Protocol):
+    """What ``check_cell`` asks for an identical earlier run: ``Session.find_redundant``."""
 
-    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
-        return [f"RedundantRunError: {self}"]
+    def find_redundant(self, fingerprints: Mapping[str, str | None]) -> Mapping[str, Any] | None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +37,13 @@ class CellCheck:
         return {**self.auto_params, **explicit}
 
 
-def check_cell(session, source: str, namespace: Mapping[str, Any], explicit: Mapping[str, Any]) -> CellCheck:
+def check_cell(
+    lookup: RedundancyLookup, source: str, namespace: Mapping[str, Any], explicit: Mapping[str, Any]
+) -> CellCheck:
     """Fingerprint ``source`` (a cell as IPython runs it) against ``namespace`` and look it up."""
-    from .registry.fingerprint import code_fingerprint, free_variables, inputs_fingerprint, params_fingerprint
+    from .digest import inputs_fingerprint, params_fingerprint
+    from .freevars import free_variables
+    from .source import code_fingerprint
 
     inputs = free_variables(source)
     digest = inputs_fingerprint(inputs.names_in(namespace), namespace) if inputs.exact else None
@@ -51,17 +53,17 @@ def check_cell(session, source: str, namespace: Mapping[str, Any], explicit: Map
         "params_fingerprint": params_fingerprint(explicit),
     }
     unknown = tuple(digest.unknown) if digest is not None else ("*",)
-    earlier = session.find_redundant(fingerprints) if fingerprints["inputs_fingerprint"] else None
+    earlier = lookup.find_redundant(fingerprints) if fingerprints["inputs_fingerprint"] else None
     return CellCheck(fingerprints, dict(digest.params) if digest else {}, unknown, earlier)
 
 
 def repeat_message(earlier: Mapping[str, Any], *, now: float | None = None) -> str:
     """``run 12 ('baseline', 2 h ago, 4.1 g CO2e)``: which earlier run, when, and what it cost."""
-    from .impact.footprint import format_duration, format_energy, format_mass_g
+    from ..impact.footprint import format_duration, format_energy, format_mass_g
 
     now = time.time() if now is None else now
     ago = format_duration(max(now - earlier["started_at"], 0.0)) + " ago"
-    from .units import terminal_text
+    from ..units import terminal_text
 
     parts = [terminal_text(repr(earlier["name"]))] if earlier.get("name") else []
     parts.append(ago)

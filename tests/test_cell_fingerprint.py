@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from notebook_carbon.errors import ConfigError
-from notebook_carbon.registry.fingerprint import (
+from notebook_carbon.cell import (
     CellInputs,
     code_fingerprint,
     free_variables,
     inputs_fingerprint,
     params_fingerprint,
 )
+from notebook_carbon.errors import ConfigError
 
 
 def _cell(text: str) -> str:
@@ -438,7 +438,7 @@ def test_numpy_and_pandas_are_not_imported_for_plain_values():
     code = textwrap.dedent(
         """
         import sys
-        from notebook_carbon.registry.fingerprint import free_variables, inputs_fingerprint
+        from notebook_carbon.cell import free_variables, inputs_fingerprint
         inputs_fingerprint(free_variables("y = lr * 2").names, {"lr": 0.1})
         print("numpy" in sys.modules, "pandas" in sys.modules)
         """

@@ -1,0 +1,54 @@
+"""The cell's own logic, before it runs: its ``%%carbon`` arguments, its fingerprints and the
+redundancy verdict.
+
+Pure computation over the cell's text and the values it reads; the one registry lookup the verdict
+needs is asked of the caller, so this package imports neither the registry nor the session.
+
+``args``        the ``%%carbon`` line and the input transformer's text rewrite
+``source``      the code fingerprint (the cell's AST), and the parse it shares
+``freevars``    the names a cell reads (its body in execution order); ``scopes``, nested functions
+``values``      the canonical encoding of any value; ``callables``, what identifies code
+``digest``      the inputs and params fingerprints, and the automatic params
+``redundancy``  the verdict: the three fingerprints and the identical earlier run
+
+The fingerprint API is importable from here (lazily, so ``import notebook_carbon.cell`` costs
+nothing): ``code_fingerprint``, ``free_variables`` (-> ``CellInputs``), ``inputs_fingerprint``
+(-> ``InputsDigest``), ``params_fingerprint``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .digest import InputsDigest, inputs_fingerprint, params_fingerprint
+    from .freevars import CellInputs, free_variables
+    from .source import code_fingerprint
+
+__all__ = [
+    "CellInputs",
+    "InputsDigest",
+    "code_fingerprint",
+    "free_variables",
+    "inputs_fingerprint",
+    "params_fingerprint",
+]
+
+_LAZY = {
+    "CellInputs": "freevars",
+    "InputsDigest": "digest",
+    "code_fingerprint": "source",
+    "free_variables": "freevars",
+    "inputs_fingerprint": "digest",
+    "params_fingerprint": "digest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # resolve once
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
