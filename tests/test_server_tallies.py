@@ -109,7 +109,7 @@ def _check(reader: RegistryReader, location: str, *, blocks: int | None = None, 
 def test_the_summary_follows_every_kind_of_write_recounting_one_block(registry_url, monkeypatch, tmp_path):
     """Sweeps spread over several blocks of ids (a block of 8 here); after each way a run can
     change, the summary equals the statement, and only the block that changed was read again."""
-    from notebook_carbon.importers.codecarbon import import_codecarbon_csv
+    from notebook_carbon.registry.importer import import_codecarbon_csv
     from notebook_carbon.registry.liveness import reap_crashed
 
     monkeypatch.setattr(queries, "BLOCK", 8)
