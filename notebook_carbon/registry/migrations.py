@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Double, bindparam, false, insert, select, update
 
-from .. import record
+from ..record import energy_range, sweep_key, sweep_label
 from ..errors import RegistryError
 from . import schema, totals
 from .schema import meta, run_parts, run_totals, runs, sweeps
@@ -89,9 +89,9 @@ def _derive_recorded(conn: Connection) -> None:
     )
     batch: list[dict[str, Any]] = []
     for row in conn.execute(select(*columns)).mappings().all():
-        key = record.sweep_key(_text(row["sweep"]), _text(row["code_fingerprint"]))
-        low, high = record.energy_range(row)
-        label = record.sweep_label(key, _text(row["cell_source"]), _text(row["name"]))
+        key = sweep_key(_text(row["sweep"]), _text(row["code_fingerprint"]))
+        low, high = energy_range(row)
+        label = sweep_label(key, _text(row["cell_source"]), _text(row["name"]))
         batch.append({"run_id": row["id"], "label": label, "low": low, "high": high})
         if len(batch) >= _DERIVE_BATCH:
             conn.execute(statement, batch)

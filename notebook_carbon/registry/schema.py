@@ -35,10 +35,9 @@ from sqlalchemy import (
     text,
 )
 
-from .. import record
 from ..errors import RegistryError
 from ..meters.base import COMPONENTS, METHODS
-from ..record import FINAL_STATUSES, STATUSES
+from ..record import FINAL_STATUSES, STATUSES, energy_range, sweep_key, sweep_label
 from . import totals
 
 SCHEMA_VERSION = 5
@@ -357,15 +356,15 @@ def start_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
     values["updated_at"] = now
     for column, empty in JSON_COLUMNS.items():
         values.setdefault(column, json.dumps(empty()))
-    key = record.sweep_key(values.get("sweep"), values.get("code_fingerprint"))
-    values["sweep_label"] = record.sweep_label(key, values.get("cell_source"), values.get("name"))
+    key = sweep_key(values.get("sweep"), values.get("code_fingerprint"))
+    values["sweep_label"] = sweep_label(key, values.get("cell_source"), values.get("name"))
     return derive(values)
 
 
 def derive(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` (in place) with the range of their energy, when they hold one (``record.energy_range``)."""
     if "energy_j" in values:
-        values["energy_low_factor"], values["energy_high_factor"] = record.energy_range(values)
+        values["energy_low_factor"], values["energy_high_factor"] = energy_range(values)
     return values
 
 
