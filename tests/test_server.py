@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import tornado.web
-from close import assert_close
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (jp_fetch, jp_serverapp and what they need)
 from traitlets.config import Config
 
@@ -106,6 +105,29 @@ def get(jp_fetch, jp_asyncio_loop):
     return fetch
 
 
+def same(found, expected, where=""):
+    """Equal, numbers within the registry's micro-units (an int and a float of one value are equal)."""
+    if isinstance(expected, dict):
+        assert isinstance(found, dict) and found.keys() == expected.keys(), f"{where}: {found!r} != {expected!r}"
+        for key in expected:
+            same(found[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        assert found == pytest.approx(expected, rel=1e-9, abs=1e-6), f"{where}: {found!r} != {expected!r}"
+    else:
+        assert found == expected, f"{where}: {found!r} != {expected!r}"
+
+
+def as_statement(body, facts):
+    """The summary's figures equal the statement's. (Here every run has the same GPU count: where
+    they differ, the summary gives embodied emissions recorded with the runs the range of the
+    smallest GPU count, the statement each GPU count's own.)"""
+    same(body["totals"], facts["totals"])
+    same(body["development"], facts["development"])
+    assert body["statuses"] == facts["scope"]["statuses"] and body["runs"] == facts["scope"]["runs"]
+    assert (body["first_run_at"], body["last_run_at"]) == (facts["scope"]["first_run_at"], facts["scope"]["last_run_at"])
+    assert body["excluded"] == facts["scope"]["excluded"]
+
+
 def _json(response, status=200):
     assert response.code == status, response.body
     assert response.headers["Content-Type"].startswith("application/json")
@@ -119,24 +141,26 @@ def test_summary_by_hand_and_as_the_statement(get, known):
     totals = body["totals"]
     assert totals["energy_j"]["value"] == pytest.approx(5.25 * HOUR)
     assert totals["emissions_g"]["value"] == pytest.approx(_grams(5.25 * HOUR))
-    assert totals["embodied_g"]["value"] == pytest.approx(6.0)
+    # recorded with each run, its range the workstation's published one (187-405 kg, median 249)
+    assert totals["embodied_g"] == pytest.approx({"value": 6.0, "low": 6.0 * 187 / 249, "high": 6.0 * 405 / 249})
+    assert totals["total_g"]["low"] == pytest.approx(totals["emissions_g"]["low"] + 6.0 * 187 / 249)
     # RAPL's +-10 %: the range of every figure measured by it
     assert totals["energy_j"]["low"] == pytest.approx(0.9 * 5.25 * HOUR)
     assert totals["energy_j"]["high"] == pytest.approx(1.1 * 5.25 * HOUR)
     development = body["development"]
     # results: "third" (marked final) and "again" (latest ok of sweep b); "loose" is in no sweep
     assert development["all_energy_j"] == pytest.approx(5.25 * HOUR)
-    facts = statement_facts(known, project=PROJECT, settings=resolve())
-    assert_close(totals, facts["totals"])
-    assert_close(development, facts["development"])
-    assert body["statuses"] == facts["scope"]["statuses"]
+    assert development["selected_energy_j"] == pytest.approx(1.5 * HOUR)
+    assert development["ratio"] == pytest.approx(5.25 / 1.5) and development["sweeps"] == 2
+    assert (development["failed_runs"], development["redundant_runs"]) == (1, 1)
+    assert body["first_run_at"] == "2027-01-15T08:00:00+00:00" and body["excluded"] == []
+    as_statement(body, statement_facts(known, project=PROJECT, settings=resolve()))
 
 
 def test_summary_of_one_notebook_and_another_project(get, known):
     body = _json(get("summary", notebook="b.ipynb"))
     assert body["runs"] == 3 and body["totals"]["energy_j"]["value"] == pytest.approx(2 * HOUR)
-    facts = statement_facts(known, project=PROJECT, notebook="b.ipynb", settings=resolve())
-    assert_close(body["totals"], facts["totals"])
+    as_statement(body, statement_facts(known, project=PROJECT, notebook="b.ipynb", settings=resolve()))
     other = _json(get("summary", project="other"))
     assert other["runs"] == 1 and other["totals"]["energy_j"]["value"] == pytest.approx(10 * HOUR)
     assert _json(get("summary", project="nobody"))["runs"] == 0
@@ -168,7 +192,7 @@ def test_summary_follows_the_registry(get, known):
 
 
 def test_sweeps(get):
-    body = _json(get("sweeps"))
+    body = _json(get("sweeps", params="true"))
     lr, b = body["sweeps"]
     assert (lr["key"], lr["label"], lr["runs"], lr["explicit"]) == ("lr", "lr", 3, True)
     assert lr["energy_j"] == pytest.approx(4 * HOUR) and lr["emissions_g"] == pytest.approx(_grams(4 * HOUR))
@@ -180,7 +204,13 @@ def test_sweeps(get):
     assert (b["key"], b["label"], b["runs"], b["selected_run_id"]) == ("code:b", "train(b)", 2, 5)
     assert b["overhead_ratio"] == pytest.approx(2.0)
     assert (b["redundant_runs"], b["redundant_energy_j"]) == (1, pytest.approx(HOUR / 2))
-    assert "run_ids" not in lr
+    assert set(lr) == {
+        "key", "label", "explicit", "runs", "statuses", "energy_j", "emissions_g", "overhead_ratio", "failed_runs",
+        "failed_energy_j", "redundant_runs", "redundant_energy_j", "redundant_emissions_g", "selected_run_id",
+        "selected_is_marked", "selected_energy_j", "varying_params", "varying_counts",
+    }  # every sweep's row the same fields: not its run ids (possibly thousands)
+    plain = _json(get("sweeps"))["sweeps"]  # without the read of every run's parameters
+    assert plain == [{k: v for k, v in s.items() if k not in ("varying_params", "varying_counts")} for s in body["sweeps"]]
 
 
 def test_runs_paging_newest_first(get):
@@ -207,12 +237,12 @@ def test_runs_filters(get):
 
 
 def test_a_random_search_lists_its_first_values_and_how_many_and_follows_new_runs(get, known):
-    before = {s["key"]: s for s in _json(get("sweeps"))["sweeps"]}
+    before = {s["key"]: s for s in _json(get("sweeps", params="true"))["sweeps"]}
     with Registry.open(known) as reg:
         for i in range(25):
             reg.record_run({"uid": new_uid(), "project": PROJECT, "sweep": "search", "params": {"lr": i / 100, "bs": 32}},
                            {"status": "ok", "energy_j": 1.0})  # fmt: skip
-    after = {s["key"]: s for s in _json(get("sweeps"))["sweeps"]}
+    after = {s["key"]: s for s in _json(get("sweeps", params="true"))["sweeps"]}
     assert set(after) == set(before) | {"search"} and after["search"]["runs"] == 25
     assert after["search"]["varying_params"] == {"lr": [i / 100 for i in range(20)]}  # bs never varies
     assert after["search"]["varying_counts"] == {"lr": 25}
@@ -232,9 +262,7 @@ def test_the_summary_follows_a_run_recorded_while_the_server_runs(get, known):
     assert after["totals"]["energy_j"]["value"] == pytest.approx(before["totals"]["energy_j"]["value"] + HOUR)
     for notebook in (None, "a.ipynb"):
         facts = statement_facts(known, project=PROJECT, notebook=notebook, settings=resolve())
-        body = _json(get("summary", notebook=notebook) if notebook else get("summary"))
-        assert_close(body["totals"], facts["totals"])
-        assert_close(body["development"], facts["development"])
+        as_statement(_json(get("summary", notebook=notebook) if notebook else get("summary")), facts)
 
 
 def test_redundant_with_the_run_it_repeats(get):
@@ -272,6 +300,7 @@ def test_statement_defaults_to_markdown(get):
     [
         ("statement", {"format": "pdf"}, "choose one of md, latex, json, model-card"),
         ("statement", {"training_type": "pretraining"}, "choose one of pre-training, fine-tuning"),
+        ("sweeps", {"params": "yes"}, "unknown params 'yes'; choose one of true, false"),
         ("runs", {"limit": "ten"}, "limit must be a whole number"),
         ("runs", {"limit": "-1"}, "limit must be a whole number"),
         ("runs", {"limit": "501"}, "limit must be at most 500"),

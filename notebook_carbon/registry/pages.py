@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["excluded", "redundant_page"]
 
 
-def redundant_page(registry: Registry, project: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+def redundant_page(
+    registry: Registry, project: str, *, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
     """The redundant runs of ``project`` (``redundant_of`` set), newest first (start, then id),
     ``limit`` from ``offset``, as ``Registry.page`` gives runs, each with ``repeats``: the earlier
     run's ``id``, ``name``, ``status`` and ``started_at`` (all but the id None if it was deleted)."""

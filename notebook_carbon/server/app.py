@@ -6,6 +6,8 @@ on shutdown (``stop_extension``): that is where the one open registry is closed.
 
 from __future__ import annotations
 
+import threading
+
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Int, Unicode, default
 
@@ -52,6 +54,10 @@ class NotebookCarbonServer(ExtensionApp):
         options = {"reader": self.reader, "project": self.project, "max_page_size": self.max_page_size}
         # ExtensionApp prepends the server's base_url to each pattern
         self.handlers.extend((f"/{PREFIX}/{path}", handler, options) for path, handler in ROUTES)
+        # the registry opened and its reads compiled before the first request (the sidebar opening)
+        threading.Thread(
+            target=self.reader.warm, args=(self.project,), name="notebook-carbon-warm", daemon=True
+        ).start()
 
     async def stop_extension(self) -> None:
         reader = getattr(self, "reader", None)

@@ -1,0 +1,94 @@
+"""The endpoints' JSON documents, made from what the registry answers: pure, no I/O.
+
+``sweep_row`` and ``run_row`` make one sweep (``registry.sweeps.SweepSummary``) or one run (a row of
+``Registry.page``) a JSON object; the summary is a statement's figures (``statements.tally``).
+Energy in J, emissions in g CO2e, water in L, run time in s.
+
+JSON has no infinity or NaN, and one stored row must never make a page fail: a figure that is not
+a finite number is sent as null (the row's ``excluded`` says why: ``record.implausible``), and such
+a number among the params (``--param x=1e999``) as the text ``"Infinity"``, ``"-Infinity"`` or
+``"NaN"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..record import implausible
+
+if TYPE_CHECKING:
+    from ..registry.sweeps import SweepSummary
+
+__all__ = ["RUN_COLUMNS", "VARYING_VALUES", "json_ready", "run_row", "sweep_row"]
+
+RUN_COLUMNS = (
+    "id", "uid", "project", "notebook", "name", "sweep", "sweep_key", "code_fingerprint", "status", "error",
+    "started_at", "ended_at", "duration_s", "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j",
+    "emissions_g", "water_l", "embodied_g", "intensity_region", "host", "gpu_model", "tags", "params",
+    "redundant_of", "is_final", "pue", "intensity_g_per_kwh", "gpu_count",
+)  # fmt: skip
+"""What a page of runs says of each run: not the cell's source, most of a row's bytes; every
+column of ``record.BOUNDS``, so a row's ``excluded`` gives the reason the totals leave it out."""
+
+VARYING_VALUES = 20
+"""The distinct values of a varying parameter a sweep's row lists (a random search gives nearly
+every run its own learning rate: 80,000 values and 800 kB of JSON at 100,000 runs)."""
+
+
+def sweep_row(sweep: SweepSummary, *, params: bool = True) -> dict[str, Any]:
+    """One sweep: its key, label, runs and costs, overhead and selected run; with ``params``, each
+    varying parameter with its first ``VARYING_VALUES`` distinct values, and in ``varying_counts``
+    how many it has."""
+    row = {
+        "key": sweep.key,
+        "label": sweep.label,
+        "explicit": sweep.explicit,
+        "runs": sweep.runs,
+        "statuses": dict(sweep.statuses),
+        "energy_j": sweep.energy_j,
+        "emissions_g": sweep.emissions_g,
+        "overhead_ratio": sweep.overhead_ratio,
+        "failed_runs": sweep.failed_runs,
+        "failed_energy_j": sweep.failed_energy_j,
+        "redundant_runs": sweep.redundant_runs,
+        "redundant_energy_j": sweep.redundant_energy_j,
+        "redundant_emissions_g": sweep.redundant_emissions_g,
+        "selected_run_id": sweep.selected_run_id,
+        "selected_is_marked": sweep.selected_is_marked,
+        "selected_energy_j": sweep.selected_energy_j,
+    }
+    if params:
+        row["varying_params"] = {
+            name: json_ready(list(values[:VARYING_VALUES]), as_text=True)
+            for name, values in sweep.varying_params.items()
+        }
+        row["varying_counts"] = {name: len(values) for name, values in sweep.varying_params.items()}
+    return json_ready(row)
+
+
+def run_row(run: Mapping[str, Any]) -> dict[str, Any]:
+    """One run of a page (``Registry.page``): ``RUN_COLUMNS``, with ``excluded`` (why the totals
+    leave it out, or None) and, for a redundant run, ``repeats`` (the run it repeats)."""
+    row = {name: run.get(name) for name in RUN_COLUMNS}
+    row["is_final"] = bool(row["is_final"])
+    row["excluded"] = implausible(row)
+    for name in ("tags", "params"):
+        row[name] = json_ready(row[name], as_text=True)
+    if "repeats" in run:
+        row["repeats"] = run["repeats"]
+    return json_ready(row)
+
+
+def json_ready(value: Any, *, as_text: bool = False) -> Any:
+    """``value`` with every float that is not a finite number as None, or with ``as_text`` as the
+    text JSON's writers use for it (``Infinity``, ``-Infinity``, ``NaN``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return json.dumps(value) if as_text else None
+    if isinstance(value, dict):
+        return {k: json_ready(v, as_text=as_text) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v, as_text=as_text) for v in value]
+    return value
