@@ -6,10 +6,11 @@
 
 Fills a registry with ``registry_scale.fill`` (the same seeded project), starts ``jupyter server``
 as a subprocess on a free port with a token and the extension enabled, and times ``GET
-/notebook-carbon/summary`` from this process over one keep-alive connection (target: p95 <= 100
-ms): the first request (the registry opened, every run read); requests of an unchanged registry;
-requests each made just after another process recorded a run, as a kernel does, in the project's
-largest sweep, in a new sweep and in no sweep (the sidebar's case: it refreshes after every cell).
+/notebook-carbon/summary`` from this process over one keep-alive connection: the first request
+after the server started (the registry opened; target <= 200 ms); requests of an unchanged
+registry; requests each made just after another process recorded a run, as a kernel does, in the
+project's largest sweep, in a new sweep and in no sweep (the sidebar's case: it refreshes after
+every cell; target p95 <= 50 ms).
 Then what the sidebar asks for after a cell (the project's and the notebook's summary, the sweeps
 and the redundant runs) after a run was recorded, and, for reference, the sweeps and a page of runs.
 """
@@ -40,7 +41,10 @@ from notebook_carbon.registry import Registry, new_uid  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "performance.md"
 BEGIN, END = "<!-- server summary begins -->", "<!-- server summary ends -->"
-TARGET_P95_S = 0.100
+TARGET_P95_S = 0.050
+"""The summary just after a run was recorded, p95."""
+TARGET_FIRST_S = 0.200
+"""The first summary after the server started."""
 TOKEN = "benchmark-token"
 NOTEBOOK = "resnet.ipynb"
 SIDEBAR = ("/notebook-carbon/summary", f"/notebook-carbon/summary?notebook={NOTEBOOK}",
@@ -93,18 +97,9 @@ def percentile(values: list[float], q: int) -> float:
 
 
 def largest_sweep(reg: Registry) -> tuple[str, int]:
-    """The named sweep with the most runs, where a researcher is busy, and its size (read in SQL:
-    listing the sweeps here would fill the registry's cache of them, which the server would find)."""
-    from sqlalchemy import func, select
-
-    from notebook_carbon.registry.schema import runs
-
-    count = func.count().label("n")
-    query = (select(runs.c.sweep, count).where(runs.c.project == PROJECT, runs.c.sweep.is_not(None))
-             .group_by(runs.c.sweep).order_by(count.desc()).limit(1))  # fmt: skip
-    with reg._transaction("finding the largest sweep") as conn:
-        name, size = conn.execute(query).first()
-    return name, size
+    """The named sweep with the most runs, where a researcher is busy, and its size."""
+    largest = max((s for s in reg.sweeps(PROJECT, params=False) if s.explicit), key=lambda s: s.runs)
+    return largest.key, largest.runs
 
 
 def record(reg: Registry, **where: object) -> None:
@@ -160,9 +155,10 @@ def report(found: dict, command: str) -> str:
     after = [t for times in found["after"].values() for t in times]
     refresh = [sum(times) for times in zip(*found["refresh"].values())]
     unchanged_p95, after_p95 = percentile(found["unchanged"], 95), percentile(after, 95)
-    met = unchanged_p95 <= TARGET_P95_S and after_p95 <= TARGET_P95_S
+    first = found["first"][0]
+    met = after_p95 <= TARGET_P95_S and first <= TARGET_FIRST_S
     rows = [
-        row("summary, the first request (registry opened, every run read)", found["first"]),
+        row("summary, the first request after the server started (registry opened)", found["first"]),
         row("summary, registry unchanged", found["unchanged"]),
         row("**summary just after a run was recorded** (all cases below)", after),
         *(row(f"&nbsp;&nbsp;a run in {kind}", times) for kind, times in found["after"].items()),
@@ -190,11 +186,12 @@ def report(found: dict, command: str) -> str:
         "|---|---|---|---|---|",
         *rows,
         "",
-        f"Target: summary p95 <= {TARGET_P95_S * 1e3:.0f} ms on a 100,000-run registry. Unchanged: "
-        f"{unchanged_p95 * 1e3:.1f} ms; just after a run was recorded: {after_p95 * 1e3:.1f} ms: "
-        f"{'**met**' if met else '**missed**'}. The first request reads every run once; after that a "
-        "recorded run costs a read of its sweep's runs' few columns and of the runs of its newest "
-        "block of ids (see [server.md](server.md#the-cache-and-why)).",
+        f"Targets on a 100,000-run registry: the summary just after a run was recorded p95 <= "
+        f"{TARGET_P95_S * 1e3:.0f} ms ({after_p95 * 1e3:.1f} ms), the first summary after the server "
+        f"started <= {TARGET_FIRST_S * 1e3:.0f} ms ({first * 1e3:.1f} ms): {'**met**' if met else '**missed**'}. "
+        f"Unchanged: p95 {unchanged_p95 * 1e3:.1f} ms. Every summary reads the totals the database keeps, "
+        "a few indexed reads whatever the number of runs; nothing is cached between requests "
+        "(see [server.md](server.md#where-the-figures-come-from)).",
     ])  # fmt: skip
 
 
