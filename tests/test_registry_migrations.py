@@ -99,20 +99,23 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
 
     with Registry.open(registry_url) as reg:
         for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
-            reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": 1.7e9 + t},
+            reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": 1.7e9 + t,
+                            "params": {"lr": t, "bs": 32}},
                            {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"})
     sqlite = registry_engine.dialect.name == "sqlite"
-    undo = ["DROP TABLE run_totals", "DROP TABLE sweeps", "DROP INDEX ix_runs_sweep_key", "DROP INDEX ix_runs_final",
+    undo = ["DROP TABLE run_totals", "DROP TABLE sweeps", "DROP TABLE sweep_params", "DROP INDEX ix_runs_sweep_key",
+            "DROP INDEX ix_runs_final", "DROP INDEX ix_runs_notebook",
             "ALTER TABLE runs DROP COLUMN sweep_key", "ALTER TABLE runs DROP COLUMN sweep_label",
             "ALTER TABLE runs DROP COLUMN energy_low_factor", "ALTER TABLE runs DROP COLUMN energy_high_factor",
             "CREATE TABLE sweep_state (project VARCHAR(200), sweep_key TEXT, generation INTEGER)",
             "CREATE TABLE sweep_cache (project VARCHAR(200), sweep_key TEXT, generation INTEGER, summary TEXT)",
             "UPDATE meta SET value = '4' WHERE key = 'schema_version'"]
     if sqlite:
-        undo[:0] = [f"DROP TRIGGER runs_totals_{op}" for op in ("insert", "update", "delete")]
+        undo[:0] = [f"DROP TRIGGER runs_{kind}_{op}" for kind in ("totals", "params") for op in ("insert", "update", "delete")]
         undo.append("CREATE TRIGGER runs_sweep_insert AFTER INSERT ON runs BEGIN SELECT 1; END")
     else:
-        undo[:0] = ["DROP TRIGGER runs_totals ON runs", "DROP FUNCTION notebook_carbon_totals()"]
+        undo[:0] = ["DROP TRIGGER runs_totals ON runs", "DROP FUNCTION notebook_carbon_totals()",
+                    "DROP TRIGGER runs_params ON runs", "DROP FUNCTION notebook_carbon_params()"]
     with registry_engine.begin() as conn:
         for statement in undo:
             conn.execute(text(statement))
@@ -121,6 +124,7 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
         assert reg.schema_version() == SCHEMA_VERSION
         check(reg, "p")
         assert [(s.key, s.energy_j) for s in reg.sweeps("p")] == [("code:a", 3.0), ("code:b", 3.0)]
+        assert [s.varying_params for s in reg.sweeps("p")] == [{"lr": (1.0, 2.0)}, {}]  # filled from the runs
         reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": "b", "started_at": 1.7e9 + 4},
                        {"status": "ok", "energy_j": 4.0})
         check(reg, "p")

@@ -94,6 +94,8 @@ def test_every_kind_of_write_moves_the_totals(registry_url, registry_engine):
             "UPDATE runs SET status = 'ok' WHERE id = 3",
             "UPDATE runs SET energy_j = 2.0 WHERE id = 3",  # back within bounds: counted again
             "UPDATE runs SET project = 'q' WHERE id = 2",
+            "UPDATE runs SET params = '{\"lr\": 3}' WHERE id = 3",
+            "UPDATE runs SET params = 'not json' WHERE id = 3",
             "DELETE FROM runs WHERE id = 1",
         ]
         for edit in edits:
@@ -114,7 +116,8 @@ def test_random_writes_keep_exact_totals(registry_url, registry_engine):
             if choice < 0.35 or not open_runs:
                 open_runs.append(_start(reg, 1.7e9 + step, code_fingerprint=rng.choice("abc"),
                                         sweep=rng.choice([None, None, "s1"]), notebook=rng.choice([None, "n1", "n2"]),
-                                        pue=rng.choice([None, 1.2]), redundant_of=rng.choice([None, 1])))
+                                        pue=rng.choice([None, 1.2]), redundant_of=rng.choice([None, 1]),
+                                        params=rng.choice([{}, {"lr": rng.choice([0.1, 0.2])}, {"lr": 0.1, "bs": 8}])))
             elif choice < 0.55:
                 energy = rng.uniform(0, 1e4) * 10 ** rng.randint(-6, 3)
                 reg.checkpoint_run(rng.choice(open_runs), {"energy_j": energy, "emissions_g": energy / 300})

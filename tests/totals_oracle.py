@@ -80,7 +80,24 @@ def check(reg: Any, project: str) -> None:
     assert set(listed) == {k for k in expected if any(plausible(r) for r in runs if r["sweep_key"] == k)}
     for key, summary in listed.items():
         assert summary.selected_run_id == expected[key], key
+        members = sorted((r for r in runs if r["sweep_key"] == key), key=lambda r: (r["started_at"], r["id"]))
+        params = [r["params"] if isinstance(r["params"], dict) else None for r in members]
+        assert summary.varying_params == varying(params), key
         _same(summary.totals, totals([r for r in runs if r["sweep_key"] == key]), f"sweep {key!r}")
+
+
+def varying(all_params: list[dict | None]) -> dict[str, tuple]:
+    """Each parameter with several values, or missing from some runs, with its values in first-seen order."""
+    rows = [p or {} for p in all_params]
+    found = {}
+    for name in sorted(set().union(*rows)):
+        values = []
+        for row in rows:
+            if name in row and row[name] not in values:
+                values.append(row[name])
+        if len(values) > 1 or (sum(name in row for row in rows) < len(rows) and len(rows) > 1):
+            found[name] = tuple(values)
+    return found
 
 
 def _same(found: Any, expected: dict[str, Any], where: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import Boolean, Connection, Double, bindparam, false, insert, se
 from ..record import energy_range, sweep_key, sweep_label
 from ..errors import RegistryError
 from . import schema, totals
-from .schema import meta, run_parts, run_totals, runs, sweeps
+from .schema import meta, run_parts, run_totals, runs, sweep_params, sweeps
 
 Migration = Callable[[Connection], None]
 """Upgrades a registry by one version, given a connection inside the upgrade transaction."""
@@ -65,11 +65,14 @@ def _to_v5(conn: Connection) -> None:
     _drop_v3_caches(conn)
     _derive_recorded(conn)
     for index in runs.indexes:
-        if index.name in ("ix_runs_sweep_key", "ix_runs_final"):
+        if index.name in ("ix_runs_sweep_key", "ix_runs_final", "ix_runs_notebook"):
             index.create(conn)
     run_totals.create(conn)
     sweeps.create(conn)
+    sweep_params.create(conn)
     for statement in totals.fill_statements(dialect):
+        conn.exec_driver_sql(statement)
+    for statement in totals.fill_params_statements(dialect):
         conn.exec_driver_sql(statement)
     install_triggers(conn)
 
@@ -123,7 +126,7 @@ def install_triggers(conn: Connection) -> None:
             f"the registry supports SQLite and PostgreSQL databases, not {conn.dialect.name}; "
             "set NOTEBOOK_CARBON_REGISTRY to a file path or a postgresql:// URL"
         )
-    for statement in totals.trigger_statements(conn.dialect.name):
+    for statement in totals.trigger_statements(conn.dialect.name) + totals.param_trigger_statements(conn.dialect.name):
         conn.exec_driver_sql(statement)
 
 

@@ -70,6 +70,7 @@ __all__ = [
     "run_parts",
     "run_totals",
     "runs",
+    "sweep_params",
     "samples",
     "sweeps",
 ]
@@ -163,6 +164,7 @@ runs = Table(
     ),
     # v5: each sweep's runs in start order (its selected run, its members) and its marked run.
     Index("ix_runs_sweep_key", "project", "sweep_key", "status", "started_at"),
+    Index("ix_runs_notebook", "project", "notebook", "started_at"),
     Index(
         "ix_runs_final", "project", "sweep_key", "started_at",
         sqlite_where=text("is_final"), postgresql_where=text("is_final"),
@@ -240,8 +242,22 @@ run_totals = Table(
     Column("project", String(200), primary_key=True),
     Column("notebook", Text, primary_key=True),  # '' for runs of no notebook
     Column("sweep_key", Text, primary_key=True),  # '' for runs of no sweep
+    Column("gpu_count", Integer, primary_key=True),  # 0 for runs that recorded none
     *(Column(name, _SUM, nullable=False, server_default="0") for name in totals.COLUMNS),
     Column("excluded_runs", Integer, nullable=False, server_default="0"),
+)
+
+# v5: each sweep's distinct values of each parameter, with how many runs set each, kept by
+# triggers from ``runs.params``: what the varying parameters are read from, whatever the size.
+sweep_params = Table(
+    "sweep_params",
+    metadata,
+    Column("project", String(200), primary_key=True),
+    Column("sweep_key", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("value", Text, primary_key=True),  # the value as JSON
+    Column("runs", Integer, nullable=False),
+    Column("first_at", Double),  # the earliest start among them: values listed in first-seen order
 )
 
 sweeps = Table(
@@ -304,9 +320,13 @@ def encode_run(row: Mapping[str, Any], allowed: frozenset[str], doing: str) -> d
 
 def decode_row(row: dict[str, Any]) -> dict[str, Any]:
     """``row`` with its JSON columns decoded to lists and dicts (in place)."""
-    for column in JSON_COLUMNS:
+    for column, kind in JSON_COLUMNS.items():
         if isinstance(row.get(column), str):
-            row[column] = json.loads(row[column])
+            try:
+                decoded = json.loads(row[column])
+            except ValueError:  # edited by hand into something else: no tags, params or notes
+                decoded = None
+            row[column] = decoded if isinstance(decoded, kind) else kind()
     return row
 
 

@@ -19,11 +19,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, select, update
 
 from ..errors import RegistryError
 from . import totals as kept
-from .schema import run_totals, runs, sweeps
+from .schema import run_totals, runs, sweep_params, sweeps
 from .totals import Totals
 
 __all__ = ["SweepSummary", "find_redundant", "list_sweeps", "read_totals", "set_final", "varying_params"]
@@ -45,6 +45,9 @@ class SweepSummary:
     selected_is_marked: bool
     """True when the selected run was marked final, False when it is the latest ok run."""
     selected_energy_j: float | None
+    varying_counts: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """How many distinct values each varying parameter has (``varying_params`` lists at most
+    ``totals.VALUES_SHOWN`` of them)."""
 
     @property
     def runs(self) -> int:
@@ -105,10 +108,15 @@ def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str
         where.append(run_totals.c.notebook == notebook)
     if sweep is not None:
         where.append(run_totals.c.sweep_key == sweep)
-    rows = conn.execute(_sums_query(and_(*where), run_totals.c.sweep_key)).all()
-    rows = [row for row in rows if row[1] or row[-1]]  # a sweep whose runs were all deleted
-    sums, excluded = kept.add_up([row[1:] for row in rows])
-    keys = [row[0] for row in rows if row[0] != "" and row[1]]
+    rows = conn.execute(_sums_query(and_(*where), run_totals.c.sweep_key, run_totals.c.gpu_count)).all()
+    rows = [row for row in rows if row[2] or row[-1]]  # (a sweep whose runs were all deleted: none)
+    sums, excluded = kept.add_up([row[2:] for row in rows])
+    keys = sorted({row[0] for row in rows if row[0] != "" and row[2]})
+    unembodied: dict[int, float] = {}
+    at = 2 + kept.COLUMNS.index("unembodied_us")
+    for row in rows:
+        if row[at]:
+            unembodied[int(row[1])] = unembodied.get(int(row[1]), 0.0) + float(row[at]) / kept.MICRO
     selected = _selected(conn, project, keys, notebook)
     scope = _scope_runs(project, notebook, sweep)
     first, last = conn.execute(select(func.min(runs.c.started_at), func.max(runs.c.started_at)).where(scope)).one()
@@ -118,14 +126,10 @@ def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str
         selected_runs=len(selected),
         selected_energy_j=sum(energy or 0.0 for energy, _ in selected),
         selected_emissions_g=sum(emissions or 0.0 for _, emissions in selected),
-        unembodied_s_by_gpus=_unembodied(conn, scope) if any(sums) and _has_unembodied(sums) else {},
+        unembodied_s_by_gpus=unembodied,
         first_at=first,
         last_at=last,
     )  # fmt: skip
-
-
-def _has_unembodied(sums: Sequence[int]) -> bool:
-    return bool(sums[kept.COLUMNS.index("unembodied_runs")])
 
 
 def _scope_runs(project: str, notebook: str | None, sweep: str | None) -> Any:
@@ -141,31 +145,17 @@ def _selected(conn: Any, project: str, keys: Sequence[str], notebook: str | None
     """Energy and emissions of the selected runs of sweeps ``keys`` (in ``notebook``, if given)."""
     if not keys:
         return []
-    found = []
     query = (
-        select(runs.c.energy_j, runs.c.emissions_g, runs.c.notebook, runs.c.id)
+        select(runs.c.energy_j, runs.c.emissions_g, runs.c.notebook, sweeps.c.sweep_key)
         .select_from(sweeps.join(runs, runs.c.id == sweeps.c.selected_run_id))
         .where(sweeps.c.project == project)
     )
     wanted = set(keys)
-    for row in conn.execute(query.add_columns(sweeps.c.sweep_key)).all():
-        energy, emissions, in_notebook, _, key = row
-        if key in wanted and (notebook is None or (in_notebook or "") == notebook):
-            found.append((energy, emissions))
-    return found
-
-
-def _unembodied(conn: Any, scope: Any) -> dict[int, float]:
-    """Run time (s) of the runs recorded without embodied emissions, by GPU count."""
-    query = (
-        select(runs.c.gpu_count, func.sum(runs.c.duration_s))
-        .where(scope, runs.c.embodied_g.is_(None), runs.c.duration_s.is_not(None), text(kept.plausible("runs")))
-        .group_by(runs.c.gpu_count)
-    )
-    found: dict[int, float] = {}
-    for count, seconds in conn.execute(query):
-        found[int(count or 0)] = found.get(int(count or 0), 0.0) + float(seconds or 0.0)
-    return found
+    return [
+        (energy, emissions)
+        for energy, emissions, in_notebook, key in conn.execute(query)
+        if key in wanted and (notebook is None or (in_notebook or "") == notebook)
+    ]
 
 
 # -- sweeps -------------------------------------------------------------------------------------
@@ -178,71 +168,84 @@ def list_sweeps(conn: Any, project: str, *, params: bool = True) -> list[SweepSu
     distinct parameter sets); without, ``varying_params`` is empty.
     """
     rows = conn.execute(_sums_query(and_(run_totals.c.project == project, run_totals.c.sweep_key != ""),
-                                    run_totals.c.sweep_key)).all()
+                                    run_totals.c.sweep_key)).all()  # (all GPU counts of a sweep together)
     by_key = {row[0]: kept.from_sums(*kept.add_up([row[1:]])) for row in rows if row[1]}
     chosen = (
         select(sweeps.c.sweep_key, sweeps.c.label, sweeps.c.selected_run_id, runs.c.is_final, runs.c.energy_j)
         .select_from(sweeps.outerjoin(runs, runs.c.id == sweeps.c.selected_run_id))
         .where(sweeps.c.project == project)
     )
-    varying = _varying_by_sweep(conn, project) if params and by_key else {}
+    counted = {key: t.runs + t.excluded_runs for key, t in by_key.items()}
+    varying = _varying_by_sweep(conn, project, counted) if params and by_key else {}
     found = []
     for key, label, selected, marked, energy in conn.execute(chosen):
         if key not in by_key:
             continue
         found.append(SweepSummary(
             key=key, label=label or key, explicit=not key.startswith("code:"), totals=by_key[key],
-            varying_params=varying.get(key, {}), selected_run_id=selected,
+            varying_params=varying.get(key, ({}, {}))[0], varying_counts=varying.get(key, ({}, {}))[1],
+            selected_run_id=selected,
             selected_is_marked=bool(marked), selected_energy_j=energy if selected is not None else None,
         ))  # fmt: skip
     return sorted(found, key=lambda s: (-s.energy_j, s.key))
 
 
-def _varying_by_sweep(conn: Any, project: str, key: str | None = None) -> dict[str, dict[str, tuple]]:
-    """Each sweep's varying parameters, from its distinct parameter sets in first-seen order."""
-    where = [runs.c.project == project, runs.c.sweep_key.is_not(None)]
-    if key is not None:
-        where.append(runs.c.sweep_key == key)
-    first = func.min(runs.c.started_at)
+def _varying_by_sweep(conn: Any, project: str, runs_by_key: Mapping[str, int]) -> dict[str, tuple[dict, dict]]:
+    """Each sweep's varying parameters, as ``(values, counts)``: the first ``VALUES_SHOWN`` distinct
+    values of each, in first-seen order, and how many distinct values it has. Read from
+    ``sweep_params`` (kept by triggers): its size is the number of distinct values, not of runs."""
+    ranked = select(
+        sweep_params.c.sweep_key, sweep_params.c.name, sweep_params.c.value,
+        func.row_number().over(
+            partition_by=(sweep_params.c.sweep_key, sweep_params.c.name),
+            order_by=(sweep_params.c.first_at, sweep_params.c.value),
+        ).label("nth"),
+        func.count().over(partition_by=(sweep_params.c.sweep_key, sweep_params.c.name)).label("values"),
+        func.sum(sweep_params.c.runs).over(partition_by=(sweep_params.c.sweep_key, sweep_params.c.name)).label("set"),
+    ).where(sweep_params.c.project == project, sweep_params.c.runs > 0).subquery()
     query = (
-        select(runs.c.sweep_key, runs.c.params, func.count(), first)
-        .where(*where)
-        .group_by(runs.c.sweep_key, runs.c.params)
-        .order_by(runs.c.sweep_key, first)
+        select(ranked.c.sweep_key, ranked.c.name, ranked.c.value, ranked.c["values"], ranked.c.set)
+        .where(ranked.c.nth <= kept.VALUES_SHOWN)
+        .order_by(ranked.c.sweep_key, ranked.c.name, ranked.c.nth)
     )
-    sets: dict[str, list[tuple[Mapping[str, Any] | None, int]]] = {}
-    for sweep_key, params, count, _ in conn.execute(query):
-        sets.setdefault(sweep_key, []).append((_params(params), int(count)))
-    return {sweep_key: varying_params(found) for sweep_key, found in sets.items()}
+    found: dict[str, tuple[dict, dict]] = {}
+    for key, name, value, distinct, present in conn.execute(query):
+        total = runs_by_key.get(key, 0)
+        if not (distinct > 1 or (present < total and total > 1)):
+            continue  # one value, set by every run: not varying
+        values, counts = found.setdefault(key, ({}, {}))
+        values.setdefault(name, []).append(_json(value))
+        counts[name] = int(distinct)
+    return {
+        key: ({name: _deduped(listed) for name, listed in values.items()}, counts)
+        for key, (values, counts) in found.items()
+    }
 
 
-def _params(value: Any) -> Mapping[str, Any] | None:
-    if not isinstance(value, str):
-        return None
+def _json(text_value: Any) -> Any:
     try:
-        decoded = json.loads(value)
-    except ValueError:  # a row edited by hand: no parameters to compare
-        return None
-    return decoded if isinstance(decoded, dict) else None
+        return json.loads(text_value)
+    except (TypeError, ValueError):
+        return text_value
 
 
-def varying_params(sets: Iterable[tuple[Mapping[str, Any] | None, int]]) -> dict[str, tuple[Any, ...]]:
+def _deduped(values: list[Any]) -> tuple[Any, ...]:
+    try:
+        return tuple(dict.fromkeys(values))  # 1 and 1.0 are one value, as Python compares them
+    except TypeError:  # a list or dict value: compared one by one
+        return tuple(_distinct(values))
+
+
+def varying_params(all_params: Iterable[Mapping[str, Any] | None]) -> dict[str, tuple[Any, ...]]:
     """Each parameter with more than one value, or missing from some runs, with its distinct values
-    in first-seen order (compared with ``==``). ``sets``: distinct parameter sets with their run counts."""
-    rows = [(params or {}, count) for params, count in sets]
-    total = sum(count for _, count in rows)
+    in first-seen order (compared with ``==``), over the params of some runs (in start order)."""
+    rows = [params or {} for params in all_params]
     varying = {}
-    for name in sorted(set().union(*(params for params, _ in rows))):
-        found = [params[name] for params, _ in rows if name in params]
-        present = sum(count for params, count in rows if name in params)
-        try:
-            # A random search gives nearly every run its own learning rate: dedupe through a dict
-            # (hashable values: all of JSON's scalars), not a list search, which is quadratic.
-            distinct = tuple(dict.fromkeys(found))
-        except TypeError:  # a list or dict value: compared one by one
-            distinct = tuple(_distinct(found))
+    for name in sorted(set().union(*rows)):
+        found = [row[name] for row in rows if name in row]
+        distinct = _deduped(found)
         # A parameter missing from some runs also varies: it was added part-way through the sweep.
-        if len(distinct) > 1 or (present < total and total > 1):
+        if len(distinct) > 1 or (len(found) < len(rows) and len(rows) > 1):
             varying[name] = distinct
     return varying
 

@@ -60,6 +60,7 @@ FIGURES: tuple[tuple[str, str, int | None], ...] = (
     ("embodied_ug", "{r}.embodied_g", MICRO),
     ("embodied_runs", "CASE WHEN {r}.embodied_g IS NULL THEN 0 ELSE 1 END", None),
     ("unembodied_runs", "CASE WHEN {r}.embodied_g IS NULL AND {r}.duration_s IS NOT NULL THEN 1 ELSE 0 END", None),
+    ("unembodied_us", "CASE WHEN {r}.embodied_g IS NULL THEN {r}.duration_s END", MICRO),
     ("failed_runs", f"CASE WHEN {_FAILED} THEN 1 ELSE 0 END", None),
     ("failed_energy_uj", f"CASE WHEN {_FAILED} THEN {{r}}.energy_j END", MICRO),
     ("redundant_runs", f"CASE WHEN {_REDUNDANT} THEN 1 ELSE 0 END", None),
@@ -67,8 +68,9 @@ FIGURES: tuple[tuple[str, str, int | None], ...] = (
     ("redundant_emissions_ug", f"CASE WHEN {_REDUNDANT} THEN {{r}}.emissions_g END", MICRO),
 )
 COLUMNS = tuple(column for column, _, _ in FIGURES)
-KEYS = ("project", "notebook", "sweep_key")
-"""A run_totals row's key: a missing notebook or sweep is ''."""
+KEYS = ("project", "notebook", "sweep_key", "gpu_count")
+"""A run_totals row's key: a missing notebook or sweep is '', a missing GPU count 0 (the embodied
+emissions of runs recorded without them are computed per GPU count, by a statement)."""
 
 TRIGGER_COLUMNS = (
     "project", "notebook", "sweep", "code_fingerprint", "status", "started_at", "duration_s", "energy_j",
@@ -106,13 +108,13 @@ def plausible(row: str) -> str:
 
 
 def _key_values(row: str) -> str:
-    return f"{row}.project, COALESCE({row}.notebook, ''), COALESCE({row}.sweep_key, '')"
+    return f"{row}.project, COALESCE({row}.notebook, ''), COALESCE({row}.sweep_key, ''), COALESCE({row}.gpu_count, 0)"
 
 
 def _key_match(row: str) -> str:
     return (
         f"run_totals.project = {row}.project AND run_totals.notebook = COALESCE({row}.notebook, '') "
-        f"AND run_totals.sweep_key = COALESCE({row}.sweep_key, '')"
+        f"AND run_totals.sweep_key = COALESCE({row}.sweep_key, '') AND run_totals.gpu_count = COALESCE({row}.gpu_count, 0)"
     )
 
 
@@ -126,7 +128,7 @@ def _add(row: str, dialect: str) -> str:
         f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {update}; "
         f"INSERT INTO run_totals ({', '.join(KEYS)}, {', '.join(COLUMNS)}, excluded_runs) "
         f"SELECT {_key_values(row)}, {', '.join('0' for _ in COLUMNS)}, 1 WHERE NOT {plausible(row)} "
-        "ON CONFLICT (project, notebook, sweep_key) DO UPDATE SET excluded_runs = run_totals.excluded_runs + 1"
+        f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET excluded_runs = run_totals.excluded_runs + 1"
     )
 
 
@@ -180,12 +182,94 @@ def trigger_statements(dialect: str) -> list[str]:
     ]
 
 
+# -- each sweep's parameter values: what "varying" is read from -----------------------------------
+
+VALUES_SHOWN = 20
+"""Distinct values of a varying parameter read back per sweep (in first-seen order); the rest counted."""
+
+
+def _sqlite_params(row: str) -> str:
+    """The (name, JSON value) pairs of run ``row``'s params: none unless they are a JSON object."""
+    checked = (
+        f"CASE WHEN json_valid({row}.params) THEN CASE WHEN json_type({row}.params) = 'object' "
+        f"THEN {row}.params ELSE '{{}}' END ELSE '{{}}' END"
+    )
+    value = "CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' ELSE json_quote(j.value) END"
+    return f"SELECT j.key AS key, {value} AS value FROM json_each({checked}) j"
+
+
+def _param_statements(dialect: str) -> tuple[str, str]:
+    """SQL taking OLD's params out of ``sweep_params`` and adding NEW's (a JSON object; else none)."""
+    if dialect == "sqlite":
+        pairs_old, pairs_new, earliest = _sqlite_params("OLD"), _sqlite_params("NEW"), "min"
+    else:
+        pairs_old = "SELECT j.key AS key, j.value::text AS value FROM jsonb_each(OLD.params::jsonb) j"
+        pairs_new, earliest = "SELECT j.key AS key, j.value::text AS value FROM jsonb_each(NEW.params::jsonb) j", "LEAST"
+    take = (
+        "UPDATE sweep_params SET runs = sweep_params.runs - 1 WHERE sweep_params.project = OLD.project "
+        f"AND sweep_params.sweep_key = OLD.sweep_key AND (sweep_params.name, sweep_params.value) IN ({pairs_old})"
+    )
+    add = (
+        "INSERT INTO sweep_params (project, sweep_key, name, value, runs, first_at) "
+        f"SELECT NEW.project, NEW.sweep_key, p.key, p.value, 1, NEW.started_at FROM ({pairs_new}) AS p "
+        "WHERE NEW.sweep_key IS NOT NULL "
+        "ON CONFLICT (project, sweep_key, name, value) DO UPDATE SET runs = sweep_params.runs + 1, "
+        f"first_at = {earliest}(sweep_params.first_at, excluded.first_at)"
+    )
+    return take, add
+
+
+def param_trigger_statements(dialect: str) -> list[str]:
+    """The triggers that keep ``sweep_params``: each sweep's distinct values of each parameter."""
+    take, add = _param_statements(dialect)
+    watched = "project, sweep, code_fingerprint, params, started_at"
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER runs_params_insert AFTER INSERT ON runs BEGIN {add}; END",
+            f"CREATE TRIGGER runs_params_update AFTER UPDATE OF {watched} ON runs BEGIN {take}; {add}; END",
+            f"CREATE TRIGGER runs_params_delete AFTER DELETE ON runs BEGIN {take}; END",
+        ]
+    # PostgreSQL: params that are not a JSON object (a row edited by hand) add no values
+    bad = "WHEN invalid_text_representation OR invalid_parameter_value THEN NULL"
+    return [
+        "CREATE FUNCTION notebook_carbon_params() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'INSERT' AND OLD.sweep_key IS NOT NULL THEN BEGIN {take}; EXCEPTION {bad}; END; END IF; "
+        f"IF TG_OP <> 'DELETE' AND NEW.sweep_key IS NOT NULL THEN BEGIN {add}; EXCEPTION {bad}; END; END IF; "
+        "RETURN NULL; END $$",
+        f"CREATE TRIGGER runs_params AFTER INSERT OR DELETE OR UPDATE OF {watched} ON runs "
+        "FOR EACH ROW EXECUTE FUNCTION notebook_carbon_params()",
+    ]
+
+
+def fill_params_statements(dialect: str) -> list[str]:
+    """Fill ``sweep_params`` from the runs already recorded (a migration)."""
+    if dialect == "sqlite":
+        pairs = _sqlite_params("r").replace("SELECT j.key AS key,", "SELECT r.project AS project, r.sweep_key AS sweep_key, j.key AS key,")
+        pairs = pairs.replace(" FROM json_each(", ", r.started_at AS started_at FROM runs r, json_each(")
+        before: list[str] = []
+    else:  # params that are not a JSON object (edited by hand) give no values, as in the triggers
+        before = [
+            "CREATE FUNCTION pg_temp.notebook_carbon_object(t text) RETURNS jsonb LANGUAGE plpgsql AS $$ "
+            "BEGIN IF jsonb_typeof(t::jsonb) = 'object' THEN RETURN t::jsonb; END IF; RETURN '{}'::jsonb; "
+            "EXCEPTION WHEN invalid_text_representation THEN RETURN '{}'::jsonb; END $$"
+        ]
+        pairs = (
+            "SELECT r.project AS project, r.sweep_key AS sweep_key, j.key AS key, j.value::text AS value, "
+            "r.started_at AS started_at FROM runs r, jsonb_each(pg_temp.notebook_carbon_object(r.params)) j"
+        )
+    return [*before, (
+        "INSERT INTO sweep_params (project, sweep_key, name, value, runs, first_at) "
+        f"SELECT p.project, p.sweep_key, p.key, p.value, COUNT(*), MIN(p.started_at) FROM ({pairs}) AS p "
+        "WHERE p.sweep_key IS NOT NULL GROUP BY p.project, p.sweep_key, p.key, p.value"
+    )]
+
+
 def fill_statements(dialect: str) -> list[str]:
     """Fill ``run_totals`` and ``sweeps`` from the runs already recorded (a migration, in one pass)."""
     values = contributions("runs", dialect)
     sums = ", ".join(f"SUM({v})" for v in values)
     zeros = ", ".join("0" for _ in COLUMNS)
-    keys = "runs.project, COALESCE(runs.notebook, ''), COALESCE(runs.sweep_key, '')"
+    keys = _key_values("runs")
     columns = f"{', '.join(KEYS)}, {', '.join(COLUMNS)}, excluded_runs"
     first = (
         "SELECT f.sweep_label FROM runs f WHERE f.project = sweeps.project AND f.sweep_key = sweeps.sweep_key "
@@ -198,7 +282,7 @@ def fill_statements(dialect: str) -> list[str]:
         f"GROUP BY {keys}",
         f"INSERT INTO run_totals ({columns}) SELECT {keys}, {zeros}, COUNT(*) FROM runs "
         f"WHERE NOT {plausible('runs')} GROUP BY {keys} "
-        "ON CONFLICT (project, notebook, sweep_key) DO UPDATE SET excluded_runs = excluded.excluded_runs",
+        f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET excluded_runs = excluded.excluded_runs",
         "INSERT INTO sweeps (project, sweep_key) "
         "SELECT runs.project, runs.sweep_key FROM runs WHERE runs.sweep_key IS NOT NULL "
         "GROUP BY runs.project, runs.sweep_key",
@@ -214,7 +298,7 @@ def aggregate_sql(dialect: str, where: str) -> str:
     sums = ", ".join(
         f"SUM(CASE WHEN {plausible('runs')} THEN {v} ELSE 0 END)" for v in contributions("runs", dialect)
     )
-    keys = "runs.project, COALESCE(runs.notebook, ''), COALESCE(runs.sweep_key, '')"
+    keys = _key_values("runs")
     return (
         f"SELECT {keys}, {sums}, SUM(CASE WHEN {plausible('runs')} THEN 0 ELSE 1 END) "
         f"FROM runs WHERE {where} GROUP BY {keys}"
@@ -256,6 +340,7 @@ class Totals:
     embodied_g: float = 0.0
     embodied_runs: int = 0
     unembodied_runs: int = 0
+    unembodied_s: float = 0.0
     unembodied_s_by_gpus: Mapping[int, float] = dataclasses.field(default_factory=dict)
     failed_runs: int = 0
     failed_energy_j: float = 0.0
