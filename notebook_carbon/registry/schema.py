@@ -258,6 +258,7 @@ sweep_params = Table(
     Column("value", Text, primary_key=True),  # the value as JSON
     Column("runs", Integer, nullable=False),
     Column("first_at", Double),  # the earliest start among them: values listed in first-seen order
+    Index("ix_sweep_params_first", "project", "sweep_key", "name", "first_at"),
 )
 
 sweeps = Table(

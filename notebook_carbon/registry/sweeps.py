@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 
 from ..errors import RegistryError
 from . import totals as kept
@@ -194,32 +194,32 @@ def _varying_by_sweep(conn: Any, project: str, runs_by_key: Mapping[str, int]) -
     """Each sweep's varying parameters, as ``(values, counts)``: the first ``VALUES_SHOWN`` distinct
     values of each, in first-seen order, and how many distinct values it has. Read from
     ``sweep_params`` (kept by triggers): its size is the number of distinct values, not of runs."""
-    ranked = select(
-        sweep_params.c.sweep_key, sweep_params.c.name, sweep_params.c.value,
-        func.row_number().over(
-            partition_by=(sweep_params.c.sweep_key, sweep_params.c.name),
-            order_by=(sweep_params.c.first_at, sweep_params.c.value),
-        ).label("nth"),
-        func.count().over(partition_by=(sweep_params.c.sweep_key, sweep_params.c.name)).label("values"),
-        func.sum(sweep_params.c.runs).over(partition_by=(sweep_params.c.sweep_key, sweep_params.c.name)).label("set"),
-    ).where(sweep_params.c.project == project, sweep_params.c.runs > 0).subquery()
-    query = (
-        select(ranked.c.sweep_key, ranked.c.name, ranked.c.value, ranked.c["values"], ranked.c.set)
-        .where(ranked.c.nth <= kept.VALUES_SHOWN)
-        .order_by(ranked.c.sweep_key, ranked.c.name, ranked.c.nth)
+    counts = (
+        select(sweep_params.c.sweep_key, sweep_params.c.name, func.count(), func.sum(sweep_params.c.runs))
+        .where(sweep_params.c.project == project, sweep_params.c.runs > 0)
+        .group_by(sweep_params.c.sweep_key, sweep_params.c.name)
+    )
+    first_values = (
+        select(sweep_params.c.value)
+        .where(
+            sweep_params.c.project == project,
+            sweep_params.c.sweep_key == bindparam("key"),
+            sweep_params.c.name == bindparam("name"),
+            sweep_params.c.runs > 0,
+        )
+        .order_by(sweep_params.c.first_at, sweep_params.c.value)
+        .limit(kept.VALUES_SHOWN)
     )
     found: dict[str, tuple[dict, dict]] = {}
-    for key, name, value, distinct, present in conn.execute(query):
+    for key, name, distinct, present in conn.execute(counts).all():
         total = runs_by_key.get(key, 0)
         if not (distinct > 1 or (present < total and total > 1)):
             continue  # one value, set by every run: not varying
-        values, counts = found.setdefault(key, ({}, {}))
-        values.setdefault(name, []).append(_json(value))
-        counts[name] = int(distinct)
-    return {
-        key: ({name: _deduped(listed) for name, listed in values.items()}, counts)
-        for key, (values, counts) in found.items()
-    }
+        values, how_many = found.setdefault(key, ({}, {}))
+        shown = [_json(value) for (value,) in conn.execute(first_values, {"key": key, "name": name})]
+        values[name] = _deduped(shown)
+        how_many[name] = int(distinct)
+    return found
 
 
 def _json(text_value: Any) -> Any:
