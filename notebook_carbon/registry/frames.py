@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -37,7 +37,29 @@ if TYPE_CHECKING:
     from .store import Registry
     from .sweeps import SweepSummary
 
-__all__ = ["GROUPED_BY", "SWEEP_COLUMNS", "Group", "Scope", "ScopeFigures", "aggregate", "columns", "figures"]
+__all__ = [
+    "COLUMNS", "GROUPED_BY", "SWEEP_COLUMNS", "Group", "Scope", "ScopeFigures", "aggregate", "columns", "figures",
+]  # fmt: skip
+
+
+def _kind(column: Any) -> str:
+    from sqlalchemy import Boolean, Float, Integer
+
+    from .schema import JSON_COLUMNS
+
+    if column.name in JSON_COLUMNS:
+        return "json"
+    if isinstance(column.type, Boolean):
+        return "bool"
+    if isinstance(column.type, Float):  # Double is a Float
+        return "float"
+    return "int" if isinstance(column.type, Integer) else "text"
+
+
+COLUMNS: Mapping[str, str] = {c.name: _kind(c) for c in table.c if c.name not in ("sweep_key", "sweep_label")}
+"""The columns of ``runs`` that ``columns`` reads, in table order, each with its kind: ``int``,
+``float``, ``bool``, ``text`` or ``json`` (text holding a JSON list or object). The run's own sweep key
+and label are not among them: ``SWEEP_COLUMNS`` gives its sweep's."""
 
 SWEEP_COLUMNS = ("sweep_key", "sweep_label", "is_selected")
 """What ``columns`` adds after the columns asked for: the run's sweep key (None: in no sweep), its
@@ -50,6 +72,13 @@ GROUPED_BY = (
 )  # fmt: skip
 """The columns whose values a ``Group``'s runs share."""
 
+_LABEL = (
+    "CASE WHEN substr(runs.sweep_key, 1, 5) = 'code:' THEN COALESCE(sweeps.label, runs.sweep_key) "
+    "ELSE runs.sweep_key END"
+)
+"""A run's sweep's label: an explicit sweep's name, whatever label a hand edit of ``sweep`` left."""
+_SWEEP, _GPUS, _SUMS = kept.KEYS.index("sweep_key"), kept.KEYS.index("gpu_count"), len(kept.KEYS)
+"""Where a row of sums (``totals.aggregate_sql``'s, ``run_totals``') has its sweep key and its sums."""
 _TOLERANCE = 1e-9
 """A run's parts summed in another order than its total differ in the last bits: that is no energy."""
 _AROUND = (("[", "]"), ("[", ","), (", ", "]"), (", ", ","))
@@ -114,12 +143,12 @@ class Scope:
 def columns(registry: Registry, names: Sequence[str], scope: Scope) -> tuple[list[str], list[tuple]]:
     """The runs of ``scope`` in start order (then id): their ``names`` columns of the ``runs`` table
     and ``SWEEP_COLUMNS``, as the names and the rows (plain tuples, values as the driver gives them)."""
-    unknown = [name for name in names if name not in table.c or name in SWEEP_COLUMNS]
+    unknown = [name for name in names if name not in COLUMNS]
     if unknown:
-        raise RegistryError(f"columns: {', '.join(unknown)} not in the runs table (or derived: {SWEEP_COLUMNS})")
+        raise RegistryError(f"columns: {', '.join(unknown)} not among the columns read ({', '.join(COLUMNS)})")
     where, params = scope.where(registry.dialect)
     sql = (
-        f"SELECT {''.join(f'runs.{name}, ' for name in names)}runs.sweep_key, sweeps.label, "
+        f"SELECT {''.join(f'runs.{name}, ' for name in names)}runs.sweep_key, {_LABEL}, "
         "COALESCE(sweeps.selected_run_id = runs.id, false) FROM runs LEFT JOIN sweeps "
         f"ON sweeps.project = runs.project AND sweeps.sweep_key = runs.sweep_key WHERE {where}"
     )
@@ -145,7 +174,7 @@ class Group:
     component's energy, facility energy (x PUE, 1 if missing); ``unattributed_j``: what of their
     energy no component with a measured or estimated method accounts for (``analysis.methods``), and
     ``unattributed_positive_j`` the same with each run's negative part (its components add up to
-    more than its total) taken as 0; ``embodied_g``: the embodied emissions recorded with them."""
+    more than its total) taken as 0."""
 
     gpu_model: str | None
     gpu_count: int | None
@@ -165,7 +194,6 @@ class Group:
     cpu_energy_j: float
     ram_energy_j: float
     facility_energy_j: float
-    embodied_g: float
     unattributed_j: float
     unattributed_positive_j: float
 
@@ -179,29 +207,25 @@ class ScopeFigures:
     """The scope's sweeps, the most energy first: their runs in scope, and the selected run's energy
     when that run is in scope (``selected_energy_j`` None otherwise: no overhead to tell)."""
     groups: tuple[Group, ...]
+    embodied_by_gpus: Mapping[int, float]
+    """The embodied emissions (g) recorded with the runs, by GPU count (missing: 0), with every GPU
+    count of the runs (0 g where none was recorded): each part takes the range of its own factor."""
     excluded: tuple[dict[str, Any], ...]
     """The runs left out of every figure, by id: ``id``, ``name`` and ``reason`` (``record.BOUNDS``)."""
 
 
 def figures(registry: Registry, scope: Scope) -> ScopeFigures:
-    """The ``ScopeFigures`` of ``scope``, which must name a project."""
-    from .sweeps import list_sweeps, read_totals
-
+    """The ``ScopeFigures`` of ``scope``, which must name a project: a few reads, of which one (the
+    groups) goes through the scope's runs."""
     if scope.project is None:
         raise RegistryError("a statement's figures are of one project: give the project")
     with registry.read(f"reading the figures of project {scope.project!r}") as conn:
-        groups = _groups(conn, scope)
-        if scope.cut:
-            rows = conn.execute(_aggregate_query(conn, scope)).all()
-            totals, sweeps = _summed(conn, scope, rows)
-        else:
-            totals = read_totals(conn, scope.project, scope.notebook, scope.sweep)
-            if scope.notebook is None:  # whole sweeps: as the database keeps them
-                sweeps = [s for s in list_sweeps(conn, scope.project, params=False) if scope.sweep in (None, s.key)]
-            else:
-                sweeps = _sweeps(conn, scope, _kept_rows(conn, scope))[1]
+        groups, extent = _groups(conn, scope)
+        rows = conn.execute(_aggregate_query(conn, scope)).all() if scope.cut else _kept_rows(conn, scope)
+        totals, sweeps = _summed(conn, scope, rows, extent)
         excluded = _excluded(conn, scope) if totals.excluded_runs else ()
-    return ScopeFigures(totals, tuple(sweeps), tuple(groups), excluded)
+    embodied = _by_gpus(rows, "embodied_ug", every=True)
+    return ScopeFigures(totals, tuple(sweeps), tuple(groups), embodied, excluded)
 
 
 def aggregate(registry: Registry, scope: Scope) -> Totals:
@@ -219,7 +243,8 @@ def _aggregate_query(conn: Any, scope: Scope) -> Any:
 
 
 def _kept_rows(conn: Any, scope: Scope) -> list[tuple]:
-    """The ``run_totals`` rows of a scope that is not cut, as ``aggregate_sql`` gives them."""
+    """The ``run_totals`` rows of a scope that is not cut, as ``aggregate_sql`` gives them: ``KEYS``,
+    ``COLUMNS``, ``excluded_runs``."""
     where = ["project = :project"]
     params = {"project": scope.project}
     for column, value in (("notebook", scope.notebook), ("sweep_key", scope.sweep)):
@@ -227,55 +252,68 @@ def _kept_rows(conn: Any, scope: Scope) -> list[tuple]:
             where.append(f"{column} = :{column}")
             params[column] = value
     sql = (
-        f"SELECT project, notebook, sweep_key, {', '.join(kept.COLUMNS)}, excluded_runs FROM run_totals "
+        f"SELECT {', '.join(kept.KEYS)}, {', '.join(kept.COLUMNS)}, excluded_runs FROM run_totals "
         f"WHERE {' AND '.join(where)}"
     )
     return conn.execute(text(sql).bindparams(**params)).all()
 
 
-def _summed(conn: Any, scope: Scope, rows: Sequence[Sequence[Any]]) -> tuple[Totals, list[SweepSummary]]:
-    """The ``Totals`` and the sweeps of a scope from its rows of sums by (project, notebook, sweep)."""
-    where, params = scope.where(conn.dialect.name)
-    plausible = kept.plausible("runs")
-    first, last = conn.execute(
-        text(f"SELECT MIN(runs.started_at), MAX(runs.started_at) FROM runs WHERE {where} AND {plausible}")
-        .bindparams(**params)
-    ).one()
-    sums, excluded = kept.add_up([row[3:] for row in rows])
-    unembodied = {}
-    if sums[kept.COLUMNS.index("unembodied_runs")]:
-        sql = (
-            "SELECT COALESCE(runs.gpu_count, 0), SUM(runs.duration_s) FROM runs WHERE "
-            f"{where} AND runs.embodied_g IS NULL AND runs.duration_s IS NOT NULL AND {plausible} "
-            "GROUP BY COALESCE(runs.gpu_count, 0)"
-        )
-        found = conn.execute(text(sql).bindparams(**params))
-        unembodied = {int(count): float(seconds or 0.0) for count, seconds in found}
-    by_key, sweeps = _sweeps(conn, scope, rows)
-    chosen = [s for s in sweeps if s.selected_energy_j is not None or s.key in by_key.get("selected", ())]
+_Extent = tuple[float | None, float | None]
+"""The first and last start (epoch s) of a scope's plausible runs."""
+
+
+def _summed(
+    conn: Any, scope: Scope, rows: Sequence[Sequence[Any]], extent: _Extent | None = None
+) -> tuple[Totals, list[SweepSummary]]:
+    """The ``Totals`` and the sweeps of a scope from its rows of sums by (project, notebook, sweep),
+    as ``sweeps.read_totals`` makes them of the database's; every figure of its plausible runs."""
+    sums, excluded = kept.add_up([row[_SUMS:] for row in rows])
+    first, last = extent or _extent(conn, scope)
+    selected, sweeps = _sweeps(conn, scope, rows)
     totals = kept.from_sums(
         sums, excluded,
         sweeps=len(sweeps),
-        selected_runs=len(by_key["selected"]),
-        selected_energy_j=sum(energy for energy, _ in by_key["selected"].values()),
-        selected_emissions_g=sum(emissions for _, emissions in by_key["selected"].values()),
-        unembodied_s_by_gpus=unembodied,
+        selected_runs=len(selected),
+        selected_energy_j=sum(energy for energy, _ in selected.values()),
+        selected_emissions_g=sum(emissions for _, emissions in selected.values()),
+        unembodied_s_by_gpus=_by_gpus(rows, "unembodied_us"),
         first_at=first,
         last_at=last,
     )  # fmt: skip
-    del chosen
     return totals, sweeps
 
 
-def _sweeps(conn: Any, scope: Scope, rows: Sequence[Sequence[Any]]) -> tuple[dict, list[SweepSummary]]:
-    """The sweeps of a scope from its rows of sums, with each one's selected run if in scope; and
-    ``{"selected": {key: (energy, emissions)}}`` of those selected runs."""
+def _extent(conn: Any, scope: Scope) -> _Extent:
+    """The ``_Extent`` of a scope in a query of its own (``figures`` has it from the groups)."""
+    where, params = scope.where(conn.dialect.name)
+    sql = f"SELECT MIN(runs.started_at), MAX(runs.started_at) FROM runs WHERE {where} AND {kept.plausible('runs')}"
+    first, last = conn.execute(text(sql).bindparams(**params)).one()
+    return first, last
+
+
+def _by_gpus(rows: Sequence[Sequence[Any]], column: str, *, every: bool = False) -> dict[int, float]:
+    """The sum of ``column`` (a figure of ``totals.COLUMNS``, in micro-units) by GPU count over rows of
+    sums, in its unit: of the GPU counts where it is not 0, or (``every``) of every GPU count with runs."""
+    at, runs, count = _SUMS + kept.COLUMNS.index(column), _SUMS + kept.COLUMNS.index("runs"), _GPUS
+    found: dict[int, int] = {}
+    for row in rows:
+        if row[at] or (every and row[runs]):
+            found[int(row[count] or 0)] = found.get(int(row[count] or 0), 0) + int(row[at] or 0)
+    return {gpus: micro / kept.MICRO for gpus, micro in sorted(found.items())}
+
+
+def _sweeps(
+    conn: Any, scope: Scope, rows: Sequence[Sequence[Any]]
+) -> tuple[dict[str, tuple[float, float]], list[SweepSummary]]:
+    """The energy and emissions of the selected runs in scope, by sweep, and the sweeps of a scope
+    from its rows of sums, each with its selected run's energy if that run is in scope (and
+    plausible: a selected run left out leaves its sweep without a result)."""
     from .sweeps import SweepSummary
 
     by_key: dict[str, list] = {}
     for row in rows:
-        if row[2] != "":
-            by_key.setdefault(row[2], []).append(row[3:])
+        if row[_SWEEP] != "":
+            by_key.setdefault(row[_SWEEP], []).append(row[_SUMS:])
     totals = {key: kept.from_sums(*kept.add_up(found)) for key, found in by_key.items()}
     totals = {key: t for key, t in totals.items() if t.runs}  # a sweep whose runs here were all left out
     where, params = scope.where(conn.dialect.name)
@@ -290,18 +328,21 @@ def _sweeps(conn: Any, scope: Scope, rows: Sequence[Sequence[Any]]) -> tuple[dic
     for key, label, run_id, marked, energy, emissions, in_scope in found:
         if key not in totals:
             continue
-        if run_id is not None and in_scope:
+        chosen = run_id is not None and bool(in_scope)
+        if chosen:
             selected[key] = (float(energy or 0.0), float(emissions or 0.0))
+        explicit = not key.startswith("code:")
         sweeps.append(SweepSummary(
-            key=key, label=label or key, explicit=not key.startswith("code:"), totals=totals[key],
+            key=key, label=key if explicit else label or key, explicit=explicit, totals=totals[key],
             varying_params={}, selected_run_id=run_id, selected_is_marked=bool(marked),
-            selected_energy_j=energy if run_id is not None and in_scope else None,
+            selected_energy_j=energy if chosen else None,
         ))  # fmt: skip
-    return {"selected": selected}, sorted(sweeps, key=lambda s: (-s.energy_j, s.key))
+    return selected, sorted(sweeps, key=lambda s: (-s.energy_j, s.key))
 
 
-def _groups(conn: Any, scope: Scope) -> list[Group]:
-    """The scope's plausible runs grouped by ``GROUPED_BY``, with their sums (``Group``)."""
+def _groups(conn: Any, scope: Scope) -> tuple[list[Group], _Extent]:
+    """The scope's plausible runs grouped by ``GROUPED_BY``, with their sums (``Group``), and their
+    ``_Extent`` (from the same read)."""
     from ..analysis.methods import ESTIMATED, MEASURED, method_kind
 
     dims = ", ".join(f"runs.{name}" for name in GROUPED_BY)
@@ -311,22 +352,26 @@ def _groups(conn: Any, scope: Scope) -> list[Group]:
     left = "runs.energy_j - " + " - ".join(f"COALESCE({part}, 0)" for part in parts)
     sums = (
         "COUNT(*), SUM(runs.energy_j), SUM(runs.gpu_energy_j), SUM(runs.cpu_energy_j), SUM(runs.ram_energy_j), "
-        "SUM(runs.energy_j * COALESCE(runs.pue, 1.0)), SUM(runs.embodied_g), " + _unattributed_sums(left)
+        "SUM(runs.energy_j * COALESCE(runs.pue, 1.0)), " + _unattributed_sums(left) + ", "
+        "MIN(runs.started_at), MAX(runs.started_at)"
     )
     where, params = scope.where(conn.dialect.name)
     sql = f"SELECT {dims}, {sums} FROM runs WHERE {where} AND {kept.plausible('runs')} GROUP BY {dims}"
     groups = []
     recount: dict[tuple, list[int]] = {}
+    firsts, lasts = [], []
+    n = len(GROUPED_BY)
     for row in conn.execute(text(sql).bindparams(**params)):
-        values = [*row[: len(GROUPED_BY)], int(row[len(GROUPED_BY)]), *(float(v or 0.0) for v in row[len(GROUPED_BY) + 1 :])]
-        group = Group(*values)
+        group = Group(*row[:n], int(row[n]), *(float(v or 0.0) for v in row[n + 1 : n + 8]))
+        firsts.append(row[n + 8])
+        lasts.append(row[n + 9])
         counted = [method_kind(getattr(group, f"{c}_method")) in (MEASURED, ESTIMATED) for c in ("gpu", "cpu", "ram")]
         if any(not c and getattr(group, f"{name}_energy_j") for c, name in zip(counted, ("gpu", "cpu", "ram"))):
             recount.setdefault((group.gpu_method, group.cpu_method, group.ram_method), []).append(len(groups))
         groups.append(group)
     for methods, at in recount.items():
         _recount(conn, scope, methods, [groups[i] for i in at], groups, at)
-    return groups
+    return groups, (min(firsts, default=None), max(lasts, default=None))
 
 
 def _unattributed_sums(left: str) -> str:
@@ -379,13 +424,3 @@ def _excluded(conn: Any, scope: Scope) -> tuple[dict[str, Any], ...]:
         name = row[1] if isinstance(row[1], str) else None
         found.append({"id": int(row[0]), "name": name, "reason": reason or "implausible figures"})
     return tuple(found)
-
-
-def recorded_by_gpus(groups: Iterable[Group]) -> Mapping[int, float]:
-    """The embodied emissions (g) recorded with the runs of ``groups``, by GPU count (missing: 0),
-    with every GPU count of their runs, 0 g included."""
-    found: dict[int, float] = {}
-    for group in groups:
-        count = int(group.gpu_count or 0)
-        found[count] = found.get(count, 0.0) + group.embodied_g
-    return found

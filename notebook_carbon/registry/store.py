@@ -403,6 +403,26 @@ class Registry:
         """The runs ``totals`` leaves out (figures outside ``record.BOUNDS``): id, name, reason."""
         return pages.excluded(self, project, notebook)
 
+    # -- scopes, for analysis and statements (``frames``; keyword arguments: ``frames.Scope``'s) ------
+
+    def columns(self, names: Sequence[str], **scope: Any) -> tuple[list[str], list[tuple]]:
+        """The runs of a scope in start order: ``names`` of ``runs`` and ``frames.SWEEP_COLUMNS``."""
+        from .frames import Scope, columns
+
+        return columns(self, names, Scope(**scope))
+
+    def aggregate(self, project: str, **scope: Any) -> Totals:
+        """The ``Totals`` of a scope of ``project``'s runs (cut by status, time, tags), summed by the database."""
+        from .frames import Scope, aggregate
+
+        return aggregate(self, Scope(project, **scope))
+
+    def figures(self, project: str, **scope: Any) -> Any:
+        """``frames.ScopeFigures``: what a statement says of a scope of ``project``'s runs, in one read."""
+        from .frames import Scope, figures
+
+        return figures(self, Scope(project, **scope))
+
 
 # -- helpers ---------------------------------------------------------------------------------
 
