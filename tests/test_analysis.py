@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+from close import assert_close
 
 from notebook_carbon import analysis
 from notebook_carbon.errors import ConfigError, RegistryError
+from notebook_carbon.record import sweep_key
 from notebook_carbon.registry import Registry, new_uid
-from notebook_carbon.registry.sweeps import list_sweeps, project_totals, set_final, sweep_key
+from notebook_carbon.registry.totals import Totals
 
 DAY1 = 1_740_787_200.0  # 2025-03-01 00:00 UTC
 DAY2 = DAY1 + 86_400.0
@@ -153,7 +156,7 @@ def make_project(reg) -> dict[str, int]:
     )
     ids["r7"] = record(reg, t=DAY2 + 3 * H, energy=50.0, host="laptop")  # a track() block: no code, no sweep
     ids["r8"] = record(reg, project="other", t=DAY1 + 1.5 * H, energy=1000.0, sweep="lr-search", code="ca")
-    set_final(reg, ids["r1"])
+    reg.set_final(ids["r1"])
     return ids
 
 
@@ -178,9 +181,10 @@ def test_one_row_per_run_with_every_column_decoded_and_derived(project):
     assert df.index.name == "id"
     from notebook_carbon.registry.schema import runs as table
 
-    expected = [c.name for c in table.c if c.name not in ("id", "cell_source")] + list(
-        analysis.DERIVED_COLUMNS
-    )
+    # the registry's own derivations come as the frame's: each run's sweep key and its sweep's
+    # label among DERIVED_COLUMNS, the energy range factors only when asked for
+    kept = ("id", "cell_source", "sweep_key", "sweep_label", "energy_low_factor", "energy_high_factor")
+    expected = [c.name for c in table.c if c.name not in kept] + list(analysis.DERIVED_COLUMNS)
     assert list(df.columns) == expected
     r1, r4, r5, r7 = (df.loc[ids[n]] for n in ("r1", "r4", "r5", "r7"))
     assert r1["tags"] == ["baseline", "paper"] and r1["params"] == {"lr": 0.1} and r7["tags"] == []
@@ -203,7 +207,7 @@ def test_one_row_per_run_with_every_column_decoded_and_derived(project):
     assert "cell_source" in analysis.runs(reg, project="paper", with_source=True)
 
 
-def test_the_selection_and_labels_are_those_of_list_sweeps(registry_url):
+def test_the_selection_and_labels_are_those_of_the_registrys_sweeps(registry_url):
     """Awkward cases too: equal start times (ordered by id), an empty sweep name (no name), a
     marked automatic sweep, a sweep without an ok run, labels from a comment line or a run name."""
     cases = [
@@ -234,7 +238,7 @@ def test_the_selection_and_labels_are_those_of_list_sweeps(registry_url):
                 },
                 {"status": case.get("status", "ok"), "energy_j": float(i + 1)},
             )
-        sweeps = list_sweeps(reg, "p")
+        sweeps = reg.sweeps("p")
         for kwargs in ({}, {"with_source": True}, {"since": T0 + 1.5}, {"status": "ok"}):
             df = analysis.runs(reg, project="p", **kwargs)
             assert set(df.index[df["is_selected"]]) == {s.selected_run_id for s in sweeps} & set(df.index)
@@ -244,7 +248,7 @@ def test_the_selection_and_labels_are_those_of_list_sweeps(registry_url):
             }
         df = analysis.runs(reg, project="p", with_source=True)
         rows = reg.runs(project="p")
-    assert [sweep_key(r) for r in sorted(rows, key=lambda r: (r["started_at"], r["id"]))] == [
+    assert [sweep_key(r["sweep"], r["code_fingerprint"]) for r in sorted(rows, key=lambda r: (r["started_at"], r["id"]))] == [
         None if pd.isna(k) else k for k in df["sweep_key"]
     ]
     assert {s.selected_run_id for s in sweeps} == {2, 4, 6, 9, 10, None}  # code:g has no ok run
@@ -375,21 +379,10 @@ def test_an_empty_registry_gives_an_empty_frame_with_every_column(registry_url):
     assert analysis.aggregate(empty, "sweep").empty and list(
         analysis.aggregate(empty, "day").columns
     ) == list(analysis.AGGREGATE_COLUMNS)
-    assert analysis.overhead(empty) == analysis.Overhead(
-        runs=0,
-        sweeps=0,
-        energy_j=0.0,
-        emissions_g=0.0,
-        selected_runs=0,
-        selected_energy_j=0.0,
-        selected_emissions_g=0.0,
-        ratio=None,
-        emissions_ratio=None,
-        failed_runs=0,
-        failed_energy_j=0.0,
-        redundant_runs=0,
-        redundant_energy_j=0.0,
-    )
+    with Registry.open(registry_url) as reg:
+        for cut in ({}, {"since": DAY1}, {"tags": "t", "status": "ok"}):
+            assert analysis.totals(reg, project="no such project", **cut) == Totals()
+    assert Totals().overhead_ratio is None and Totals().failed_share is None
     assert analysis.shares(empty) == analysis.Shares(0.0, None, None, None, None, None)
     assert analysis.energy_by_method(empty) == {}
 
@@ -401,23 +394,13 @@ def test_overhead_and_shares_by_hand(project):
     reg, _ = project
     df = analysis.runs(reg, project="paper")
     # all: 100 + 50 + 100 + 200 + 300 + 400 + 50 = 1200 J; selected: r1 (marked) 100 + r6 400 = 500 J
-    assert analysis.overhead(df) == analysis.Overhead(
-        runs=7,
-        sweeps=2,
-        energy_j=1200.0,
-        emissions_g=pytest.approx(120.0),
-        selected_runs=2,
-        selected_energy_j=500.0,
-        selected_emissions_g=pytest.approx(50.0),
-        ratio=pytest.approx(2.4),
-        emissions_ratio=pytest.approx(2.4),
-        failed_runs=1,
-        failed_energy_j=50.0,
-        redundant_runs=1,
-        redundant_energy_j=100.0,
-    )
-    totals = project_totals(reg, "paper")
-    assert (totals.energy_j, totals.failed_energy_j, totals.redundant_energy_j) == (1200.0, 50.0, 100.0)
+    totals = analysis.totals(reg, project="paper")
+    assert totals == reg.totals("paper")  # the registry's own, whatever reads it
+    assert (totals.runs, totals.sweeps, totals.energy_j, totals.emissions_g) == (7, 2, 1200.0, 120.0)
+    assert (totals.selected_runs, totals.selected_energy_j) == (2, 500.0)
+    assert totals.selected_emissions_g == pytest.approx(50.0) and totals.overhead_ratio == pytest.approx(2.4)
+    assert (totals.failed_runs, totals.failed_energy_j, totals.failed_share) == (1, 50.0, 50 / 1200)
+    assert (totals.redundant_runs, totals.redundant_energy_j) == (1, 100.0)
     # measured: gpu+cpu of lr-search 95 + 48 + 95 + 190 = 428; estimated: its ram 22, code:cb 700
     assert analysis.shares(df) == analysis.Shares(
         energy_j=1200.0,
@@ -436,6 +419,49 @@ def test_overhead_and_shares_by_hand(project):
         "unattributed": 50.0,  # r7: a total without components
     }
     assert sum(analysis.energy_by_method(df).values()) == 1200.0
+
+
+def test_totals_of_a_cut_scope_by_hand(project):
+    """A scope cut by time, tags or status is summed by the database: a sweep counts its selected run
+    (decided over the whole sweep) only if that run is in the scope."""
+    reg, ids = project
+    late = analysis.totals(reg, project="paper", since=DAY1 + 2.5 * H)  # r3 to r7
+    assert (late.runs, late.energy_j, late.sweeps, late.redundant_runs) == (5, 1050.0, 2, 1)
+    # lr-search's selected run, r1 (marked), is outside: only code:cb's r6 is a result here
+    assert (late.selected_runs, late.selected_energy_j, late.overhead_ratio) == (1, 400.0, 1050 / 400)
+    assert late.first_at == DAY1 + 3 * H and late.last_at == DAY2 + 3 * H
+    tagged = analysis.totals(reg, project="paper", tags="paper")  # r1, r4, r5
+    assert (tagged.runs, tagged.energy_j, tagged.selected_energy_j) == (3, 600.0, 100.0)
+    assert analysis.totals(reg, project="paper", tags=["paper", "cpu"]).energy_j == 300.0
+    ok = analysis.totals(reg, project="paper", status="ok", notebook="train.ipynb")  # r1, r3, r4
+    assert (ok.runs, ok.statuses, ok.energy_j, ok.selected_energy_j) == (3, {"ok": 3}, 400.0, 100.0)
+    assert analysis.totals(reg, project="paper", status="failed").failed_energy_j == 50.0
+    # a cut that keeps everything gives the totals the database keeps, to the micro-unit
+    assert analysis.totals(reg, project="paper", since=DAY1) == reg.totals("paper")
+
+
+def test_a_frame_gives_the_figures_the_database_sums(project, registry_backend):
+    """``analysis.figures_of`` (a selection no registry filter expresses, as the dashboard's runs of
+    one kernel) rounds and sums each run's figures as the database does."""
+    from notebook_carbon.statements import COLUMNS
+
+    reg, _ = project
+    exact = registry_backend == "sqlite"  # PostgreSQL's NUMERIC rounds its own way: the same to 1e-12
+    for cut in ({}, {"since": DAY1 + 2.5 * H}, {"tags": "paper"}, {"notebook": "cpu.ipynb", "status": "ok"}):
+        df = analysis.runs(reg, project="paper", columns=COLUMNS, **cut)
+        found, summed = analysis.figures_of(df).totals, analysis.totals(reg, project="paper", **cut)
+        if exact:
+            assert found == summed
+        assert_close(dataclasses.asdict(found), dataclasses.asdict(summed))
+    df = analysis.runs(reg, project="paper", columns=COLUMNS)
+    mine, theirs = analysis.figures_of(df).sweeps, reg.figures("paper").sweeps
+    assert [s.key for s in mine] == [s.key for s in theirs] == ["code:cb", "lr-search"]
+    assert_close([dataclasses.asdict(s.totals) for s in mine], [dataclasses.asdict(s.totals) for s in theirs])
+    assert [(s.label, s.selected_run_id, s.selected_energy_j) for s in mine] == [
+        (s.label, s.selected_run_id, s.selected_energy_j) for s in theirs
+    ]
+    with pytest.raises(ConfigError, match="statements.COLUMNS"):
+        analysis.figures_of(analysis.runs(reg, project="paper", columns=()))
 
 
 def test_aggregate_by_sweep_tag_day_and_device(project):
