@@ -3,9 +3,12 @@ validated by its consumer (pdflatex, the JSON schema, huggingface_hub), hostile 
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.settings import resolve
 from notebook_carbon.statements import SCHEMA_PATH, impact_statement, statement_facts
 
+DATA = Path(__file__).parent / "data"
 LATEX_NAME = "50%_lr&{bs}#1"
 HTML_NAME = "<img src=x onerror=alert(1)>"
 HOUR = 3600.0
@@ -232,3 +236,63 @@ def test_a_statement_of_a_project_without_runs_has_no_broken_sentence(tmp_path):
     for fmt in ("md", "latex"):
         text = _render(facts, fmt)
         assert ". with" not in text and "No run was recorded, so no energy was converted to emissions." in text
+
+
+def _v4_registry():
+    """``tests/data/make_v4_statement_registry.py``, which wrote ``v4-statement.db`` and the
+    statements the release before schema version 5 printed of it."""
+    spec = importlib.util.spec_from_file_location("make_v4", DATA / "make_v4_statement_registry.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["project", "notebook", "cut"])
+def test_a_registry_written_before_the_database_kept_totals_gives_the_same_statement(tmp_path, name):
+    """Upgraded in place (schema 4 to 5: totals kept by triggers, each run's range stored), the
+    registry gives, to the printed digit, the statements the earlier release printed of it from
+    every run: of the project, of one notebook (the totals kept), and of a scope cut by time and tag
+    (the runs summed by the database); a run edited into an absurd figure is left out of each."""
+    made = _v4_registry()
+    location = str(tmp_path / "registry.db")
+    shutil.copy(DATA / "v4-statement.db", location)
+    with Registry.open(location) as reg:
+        assert reg.schema_version() >= 5
+        # the figures are the totals the database keeps; the span is of the runs counted (the last,
+        # left out as absurd, started an hour after the last counted)
+        if name == "project":
+            found, kept = reg.figures("paper").totals, reg.totals("paper")
+            assert found == dataclasses.replace(kept, first_at=found.first_at, last_at=found.last_at)
+            assert (found.first_at, found.last_at) == (made.T0 + 1 * made.H, made.T0 + 28 * made.H)
+    settings = resolve(made.SETTINGS, environ={})
+    text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **made.SCOPES[name])
+    assert text == (DATA / f"v4-statement-{name}.md").read_text(encoding="utf-8")
+
+
+def test_the_statement_totals_are_the_registrys(known, settings):
+    """One implementation of a statement's totals: those ``Registry.totals`` keeps for a project,
+    notebook or sweep, the same per-run figures summed by the database for a cut scope."""
+    with Registry.open(known) as reg:
+        for scope in ({}, {"sweep": "lr"}, {"sweep": "code:b"}, {"notebook": ""}, {"sweep": ""}):
+            assert reg.figures("thesis", **scope).totals == reg.totals("thesis", **scope), scope
+        everything = {"since": 0.0, "statuses": ("ok", "failed")}
+        assert reg.figures("thesis", **everything).totals == reg.totals("thesis")
+        assert reg.aggregate("thesis", **everything) == reg.totals("thesis")
+        late = reg.figures("thesis", since=1.8e9 + 1.5 * HOUR)  # runs 3 and 4: the selected ones
+        assert (late.totals.runs, late.totals.selected_runs, late.totals.overhead_ratio) == (2, 2, 1.0)
+        assert [(s.key, s.runs, s.overhead_ratio) for s in late.sweeps] == [("lr", 1, 1.0), ("code:b", 1, 1.0)]
+        early = reg.figures("thesis", until=1.8e9 + 1.5 * HOUR)  # runs 1 and 2: no result among them
+        assert early.totals.selected_runs == 0 and early.sweeps[0].overhead_ratio is None
+    facts = statement_facts(known, project="thesis", settings=settings, sweep="lr")
+    assert facts["totals"]["runs"] == 3 and [s["key"] for s in facts["sweeps"]] == ["lr"]
+    assert facts["development"]["ratio"] == pytest.approx(4.0)
+
+
+def test_a_statement_reads_no_frame_and_no_pandas(known):
+    """A statement is a few grouped reads: neither pandas nor numpy is imported for it."""
+    code = (
+        "import sys; from notebook_carbon.statements import impact_statement; "
+        f"impact_statement({known!r}, project='thesis', format='md'); "
+        "assert 'pandas' not in sys.modules and 'numpy' not in sys.modules, 'pandas or numpy imported'"
+    )
+    subprocess.run([__import__("sys").executable, "-c", code], check=True, env={**__import__("os").environ})

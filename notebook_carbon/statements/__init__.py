@@ -31,8 +31,10 @@ SCHEMA_PATH = Path(__file__).with_name("schema") / "statement.schema.json"
 
 COLUMNS = (
     "pue", "duration_s", "gpu_count", "attribution", "intensity_region", "intensity_g_per_kwh", "intensity_source",
+    "energy_low_factor", "energy_high_factor",
 )
-"""What a statement reads of each run besides ``analysis``'s core columns (not params, notes, source)."""
+"""What a statement of a frame of runs (``analysis.runs``: the dashboard's) needs besides ``analysis``'s
+core columns (not params, notes, source); a statement of a registry reads none of its runs."""
 
 __all__ = ["FORMATS", "SCHEMA_PATH", "TRAINING_TYPES", "impact_statement", "statement_facts"]
 
@@ -51,17 +53,18 @@ def statement_facts(
     now: datetime.datetime | None = None,
 ) -> dict[str, Any]:
     """The facts of the statement of ``project``'s runs (default: the settings' project), as a
-    JSON-ready dict: what ``format="json"`` writes. Filters as ``analysis.runs``."""
-    from .. import analysis
+    JSON-ready dict: what ``format="json"`` writes. Filters as ``analysis.runs``. The figures are
+    the registry's (``Registry.figures``): summed by the database, not from a frame of every run."""
+    from ..analysis.filters import opened, scope_of
     from ..settings import resolve
     from .build import statement_data
 
     settings = settings or resolve()
     project = project or settings.project
-    df = analysis.runs(
-        registry if registry is not None else settings.registry_location(),
-        project=project, notebook=notebook, sweep=sweep, tags=tags, since=since, until=until, columns=COLUMNS,
-    )  # fmt: skip
+    selected = scope_of(project=project, notebook=notebook, sweep=sweep, tags=tags, since=since, until=until)
+    del selected["project"]
+    with opened(registry if registry is not None else settings.registry_location()) as reg:
+        found = reg.figures(project, **selected)
     scope = {
         "project": project,
         "notebook": notebook,
@@ -70,7 +73,7 @@ def statement_facts(
         "since": _when(since),
         "until": _when(until),
     }
-    return statement_data(df, scope=scope, settings=settings, regions=regions, now=now)
+    return statement_data(found, scope=scope, settings=settings, regions=regions, now=now)
 
 
 def impact_statement(

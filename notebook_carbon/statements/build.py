@@ -1,10 +1,13 @@
-"""The facts of an impact statement, from a frame of runs: one JSON-ready dict every format renders.
+"""The facts of an impact statement, from a scope's figures: one JSON-ready dict every format renders.
 
 ``statement_data`` computes everything a statement says — scope, hardware, how each component was
 measured, the intensity and PUE used, totals with ranges, embodied emissions and water, the
 development overhead, the sweeps, the SCI per run, other grids, an equivalent — and every figure's
 basis. The Markdown and LaTeX templates only lay it out, and the JSON format is this dict itself
-(``schema/statement.schema.json`` documents it), so the formats cannot disagree.
+(``schema/statement.schema.json`` documents it), so the formats cannot disagree. The figures come
+from the registry (``Registry.figures``: its totals, sweeps and runs grouped by hardware, methods and
+grid), summed by the database; a frame of runs (``analysis.figures_of``) gives the same for a
+selection no registry filter expresses.
 
 Energy in J, emissions in g CO2e, water in L, as everywhere; templates convert for display.
 """
@@ -14,28 +17,31 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..analysis import COMPONENT_NAMES, excluded, method_kind, shares
+from ..analysis.methods import ESTIMATED, MEASURED, method_kind
+from ..errors import ConfigError
 from ..impact import embodied as embodied_maths
 from ..impact.equivalents import car_km
 from ..impact.footprint import J_PER_KWH
-from ..errors import ConfigError
 from ..impact.intensity import GridIntensity, resolve_intensity
 from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
 from ..impact.whatif import cleanest_regions, in_regions
+from ..registry.frames import Group, ScopeFigures
 from ..settings import Settings
-from .tally import Codes, figures, groups, tally
+from .tally import figures
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = 1
 """Version of the statement's JSON document (``schema/statement.schema.json``); raised on any
 change that is not an added optional field."""
 
 SCHEMA_ID = "https://notebook-carbon.org/schemas/statement-v1.json"
+
+COMPONENTS = ("gpu", "cpu", "ram")
 
 METHOD_WORDS = {
     "rapl": "read from the processor's RAPL energy counters (Linux powercap)",
@@ -56,7 +62,7 @@ SOURCES = {
 
 
 def statement_data(
-    df: pd.DataFrame,
+    found: ScopeFigures | pd.DataFrame,
     *,
     scope: dict[str, Any],
     settings: Settings,
@@ -64,43 +70,40 @@ def statement_data(
     cleanest: int = 3,
     now: datetime.datetime | None = None,
 ) -> dict[str, Any]:
-    """The statement of the runs in ``df`` (``analysis.runs``), as a JSON-ready dict.
+    """The statement of a scope's runs, as a JSON-ready dict.
 
-    ``scope`` says what was selected (project, filters) and is copied in, with the runs the frame
-    left out for implausible figures (``analysis.excluded``), which no figure counts. ``settings`` give the
-    hardware, lifetime and reuse used to compute embodied emissions for runs recorded without them,
-    and the WUE for water. ``regions`` are grids to compare with, besides the ``cleanest`` ones.
+    ``found``: the scope's figures (``Registry.figures``), or a frame of its runs (``analysis.runs``
+    with ``statements.COLUMNS``, made figures by ``analysis.figures_of``). ``scope`` says what was
+    selected (project, filters) and is copied in, with the runs left out for implausible figures,
+    which no figure counts. ``settings`` give the hardware, lifetime and reuse used to compute
+    embodied emissions for runs recorded without them, and the WUE for water. ``regions`` are grids
+    to compare with, besides the ``cleanest`` ones.
     """
+    if not isinstance(found, ScopeFigures):
+        from ..analysis.summaries import figures_of
+
+        found = figures_of(found)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    energy = df["energy_j"].fillna(0.0).to_numpy(float)
-    emissions = df["emissions_g"].fillna(0.0).to_numpy(float)
-    facility = energy * df["pue"].fillna(1.0).to_numpy(float)
-    codes = Codes(df)  # columns factorised once for every part below
-    counted = figures(tally(df, codes), settings)
-    totals, embodied_g = counted["totals"], counted["totals"]["embodied_g"]["value"]
-    share = shares(df)
-    intensity = _intensity(df, facility, emissions, codes)
-    runs_count = max(len(df), 1)
+    t, groups = found.totals, found.groups
+    counted = figures(t, settings, recorded_by_gpus=found.embodied_by_gpus)
+    embodied_g = counted["totals"]["embodied_g"]["value"]
+    facility, emissions = t.facility_energy_j, t.emissions_g
+    intensity = _intensity(groups, facility, emissions)
     sci = embodied_maths.sci(
-        float(facility.sum()),
-        intensity["g_per_kwh"] if facility.sum() else 0.0,
-        embodied_g,
-        functional_units=runs_count,
+        facility, intensity["g_per_kwh"] if facility else 0.0, embodied_g, functional_units=max(t.runs, 1)
     )
     data = {
         "$schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
         "generator": f"notebook-carbon {__version__}",
         "generated_at": now.isoformat(timespec="seconds"),
-        "scope": {**scope, **counted["scope"], "excluded": [e.as_dict() for e in sorted(excluded(df), key=lambda e: e.id)]},
-        "hardware": _hardware(df, codes),
+        "scope": {**scope, **counted["scope"], "excluded": [dict(e) for e in found.excluded]},
+        "hardware": _hardware(groups),
         "methods": {
-            "components": _components(df, float(energy.sum()), codes),
-            "measured_share": share.measured,
-            "estimated_share": share.estimated,
-            "unattributed_share": share.unattributed,
-            "attribution": sorted({str(a) for a in df["attribution"].dropna().unique()}),
-            "pue": sorted({float(p) for p in df["pue"].dropna().unique()}),
+            "components": _components(groups, t.energy_j),
+            **_shares(groups, t.energy_j),
+            "attribution": sorted({str(g.attribution) for g in groups if g.attribution is not None}),
+            "pue": sorted({float(g.pue) for g in groups if g.pue is not None}),
             "intensity": intensity,
             "wue_l_per_kwh": settings.wue_l_per_kwh,
             "embodied": counted["embodied"],
@@ -108,19 +111,19 @@ def statement_data(
             "range is the sum of its components' lows and of their highs (conservative); emissions scale with "
             "energy (grid intensity and PUE taken as exact); embodied emissions take the range of their factor",
         },
-        "totals": totals,
+        "totals": counted["totals"],
         "development": counted["development"],
-        "sweeps": _sweeps(df, codes),
+        "sweeps": _sweeps(found, scope.get("project")),
         "sci": {
             "g_per_run": sci.sci_g_per_unit,
             "operational_g": sci.operational_g,
             "embodied_g": sci.embodied_g,
-            "runs": len(df),
+            "runs": t.runs,
             "basis": sci.basis,
         },
-        "what_if": _what_if(float(facility.sum()), emissions.sum(), intensity, regions, cleanest),
+        "what_if": _what_if(facility, emissions, intensity, regions, cleanest),
         "lifetime_extension": _lifetime(embodied_g, settings),
-        "equivalents": [_equivalent(float(emissions.sum()) + embodied_g)],
+        "equivalents": [_equivalent(emissions + embodied_g)],
         "sources": list(SOURCES.values()),
     }
     return plain(data)
@@ -129,26 +132,24 @@ def statement_data(
 # -- parts -------------------------------------------------------------------------------------
 
 
-def _sums(codes: np.ndarray, size: int, values: np.ndarray) -> np.ndarray:
-    return np.bincount(codes, weights=values, minlength=size + 1)
-
-
-def _intensity(df: pd.DataFrame, facility: np.ndarray, emissions: np.ndarray, by_column: Codes) -> dict[str, Any]:
+def _intensity(groups: Sequence[Group], facility_j: float, emissions_g: float) -> dict[str, Any]:
     """The grid(s) the runs' emissions were computed with; with several, their weighted mean."""
-    codes, firsts = groups(df, ["intensity_region", "intensity_g_per_kwh", "intensity_source"], by_column)
-    counts = np.bincount(codes, minlength=len(firsts))
-    energy = np.bincount(codes, weights=facility, minlength=len(firsts))
+    by_grid: dict[tuple, list] = {}
+    for g in groups:
+        found = by_grid.setdefault((g.intensity_region, g.intensity_g_per_kwh, g.intensity_source), [0, 0.0])
+        found[0] += g.runs
+        found[1] += g.facility_energy_j
     grids = [
-        {"region": region, "name": None, "g_per_kwh": g, "source": source, "year": None, "runs": int(counts[i]),
-         "facility_energy_j": float(energy[i])}
-        for i, (region, g, source) in enumerate(firsts)
-    ]
+        {"region": region, "name": None, "g_per_kwh": g, "source": source, "year": None, "runs": runs,
+         "facility_energy_j": energy}
+        for (region, g, source), (runs, energy) in by_grid.items()
+    ]  # fmt: skip
     for grid in grids:
         grid.update(_bundled_name_and_year(grid))
-    grids.sort(key=lambda g: (-g["facility_energy_j"], str(g["region"])))
-    kwh = facility.sum() / J_PER_KWH
+    grids.sort(key=lambda g: (-g["facility_energy_j"], str(g["region"]), str(g["g_per_kwh"]), str(g["source"])))
+    kwh = facility_j / J_PER_KWH
     if kwh:
-        mean = float(emissions.sum() / kwh)
+        mean = float(emissions_g / kwh)
     else:
         mean = float(grids[0]["g_per_kwh"] or 0.0) if grids else 0.0
     return {"grids": grids, "g_per_kwh": mean, "region": grids[0]["region"] if len(grids) == 1 else "mixed"}
@@ -169,76 +170,80 @@ def _bundled_name_and_year(grid: dict[str, Any]) -> dict[str, Any]:
     return {"name": known.name, "year": known.year}
 
 
-def _hardware(df: pd.DataFrame, codes: Codes) -> dict[str, Any]:
-    _, found = groups(df, ["gpu_model", "gpu_count"], codes)
-    gpus = [(model, count) for model, count in found if model is not None]
+def _hardware(groups: Sequence[Group]) -> dict[str, Any]:
+    gpus = {(g.gpu_model, g.gpu_count) for g in groups if g.gpu_model is not None}
     return {
-        "hosts": int(df["host"].nunique()),
-        "cpus": sorted({str(c) for c in df["cpu_model"].dropna().unique()}),
+        "hosts": len({g.host for g in groups if g.host is not None}),
+        "cpus": sorted({str(g.cpu_model) for g in groups if g.cpu_model is not None}),
         "gpus": [{"model": str(model), "count": None if count is None else int(count)}
                  for model, count in sorted(gpus, key=lambda g: (str(g[0]), g[1] or 0))],
-    }
+    }  # fmt: skip
 
 
-def _components(df: pd.DataFrame, total_j: float, by_column: Codes) -> list[dict[str, Any]]:
+def _counted(method: str | None) -> str | None:
+    """``measured`` or ``estimated`` for a component's method whose energy counts as such, else None."""
+    kind = method_kind(method)
+    return kind if kind in (MEASURED, ESTIMATED) else None
+
+
+def _components(groups: Sequence[Group], total_j: float) -> list[dict[str, Any]]:
     rows = []
-    for component in COMPONENT_NAMES:
-        codes, methods = by_column(f"{component}_method")
-        joules = _sums(codes, len(methods), df[f"{component}_energy_j"].fillna(0.0).to_numpy(float))
-        for i, method in sorted(enumerate(methods), key=lambda item: str(item[1])):
-            if method == "none" or not joules[i] or method_kind(method) not in ("measured", "estimated"):
+    for component in COMPONENTS:
+        joules: dict[str, float] = {}
+        for g in groups:
+            method = getattr(g, f"{component}_method")
+            if method is not None:
+                joules[method] = joules.get(method, 0.0) + getattr(g, f"{component}_energy_j")
+        for method in sorted(joules, key=str):
+            if method == "none" or not joules[method] or _counted(method) is None:
                 continue
             r = method_range(method)
             rows.append({
                 "component": component, "method": str(method), "kind": method_kind(method),
-                "energy_j": float(joules[i]), "share": float(joules[i]) / total_j if total_j else None,
+                "energy_j": joules[method], "share": joules[method] / total_j if total_j else None,
                 "range": [r.low, r.high], "range_label": r.label, "basis": r.basis,
                 "how": " and ".join(METHOD_WORDS.get(m, m) for m in str(method).split("+")),
-            })
-    unattributed = float(np.clip(df["unattributed_energy_j"].fillna(0.0).to_numpy(float), 0.0, None).sum())
+            })  # fmt: skip
+    unattributed = sum(g.unattributed_positive_j for g in groups)
     if unattributed > 0:
         r = UNATTRIBUTED_RANGE
         rows.append({
             "component": "total", "method": "unattributed", "kind": "unattributed",
             "energy_j": unattributed, "share": unattributed / total_j if total_j else None,
             "range": [r.low, r.high], "range_label": r.label, "basis": r.basis, "how": METHOD_WORDS["unattributed"],
-        })
+        })  # fmt: skip
     return rows
 
 
-def _sweeps(df: pd.DataFrame, by_column: Codes) -> list[dict[str, Any]]:
-    """One row per sweep, the most energy first, with its development overhead within the frame."""
-    swept = df["sweep_key"].notna().to_numpy(bool)
-    if not swept.any():
-        return []
-    all_codes, keys = groups(df, ["project", "sweep_key"], by_column)  # whole-frame codes: no copy of a subset
-    codes, n = all_codes[swept], len(keys)
-    energy = df["energy_j"].fillna(0.0).to_numpy(float)[swept]
-    failed = df["is_failed"].to_numpy(bool)[swept]
-    redundant = df["is_redundant"].to_numpy(bool)[swept]
-    selected = df["is_selected"].to_numpy(bool)[swept]
-    total_j = np.bincount(codes, weights=energy, minlength=n)
-    total_g = np.bincount(codes, weights=df["emissions_g"].fillna(0.0).to_numpy(float)[swept], minlength=n)
-    selected_j = np.bincount(codes, weights=energy * selected, minlength=n)
-    runs = np.bincount(codes, minlength=n)
-    failed_runs = np.bincount(codes, weights=failed, minlength=n)
-    failed_j = np.bincount(codes, weights=energy * failed, minlength=n)
-    redundant_runs = np.bincount(codes, weights=redundant, minlength=n)
-    redundant_j = np.bincount(codes, weights=energy * redundant, minlength=n)
-    labels = df["sweep_label"].to_numpy(object)[swept]
-    present, first = np.unique(codes, return_index=True)
-    rows = []
-    for i, at in zip(present.tolist(), first.tolist()):
-        project, key = keys[i]
-        rows.append({
-            "project": str(project), "key": str(key), "label": str(labels[at]),
-            "explicit": not str(key).startswith("code:"), "runs": int(runs[i]),
-            "energy_j": float(total_j[i]), "emissions_g": float(total_g[i]),
-            "failed_runs": int(failed_runs[i]), "failed_energy_j": float(failed_j[i]),
-            "redundant_runs": int(redundant_runs[i]), "redundant_energy_j": float(redundant_j[i]),
-            "overhead_ratio": float(total_j[i] / selected_j[i]) if selected_j[i] else None,
-        })  # fmt: skip
-    return sorted(rows, key=lambda row: (-row["energy_j"], row["key"]))
+def _shares(groups: Sequence[Group], total_j: float) -> dict[str, float | None]:
+    """The shares of the energy measured, estimated, and that no counted component accounts for."""
+    found = {MEASURED: 0.0, ESTIMATED: 0.0}
+    for g in groups:
+        for component in COMPONENTS:
+            kind = _counted(getattr(g, f"{component}_method"))
+            if kind is not None:
+                found[kind] += getattr(g, f"{component}_energy_j")
+    unattributed = sum(g.unattributed_j for g in groups)
+
+    def share(part: float) -> float | None:
+        return part / total_j if total_j else None
+
+    return {
+        "measured_share": share(found[MEASURED]),
+        "estimated_share": share(found[ESTIMATED]),
+        "unattributed_share": share(unattributed),
+    }
+
+
+def _sweeps(found: ScopeFigures, project: str | None) -> list[dict[str, Any]]:
+    """One row per sweep, the most energy first, with its development overhead within the scope."""
+    return [
+        {"project": str(project), "key": s.key, "label": s.label, "explicit": s.explicit, "runs": s.runs,
+         "energy_j": s.energy_j, "emissions_g": s.emissions_g, "failed_runs": s.failed_runs,
+         "failed_energy_j": s.failed_energy_j, "redundant_runs": s.redundant_runs,
+         "redundant_energy_j": s.redundant_energy_j, "overhead_ratio": s.overhead_ratio}
+        for s in found.sweeps
+    ]  # fmt: skip
 
 
 def _what_if(facility_j: float, emissions_g: float, intensity: dict, regions: Sequence[str], n: int) -> dict:
@@ -288,10 +293,8 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if not math.isfinite(float(value)) else float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):  # without importing numpy
+        value = value.item()
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else value
     return value
