@@ -26,8 +26,9 @@ small          below 0.001 of the smallest unit: "< 0.001 mJ", "< 0.001 mg", nev
 missing        None, NaN and infinities are "n/a" (``MISSING``), whatever the figure.
 duration       "0.8 ms", "340 ms", "2.3 s", "2 min 13 s", "1 h 02 min" (hours keep counting).
 ratio          a figure and "×": "10.3×", "1×", "0.25×" (the development overhead, what-if grids).
-percentage     a fraction as per cent to one decimal: "12.3%", "5%", "0.5%"; "< 0.1%" for a
-               share that rounds to none, "> 99.9%" for one that rounds to all but is not.
+percentage     a fraction as per cent to one decimal, a space before the sign as SI writes it:
+               "12.3 %", "5 %", "0.5 %"; "< 0.1 %" for a share that rounds to none, "> 99.9 %"
+               for one that rounds to all but is not.
 range          "1.2 kWh (0.9–1.5 kWh)": the figure, then low–high in the figure's own unit,
                with an en dash and the unit once; just the figure when the range is missing
                or shows the same as it. ``span_text`` is the part in brackets, for a table's
@@ -289,20 +290,20 @@ def ratio_text(ratio: float | None) -> str:
 
 
 def percent_text(fraction: float | None) -> str:
-    """A fraction as per cent to one decimal: ``0.123`` is ``"12.3%"``, ``0.05`` ``"5%"``;
-    ``"< 0.1%"`` for a share that would round to none, ``"> 99.9%"`` for one that would round to
+    """A fraction as per cent to one decimal: ``0.123`` is ``"12.3 %"``, ``0.05`` ``"5 %"``;
+    ``"< 0.1 %"`` for a share that would round to none, ``"> 99.9 %"`` for one that would round to
     all but is not."""
     if not _known(fraction):
         return MISSING
     percent = fraction * 100
     tenths = _half_up(abs(percent), -1)
     if percent != 0 and tenths == 0:
-        return "< 0.1%" if percent > 0 else "> -0.1%"
+        return "< 0.1 %" if percent > 0 else "> -0.1 %"
     if tenths == 1000 and 0 < percent < 100:
-        return "> 99.9%"
+        return "> 99.9 %"
     whole, tenth = divmod(tenths, 10)
     shown = _grouped(whole) + (f".{tenth}" if tenth else "")
-    return f"-{shown}%" if percent < 0 else f"{shown}%"
+    return f"-{shown} %" if percent < 0 else f"{shown} %"
 
 
 def span_text(value: float | None, low: float | None, high: float | None, kind: str) -> str:

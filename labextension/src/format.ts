@@ -195,8 +195,8 @@ export function formatRatio(ratio: number | null | undefined): string {
 }
 
 /**
- * A fraction as per cent to one decimal: "12.3%", "5%"; "< 0.1%" for a share that would round
- * to none, "> 99.9%" for one that would round to all but is not.
+ * A fraction as per cent to one decimal, a space before the sign: "12.3 %", "5 %"; "< 0.1 %" for
+ * a share that would round to none, "> 99.9 %" for one that would round to all but is not.
  */
 export function formatPercent(fraction: number | null | undefined): string {
   if (!known(fraction)) {
@@ -205,14 +205,14 @@ export function formatPercent(fraction: number | null | undefined): string {
   const percent = fraction * 100;
   const tenths = Number(Math.abs(percent).toFixed(1).replace('.', ''));
   if (percent !== 0 && tenths === 0) {
-    return percent > 0 ? '< 0.1%' : '> -0.1%';
+    return percent > 0 ? '< 0.1 %' : '> -0.1 %';
   }
   if (tenths === 1000 && percent > 0 && percent < 100) {
-    return '> 99.9%';
+    return '> 99.9 %';
   }
   const tenth = tenths % 10;
   const shown = grouped(String(Math.floor(tenths / 10))) + (tenth ? `.${tenth}` : '');
-  return percent < 0 ? `-${shown}%` : `${shown}%`;
+  return percent < 0 ? `-${shown} %` : `${shown} %`;
 }
 
 /**
