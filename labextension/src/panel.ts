@@ -150,9 +150,9 @@ export class CarbonPanel extends Widget {
       row('Runs', `${project.runs}${project.runs ? ` (${formatStatuses(project.statuses)})` : ''}`),
       row('Energy', formatRange(totals.energy_j, 'energy'), 'IT energy, with its range'),
       row('Facility energy', formatRange(totals.facility_energy_j, 'energy'), 'energy x PUE'),
-      row('Emissions', formatRange(totals.emissions_g, 'emissions'), 'operational, with its range'),
-      row('Embodied', formatRange(totals.embodied_g, 'emissions'), 'hardware manufacture, amortised'),
-      row('Total', formatRange(totals.total_g, 'emissions'), 'operational + embodied'),
+      row('Emissions', formatRange(totals.emissions_g, 'mass'), 'operational, g CO2e, with its range'),
+      row('Embodied', formatRange(totals.embodied_g, 'mass'), 'g CO2e of hardware manufacture, amortised'),
+      row('Total', formatRange(totals.total_g, 'mass'), 'g CO2e, operational + embodied'),
       row('Water', totals.water_l ? formatWater(totals.water_l.value) : MISSING, totals.water_l?.basis),
       row(
         'Development overhead',
@@ -172,8 +172,8 @@ export class CarbonPanel extends Widget {
       here.append(
         row('Runs', String(current.runs)),
         row('Energy', formatRange(current.totals.energy_j, 'energy')),
-        row('Emissions', formatRange(current.totals.emissions_g, 'emissions')),
-        row('Total with embodied', formatRange(current.totals.total_g, 'emissions'))
+        row('Emissions', formatRange(current.totals.emissions_g, 'mass')),
+        row('Total with embodied', formatRange(current.totals.total_g, 'mass'))
       );
     }
 
