@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .units import duration_text, emissions_text, energy_text, mass_text, number_text, ratio_text, terminal_text
+from .units import (
+    duration_text,
+    emissions_text,
+    energy_text,
+    mass_text,
+    number_text,
+    ratio_text,
+    terminal_text,
+)
 
 if TYPE_CHECKING:
     from .session import RunResult

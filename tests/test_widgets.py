@@ -23,8 +23,8 @@ from notebook_carbon.registry.liveness import process_started_at
 from notebook_carbon.session import Session
 from notebook_carbon.settings import Settings, resolve
 from notebook_carbon.statements import statement_facts
-from notebook_carbon.units import emissions_text
 from notebook_carbon.testing import FakeMeter
+from notebook_carbon.units import emissions_text
 from notebook_carbon.widgets import USAGE, Dashboard, dashboard_magic
 from notebook_carbon.widgets.figures import Kernel, session_mask
 
