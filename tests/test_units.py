@@ -63,7 +63,10 @@ def test_no_figure_is_ever_a_run_of_zeros_or_an_exponent():
 
 
 def test_importing_units_stays_cheap():
-    code = "import sys, notebook_carbon.units; print(sorted(m for m in ('numpy', 'pandas', 'decimal') if m in sys.modules))"
+    code = (
+        "import sys, notebook_carbon.units; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'decimal') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
