@@ -9,14 +9,14 @@ offline (and JupyterLab 4's own Vega extension does not render Vega-Lite 6).
 
 Text (run and sweep names) goes into the spec as data, never into markup or expressions; Vega
 escapes it when it writes the SVG, so hostile names (``<img src=x onerror=...>``) come out as text.
-Times are shown in UTC. Values are converted to a readable unit (Wh, kg CO2e) here, at the edge.
+Times are shown in UTC. An axis is in the unit its largest value is shown in by the one display
+scheme (``units.unit_for``: mJ to kJ, then Wh to GWh; mg to t CO2e), converted here, at the edge.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +27,13 @@ import pandas as pd
 from .analysis import CATEGORIES, categorise
 from .analysis.frame import opened
 from .errors import ConfigError, NotebookCarbonError, RegistryError
+from .units import unit_for
 
 FORMATS = (".svg", ".png", ".pdf")
 """The file suffixes ``save`` writes."""
 
 CATEGORY_COLOURS = ("#2b8a3e", "#c92a2a", "#e67700", "#868e96")
 """Colours of ``analysis.CATEGORIES`` (final, failed, redundant, other) in ``sweep_energy``."""
-
-_ENERGY_UNITS = ((3.6e9, "MWh"), (3.6e6, "kWh"), (3.6e3, "Wh"), (1.0, "J"))
-_MASS_UNITS = ((1e6, "t"), (1e3, "kg"), (1.0, "g"))
 
 __all__ = [
     "CATEGORY_COLOURS",
@@ -75,14 +73,14 @@ def cumulative_emissions(df: pd.DataFrame, *, by: str | None = None, max_points:
     frame["group"] = frame["group"].map(lambda v: v if isinstance(v, str) else "(none)")
     frame["total_g"] = frame.groupby("group", sort=False)["emissions_g"].cumsum()
     frame = _thin_steps(frame, max_points)
-    size, unit = _unit(frame["total_g"].abs().max() if len(frame) else 0.0, _MASS_UNITS)
+    size, unit = unit_for("emissions", frame["total_g"].abs().max() if len(frame) else 0.0)
     values = [
         {"time": t, "group": g, "emissions": e / size}
         for t, g, e in zip(frame["t_ms"].tolist(), frame["group"].tolist(), frame["total_g"].tolist())
     ]
     encoding: dict[str, Any] = {
         "x": alt.X("time:T", title="run start (UTC)", scale=alt.Scale(type="utc")),
-        "y": alt.Y("emissions:Q", title=f"cumulative emissions ({unit} CO2e)"),
+        "y": alt.Y("emissions:Q", title=f"cumulative emissions ({unit})"),
     }
     if by:
         encoding["color"] = alt.Color("group:N", title=by)
@@ -128,7 +126,7 @@ def sweep_energy(df: pd.DataFrame, *, top: int = 20) -> alt.Chart:
     parts = frame.groupby(["sweep", "category"], sort=False).agg(
         energy_j=("energy_j", "sum"), runs=("key", "size")
     )
-    size, unit = _unit(totals.max() if len(totals) else 0.0, _ENERGY_UNITS)
+    size, unit = unit_for("energy", totals.max() if len(totals) else 0.0)
     order = [names[pair] for pair in shown] + ([names[totals.index[top]]] if rest else [])
     values = [
         {
@@ -296,14 +294,6 @@ def _render(chart: alt.TopLevelMixin, kind: str, *, scale: float = 1.0) -> str |
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _unit(largest: float, units: Sequence[tuple[float, str]]) -> tuple[float, str]:
-    """The biggest unit in which ``largest`` is at least 1 (else the smallest): its size and name."""
-    for size, name in units:
-        if largest >= size:
-            return size, name
-    return units[-1]
 
 
 def _sweep_names(pairs: pd.Index, frame: pd.DataFrame, *, several_projects: bool) -> dict[tuple, str]:

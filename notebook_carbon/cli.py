@@ -251,7 +251,7 @@ def _quickstart_path() -> Path:
 
 def _regions(args: argparse.Namespace) -> int:
     from .impact.intensity import list_regions
-    from .units import terminal_text
+    from .units import number_text, terminal_text
 
     needle = (args.filter or "").lower()
     shown = 0
@@ -259,7 +259,7 @@ def _regions(args: argparse.Namespace) -> int:
         if needle and needle not in region.code.lower() and needle not in region.name.lower():
             continue
         year = region.year or ""
-        print(f"{region.code:<28} {region.g_per_kwh:>7.1f} g/kWh  {year!s:<5} {region.name}")
+        print(f"{region.code:<28} {number_text(region.g_per_kwh):>7} g/kWh  {year!s:<5} {region.name}")
         shown += 1
     if not shown:
         print(f"no region matches {terminal_text(repr(args.filter))}", file=sys.stderr)

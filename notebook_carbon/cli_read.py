@@ -6,7 +6,7 @@ names it as it was given. Every name given (project, notebook, sweep) must be kn
 else the error names the close matches; a notebook is found however its path is written
 (``./x.ipynb``, ``x.ipynb`` or absolute), as its kernel recorded it. A run whose process died is
 marked crashed when the registry can be written, and shown crashed when it cannot. User text goes
-to the terminal through ``units.terminal_text``.
+to the terminal through ``units.terminal_text``, figures through the one display scheme (``units``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import ConfigError, RegistryError
-from .units import terminal_text
+from .units import (
+    duration_text,
+    emissions_text,
+    energy_text,
+    mass_text,
+    percent_text,
+    ranged_text,
+    ratio_text,
+    terminal_text,
+    water_text,
+)
 
 NO_RUNS = "no runs recorded"
 
@@ -47,23 +57,20 @@ def print_runs(location: str) -> None:
 
 
 def print_rows(rows: list[dict], crashed: frozenset[int]) -> None:
-    from .impact.footprint import format_duration, format_energy, format_mass_g
-
     if not rows:
         print(NO_RUNS)
         return
-    print(f"{'id':>4}  {'status':<11} {'name':<16} {'sweep':<10} {'energy':>10} {'CO2e':>10} {'time':>9}  methods")
+    print(f"{'id':>4}  {'status':<11} {'name':<16} {'sweep':<10} {'energy':>10} {'CO2e':>10} {'time':>11}  methods")
     for row in reversed(rows):
         methods = ", ".join(
             f"{c} {row[f'{c}_method']}" for c in ("gpu", "cpu", "ram") if row.get(f"{c}_method") not in (None, "none")
         )
-        energy = format_energy(row["energy_j"]) if row.get("energy_j") is not None else "-"
-        co2 = format_mass_g(row["emissions_g"]) if row.get("emissions_g") is not None else "-"
-        duration = format_duration(row["duration_s"]) if row.get("duration_s") is not None else "-"
+        energy, co2 = energy_text(row.get("energy_j")), mass_text(row.get("emissions_g"))
+        duration = duration_text(row.get("duration_s"))
         status = "crashed" if row["id"] in crashed and row["status"] == "running" else row["status"]
         print(
             f"{row['id']:>4}  {status:<11} {terminal_text(row.get('name') or None, 16):<16}"
-            f" {terminal_text(row.get('sweep') or None, 10):<10} {energy:>10} {co2:>10} {duration:>9}"
+            f" {terminal_text(row.get('sweep') or None, 10):<10} {energy:>10} {co2:>10} {duration:>11}"
             f"  {terminal_text(methods)}"
         )
 
@@ -84,8 +91,6 @@ def sweeps(args: argparse.Namespace) -> int:
 
 
 def summary(args: argparse.Namespace) -> int:
-    from .statements.render import energy_text, mass_text, pct_text, ratio_text, span_text
-
     with _Reading(args) as reading:
         if args.project is None and not reading.projects:
             print(NO_RUNS)
@@ -103,22 +108,21 @@ def summary(args: argparse.Namespace) -> int:
         return 0
     statuses = ", ".join(f"{n} {status}" for status, n in scope["statuses"].items())
     print(f"  runs:        {statuses}")
-    print(f"  energy:      {energy_text(t['energy_j']['value'])} ({span_text(t['energy_j'], 'energy')}); "
-          f"{pct_text(facts['methods']['measured_share'])} measured, {pct_text(facts['methods']['estimated_share'])} estimated")
-    print(f"  emissions:   {mass_text(t['emissions_g']['value'])} operational ({span_text(t['emissions_g'])}), "
-          f"{mass_text(t['embodied_g']['value'])} embodied, {mass_text(t['total_g']['value'])} in all")
+    print(f"  energy:      {ranged_text(t['energy_j'], 'energy')}; "
+          f"{percent_text(facts['methods']['measured_share'])} measured, "
+          f"{percent_text(facts['methods']['estimated_share'])} estimated")
+    print(f"  emissions:   {ranged_text(t['emissions_g'], 'emissions')} operational, "
+          f"{emissions_text(t['embodied_g']['value'])} embodied, {emissions_text(t['total_g']['value'])} in all")
     if t["water_l"]:
-        from .statements.render import water_text
-
         print(f"  water:       {water_text(t['water_l']['value'])}")
     print(f"  overhead:    {ratio_text(d['ratio'])} (all runs {energy_text(d['all_energy_j'])} vs the "
           f"{d['selected_runs']} selected results {energy_text(d['selected_energy_j'])}); "
-          f"failed {pct_text(d['failed_share'])}, redundant {pct_text(d['redundant_share'])} of the energy")
+          f"failed {percent_text(d['failed_share'])}, redundant {percent_text(d['redundant_share'])} of the energy")
     if facts["sweeps"]:
         print(f"  costliest sweeps (of {len(facts['sweeps'])}):")
         for sweep in facts["sweeps"][:5]:
             print(f"    {terminal_text(sweep['label'], 40):<40} {sweep['runs']:>6} runs {energy_text(sweep['energy_j']):>11}"
-                  f" {mass_text(sweep['emissions_g']):>14}  overhead {ratio_text(sweep['overhead_ratio'])}")
+                  f" {emissions_text(sweep['emissions_g']):>14}  overhead {ratio_text(sweep['overhead_ratio'])}")
     return 0
 
 
@@ -165,8 +169,6 @@ def chart(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    from .statements.render import mass_text
-
     with _Reading(args) as reading:
         selection = reading.selection()
         reading.settle_crashed()
@@ -175,9 +177,8 @@ def check(args: argparse.Namespace) -> int:
     what = "operational emissions" if args.operational_only else "emissions (operational + embodied)"
     used = t["emissions_g"] if args.operational_only else t["total_g"]
     verdict = "over" if used["value"] > args.budget else "within"
-    print(f"project {terminal_text(facts['scope']['project'], 100)}: {what} {mass_text(used['value'])} (range "
-          f"{mass_text(used['low'])} to {mass_text(used['high'])}) over {facts['scope']['runs']} runs: "
-          f"{verdict} the budget of {mass_text(args.budget)}")
+    print(f"project {terminal_text(facts['scope']['project'], 100)}: {what} {ranged_text(used, 'emissions')} "
+          f"over {facts['scope']['runs']} runs: {verdict} the budget of {emissions_text(args.budget)}")
     _print_excluded(facts)
     return 1 if verdict == "over" else 0
 

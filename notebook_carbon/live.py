@@ -51,6 +51,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from .units import duration_text, emissions_text, energy_text, power_text
+
 SHOW_AFTER_S = 1.0
 """Seconds a cell runs before its live line appears; quicker cells never import ipywidgets."""
 UPDATE_EVERY_S = 1.0
@@ -262,10 +264,8 @@ class LiveMeter:
 
 
 def format_power(power_w: float) -> str:
-    """Watts as "253 W", "41.2 W", "6 W", "1.2 kW"."""
-    if power_w >= 999.5:
-        return f"{power_w / 1000:.3g} kW"
-    return f"{power_w:.3g} W"
+    """Watts as "253 W", "41.2 W", "6 W", "1.2 kW": ``units.power_text``."""
+    return power_text(power_w)
 
 
 def live_text(
@@ -275,14 +275,12 @@ def live_text(
 
     Whole seconds, since the line changes once a second; components in the summary line's order.
     """
-    from .impact.footprint import format_duration, format_energy, format_mass_g
-
     head = "carbon" + (f" [{name}]" if name else "") + " (running)"
     power = ", ".join(f"{label} {format_power(power_w[c])}" for c, label in _LABELS.items() if c in power_w)
     fields = [
-        format_energy(energy_j),
-        f"{format_mass_g(emissions_g)} CO2e",
-        format_duration(float(int(elapsed_s))),
+        energy_text(energy_j),
+        emissions_text(emissions_g),
+        duration_text(float(int(elapsed_s))),
         f"now {power}" if power else "no power reading yet",
     ]
     return f"{head}: " + " · ".join(fields)

@@ -4,15 +4,22 @@ Every figure says how it was obtained: each component carries its method (``rapl
 ``nvml-counter``, ``estimate-tdp``...), and the grid intensity its region, or that no region was
 set and the world average stood in. Text that users, devices or settings chose (names, projects,
 sweeps, parameters, devices, reasons) goes through ``units.terminal_text``, so no name can act on
-the terminal or split a line.
+the terminal or split a line; figures are shown by the one display scheme, ``units``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .impact.footprint import format_duration, format_energy, format_mass_g
-from .units import terminal_text
+from .units import (
+    duration_text,
+    emissions_text,
+    energy_text,
+    mass_text,
+    number_text,
+    ratio_text,
+    terminal_text,
+)
 
 if TYPE_CHECKING:
     from .session import RunResult
@@ -21,19 +28,19 @@ _LABELS = {"gpu": "GPU", "cpu": "CPU", "ram": "RAM"}
 
 
 def summary_line(result: RunResult) -> str:
-    """``carbon: 12.3 Wh (GPU 10.1 Wh nvml-counter, ...) · 4.1 g CO2e · 2 min 13 s · FR grid 56 g/kWh``."""
+    """``carbon: 12.3 Wh (GPU 10.1 Wh nvml-counter, ...) · 4.1 g CO2e · 2 min 13 s · FR grid 56.3 g/kWh``."""
     m = result.measurement
     parts = []
     for component, (energy_j, method) in m.by_component().items():
         degraded = any(c.degraded for c in m.components if c.component == component)
         parts.append(
-            f"{_LABELS[component]} {format_energy(energy_j)} {method}" + (" (degraded)" if degraded else "")
+            f"{_LABELS[component]} {energy_text(energy_j)} {method}" + (" (degraded)" if degraded else "")
         )
-    energy = format_energy(m.energy_j) + (f" ({', '.join(parts)})" if parts else " (no meters)")
+    energy = energy_text(m.energy_j) + (f" ({', '.join(parts)})" if parts else " (no meters)")
     fields = [
         energy,
-        f"{format_mass_g(result.footprint.emissions_g)} CO2e",
-        format_duration(m.duration_s),
+        emissions_text(result.footprint.emissions_g),
+        duration_text(m.duration_s),
         grid_text(result.footprint),
     ]
     head = "carbon"
@@ -53,7 +60,7 @@ def grid_text(fp) -> str:
         where = "world-average grid (no region set)"
     else:
         where = f"{terminal_text(intensity.region)} grid"
-    text = f"{where} {intensity.g_per_kwh:.0f} g/kWh"
+    text = f"{where} {number_text(intensity.g_per_kwh)} g/kWh"
     if fp.pue != 1.0:
         text += f", PUE {fp.pue:g}"
     return text
@@ -68,12 +75,12 @@ def run_report(result: RunResult, *, registry: str | None = None) -> str:
         f"{title} [{terminal_text(row.get('name') or 'unnamed')}] status {terminal_text(result.status)}, "
         f"project {terminal_text(row['project'])}"
         + (f", sweep {terminal_text(row['sweep'])}" if row.get("sweep") else ""),
-        f"  duration {format_duration(m.duration_s)}; energy {format_energy(m.energy_j)} (IT)"
-        + (f", {format_energy(fp.facility_energy_j)} with PUE {fp.pue:g}" if fp.pue != 1.0 else ", PUE 1.0"),
+        f"  duration {duration_text(m.duration_s)}; energy {energy_text(m.energy_j)} (IT)"
+        + (f", {energy_text(fp.facility_energy_j)} with PUE {fp.pue:g}" if fp.pue != 1.0 else ", PUE 1.0"),
     ]
     for c in m.components:
         device = terminal_text(c.device)
-        line = f"  {_LABELS[c.component]:<4}{format_energy(c.energy_j):>12}  {c.method:<13} {device}"
+        line = f"  {_LABELS[c.component]:<4}{energy_text(c.energy_j):>12}  {c.method:<13} {device}"
         if c.reason:
             line += f"; {terminal_text(c.reason)}"
         if c.degraded:
@@ -84,7 +91,7 @@ def run_report(result: RunResult, *, registry: str | None = None) -> str:
     intensity = fp.intensity
     source = f"{intensity.source}" + (f", {intensity.year}" if intensity.year else "")
     lines.append(
-        f"  emissions {format_mass_g(fp.emissions_g)} CO2e at {intensity.g_per_kwh:.1f} g/kWh"
+        f"  emissions {emissions_text(fp.emissions_g)} at {number_text(intensity.g_per_kwh)} g/kWh"
         f" ({terminal_text(intensity.name)}; {terminal_text(source)})"
     )
     if row.get("params"):
@@ -116,15 +123,15 @@ def sweeps_table(summaries, *, project: str) -> str:
     lines = [f"project {terminal_text(project, 100)}: {len(summaries)} sweeps", header]
     for s in summaries:
         counts = f"{s.statuses.get('ok', 0)}/{s.runs - s.statuses.get('ok', 0) - s.statuses.get('running', 0)}/{s.redundant_runs}"
-        overhead = f"{s.overhead_ratio:.1f}x" if s.overhead_ratio is not None else "-"
+        overhead = ratio_text(s.overhead_ratio)
         if s.selected_run_id is None:
             selected = "no ok run"
         else:
             selected = f"run {s.selected_run_id}" + (" (final)" if s.selected_is_marked else " (latest ok)")
         varying = ", ".join(f"{terminal_text(k, 40)}: {_values(v)}" for k, v in s.varying_params.items())
         lines.append(
-            f"{terminal_text(s.label, 28):<28} {s.runs:>4}  {counts:<14} {format_energy(s.energy_j):>10}"
-            f" {format_mass_g(s.emissions_g):>10} {overhead:>8}  {selected}" + (f"; {varying}" if varying else "")
+            f"{terminal_text(s.label, 28):<28} {s.runs:>4}  {counts:<14} {energy_text(s.energy_j):>10}"
+            f" {mass_text(s.emissions_g):>10} {overhead:>8}  {selected}" + (f"; {varying}" if varying else "")
         )
     return "\n".join(lines)
 

@@ -90,14 +90,16 @@ def test_invalid_inputs_are_config_errors(kwargs, message):
         (5e-4, "0.5 mJ"),
         (0.85, "850 mJ"),  # a millisecond cell never reads "0.000 Wh"
         (35.2, "35.2 J"),
-        (359.9, "0.1 Wh"),  # 0.09997 Wh rounds to 0.1 Wh, where Wh takes over
-        (850.0, "0.236 Wh"),
-        (1512.0, "0.42 Wh"),
+        (359.9, "360 J"),  # below 1 Wh energy reads in joules (units' one display scheme)
+        (850.0, "850 J"),
+        (1512.0, "1.51 kJ"),
+        (3599.9, "1 Wh"),  # 0.99997 Wh rounds to 1 Wh, where watt-hours take over
         (44_280.0, "12.3 Wh"),
         (3.6e6 * 0.99996, "1 kWh"),  # rounds up into the next unit, never "1000 Wh"
         (3.6e6 * 1.234, "1.23 kWh"),
         (3.6e6 * 56_700, "56.7 MWh"),
         (3.6e9 * 12_300, "12.3 GWh"),
+        (9.09e-13, "< 0.001 mJ"),  # never "0.000000000909 mJ"
         (float("nan"), "n/a"),
     ],
 )

@@ -35,7 +35,7 @@ VIEW = "application/vnd.jupyter.widget-view+json"
 
 @pytest.mark.parametrize(
     ("watts", "text"),
-    [(253.4, "253 W"), (41.24, "41.2 W"), (6.0, "6 W"), (0.5, "0.5 W"), (999.4, "999 W"), (1234, "1.23 kW")],
+    [(253.4, "253 W"), (41.24, "41.2 W"), (6.0, "6 W"), (0.5, "500 mW"), (999.4, "999 W"), (1234, "1.23 kW")],
 )
 def test_power_reads_with_three_significant_figures(watts, text):
     assert format_power(watts) == text

@@ -1,10 +1,74 @@
-"""units.terminal_text: user text shown on a terminal as text, table-driven."""
+"""units: the one display scheme, from the table of cases the sidebar's formatter is also tested
+against (tests/data/display_cases.json); terminal_text, user text shown on a terminal as text."""
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from notebook_carbon import units
 from notebook_carbon.units import terminal_text
+
+CASES = json.loads((Path(__file__).parent / "data" / "display_cases.json").read_text(encoding="utf-8"))
+SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+FUNCTIONS = {
+    "number": units.number_text,
+    "energy": units.energy_text,
+    "mass": units.mass_text,
+    "emissions": units.emissions_text,
+    "water": units.water_text,
+    "power": units.power_text,
+    "duration": units.duration_text,
+    "ratio": units.ratio_text,
+    "percent": units.percent_text,
+    "unit": lambda kind, value: list(units.unit_for(kind, value)),
+    "range": units.range_text,
+    "span": units.span_text,
+}
+
+
+def _argument(value):
+    return SPECIAL.get(value, value) if isinstance(value, str) else value
+
+
+def test_the_table_covers_every_function_and_nothing_else():
+    assert set(CASES) - {"about"} == set(FUNCTIONS)
+
+
+@pytest.mark.parametrize(
+    ("name", "case"), [(name, case) for name in FUNCTIONS for case in CASES[name]], ids=lambda x: repr(x)[:40]
+)
+def test_figures_are_shown_as_the_table_says(name, case):
+    *args, shown = case
+    assert FUNCTIONS[name](*map(_argument, args)) == shown
+
+
+def test_a_range_given_as_a_figure_reads_as_one_given_in_parts():
+    figure = {"value": 3600.0, "low": 3240.0, "high": 4320.0}
+    assert units.ranged_text(figure, "energy") == units.range_text(3600.0, 3240.0, 4320.0, "energy")
+    assert units.ranged_text(None, "energy") == units.MISSING
+
+
+def test_no_figure_is_ever_a_run_of_zeros_or_an_exponent():
+    for exponent in range(-30, 30):
+        for kind in units.KINDS:
+            for mantissa in (1.0, 9.0909, 9.9996):
+                text = units.range_text(mantissa * 10.0**exponent, 0.0, 2 * mantissa * 10.0**exponent, kind)
+                assert "e" not in text.replace("CO2e", "") and "0.0000" not in text, text
+
+
+def test_importing_units_stays_cheap():
+    code = (
+        "import sys, notebook_carbon.units; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'decimal') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(

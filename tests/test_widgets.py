@@ -23,8 +23,8 @@ from notebook_carbon.registry.liveness import process_started_at
 from notebook_carbon.session import Session
 from notebook_carbon.settings import Settings, resolve
 from notebook_carbon.statements import statement_facts
-from notebook_carbon.statements.render import mass_text
 from notebook_carbon.testing import FakeMeter
+from notebook_carbon.units import emissions_text
 from notebook_carbon.widgets import USAGE, Dashboard, dashboard_magic
 from notebook_carbon.widgets.figures import Kernel, session_mask
 
@@ -260,12 +260,12 @@ def test_totals_match_the_registry_by_hand_and_the_statement(known, settings):
     assert _value(emissions) == project["totals"]["emissions_g"]["value"]
     assert _value(emissions, "data-nc-low") == project["totals"]["emissions_g"]["low"]
     assert _value(emissions, "data-nc-high") == project["totals"]["emissions_g"]["high"]
-    assert emissions["text"].startswith(mass_text(18360 * EF))
+    assert emissions["text"].startswith(emissions_text(18360 * EF))
     assert cells.one("nc-total-session-runs")["text"] == "3"
     assert _value(cells.one("nc-total-notebook-energy")) == pytest.approx(16560.0)
     share = cells.one("nc-total-project-embodied")["text"]
-    assert share == "60 g CO2e" + f"{60 / (60 + 18360 * EF) * 100:.0f} % of the total"
-    assert cells.one("nc-total-project-overhead")["text"].startswith("3.4x")
+    assert share == "60 g CO2e" + "98.7 % of the total"  # 60 g of 60.765 g
+    assert cells.one("nc-total-project-overhead")["text"].startswith("3.4\u00d7")
     assert repr(board) == "notebook-carbon dashboard: project thesis, 6 runs, 5.1 Wh, 60.8 g CO2e"
     board.close()
 
@@ -289,7 +289,7 @@ def test_sweeps_and_redundant_runs(known, settings):
     assert [row["data-nc-sweep"] for row in rows] == ["lr", "code:b"]
     assert cells.found["nc-sweep-varying"][0]["text"] == "lr: 0.1, 0.2, 0.3"
     assert cells.found["nc-sweep-failed"][0]["text"] == "1 (2 Wh)"
-    assert cells.found["nc-sweep-overhead"][0]["text"] == "4x"
+    assert cells.found["nc-sweep-overhead"][0]["text"] == "4\u00d7"
     (repeat,) = board.snapshot.redundant
     assert (repeat.run.id, repeat.run.name, repeat.repeats.id, repeat.repeats.name) == (
         5,

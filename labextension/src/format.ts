@@ -1,170 +1,253 @@
 /**
  * Pure formatting and aggregation for the sidebar: no DOM, no network, so it runs under
  * `node --test`. The server speaks SI base units (energy in J, emissions in g CO2e, water in L);
- * everything here turns those into the unit a reader expects at that size.
+ * the figures are shown by the package's one display scheme (notebook_carbon/units.py, whose
+ * docstring states the rules), implemented again here: both are tested against the same table of
+ * cases, tests/data/display_cases.json, so the sidebar prints a figure as the summary line, the
+ * dashboard and a statement print it.
  */
 
 /** A figure with its uncertainty, as the server's `totals` give it. */
 export interface IRanged {
-  value: number;
+  value: number | null;
   low?: number | null;
   high?: number | null;
 }
 
-/** Joules in one watt-hour, exactly. */
-export const J_PER_WH = 3600;
+/** Shown for a figure that is not known (null, missing, NaN or infinite). */
+export const MISSING = 'n/a';
 
-/** Shown for a figure the server does not have (null, missing, NaN). */
-export const MISSING = '\u2014';
+/** Below this much of the smallest unit a figure is shown as "< 0.001 unit". */
+const SMALLEST = '0.001';
 
-interface IScale {
-  factor: number;
-  unit: string;
-}
+/** The quantities that have units: energy (J), mass (g), emissions (g CO2e), water (L), power (W). */
+export type Kind = 'energy' | 'mass' | 'emissions' | 'water' | 'power';
 
-// Largest unit first; the first whose factor the magnitude reaches is used.
-const ENERGY_SCALES: IScale[] = [
-  { factor: 3.6e9, unit: 'MWh' },
-  { factor: 3.6e6, unit: 'kWh' },
-  { factor: J_PER_WH, unit: 'Wh' },
-  { factor: 3.6, unit: 'mWh' },
-  { factor: 1, unit: 'J' }
-];
+/** A unit: its size in the base unit, and its name. */
+export type Scale = [number, string];
 
-const MASS_SCALES: IScale[] = [
-  { factor: 1e6, unit: 't' },
-  { factor: 1e3, unit: 'kg' },
-  { factor: 1, unit: 'g' },
-  { factor: 1e-3, unit: 'mg' }
-];
+// Largest unit first; each kind's base unit (factor 1) is what a zero is shown in.
+const SCALES: Record<Kind, Scale[]> = {
+  energy: [
+    [3.6e12, 'GWh'],
+    [3.6e9, 'MWh'],
+    [3.6e6, 'kWh'],
+    [3600, 'Wh'],
+    [1000, 'kJ'],
+    [1, 'J'],
+    [0.001, 'mJ']
+  ],
+  mass: [
+    [1e6, 't'],
+    [1000, 'kg'],
+    [1, 'g'],
+    [0.001, 'mg']
+  ],
+  emissions: [
+    [1e6, 't CO2e'],
+    [1000, 'kg CO2e'],
+    [1, 'g CO2e'],
+    [0.001, 'mg CO2e']
+  ],
+  water: [
+    [1000, 'm\u00b3'],
+    [1, 'L'],
+    [0.001, 'mL']
+  ],
+  power: [
+    [1e6, 'MW'],
+    [1000, 'kW'],
+    [1, 'W'],
+    [0.001, 'mW']
+  ]
+};
 
-const VOLUME_SCALES: IScale[] = [
-  { factor: 1e3, unit: 'm\u00b3' },
-  { factor: 1, unit: 'L' },
-  { factor: 1e-3, unit: 'mL' }
-];
-
-/** True for a number that can be shown (not null, undefined, NaN or infinite). */
-export function isFigure(value: unknown): value is number {
+function known(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
-/**
- * `value` with `digits` significant digits after the point, without trailing zeros or exponent
- * notation. Whole digits are kept: 12345 stays "12345", since "12300" would read as exact.
- */
-export function significant(value: number, digits = 3): string {
-  if (!isFigure(value)) {
-    return MISSING;
-  }
-  if (value === 0) {
+/** `size` > 0 to 3 significant figures, ties away from zero on the float's exact value. */
+function sig3(size: number): { digits: string; exponent: number } {
+  const [mantissa, exponent] = size.toExponential(2).split('e');
+  return { digits: mantissa.replace('.', ''), exponent: Number(exponent) };
+}
+
+function grouped(whole: string): string {
+  return whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}
+
+/** `size` >= 0 as the scheme writes a figure: 3 significant figures, whole digits kept. */
+function magnitude(size: number): string {
+  if (size === 0) {
     return '0';
   }
-  const magnitude = Math.floor(Math.log10(Math.abs(value)));
-  const decimals = Math.max(0, digits - 1 - magnitude);
-  const text = value.toFixed(Math.min(decimals, 20));
-  return text.includes('.') ? text.replace(/\.?0+$/, '') : text;
-}
-
-function pickScale(value: number, scales: IScale[]): IScale {
-  const size = Math.abs(value);
-  for (const scale of scales) {
-    if (size >= scale.factor) {
-      return scale;
-    }
+  const { digits, exponent } = sig3(size);
+  if (exponent >= 3) {
+    return grouped(size.toFixed(0));
   }
-  return scales[scales.length - 1];
-}
-
-function scaled(value: number | null | undefined, scales: IScale[], digits: number): string {
-  if (!isFigure(value)) {
-    return MISSING;
+  if (exponent < -3) {
+    return `< ${SMALLEST}`;
   }
-  if (value === 0) {
-    return `0 ${scales.find(s => s.factor === 1)!.unit}`;
+  if (exponent >= 2) {
+    return digits;
   }
-  let scale = pickScale(value, scales);
-  let shown = significant(value / scale.factor, digits);
-  // Rounding can reach the next unit (999.96 Wh -> "1000 Wh"): show it in that unit instead.
-  const index = scales.indexOf(scale);
-  if (index > 0 && Math.abs(Number(shown)) * scale.factor >= scales[index - 1].factor) {
-    scale = scales[index - 1];
-    shown = significant(value / scale.factor, digits);
+  const text =
+    exponent >= 0
+      ? `${digits.slice(0, exponent + 1)}.${digits.slice(exponent + 1)}`
+      : `0.${'0'.repeat(-exponent - 1)}${digits}`;
+  return text.replace(/0+$/, '').replace(/\.$/, '');
+}
+
+function signed(value: number): string {
+  const shown = magnitude(Math.abs(value));
+  if (value >= 0 || shown === '0') {
+    return shown;
   }
-  return `${shown} ${scale.unit}`;
+  return shown.startsWith('<') ? `> -${SMALLEST}` : `-${shown}`;
 }
 
-/** Energy given in joules, in J, mWh, Wh, kWh or MWh. */
-export function formatEnergy(joules: number | null | undefined, digits = 3): string {
-  return scaled(joules, ENERGY_SCALES, digits);
+function roundsToOne(size: number): boolean {
+  return size > 0 && sig3(size).exponent >= 0;
 }
 
-/** Mass given in grams (of CO2e), in mg, g, kg or t. */
-export function formatMass(grams: number | null | undefined, digits = 3): string {
-  return scaled(grams, MASS_SCALES, digits);
-}
-
-/** Water given in litres, in mL, L or m³. */
-export function formatWater(litres: number | null | undefined, digits = 3): string {
-  return scaled(litres, VOLUME_SCALES, digits);
+/** A plain figure: "56.3", "0.00123", "12,345", "< 0.001". */
+export function formatNumber(value: number | null | undefined): string {
+  return known(value) ? signed(value) : MISSING;
 }
 
 /**
- * A ranged figure as "value (low–high)", each part in its own unit; just the value when the
- * range is missing or collapses onto it.
+ * The unit `value` of `kind` is shown in, as [its size in the base unit, its name]; zero and
+ * unknown values take the base unit.
  */
-export function formatRange(
-  figure: IRanged | null | undefined,
-  format: (value: number | null | undefined) => string
-): string {
-  if (!figure || !isFigure(figure.value)) {
+export function unitFor(kind: Kind, value: number | null | undefined): Scale {
+  const scales = SCALES[kind];
+  if (!known(value) || value === 0) {
+    return scales.find(scale => scale[0] === 1)!;
+  }
+  const size = Math.abs(value);
+  return scales.find(([factor]) => roundsToOne(size / factor)) ?? scales[scales.length - 1];
+}
+
+function quantity(value: number | null | undefined, kind: Kind): string {
+  if (!known(value)) {
     return MISSING;
   }
-  const { value, low, high } = figure;
-  if (!isFigure(low) || !isFigure(high) || (low === value && high === value)) {
-    return format(value);
-  }
-  return `${format(value)} (${format(low)}\u2013${format(high)})`;
+  const [factor, unit] = unitFor(kind, value);
+  return `${signed(value / factor)} ${unit}`;
 }
 
-/** A ratio such as the development overhead (all runs / selected runs) as "3.2×". */
-export function formatRatio(ratio: number | null | undefined, digits = 2): string {
-  if (!isFigure(ratio)) {
+/** Joules as "850 mJ", "35.2 J", "2.5 kJ" below 1 Wh, then "12.3 Wh", "1.23 kWh". */
+export function formatEnergy(joules: number | null | undefined): string {
+  return quantity(joules, 'energy');
+}
+
+/** Grams as "12.3 mg", "4.1 g", "1.23 kg", "2.5 t". */
+export function formatMass(grams: number | null | undefined): string {
+  return quantity(grams, 'mass');
+}
+
+/** Grams of CO2e as "4.1 g CO2e". */
+export function formatEmissions(grams: number | null | undefined): string {
+  return quantity(grams, 'emissions');
+}
+
+/** Litres as "12.5 mL", "3 L", "4.2 m³". */
+export function formatWater(litres: number | null | undefined): string {
+  return quantity(litres, 'water');
+}
+
+/** Watts as "500 mW", "41.2 W", "1.2 kW". */
+export function formatPower(watts: number | null | undefined): string {
+  return quantity(watts, 'power');
+}
+
+/** Seconds as "0.8 ms", "340 ms", "2.3 s", "2 min 13 s", "1 h 02 min" (hours keep counting). */
+export function formatDuration(seconds: number | null | undefined): string {
+  if (!known(seconds)) {
     return MISSING;
   }
-  return `${significant(ratio, digits)}\u00d7`;
+  if (seconds < 0) {
+    const shown = formatDuration(-seconds);
+    return shown === '0 s' ? shown : `-${shown}`;
+  }
+  if (seconds === 0) {
+    return '0 s';
+  }
+  if (!roundsToOne(seconds)) {
+    return `${magnitude(seconds * 1000)} ms`;
+  }
+  const { digits, exponent } = sig3(seconds);
+  if (exponent < 1 || (exponent === 1 && Number(digits) < 600)) {
+    return `${magnitude(seconds)} s`;
+  }
+  const wholeS = Number(seconds.toFixed(0));
+  if (wholeS < 3600) {
+    return `${Math.floor(wholeS / 60)} min ${String(wholeS % 60).padStart(2, '0')} s`;
+  }
+  const wholeMin = Number((seconds / 60).toFixed(0));
+  const hours = grouped(String(Math.floor(wholeMin / 60)));
+  return `${hours} h ${String(wholeMin % 60).padStart(2, '0')} min`;
 }
 
-/** A share in [0, 1] as a percentage: "12%", "0.5%", "<0.1%". */
-export function formatShare(share: number | null | undefined): string {
-  if (!isFigure(share)) {
+/** A ratio (the development overhead) as "10.3×", "1×". */
+export function formatRatio(ratio: number | null | undefined): string {
+  return known(ratio) ? `${signed(ratio)}\u00d7` : MISSING;
+}
+
+/**
+ * A fraction as per cent to one decimal, a space before the sign: "12.3 %", "5 %"; "< 0.1 %" for
+ * a share that would round to none, "> 99.9 %" for one that would round to all but is not.
+ */
+export function formatPercent(fraction: number | null | undefined): string {
+  if (!known(fraction)) {
     return MISSING;
   }
-  const percent = share * 100;
-  if (percent > 0 && percent < 0.1) {
-    return '<0.1%';
+  const percent = fraction * 100;
+  const tenths = Number(Math.abs(percent).toFixed(1).replace('.', ''));
+  if (percent !== 0 && tenths === 0) {
+    return percent > 0 ? '< 0.1 %' : '> -0.1 %';
   }
-  return `${significant(percent, percent < 10 ? 2 : 3)}%`;
+  if (tenths === 1000 && percent > 0 && percent < 100) {
+    return '> 99.9 %';
+  }
+  const tenth = tenths % 10;
+  const shown = grouped(String(Math.floor(tenths / 10))) + (tenth ? `.${tenth}` : '');
+  return percent < 0 ? `-${shown} %` : `${shown} %`;
 }
 
-/** `part / whole`, or null when the whole is zero or either is missing. */
-export function ratio(part: number | null | undefined, whole: number | null | undefined): number | null {
-  if (!isFigure(part) || !isFigure(whole) || whole === 0) {
-    return null;
+/**
+ * The range low–high in the unit the figure is shown in: "0.9–1.5 kWh"; that unit's figure
+ * alone when both ends show alike, MISSING when an end is unknown.
+ */
+export function formatSpan(figure: IRanged | null | undefined, kind: Kind): string {
+  const low = figure?.low;
+  const high = figure?.high;
+  if (!known(low) || !known(high)) {
+    return MISSING;
   }
-  return part / whole;
+  const value = figure?.value;
+  const [factor, unit] = unitFor(kind, known(value) ? value : Math.max(Math.abs(low), Math.abs(high)));
+  const lowText = signed(low / factor);
+  const highText = signed(high / factor);
+  return lowText === highText ? `${lowText} ${unit}` : `${lowText}\u2013${highText} ${unit}`;
 }
 
-/** The sum of `key` over `rows`, missing figures counted as zero. */
-export function sumOf<T>(rows: readonly T[], key: (row: T) => number | null | undefined): number {
-  let total = 0;
-  for (const row of rows) {
-    const value = key(row);
-    if (isFigure(value)) {
-      total += value;
-    }
+/**
+ * A figure with its range: "1.2 kWh (0.9–1.5 kWh)"; just the figure when the range is unknown
+ * or shows the same as the figure.
+ */
+export function formatRange(figure: IRanged | null | undefined, kind: Kind): string {
+  const shown = quantity(figure?.value, kind);
+  if (shown === MISSING || !known(figure?.low) || !known(figure?.high)) {
+    return shown;
   }
-  return total;
+  const { value, low, high } = figure as { value: number; low: number; high: number };
+  const [factor] = unitFor(kind, value);
+  const same = signed(value / factor);
+  if (signed(low / factor) === same && signed(high / factor) === same) {
+    return shown;
+  }
+  return `${shown} (${formatSpan(figure, kind)})`;
 }
 
 /** "1 run" / "3 runs". */

@@ -18,11 +18,11 @@ import {
 } from './api';
 import {
   describeRepeat,
+  formatEmissions,
   formatEnergy,
-  formatMass,
+  formatPercent,
   formatRange,
   formatRatio,
-  formatShare,
   formatStatuses,
   formatWater,
   MISSING,
@@ -148,19 +148,19 @@ export class CarbonPanel extends Widget {
     const head = section(`Project ${project.project}`);
     head.append(
       row('Runs', `${project.runs}${project.runs ? ` (${formatStatuses(project.statuses)})` : ''}`),
-      row('Energy', formatRange(totals.energy_j, formatEnergy), 'IT energy, with its range'),
-      row('Facility energy', formatRange(totals.facility_energy_j, formatEnergy), 'energy x PUE'),
-      row('Emissions', formatRange(totals.emissions_g, formatMass), 'operational, g CO2e, with its range'),
-      row('Embodied', formatRange(totals.embodied_g, formatMass), 'hardware manufacture, amortised'),
-      row('Total', formatRange(totals.total_g, formatMass), 'operational + embodied'),
+      row('Energy', formatRange(totals.energy_j, 'energy'), 'IT energy, with its range'),
+      row('Facility energy', formatRange(totals.facility_energy_j, 'energy'), 'energy x PUE'),
+      row('Emissions', formatRange(totals.emissions_g, 'mass'), 'operational, g CO2e, with its range'),
+      row('Embodied', formatRange(totals.embodied_g, 'mass'), 'g CO2e of hardware manufacture, amortised'),
+      row('Total', formatRange(totals.total_g, 'mass'), 'g CO2e, operational + embodied'),
       row('Water', totals.water_l ? formatWater(totals.water_l.value) : MISSING, totals.water_l?.basis),
       row(
         'Development overhead',
         formatRatio(dev.ratio),
         `all runs' energy / the selected runs' energy (${plural(dev.selected_runs, 'selected run')})`
       ),
-      row('Failed runs', `${dev.failed_runs} (${formatShare(dev.failed_share)} of energy)`),
-      row('Redundant runs', `${dev.redundant_runs} (${formatShare(dev.redundant_share)} of energy)`)
+      row('Failed runs', `${dev.failed_runs} (${formatPercent(dev.failed_share)} of energy)`),
+      row('Redundant runs', `${dev.redundant_runs} (${formatPercent(dev.redundant_share)} of energy)`)
     );
 
     const here = section(notebook ? `This notebook: ${notebook}` : 'This notebook');
@@ -171,9 +171,9 @@ export class CarbonPanel extends Widget {
     } else {
       here.append(
         row('Runs', String(current.runs)),
-        row('Energy', formatRange(current.totals.energy_j, formatEnergy)),
-        row('Emissions', formatRange(current.totals.emissions_g, formatMass)),
-        row('Total with embodied', formatRange(current.totals.total_g, formatMass))
+        row('Energy', formatRange(current.totals.energy_j, 'energy')),
+        row('Emissions', formatRange(current.totals.emissions_g, 'mass')),
+        row('Total with embodied', formatRange(current.totals.total_g, 'mass'))
       );
     }
 
@@ -190,7 +190,7 @@ export class CarbonPanel extends Widget {
           'div',
           'jp-NotebookCarbon-detail',
           `${plural(sweep.runs, 'run')} \u00b7 ${formatEnergy(sweep.energy_j)} \u00b7 ` +
-            `${formatMass(sweep.emissions_g)} CO2e \u00b7 overhead ${formatRatio(sweep.overhead_ratio)}`
+            `${formatEmissions(sweep.emissions_g)} \u00b7 overhead ${formatRatio(sweep.overhead_ratio)}`
         )
       );
       sweepList.append(item);
@@ -203,7 +203,7 @@ export class CarbonPanel extends Widget {
     const redundantPart = section(`Redundant runs (${redundant.total})`);
     if (redundant.total) {
       redundantPart.append(
-        row('Wasted', `${formatEnergy(redundant.energy_j)} \u00b7 ${formatMass(redundant.emissions_g)} CO2e`)
+        row('Wasted', `${formatEnergy(redundant.energy_j)} \u00b7 ${formatEmissions(redundant.emissions_g)}`)
       );
     } else {
       redundantPart.append(element('p', 'jp-NotebookCarbon-note', 'No redundant runs.'));

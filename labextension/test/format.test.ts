@@ -1,22 +1,29 @@
 // Table-driven tests of the pure helpers: `jlpm test` compiles them with tsc and runs node --test.
+// The figures are checked against the package's own table of cases, which tests/test_units.py
+// checks notebook_carbon/units.py against: the sidebar shows a figure as the rest of the package.
 import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { test } from 'node:test';
 
 import {
   describeRepeat,
+  formatDuration,
+  formatEmissions,
   formatEnergy,
   formatMass,
+  formatNumber,
+  formatPercent,
+  formatPower,
   formatRange,
   formatRatio,
-  formatShare,
+  formatSpan,
   formatStatuses,
   formatWater,
-  MISSING,
+  Kind,
   queryString,
-  ratio,
-  significant,
   statementFilename,
-  sumOf
+  unitFor
 } from '../src/format';
 
 function table<A extends unknown[]>(name: string, fn: (...args: A) => unknown, cases: [A, unknown][]): void {
@@ -27,87 +34,54 @@ function table<A extends unknown[]>(name: string, fn: (...args: A) => unknown, c
   });
 }
 
-table('significant', significant, [
-  [[0], '0'],
-  [[1.23456], '1.23'],
-  [[0.00123456], '0.00123'],
-  [[12.5], '12.5'],
-  [[100], '100'],
-  [[12345.6], '12346'],
-  [[2.5, 2], '2.5'],
-  [[-0.5], '-0.5'],
-  [[NaN], MISSING]
-]);
+// compiled to lib-test/test/: the repository's root is three folders up
+const CASES_FILE = resolve(__dirname, '..', '..', '..', 'tests', 'data', 'display_cases.json');
+const CASES: Record<string, unknown[][]> = JSON.parse(readFileSync(CASES_FILE, 'utf-8'));
+const SPECIAL: Record<string, number> = { NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity };
 
-table('formatEnergy', formatEnergy, [
-  [[0], '0 J'],
-  [[1.5], '1.5 J'],
-  [[3.6], '1 mWh'],
-  [[36], '10 mWh'],
-  [[3600], '1 Wh'],
-  [[5400], '1.5 Wh'],
-  [[3.6e6], '1 kWh'],
-  [[7.2e9], '2 MWh'],
-  // 999.99 Wh rounds to 1000 Wh: shown in the next unit instead
-  [[3599964], '1 kWh'],
-  [[null], MISSING],
-  [[undefined], MISSING],
-  [[Infinity], MISSING]
-]);
+type Args = (number | string | null)[];
+const range = (fn: typeof formatRange) => (value: number, low: number, high: number, kind: Kind) =>
+  fn({ value, low, high }, kind);
+const FUNCTIONS: Record<string, (...args: never[]) => unknown> = {
+  number: formatNumber,
+  energy: formatEnergy,
+  mass: formatMass,
+  emissions: formatEmissions,
+  water: formatWater,
+  power: formatPower,
+  duration: formatDuration,
+  ratio: formatRatio,
+  percent: formatPercent,
+  unit: (kind: Kind, value: number) => unitFor(kind, value),
+  range: range(formatRange),
+  span: range(formatSpan)
+};
 
-table('formatMass', formatMass, [
-  [[0], '0 g'],
-  [[0.0005], '0.5 mg'],
-  [[0.25], '250 mg'],
-  [[1], '1 g'],
-  [[999.9999], '1 kg'],
-  [[1234], '1.23 kg'],
-  [[2.5e6], '2.5 t'],
-  [[null], MISSING]
-]);
-
-table('formatWater', formatWater, [
-  [[0.0125], '12.5 mL'],
-  [[3], '3 L'],
-  [[4200], '4.2 m\u00b3']
-]);
-
-table('formatRange', (f: Parameters<typeof formatRange>[0]) => formatRange(f, formatEnergy), [
-  [[{ value: 3600, low: 3240, high: 4320 }], '1 Wh (900 mWh\u20131.2 Wh)'],
-  [[{ value: 3600, low: 3600, high: 3600 }], '1 Wh'],
-  [[{ value: 3600 }], '1 Wh'],
-  [[{ value: 3600, low: null, high: 7200 }], '1 Wh'],
-  [[null], MISSING],
-  [[{ value: NaN }], MISSING]
-]);
-
-table('formatRatio', formatRatio, [
-  [[1], '1\u00d7'],
-  [[3.14159], '3.1\u00d7'],
-  [[12.4], '12\u00d7'],
-  [[null], MISSING]
-]);
-
-table('formatShare', formatShare, [
-  [[0], '0%'],
-  [[0.0005], '<0.1%'],
-  [[0.005], '0.5%'],
-  [[0.1234], '12.3%'],
-  [[1], '100%'],
-  [[null], MISSING]
-]);
-
-table('ratio', ratio, [
-  [[1, 4], 0.25],
-  [[1, 0], null],
-  [[null, 4], null]
-]);
-
-test('sumOf counts missing figures as zero', () => {
-  const rows = [{ e: 1 }, { e: null }, { e: 2.5 }, { e: NaN }];
-  assert.equal(sumOf(rows, r => r.e), 3.5);
-  assert.equal(sumOf([], (r: { e: number }) => r.e), 0);
+test('the table of display cases covers every formatter and nothing else', () => {
+  assert.deepEqual(
+    Object.keys(CASES)
+      .filter(key => key !== 'about')
+      .sort(),
+    Object.keys(FUNCTIONS).sort()
+  );
 });
+
+for (const [name, fn] of Object.entries(FUNCTIONS)) {
+  table(
+    `${name} follows the display scheme`,
+    (...args: Args) => (fn as (...a: Args) => unknown)(...args),
+    CASES[name].map(c => {
+      const args = c.slice(0, -1).map(a => (typeof a === 'string' && a in SPECIAL ? SPECIAL[a] : a)) as Args;
+      return [args, c[c.length - 1]];
+    })
+  );
+}
+
+table('formatRange of a figure without a range', formatRange, [
+  [[{ value: 3600 }, 'energy'], '1 Wh'],
+  [[null, 'energy'], 'n/a'],
+  [[undefined, 'mass'], 'n/a']
+]);
 
 table('formatStatuses', formatStatuses, [
   [[{ ok: 3, crashed: 1, failed: 1 }], '3 ok, 1 crashed, 1 failed'],

@@ -2,8 +2,8 @@
 
 Pure arithmetic on numbers already measured or looked up; no I/O. Energy stays in joules in every
 record and is converted to kWh only inside the formulas and at display time, with the exact
-constant ``J_PER_KWH``. The ``format_*`` helpers give the short readable figures used in the
-one-line cell summary; statements format their own tables.
+constant ``J_PER_KWH`` (from ``units``). The ``format_*`` names are the one display scheme's
+(``units``), kept for the code that imports them from here.
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import math
 import re
 
 from ..errors import ConfigError
+from ..units import J_PER_KWH, duration_text, energy_text, mass_text
 from .intensity import GridIntensity
 
 __all__ = [
     "J_PER_KWH", "Footprint", "footprint", "format_duration", "format_energy", "format_mass_g", "parse_mass_g"
 ]
-
-J_PER_KWH = 3.6e6
-"""Joules in one kilowatt-hour, exactly (1000 W x 3600 s)."""
-J_PER_WH = 3600.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,50 +101,10 @@ def _finite(value: float, name: str, unit: str) -> float:
 
 
 # -- display ---------------------------------------------------------------------------------------
-# One scheme for every quantity: pick the unit that puts the value in [1, 1000), show 3 significant
-# figures and drop trailing zeros ("12.3 Wh", "4.1 g", "0.42 Wh"). Energy below 0.1 Wh is shown in
-# joules, so a millisecond cell reads "850 mJ" rather than "0.000 Wh".
-
-_ENERGY_UNITS_WH = ((1e9, "GWh"), (1e6, "MWh"), (1e3, "kWh"), (1.0, "Wh"))
-_ENERGY_UNITS_J = ((1.0, "J"), (1e-3, "mJ"))
-_MASS_UNITS_G = ((1e6, "t"), (1e3, "kg"), (1.0, "g"), (1e-3, "mg"))
-
-
-def _sig3(value: float) -> str:
-    """``value`` to 3 significant figures, no exponent, trailing zeros dropped."""
-    if value == 0:
-        return "0"
-    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
-    text = f"{value:.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _scaled(value: float, units: tuple[tuple[float, str], ...]) -> str:
-    """Largest unit in which ``value`` rounds to at least 1; the smallest unit takes what is left."""
-    if not math.isfinite(value):
-        return "n/a"
-    magnitude = abs(value)
-    for size, unit in units:
-        # round first so 999.96 g becomes "1 kg", never "1000 g"
-        if float(f"{magnitude / size:.3g}") >= 1:
-            return f"{_sig3(value / size)} {unit}"
-    size, unit = units[-1]
-    return f"{_sig3(value / size)} {unit}"
-
-
-def format_energy(energy_j: float) -> str:
-    """Joules as "12.3 Wh", "1.23 kWh", "0.42 Wh"; below 0.1 Wh in joules: "35.2 J", "850 mJ"."""
-    if math.isfinite(energy_j) and float(f"{abs(energy_j) / J_PER_WH:.3g}") < 0.1:
-        return "0 J" if energy_j == 0 else _scaled(energy_j, _ENERGY_UNITS_J)
-    # below 1 Wh the Wh figure keeps its own digits ("0.42 Wh") rather than switching unit
-    return _scaled(energy_j / J_PER_WH, _ENERGY_UNITS_WH)
-
-
-def format_mass_g(mass_g: float) -> str:
-    """Grams as "4.1 g", "1.23 kg", "2.5 t", "12.3 mg", "0.02 mg" (mg is the smallest unit)."""
-    if mass_g == 0:
-        return "0 g"
-    return _scaled(mass_g, _MASS_UNITS_G)
+# The one display scheme is ``units``'; these names stay for the callers that know them.
+format_energy = energy_text
+format_mass_g = mass_text
+format_duration = duration_text
 
 
 _MASS_PARSE_G = {"mg": 1e-3, "g": 1.0, "kg": 1e3, "t": 1e6}
@@ -164,22 +121,3 @@ def parse_mass_g(text: str) -> float:
             f"{text!r} is not a mass of CO2e; write a number and a unit, e.g. 5kg, 500g, 1.5t or 250mg"
         )
     return float(found.group(1)) * _MASS_PARSE_G[found.group(2).lower()]
-
-
-def format_duration(duration_s: float) -> str:
-    """Seconds as "0.8 ms", "340 ms", "2.3 s", "2 min 13 s", "1 h 02 min" (hours keep counting)."""
-    if not math.isfinite(duration_s):
-        return "n/a"
-    if duration_s < 0:
-        return "-" + format_duration(-duration_s)
-    if duration_s == 0:
-        return "0 s"
-    if float(f"{duration_s:.3g}") < 1:
-        return f"{_sig3(duration_s * 1e3)} ms"
-    if float(f"{duration_s:.3g}") < 60:
-        return f"{_sig3(duration_s)} s"
-    whole_s = round(duration_s)
-    if whole_s < 3600:
-        return f"{whole_s // 60} min {whole_s % 60:02d} s"
-    whole_min = round(duration_s / 60)
-    return f"{whole_min // 60} h {whole_min % 60:02d} min"

@@ -3,7 +3,8 @@
 Markdown and LaTeX come from jinja2 templates in ``templates/``, each with an environment whose
 ``finalize`` escapes every value printed with ``{{ }}`` for its format: user text cannot become
 markup, and a template cannot forget to escape. Figures are formatted by filters (``energy``,
-``mass``, ``pct``...) into plain text, escaped like the rest. JSON is the facts themselves; the
+``mass``, ``pct``...) into plain text by the one display scheme (``units``), then escaped like the
+rest: the dashboard, the CLI and the sidebar print the same strings. JSON is the facts themselves; the
 model card's metadata is built and checked by huggingface_hub's ``ModelCardData``.
 """
 
@@ -14,7 +15,16 @@ import json
 from typing import Any
 
 from ..errors import ConfigError
-from ..impact.footprint import J_PER_KWH, format_duration
+from ..units import (
+    duration_text,
+    emissions_text,
+    energy_text,
+    number_text,
+    percent_text,
+    ratio_text,
+    span_text,
+    water_text,
+)
 from .escape import latex_escape, markdown_escape
 
 FORMATS = ("md", "latex", "json", "model-card")
@@ -68,7 +78,7 @@ def _measured_text(methods: dict[str, Any]) -> str:
     measured = methods.get("measured_share")
     if measured is None:
         return "no energy recorded"
-    return f"{measured * 100:.0f} % of the energy measured by sensors, the rest estimated"
+    return f"{percent_text(measured)} of the energy measured by sensors, the rest estimated"
 
 
 # -- jinja2 ------------------------------------------------------------------------------------
@@ -97,68 +107,12 @@ def _environment(fmt: str):
         **options,
     )
     env.filters.update(
-        energy=energy_text, mass=mass_text, pct=pct_text, ratio=ratio_text, water=water_text,
-        duration=format_duration, num=num_text, span=span_text,
+        energy=energy_text, mass=emissions_text, pct=percent_text, ratio=ratio_text, water=water_text,
+        duration=duration_text, num=number_text, span=_span,
     )
     return env
 
 
-def num_text(value: float | None, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant figures, thousands separated: ``0.0123``, ``1,230``."""
-    if value is None:
-        return "n/a"
-    if value == 0:
-        return "0"
-    rounded = float(f"{value:.{digits}g}")
-    return f"{rounded:,.0f}" if abs(rounded) >= 10 ** (digits - 1) else f"{rounded:,.{digits}g}"
-
-
-def energy_text(joules: float | None) -> str:
-    """Joules as kWh, Wh or J, whichever reads best: ``12.3 kWh``, ``4.56 Wh``, ``0.7 J``."""
-    if joules is None:
-        return "n/a"
-    if abs(joules) >= J_PER_KWH / 10:
-        return f"{num_text(joules / J_PER_KWH)} kWh"
-    if abs(joules) >= 3.6:
-        return f"{num_text(joules / 3600)} Wh"
-    return f"{num_text(joules)} J"
-
-
-def mass_text(grams: float | None) -> str:
-    """Grams CO2e as t, kg, g or mg: ``1.23 kg CO2e``."""
-    if grams is None:
-        return "n/a"
-    for unit, size in (("t", 1e6), ("kg", 1e3), ("g", 1.0)):
-        if abs(grams) >= size:
-            return f"{num_text(grams / size)} {unit} CO2e"
-    return f"{num_text(grams * 1e3)} mg CO2e"
-
-
-def water_text(litres: float | None) -> str:
-    if litres is None:
-        return "n/a"
-    if abs(litres) >= 1000:
-        return f"{num_text(litres / 1000)} m3"
-    return f"{num_text(litres)} L" if abs(litres) >= 1 else f"{num_text(litres * 1000)} mL"
-
-
-def pct_text(fraction: float | None) -> str:
-    if fraction is None:
-        return "n/a"
-    percent = fraction * 100
-    return f"{percent:.0f} %" if abs(percent) >= 10 or percent == 0 else f"{percent:.2g} %"
-
-
-def ratio_text(ratio: float | None) -> str:
-    return "n/a" if ratio is None else f"{num_text(ratio)}x"
-
-
-def span_text(ranged: dict[str, float], kind: str = "mass") -> str:
-    """The range of a ``{"value", "low", "high"}`` figure: ``3.4-4.9 kg CO2e``."""
-    show = {"mass": mass_text, "energy": energy_text}[kind]
-    low, high = show(ranged["low"]), show(ranged["high"])
-    if low == high:
-        return low
-    low_number, _, low_unit = low.partition(" ")
-    high_number, _, high_unit = high.partition(" ")
-    return f"{low_number}\u2013{high}" if low_unit == high_unit else f"{low} \u2013 {high}"
+def _span(ranged: dict[str, float], kind: str = "emissions") -> str:
+    """The range of a ``{"value", "low", "high"}`` figure, in its value's unit: ``3.4–4.9 kg CO2e``."""
+    return span_text(ranged["value"], ranged["low"], ranged["high"], kind)

@@ -3,8 +3,8 @@
 Run names, sweep labels, parameter names and values, notebook paths and the project are user
 text: each goes through ``html.escape`` (quotes included, so it is safe in an attribute too),
 its control and bidirectional formatting characters made spaces, before it is put in markup, and nothing else reaches the markup unescaped but the chart SVG, which
-Vega writes with its text escaped. Figures are formatted as the statement formats them
-(``statements.render``), so the dashboard and a statement print the same strings.
+Vega writes with its text escaped. Figures are formatted by the one display scheme (``units``), as
+a statement formats them, so the dashboard and a statement print the same strings.
 
 Every element a test or a stylesheet needs has a stable class (``nc-...``); figures also carry
 their raw value in ``data-nc-value`` (and ``data-nc-low``/``data-nc-high`` for a range), in the
@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..statements.escape import plain_text
-from ..statements.render import energy_text, mass_text, pct_text, ratio_text, span_text, water_text
+from ..units import emissions_text, energy_text, percent_text, ratio_text, span_text, water_text
 from .figures import RunRef, Scope, Snapshot, SweepRow
 
 # vl-convert lays text out with Liberation Sans (metric-compatible with Arial and Helvetica): the
@@ -115,17 +115,17 @@ def _total_cell(scope: Scope, figure: str) -> str:
     if figure == "energy":
         return _ranged_cell(classes, totals["energy_j"], energy_text, "energy")
     if figure == "emissions":
-        return _ranged_cell(classes, totals["emissions_g"], mass_text, "mass")
+        return _ranged_cell(classes, totals["emissions_g"], emissions_text, "emissions")
     if figure == "total":
-        return _ranged_cell(classes, totals["total_g"], mass_text, "mass")
+        return _ranged_cell(classes, totals["total_g"], emissions_text, "emissions")
     if figure == "embodied":
         embodied, total = totals["embodied_g"]["value"], totals["total_g"]["value"]
         share = embodied / total if total else None
         note = (
-            f'<div class="nc-range nc-share" data-nc-value="{_raw(share)}">{e(pct_text(share))} of the total'
+            f'<div class="nc-range nc-share" data-nc-value="{_raw(share)}">{e(percent_text(share))} of the total'
         )
         note += "</div>"
-        return _cell(classes, mass_text(embodied), embodied, extra=note)
+        return _cell(classes, emissions_text(embodied), embodied, extra=note)
     if figure == "water":
         water = totals["water_l"]
         if water is None:  # no run recorded water, and no WUE is set to compute it
@@ -133,8 +133,8 @@ def _total_cell(scope: Scope, figure: str) -> str:
         return _cell(classes, water_text(water["value"]), water["value"])
     ratio = development["ratio"]
     note = (
-        f'<div class="nc-range">failed {e(pct_text(development["failed_share"]))}, '
-        f"redundant {e(pct_text(development['redundant_share']))} of the energy</div>"
+        f'<div class="nc-range">failed {e(percent_text(development["failed_share"]))}, '
+        f"redundant {e(percent_text(development['redundant_share']))} of the energy</div>"
     )
     return _cell(classes, ratio_text(ratio), ratio, extra=note)
 
@@ -144,7 +144,7 @@ def _cell(classes: str, shown: str, value: Any, *, extra: str = "", attributes: 
 
 
 def _ranged_cell(classes: str, ranged: dict[str, float], show, kind: str) -> str:
-    span = f'<div class="nc-range">{e(span_text(ranged, kind))}</div>'
+    span = f'<div class="nc-range">{e(span_text(ranged["value"], ranged["low"], ranged["high"], kind))}</div>'
     limits = f' data-nc-low="{_raw(ranged["low"])}" data-nc-high="{_raw(ranged["high"])}"'
     return _cell(classes, show(ranged["value"]), ranged["value"], extra=span, attributes=limits)
 
@@ -189,7 +189,7 @@ def _sweep_row(row: SweepRow, ambiguous: bool) -> str:
             _cell("nc-sweep-runs", f"{row.runs:,}", row.runs),
             f'<td class="nc-sweep-varying">{e(varying)}</td>',
             _cell("nc-sweep-energy", energy_text(row.energy_j), row.energy_j),
-            _cell("nc-sweep-emissions", mass_text(row.emissions_g), row.emissions_g),
+            _cell("nc-sweep-emissions", emissions_text(row.emissions_g), row.emissions_g),
             _cell("nc-sweep-overhead", ratio_text(row.overhead_ratio), row.overhead_ratio),
             _cell(
                 "nc-sweep-failed",
@@ -265,5 +265,5 @@ def summary_line(snapshot: Snapshot | None) -> str:
         return f"notebook-carbon dashboard: project {plain_text(snapshot.project)}, no runs yet"
     return (
         f"notebook-carbon dashboard: project {plain_text(snapshot.project)}, {runs:,} runs, "
-        f"{energy_text(totals['energy_j']['value'])}, {mass_text(totals['total_g']['value'])}"
+        f"{energy_text(totals['energy_j']['value'])}, {emissions_text(totals['total_g']['value'])}"
     )
