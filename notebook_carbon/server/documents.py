@@ -22,7 +22,7 @@ from ..record import implausible
 if TYPE_CHECKING:
     from ..registry.sweeps import SweepSummary
 
-__all__ = ["RUN_COLUMNS", "VARYING_VALUES", "json_ready", "run_row", "sweep_row"]
+__all__ = ["RUN_COLUMNS", "json_ready", "run_row", "sweep_row"]
 
 RUN_COLUMNS = (
     "id", "uid", "project", "notebook", "name", "sweep", "sweep_key", "code_fingerprint", "status", "error",
@@ -33,15 +33,10 @@ RUN_COLUMNS = (
 """What a page of runs says of each run: not the cell's source, most of a row's bytes; every
 column of ``record.BOUNDS``, so a row's ``excluded`` gives the reason the totals leave it out."""
 
-VARYING_VALUES = 20
-"""The distinct values of a varying parameter a sweep's row lists (a random search gives nearly
-every run its own learning rate: 80,000 values and 800 kB of JSON at 100,000 runs)."""
-
-
 def sweep_row(sweep: SweepSummary, *, params: bool = True) -> dict[str, Any]:
     """One sweep: its key, label, runs and costs, overhead and selected run; with ``params``, each
-    varying parameter with its first ``VARYING_VALUES`` distinct values, and in ``varying_counts``
-    how many it has."""
+    varying parameter with its first distinct values (``registry.totals.VALUES_SHOWN``) and, in
+    ``varying_counts``, how many it has."""
     row = {
         "key": sweep.key,
         "label": sweep.label,
@@ -62,10 +57,9 @@ def sweep_row(sweep: SweepSummary, *, params: bool = True) -> dict[str, Any]:
     }
     if params:
         row["varying_params"] = {
-            name: json_ready(list(values[:VARYING_VALUES]), as_text=True)
-            for name, values in sweep.varying_params.items()
+            name: json_ready(list(values), as_text=True) for name, values in sweep.varying_params.items()
         }
-        row["varying_counts"] = {name: len(values) for name, values in sweep.varying_params.items()}
+        row["varying_counts"] = dict(sweep.varying_counts)
     return json_ready(row)
 
 

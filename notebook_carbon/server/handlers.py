@@ -112,13 +112,13 @@ class SummaryHandler(_Handler):
 
 
 class SweepsHandler(_Handler):
-    """``GET sweeps?project=P&params=true``: every sweep, most energy first; with ``params=true``,
-    each one's varying parameters too (a read of every run's parameters: seconds at 100,000 runs)."""
+    """``GET sweeps?project=P&params=false``: every sweep, most energy first, with its varying
+    parameters unless ``params=false`` (one read more per sweep that has some)."""
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        params = self._choice("params", ("true", "false"), "false") == "true"
+        params = self._choice("params", ("true", "false"), "true") == "true"
         self._json(await self._read(self.reader.sweeps, self._project(), params=params))
 
 

@@ -95,7 +95,7 @@ class RegistryReader:
         """How many runs the totals of ``project`` (or one of its notebooks) count."""
         return self.registry().totals(project, notebook).runs
 
-    def sweeps(self, project: str, *, params: bool = False) -> dict[str, Any]:
+    def sweeps(self, project: str, *, params: bool = True) -> dict[str, Any]:
         """The sweeps of ``project``, the most energy first, each as ``documents.sweep_row``; with
         ``params``, each one's varying parameters too."""
         found = self.registry().sweeps(project, params=params)
