@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, select, text, update
 
 from ..errors import RegistryError
 from . import totals as kept
@@ -113,13 +113,18 @@ def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str
     sums, excluded = kept.add_up([row[2:] for row in rows])
     keys = sorted({row[0] for row in rows if row[0] != "" and row[2]})
     unembodied: dict[int, float] = {}
-    at = 2 + kept.COLUMNS.index("unembodied_us")
-    for row in rows:
-        if row[at]:
-            unembodied[int(row[1])] = unembodied.get(int(row[1]), 0.0) + float(row[at]) / kept.MICRO
+    embodied: dict[int, float] = {}
+    for row in rows:  # by GPU count: a statement computes or ranges embodied emissions per count
+        for found, column in ((unembodied, "unembodied_us"), (embodied, "embodied_ug")):
+            value = row[2 + kept.COLUMNS.index(column)]
+            if value:
+                found[int(row[1])] = found.get(int(row[1]), 0.0) + float(value) / kept.MICRO
     selected = _selected(conn, project, keys, notebook)
     scope = _scope_runs(project, notebook, sweep)
-    first, last = conn.execute(select(func.min(runs.c.started_at), func.max(runs.c.started_at)).where(scope)).one()
+    counted = text(kept.plausible("runs"))  # (the runs every figure leaves out for absurd values)
+    first, last = conn.execute(
+        select(func.min(runs.c.started_at), func.max(runs.c.started_at)).where(scope, counted)
+    ).one()
     return kept.from_sums(
         sums, excluded,
         sweeps=len(keys),
@@ -127,6 +132,7 @@ def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str
         selected_energy_j=sum(energy or 0.0 for energy, _ in selected),
         selected_emissions_g=sum(emissions or 0.0 for _, emissions in selected),
         unembodied_s_by_gpus=unembodied,
+        embodied_g_by_gpus=embodied,
         first_at=first,
         last_at=last,
     )  # fmt: skip
@@ -148,7 +154,7 @@ def _selected(conn: Any, project: str, keys: Sequence[str], notebook: str | None
     query = (
         select(runs.c.energy_j, runs.c.emissions_g, runs.c.notebook, sweeps.c.sweep_key)
         .select_from(sweeps.join(runs, runs.c.id == sweeps.c.selected_run_id))
-        .where(sweeps.c.project == project)
+        .where(sweeps.c.project == project, text(kept.plausible("runs")))  # one left out: no result
     )
     wanted = set(keys)
     return [

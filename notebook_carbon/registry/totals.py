@@ -342,6 +342,8 @@ class Totals:
     unembodied_runs: int = 0
     unembodied_s: float = 0.0
     unembodied_s_by_gpus: Mapping[int, float] = dataclasses.field(default_factory=dict)
+    embodied_g_by_gpus: Mapping[int, float] = dataclasses.field(default_factory=dict)
+    """The recorded embodied emissions (g) by GPU count (each count's factor has its own range)."""
     failed_runs: int = 0
     failed_energy_j: float = 0.0
     redundant_runs: int = 0
