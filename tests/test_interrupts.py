@@ -145,7 +145,7 @@ source = {
     "nested": "%%carbon --quiet\nwith notebook_carbon.track(quiet=True):\n    x = 4",
 }[kind]
 shell.run_cell(source)
-OURS = ("notebook_carbon/magic.py", "notebook_carbon/session/", "notebook_carbon/api.py", "notebook_carbon/measure.py")
+OURS = ("notebook_carbon/magic/", "notebook_carbon/session/", "notebook_carbon/api.py", "notebook_carbon/measure.py")
 main, leaks, n = threading.main_thread(), [], 0
 while True:
     n += 1

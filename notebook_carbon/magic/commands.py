@@ -1,0 +1,180 @@
+"""``CarbonMagics``: the ``%%carbon`` cell magic called directly, and the ``%carbon`` commands.
+
+``%carbon config | last | auto on|off | sweeps | final RUN | dashboard``: each reads or changes the
+extension's state (``extension.py``) or asks the registry through the session's writer. What they
+print comes from ``summary.py``, imported when a command first needs it; the dashboard's libraries
+load only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from ..cell.args import parse_cell_args
+from ..errors import NotebookCarbonError
+from ..units import terminal_text
+from .extension import say
+
+if TYPE_CHECKING:
+    from .extension import CarbonExtension
+
+SUBCOMMANDS = {
+    "config": "%carbon config [key=value ...]   show or change settings (region=FR pue=1.2 ...)",
+    "last": "%carbon last                      details of the last metered cell",
+    "auto": "%carbon auto on|off               meter every cell",
+    "sweeps": "%carbon sweeps                    the project's sweeps: cost, overhead, redundant runs",
+    "final": "%carbon final RUN                 mark run RUN as its sweep's selected result",
+    "dashboard": "%carbon dashboard [--side]        totals, sweeps and charts; --side: in a side panel",
+}
+
+
+@magics_class
+class CarbonMagics(Magics):
+    def __init__(self, shell, extension: CarbonExtension) -> None:
+        super().__init__(shell)
+        self.ext = extension
+
+    @cell_magic("carbon")
+    def carbon_cell(self, line: str, cell: str):
+        """Meter this cell's energy and emissions and record it as a run.
+
+        %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet]
+
+        The cell runs exactly as without the magic; one summary line follows it.
+        """
+        # Reached only when called directly (run_cell_magic); a %%carbon cell goes through the
+        # transformer and the cell events instead (see the docstring of notebook_carbon.magic).
+        __tracebackhide__ = True
+        args = parse_cell_args(line)
+        run = self.ext._begin(cell, **args.fields())
+        status, error = "ok", None
+        try:
+            return _exec_cell(self.shell, cell)
+        except KeyboardInterrupt as exc:
+            status, error = "interrupted", exc
+            raise
+        except BaseException as exc:
+            status, error = "failed", exc
+            raise
+        finally:
+            self.ext.last = run.finish(status, error)
+            problem = self.ext.last.recorded()
+            if not args.quiet:
+                say(self.ext.last.summary())
+            if problem is not None:
+                self.ext._warn_registry(problem, run)
+
+    @line_magic("carbon")
+    def carbon_line(self, line: str):
+        """notebook-carbon commands: %carbon config | last | auto on|off"""
+        words = line.split()
+        if not words:
+            print(_help(self.ext))
+            return None
+        command, rest = words[0], words[1:]
+        if command == "config":
+            return self._config(rest)
+        if command == "last":
+            return self._last(rest)
+        if command == "auto":
+            return self._auto(rest)
+        if command == "sweeps":
+            return self._sweeps(rest)
+        if command == "final":
+            return self._final(rest)
+        if command == "dashboard":
+            from ..widgets import dashboard_magic  # ipywidgets, pandas and altair: only when asked for
+
+            return dashboard_magic(self.ext, rest)
+        raise UsageError(f"%carbon: unknown command {command!r}\n" + "\n".join(SUBCOMMANDS.values()))
+
+    def _config(self, items: list[str]) -> None:
+        from ..summary import settings_table
+
+        if not items:
+            print(settings_table(self.ext.session.settings))
+            return
+        changes = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise UsageError(f"%carbon config takes key=value pairs, got {item!r} (e.g. region=FR)")
+            changes[key] = value
+        try:
+            self.ext.session.configure(**changes)
+        except NotebookCarbonError as exc:
+            raise UsageError(f"%carbon config: {exc}") from None
+        print("notebook-carbon: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+
+    def _last(self, rest: list[str]) -> None:
+        from ..summary import run_report
+
+        if rest:
+            raise UsageError("%carbon last takes no arguments")
+        if self.ext.last is None:
+            print("notebook-carbon: no cell has been metered in this session yet")
+            return
+        print(run_report(self.ext.last, registry=self.ext.session.settings.registry_location()))
+
+    def _sweeps(self, rest: list[str]) -> None:
+        from ..summary import sweeps_table
+
+        if rest:
+            raise UsageError("%carbon sweeps takes no arguments")
+        writer, project = self.ext.session.writer(), self.ext.session.settings.project
+        writer.reap_crashed(awaited=True)  # dead kernels' runs show as crashed
+        print(sweeps_table(_wait(writer.sweeps(project, awaited=True)), project=project))
+
+    def _final(self, rest: list[str]) -> None:
+        if len(rest) != 1 or not rest[0].isascii() or not rest[0].isdigit() or not 0 < int(rest[0]) < 2**63:
+            raise UsageError("%carbon final takes a run id (see %carbon sweeps or %carbon last), e.g. %carbon final 12")
+        run = _wait(self.ext.session.writer().set_final(int(rest[0]), awaited=True))
+        sweep = run["sweep"] or "its automatic sweep"
+        print(f"notebook-carbon: run {run['id']} is now the selected result of {terminal_text(sweep)}")
+
+    def _auto(self, rest: list[str]) -> None:
+        if len(rest) != 1 or rest[0] not in ("on", "off"):
+            state = "on" if self.ext.auto else "off"
+            raise UsageError(f"%carbon auto takes on or off (now {state})")
+        self.ext.auto = rest[0] == "on"
+        print(f"notebook-carbon: auto mode {rest[0]}" + (" (every cell is metered)" if self.ext.auto else ""))
+
+
+
+def _wait(future, timeout_s: float = 30.0):
+    """The result of a registry query run by the writer; its errors become usage errors."""
+    try:
+        return future.result(timeout_s)
+    except NotebookCarbonError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _exec_cell(shell, cell: str):
+    """Run ``cell`` in the user namespace, returning the last expression's value (as ``%%time`` does)."""
+    __tracebackhide__ = True
+    source = shell.transform_cell(cell)
+    filename = shell.compile.cache(source, shell.execution_count)  # tracebacks show the cell's lines
+    tree = ast.parse(source, filename)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    ns = shell.user_ns
+    exec(compile(tree, filename, "exec"), ns, ns)
+    return eval(compile(last, filename, "eval"), ns, ns) if last is not None else None
+
+
+def _help(ext: CarbonExtension) -> str:
+    settings = ext.session.settings
+    return "\n".join(
+        [
+            "notebook-carbon: put %%carbon on a cell to meter it.",
+            "  %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet]",
+            *("  " + text for text in SUBCOMMANDS.values()),
+            f"auto mode: {'on' if ext.auto else 'off'}; region: {settings.region or 'not set (world average)'};"
+            f" registry: {settings.registry_location()}",
+        ]
+    )
