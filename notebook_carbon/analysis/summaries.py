@@ -256,7 +256,7 @@ def figures_of(df: pd.DataFrame) -> ScopeFigures:
             selected_energy_j=None if run is None else float(np.nan_to_num(energy[chosen[0]])),
         ))  # fmt: skip
     gpus = df["gpu_count"].fillna(0).to_numpy(np.int64, na_value=0)
-    embodied_by_gpus = _by_gpus(gpus, micro[kept.COLUMNS.index("embodied_ug")], every=True)
+    embodied = _by_gpus(gpus, micro[kept.COLUMNS.index("embodied_ug")])
     unembodied = _by_gpus(gpus, micro[kept.COLUMNS.index("unembodied_us")])
     started = df["started_at"]
     totals = kept.from_sums(
@@ -266,21 +266,22 @@ def figures_of(df: pd.DataFrame) -> ScopeFigures:
         selected_energy_j=float(np.nan_to_num(energy[selected]).sum()),
         selected_emissions_g=float(df["emissions_g"].fillna(0.0)[selected].sum()),
         unembodied_s_by_gpus=unembodied,
+        embodied_g_by_gpus=embodied,
         first_at=float(started.min()) if len(df) else None,
         last_at=float(started.max()) if len(df) else None,
     )  # fmt: skip
     left_out = tuple(e.as_dict() for e in sorted(excluded(df), key=lambda e: e.id))
     sweeps.sort(key=lambda s: (-s.energy_j, s.key))
-    return ScopeFigures(totals, tuple(sweeps), _groups_of(df), embodied_by_gpus, left_out)
+    return ScopeFigures(totals, tuple(sweeps), _groups_of(df), left_out)
 
 
-def _by_gpus(gpus: np.ndarray, micro: np.ndarray, *, every: bool = False) -> dict[int, float]:
-    """``micro`` (a figure per run, in micro-units) summed by GPU count, in its unit, as
-    ``registry.frames`` sums it: of the GPU counts where it is not 0, or (``every``) of all."""
+def _by_gpus(gpus: np.ndarray, micro: np.ndarray) -> dict[int, float]:
+    """``micro`` (a figure per run, in micro-units) summed by GPU count, in its unit, as the registry
+    sums it: of the GPU counts where it is not 0."""
     from ..registry.totals import MICRO
 
     found = {int(count): int(micro[gpus == count].sum()) for count in np.unique(gpus)}
-    return {count: value / MICRO for count, value in found.items() if value or every}
+    return {count: value / MICRO for count, value in found.items() if value}
 
 
 _GROUPED_BY = (

@@ -85,7 +85,7 @@ def statement_data(
         found = figures_of(found)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     t, groups = found.totals, found.groups
-    counted = figures(t, settings, recorded_by_gpus=found.embodied_by_gpus)
+    counted = figures(t, settings)
     embodied_g = counted["totals"]["embodied_g"]["value"]
     facility, emissions = t.facility_energy_j, t.emissions_g
     intensity = _intensity(groups, facility, emissions)

@@ -9,7 +9,6 @@ ratios, into the JSON-ready parts every format prints. Energy in J, emissions in
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from typing import Any
 
 from ..impact import embodied as embodied_maths
@@ -20,19 +19,14 @@ from ..settings import Settings
 __all__ = ["figures"]
 
 
-def figures(t: Totals, settings: Settings, *, recorded_by_gpus: Mapping[int, float] | None = None) -> dict[str, Any]:
+def figures(t: Totals, settings: Settings) -> dict[str, Any]:
     """What a statement says of the runs of ``t``: ``scope`` (runs, first and last start, statuses),
     ``totals`` (each of energy, facility energy, emissions, embodied and their sum as ``{value,
     low, high}``; water; run time), ``development`` and ``embodied`` (the method of the embodied
-    figure). ``settings`` give embodied emissions for runs recorded without them, and water when no
-    run recorded it.
-
-    ``recorded_by_gpus``: the embodied emissions recorded with the runs (g) by GPU count, with every
-    GPU count of the runs (``registry.frames.ScopeFigures.embodied_by_gpus``), for the range of each
-    at its own GPU count; without it, ``t.embodied_g`` takes the range of the smallest GPU count of
-    the runs recorded without embodied emissions (0 if none).
+    figure). ``settings`` give embodied emissions for runs recorded without them (from ``t``'s run
+    time of those, by GPU count), and water when no run recorded it.
     """
-    embodied = _embodied(t, settings, recorded_by_gpus)
+    embodied = _embodied(t, settings)
     energy, selected_j = t.energy_j, t.selected_energy_j
     totals = {
         "runs": t.runs,
@@ -74,12 +68,10 @@ def figures(t: Totals, settings: Settings, *, recorded_by_gpus: Mapping[int, flo
     return {"scope": scope, "totals": totals, "development": development, "embodied": embodied["method"]}
 
 
-def _embodied(t: Totals, settings: Settings, recorded_by_gpus: Mapping[int, float] | None) -> dict[str, Any]:
+def _embodied(t: Totals, settings: Settings) -> dict[str, Any]:
     """Embodied emissions: as recorded with each run, else computed from its run time with the
     settings; each GPU count's part scaled by its factor's published range (a point value without one)."""
-    missing_s = t.unembodied_s_by_gpus
-    if recorded_by_gpus is None:  # all that was recorded, at the smallest GPU count known
-        recorded_by_gpus = {min(missing_s, default=0): t.embodied_g}
+    missing_s, recorded_by_gpus = t.unembodied_s_by_gpus, t.embodied_g_by_gpus
     counts = sorted(set(recorded_by_gpus) | set(missing_s)) or [0]
     per_gpu_count = {
         count: embodied_maths.embodied(
