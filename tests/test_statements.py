@@ -4,10 +4,12 @@ validated by its consumer (pdflatex, the JSON schema, huggingface_hub), hostile 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib.util
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -129,11 +131,12 @@ def test_model_card_metadata_is_accepted_by_huggingface_hub(known, settings):
 
 def test_markdown_lays_out_the_figures(known, settings):
     text = impact_statement(known, project="thesis", settings=settings, format="md")
-    assert "| lr | 3 | 4 Wh | 600 mg CO2e | 4x | 1 (2 Wh) | 0 (0 J) |" in text
-    assert "took 4.5 Wh (675 mg CO2e), **3x** as much" in text
+    assert "| lr | 3 | 4 Wh | 600 mg CO2e | 4\u00d7 | 1 (2 Wh) | 0 (0 J) |" in text
+    assert "| train(b) | 1 | 1.8 kJ | 75 mg CO2e | 1\u00d7 | 0 (0 J) | 0 (0 J) |" in text  # below 1 Wh: joules
+    assert "took 4.5 Wh (675 mg CO2e), **3\u00d7** as much" in text
     assert "| Operational emissions | 675 mg CO2e | 588–762 mg CO2e |" in text
-    assert "GPU energy (62 % of the total) was read from the GPU's NVML energy counter" in text
-    assert "Failed runs used 44 % of the energy" in text and "Grid intensity of FR: test grid 2024" in text
+    assert "GPU energy (62.2 % of the total) was read from the GPU's NVML energy counter" in text
+    assert "Failed runs used 44.4 % of the energy" in text and "Grid intensity of FR: test grid 2024" in text
     # a figure that is not the bundled data's (the test's own) has no data year to give
     assert "100 g CO2e/kWh (test grid 2024, year not recorded)" in text
 
@@ -184,7 +187,8 @@ def test_cli_statement_summary_chart_and_check(known, tmp_path, capsys, monkeypa
     args = ["--registry", known, "--project", "thesis"]
     assert cli.main(["summary", *args]) == 0
     out = capsys.readouterr().out
-    assert "4 runs" in out and "1 failed, 3 ok" in out and "overhead:    3x" in out
+    assert "4 runs" in out and "1 failed, 3 ok" in out and "overhead:    3\u00d7" in out
+    assert "energy:      4.5 Wh (3.92\u20135.08 Wh); 80 % measured" in out
     for fmt, check in (("md", "## Environmental impact statement"), ("latex", r"\documentclass"),
                        ("json", '"schema_version": 1'), ("model-card", "co2_eq_emissions:")):
         target = tmp_path / f"statement.{fmt}"
@@ -250,23 +254,48 @@ def _v4_registry():
 @pytest.mark.parametrize("name", ["project", "notebook", "cut"])
 def test_a_registry_written_before_the_database_kept_totals_gives_the_same_statement(tmp_path, name):
     """Upgraded in place (schema 4 to 5: totals kept by triggers, each run's range stored), the
-    registry gives, to the printed digit, the statements the earlier release printed of it from
-    every run: of the project, of one notebook (the totals kept), and of a scope cut by time and tag
-    (the runs summed by the database); a run edited into an absurd figure is left out of each."""
+    registry gives the statements the earlier release computed from every run, of the project, of
+    one notebook (the totals kept) and of a scope cut by time and tag (the runs summed by the
+    database), a run edited into an absurd figure left out of each: the same facts to a millionth
+    (sums are now exact in micro-units), and so the same Markdown, to the printed digit."""
+    from notebook_carbon.statements.render import render
+
     made = _v4_registry()
     location = str(tmp_path / "registry.db")
     shutil.copy(DATA / "v4-statement.db", location)
     with Registry.open(location) as reg:
         assert reg.schema_version() >= 5
-        # the figures are the totals the database keeps; the span is of the runs counted (the last,
-        # left out as absurd, started an hour after the last counted)
-        if name == "project":
+        if name == "project":  # the figures are the totals the database keeps; the span, of the runs counted
             found, kept = reg.figures("paper").totals, reg.totals("paper")
             assert found == dataclasses.replace(kept, first_at=found.first_at, last_at=found.last_at)
             assert (found.first_at, found.last_at) == (made.T0 + 1 * made.H, made.T0 + 28 * made.H)
     settings = resolve(made.SETTINGS, environ={})
-    text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **made.SCOPES[name])
-    assert text == (DATA / f"v4-statement-{name}.md").read_text(encoding="utf-8")
+    scope = made.SCOPES[name]
+    before = json.loads((DATA / f"v4-statement-{name}.json").read_text(encoding="utf-8"))
+    after = json.loads(impact_statement(location, project="paper", settings=settings, now=made.NOW, format="json",
+                                        **scope))  # fmt: skip
+    _assert_same_facts(after, before)
+    text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **scope)
+    assert text == render(before, "md")
+
+
+def _assert_same_facts(found, expected, where=""):
+    """Equal, numbers to a relative millionth (and an absolute micro-unit: each run's figures are
+    now rounded to micro-units before they are summed)."""
+    if isinstance(expected, dict):
+        assert isinstance(found, dict) and found.keys() == expected.keys(), where
+        for key in expected:
+            _assert_same_facts(found[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(found, list) and len(found) == len(expected), where
+        for i, (a, b) in enumerate(zip(found, expected)):
+            _assert_same_facts(a, b, f"{where}[{i}]")
+    elif isinstance(expected, float) and isinstance(found, (int, float)):
+        assert found == pytest.approx(expected, rel=1e-6, abs=1e-6), where
+    elif where.endswith("_at") and isinstance(expected, str):  # a time, to the microsecond
+        assert abs(datetime.datetime.fromisoformat(found) - datetime.datetime.fromisoformat(expected)).total_seconds() <= 1e-6
+    else:
+        assert found == expected, where
 
 
 def test_the_statement_totals_are_the_registrys(known, settings):
@@ -295,4 +324,4 @@ def test_a_statement_reads_no_frame_and_no_pandas(known):
         f"impact_statement({known!r}, project='thesis', format='md'); "
         "assert 'pandas' not in sys.modules and 'numpy' not in sys.modules, 'pandas or numpy imported'"
     )
-    subprocess.run([__import__("sys").executable, "-c", code], check=True, env={**__import__("os").environ})
+    subprocess.run([sys.executable, "-c", code], check=True)

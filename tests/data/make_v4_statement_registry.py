@@ -4,7 +4,9 @@ checkout of the release before schema version 5 (its totals kept by the database
     PYTHONPATH=<that checkout> python tests/data/make_v4_statement_registry.py tests/data
 
 ``tests/test_statements.py`` opens a copy of the file with the current code (which upgrades it)
-and compares its statements with the texts saved here: the same figures, to the printed digit.
+and compares its statements with those saved here: the facts (``.json``) the same to a millionth,
+and the Markdown the same as the saved facts laid out by today's templates, to the printed digit
+(``.md`` is the text that release printed, laid out as it did).
 The runs are varied on purpose: a named sweep with a failed run and a run marked final, an
 automatic sweep with a repeated run and runs recorded without embodied emissions, a block in no
 sweep whose energy has no components, two grids, PUE, water, tags, two notebooks, a second
@@ -87,8 +89,9 @@ def main(out: Path) -> None:
     conn.close()
     settings = resolve(SETTINGS, environ={})
     for name, scope in SCOPES.items():
-        text = impact_statement(str(location), project="paper", settings=settings, now=NOW, **scope)
-        (out / f"v4-statement-{name}.md").write_text(text, encoding="utf-8")
+        for fmt in ("md", "json"):
+            text = impact_statement(str(location), project="paper", settings=settings, now=NOW, format=fmt, **scope)
+            (out / f"v4-statement-{name}.{fmt}").write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
