@@ -14,7 +14,7 @@ import pytest
 from notebook_carbon.bundled import codecarbon_data_dir
 from notebook_carbon.errors import ConfigError, UnknownRegionError
 from notebook_carbon.impact import GridIntensity, list_regions, resolve_intensity
-from notebook_carbon.impact import intensity as intensity_module
+from notebook_carbon.impact import grid_data as intensity_module
 from notebook_carbon.impact import tables
 
 LB_G = 453.59237  # grams per pound, exact
@@ -253,7 +253,7 @@ def test_unknown_unit_is_an_error_not_a_guess():
 PROBE = """
 import sys
 import notebook_carbon.impact as impact
-from notebook_carbon.impact import intensity as m
+from notebook_carbon.impact import grid_data as m
 loaders = [m._world, m._countries, m._us_states, m._canada, m._china, m._nordic, m._gcp]
 print(sum(f.cache_info().currsize for f in loaders))
 impact.resolve_intensity("FR")
