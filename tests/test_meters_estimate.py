@@ -15,17 +15,19 @@ from notebook_carbon.meters.estimate import (
     CpuInfo,
     EstimateCpuMeter,
     EstimateRamMeter,
-    _ProcTree,
     build_cpu_estimate,
     build_ram_estimate,
     lookup_tdp,
-    machine_busy_cpu_s,
     normalise_cpu_name,
-    process_tree_cpu_s,
-    process_tree_rss_bytes,
     read_cpuinfo,
     resolve_tdp_w,
     tdp_table,
+)
+from notebook_carbon.meters.usage import (
+    _ProcTree,
+    machine_busy_cpu_s,
+    process_tree_cpu_s,
+    process_tree_rss_bytes,
 )
 from notebook_carbon.settings import Settings
 
