@@ -2,9 +2,9 @@
 
 The frame is indexed by the run's database id (``id``) and ordered by start time (then id). It holds
 every column of the registry's ``runs`` table (or ``CORE_COLUMNS`` and those asked for, ``columns``;
-``cell_source`` only when asked, ``with_source``, and the energy range factors kept with each run,
-``energy_low_factor`` and ``energy_high_factor``, only in ``columns``), JSON columns decoded (``tags`` a list, ``params`` a
-dict, ``notes`` a list; a missing value reads as an empty one), and these derived columns:
+``ON_REQUEST`` only when asked: ``cell_source`` with ``with_source``, the energy range factors kept
+with each run in ``columns``), JSON columns decoded (``tags`` a list, ``params`` a dict, ``notes`` a
+list; a missing value reads as an empty one), and these derived columns:
 
 - ``started``, ``ended``: ``started_at`` / ``ended_at`` as timezone-aware UTC timestamps.
 - ``sweep_key``: the run's sweep, as ``record.sweep_key`` (missing for a run in no sweep);
@@ -102,7 +102,9 @@ TEXT_DTYPE: Any = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
 TIME_DTYPE = "datetime64[us, UTC]"
 _JSON_EMPTY = {"tags": list, "params": dict, "notes": list}
 
-__all__ = ["COMPONENT_NAMES", "CORE_COLUMNS", "DERIVED_COLUMNS", "FAILED_STATUSES", "opened", "runs", "split_energy"]
+__all__ = [
+    "COMPONENT_NAMES", "CORE_COLUMNS", "DERIVED_COLUMNS", "FAILED_STATUSES", "opened", "runs", "split_energy",
+]  # fmt: skip
 
 
 def runs(

@@ -26,7 +26,7 @@ from .methods import ESTIMATED, MEASURED, UNATTRIBUTED, method_kind
 from .plausible import excluded
 
 if TYPE_CHECKING:
-    from ..registry.frames import ScopeFigures
+    from ..registry.figures import ScopeFigures
     from ..registry.store import Registry
     from ..registry.totals import Totals
 
@@ -221,26 +221,27 @@ def categorise(df: pd.DataFrame) -> pd.Series:
 # -- a frame as a statement's figures -----------------------------------------------------------
 
 FIGURE_COLUMNS = ("energy_low_factor", "energy_high_factor", "pue", "duration_s", "gpu_count")
-"""What ``figures_of`` needs of a frame besides ``CORE_COLUMNS`` (and ``registry.frames.GROUPED_BY``)."""
+"""What ``figures_of`` needs of a frame besides ``CORE_COLUMNS`` (and ``registry.figures.GROUPED_BY``)."""
 
 
 def figures_of(df: pd.DataFrame) -> ScopeFigures:
-    """The figures of a statement (``registry.frames.ScopeFigures``) of the runs of ``df``, a frame of
+    """The figures of a statement (``registry.figures.ScopeFigures``) of the runs of ``df``, a frame of
     ``analysis.runs`` read with ``statements.COLUMNS``: each run's figures rounded to micro-units
     and summed as the database sums them, so the frame of a whole project gives the very totals the
     registry keeps. For a selection no registry filter expresses (the dashboard's runs of this
     kernel); a statement of a registry's scope reads its figures from the database."""
     from ..registry import totals as kept
-    from ..registry.frames import ScopeFigures
+    from ..registry.figures import ScopeFigures
     from ..registry.sweeps import SweepSummary
 
     missing = [c for c in (*FIGURE_COLUMNS, *_GROUPED_BY) if c not in df.columns]
     if missing:
-        raise ConfigError(f"a statement of a frame needs its columns {', '.join(missing)} (statements.COLUMNS)")
+        raise ConfigError(f"a statement of a frame needs its columns {', '.join(missing)}: statements.COLUMNS")
     micro = _micro_figures(df)
     swept = df["sweep_key"].notna().to_numpy(bool)
     codes = np.full(len(df), -1, dtype=np.int64)
-    codes[swept], keys = pd.factorize(pd.MultiIndex.from_arrays([df["project"][swept], df["sweep_key"][swept]]))
+    pairs = pd.MultiIndex.from_arrays([df["project"][swept], df["sweep_key"][swept]])
+    codes[swept], keys = pd.factorize(pairs)
     selected = df["is_selected"].to_numpy(bool)
     energy = df["energy_j"].to_numpy(np.float64, na_value=np.nan)
     labels, ids = df["sweep_label"].to_numpy(object), df.index.to_numpy()
@@ -312,12 +313,14 @@ def _micro_figures(df: pd.DataFrame) -> list[np.ndarray]:
         "redundant_runs": redundant, **{f"n_{s}": status == s for s in set(status.tolist())},
     }  # fmt: skip
     amounts = {
-        "duration_us": duration, "energy_uj": energy, "energy_low_uj": energy * low, "energy_high_uj": energy * high,
+        "duration_us": duration, "energy_uj": energy,
+        "energy_low_uj": energy * low, "energy_high_uj": energy * high,
         "gpu_energy_uj": value("gpu_energy_j"), "cpu_energy_uj": value("cpu_energy_j"),
         "ram_energy_uj": value("ram_energy_j"), "facility_energy_uj": energy * pue,
         "facility_energy_low_uj": energy * pue * low, "facility_energy_high_uj": energy * pue * high,
         "emissions_ug": emissions, "emissions_low_ug": emissions * low, "emissions_high_ug": emissions * high,
-        "water_ul": water, "embodied_ug": embodied, "unembodied_us": np.where(np.isnan(embodied), duration, np.nan),
+        "water_ul": water, "embodied_ug": embodied,
+        "unembodied_us": np.where(np.isnan(embodied), duration, np.nan),
         "failed_energy_uj": np.where(failed, energy, np.nan),
         "redundant_energy_uj": np.where(redundant, energy, np.nan),
         "redundant_emissions_ug": np.where(redundant, emissions, np.nan),
@@ -336,8 +339,8 @@ def _micro_figures(df: pd.DataFrame) -> list[np.ndarray]:
 
 
 def _groups_of(df: pd.DataFrame) -> tuple:
-    """The runs of ``df`` grouped as ``registry.frames.Group``s, with the same sums."""
-    from ..registry.frames import Group
+    """The runs of ``df`` grouped as ``registry.figures.Group``s, with the same sums."""
+    from ..registry.figures import Group
 
     if df.empty:
         return ()
@@ -346,7 +349,8 @@ def _groups_of(df: pd.DataFrame) -> tuple:
     work = pd.DataFrame({
         "runs": np.ones(len(df), dtype=np.int64), "energy_j": energy,
         **{f"{c}_energy_j": df[f"{c}_energy_j"].fillna(0.0) for c in COMPONENT_NAMES},
-        "facility_energy_j": energy * df["pue"].fillna(1.0), "unattributed_j": unattributed, "unattributed_positive_j": unattributed.clip(lower=0.0),
+        "facility_energy_j": energy * df["pue"].fillna(1.0),
+        "unattributed_j": unattributed, "unattributed_positive_j": unattributed.clip(lower=0.0),
     }, index=df.index)  # fmt: skip
     keys = [df[column].astype(object) for column in _GROUPED_BY]
     summed = work.groupby(keys, dropna=False, sort=False).sum()

@@ -403,7 +403,7 @@ class Registry:
         """The runs ``totals`` leaves out (figures outside ``record.BOUNDS``): id, name, reason."""
         return pages.excluded(self, project, notebook)
 
-    # -- scopes, for analysis and statements (``frames``; keyword arguments: ``frames.Scope``'s) ------
+    # -- scopes, for analysis and statements (``frames``, ``figures``; keyword arguments: ``frames.Scope``)
 
     def columns(self, names: Sequence[str], **scope: Any) -> tuple[list[str], list[tuple]]:
         """The runs of a scope in start order: ``names`` of ``runs`` and ``frames.SWEEP_COLUMNS``."""
@@ -413,13 +413,15 @@ class Registry:
 
     def aggregate(self, project: str, **scope: Any) -> Totals:
         """The ``Totals`` of a scope of ``project``'s runs (cut by status, time, tags), summed by the database."""
-        from .frames import Scope, aggregate
+        from .figures import aggregate
+        from .frames import Scope
 
         return aggregate(self, Scope(project, **scope))
 
     def figures(self, project: str, **scope: Any) -> Any:
-        """``frames.ScopeFigures``: what a statement says of a scope of ``project``'s runs, in one read."""
-        from .frames import Scope, figures
+        """``figures.ScopeFigures``: what a statement says of a scope of ``project``'s runs, in one read."""
+        from .figures import figures
+        from .frames import Scope
 
         return figures(self, Scope(project, **scope))
 

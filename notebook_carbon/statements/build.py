@@ -5,7 +5,7 @@ measured, the intensity and PUE used, totals with ranges, embodied emissions and
 development overhead, the sweeps, the SCI per run, other grids, an equivalent — and every figure's
 basis. The Markdown and LaTeX templates only lay it out, and the JSON format is this dict itself
 (``schema/statement.schema.json`` documents it), so the formats cannot disagree. The figures come
-from the registry (``Registry.figures``: its totals, sweeps and runs grouped by hardware, methods and
+from the registry (``Registry.figures``, ``registry.figures``: its totals, sweeps and runs grouped by hardware, methods and
 grid), summed by the database; a frame of runs (``analysis.figures_of``) gives the same for a
 selection no registry filter expresses.
 
@@ -28,7 +28,7 @@ from ..impact.footprint import J_PER_KWH
 from ..impact.intensity import GridIntensity, resolve_intensity
 from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
 from ..impact.whatif import cleanest_regions, in_regions
-from ..registry.frames import Group, ScopeFigures
+from ..registry.figures import Group, ScopeFigures
 from ..settings import Settings
 from .tally import figures
 
