@@ -325,3 +325,47 @@ def test_a_statement_reads_no_frame_and_no_pandas(known):
         "assert 'pandas' not in sys.modules and 'numpy' not in sys.modules, 'pandas or numpy imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_methods_of_runs_whose_components_do_not_add_up(registry_url, registry_engine, settings):
+    """The statement's measured, estimated and unattributed energy, summed by the database per group
+    of methods, is what each run's own split gives (``analysis.shares`` of the frame): parts that add
+    up to less than the total, to more, a component without a method, one with a method this
+    version does not know (hand edits), on SQLite and PostgreSQL."""
+    from sqlalchemy import text
+
+    from notebook_carbon import analysis
+
+    runs = [  # energy, then (gpu, cpu, ram) as (J, method)
+        (100.0, (50.0, "nvml-power"), (30.0, "estimate-tdp"), (10.0, "estimate-ram")),  # 10 J left over
+        (80.0, (None, "none"), (60.0, "rapl"), (30.0, "estimate-ram")),  # parts 10 J over the total
+        (0.1 + 0.2 + 0.3, (0.3, "rapl"), (0.2, "rapl"), (0.1, "rapl")),  # summed in another order
+        (90.0, (40.0, "nvml-counter"), (40.0, "rapl"), (10.0, "estimate-ram")),  # gpu_method set to NULL below
+        (70.0, (20.0, "nvml-counter"), (40.0, "rapl"), (10.0, "estimate-ram")),  # cpu_method unknown below
+        (60.0, (None, "none"), (None, "none"), (None, "none")),  # a total without components
+    ]
+    with Registry.open(registry_url) as reg:
+        ids = []
+        for i, (energy, *parts) in enumerate(runs):
+            final = {"status": "ok", "energy_j": energy, "emissions_g": energy / 1000, "duration_s": 1.0}
+            for component, (joules, method) in zip(("gpu", "cpu", "ram"), parts):
+                final[f"{component}_energy_j"], final[f"{component}_method"] = joules, method
+            ids.append(reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": "c",
+                                       "started_at": 1.8e9 + i}, final))  # fmt: skip
+    with registry_engine.begin() as conn:
+        conn.execute(text("UPDATE runs SET gpu_method = NULL WHERE id = :id"), {"id": ids[3]})
+        conn.execute(text("UPDATE runs SET cpu_method = 'imported' WHERE id = :id"), {"id": ids[4]})
+    facts = statement_facts(registry_url, project="p", settings=settings)
+    df = analysis.runs(registry_url, project="p")
+    shares = analysis.shares(df)
+    methods = facts["methods"]
+    assert methods["measured_share"] == pytest.approx(shares.measured)
+    assert methods["estimated_share"] == pytest.approx(shares.estimated)
+    assert methods["unattributed_share"] == pytest.approx(shares.unattributed)
+    # runs 1, 4 (its GPU's 40 J), 5 (its CPU's 40 J) and 6 (60 J): 10 + 40 + 40 + 60; run 2's -10 J is none
+    unattributed = [row for row in methods["components"] if row["method"] == "unattributed"]
+    assert [row["energy_j"] for row in unattributed] == [pytest.approx(150.0)]
+    assert unattributed[0]["energy_j"] == pytest.approx(df["unattributed_energy_j"].clip(lower=0).sum())
+    by_method = {(row["component"], row["method"]): row["energy_j"] for row in methods["components"]}
+    assert by_method[("cpu", "rapl")] == pytest.approx(60.0 + 0.2 + 40.0)  # not run 5's CPU
+    assert ("cpu", "imported") not in by_method and by_method[("gpu", "nvml-counter")] == pytest.approx(20.0)
