@@ -154,3 +154,21 @@ def test_params_edited_by_hand_into_nonsense_vary_nothing_and_break_nothing(regi
             conn.execute(text("UPDATE runs SET params = '[1, 2]' WHERE id = 3"))
         (sweep,) = reg.sweeps("proj")
         assert sweep.runs == 3 and sweep.varying_params == {"lr": (1,)}  # missing from two runs: varies
+
+
+def test_a_sweep_named_by_hand_shows_its_name_and_an_absurd_result_is_no_result(registry_url, registry_engine):
+    from sqlalchemy import text
+
+    with Registry.open(registry_url) as reg:
+        ids = _put(reg, [{"t": 1, "energy": 10.0}, {"t": 2, "energy": 20.0}])
+        with registry_engine.begin() as conn:
+            conn.execute(text(f"UPDATE runs SET sweep = 'manual' WHERE id = {ids[0]}"))
+        labels = {s.key: s.label for s in reg.sweeps("proj")}
+        assert labels == {"manual": "manual", "code:c1": "train(lr)  # cell c1"}
+        with registry_engine.begin() as conn:  # the selected run of code:c1 edited into nonsense
+            conn.execute(text(f"UPDATE runs SET energy_j = 1e300 WHERE id = {ids[1]}"))
+        assert reg.sweeps("proj")[0].key == "manual"
+        (auto,) = [s for s in reg.sweeps("proj") if s.key == "code:c1"] or [None]
+        assert auto is None  # its only run is left out: no sweep to show
+        total = reg.totals("proj")
+        assert total.excluded_runs == 1 and total.selected_energy_j == 10.0 and total.last_at == 1.7e9 + 1

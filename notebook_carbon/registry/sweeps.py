@@ -121,10 +121,11 @@ def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str
                 found[int(row[1])] = found.get(int(row[1]), 0.0) + float(value) / kept.MICRO
     selected = _selected(conn, project, keys, notebook)
     scope = _scope_runs(project, notebook, sweep)
-    counted = text(kept.plausible("runs"))  # (the runs every figure leaves out for absurd values)
-    first, last = conn.execute(
-        select(func.min(runs.c.started_at), func.max(runs.c.started_at)).where(scope, counted)
-    ).one()
+    # the first and last start among the runs counted (absurd ones are left out): two walks of
+    # an index from either end, where MIN/MAX with the check would read every run
+    counted = select(runs.c.started_at).where(scope, text(kept.plausible("runs"))).limit(1)
+    first = conn.execute(counted.order_by(runs.c.started_at)).scalar()
+    last = conn.execute(counted.order_by(runs.c.started_at.desc())).scalar()
     return kept.from_sums(
         sums, excluded,
         sweeps=len(keys),
@@ -176,9 +177,11 @@ def list_sweeps(conn: Any, project: str, *, params: bool = True) -> list[SweepSu
     rows = conn.execute(_sums_query(and_(run_totals.c.project == project, run_totals.c.sweep_key != ""),
                                     run_totals.c.sweep_key)).all()  # (all GPU counts of a sweep together)
     by_key = {row[0]: kept.from_sums(*kept.add_up([row[1:]])) for row in rows if row[1]}
+    # a selected run whose figures are absurd is left out, as from every figure: no result
+    plausible_selected = and_(runs.c.id == sweeps.c.selected_run_id, text(kept.plausible("runs")))
     chosen = (
-        select(sweeps.c.sweep_key, sweeps.c.label, sweeps.c.selected_run_id, runs.c.is_final, runs.c.energy_j)
-        .select_from(sweeps.outerjoin(runs, runs.c.id == sweeps.c.selected_run_id))
+        select(sweeps.c.sweep_key, sweeps.c.label, runs.c.id, runs.c.is_final, runs.c.energy_j)
+        .select_from(sweeps.outerjoin(runs, plausible_selected))
         .where(sweeps.c.project == project)
     )
     counted = {key: t.runs + t.excluded_runs for key, t in by_key.items()}

@@ -143,6 +143,11 @@ def _remove(row: str, dialect: str) -> str:
     )
 
 
+def _label(row: str) -> str:
+    """A new sweep's label: its name (a hand edit of ``sweep`` included), else its run's label."""
+    return f"CASE WHEN substr({row}.sweep_key, 1, 5) = 'code:' THEN COALESCE({row}.sweep_label, {row}.sweep_key) ELSE {row}.sweep_key END"
+
+
 def _selection(row: str) -> str:
     """(Re)decide the selected run of run ``row``'s sweep; create the sweep's row with its label."""
     same = f"r.project = {row}.project AND r.sweep_key = {row}.sweep_key"
@@ -153,7 +158,7 @@ def _selection(row: str) -> str:
     )
     return (
         f"INSERT INTO sweeps (project, sweep_key, label, selected_run_id) "
-        f"SELECT {row}.project, {row}.sweep_key, COALESCE({row}.sweep_label, {row}.sweep_key), {chosen} "
+        f"SELECT {row}.project, {row}.sweep_key, {_label(row)}, {chosen} "
         f"WHERE {row}.sweep_key IS NOT NULL "
         "ON CONFLICT (project, sweep_key) DO UPDATE SET selected_run_id = excluded.selected_run_id"
     )
@@ -286,7 +291,8 @@ def fill_statements(dialect: str) -> list[str]:
         "INSERT INTO sweeps (project, sweep_key) "
         "SELECT runs.project, runs.sweep_key FROM runs WHERE runs.sweep_key IS NOT NULL "
         "GROUP BY runs.project, runs.sweep_key",
-        f"UPDATE sweeps SET label = COALESCE(({first}), sweeps.sweep_key), selected_run_id = COALESCE("
+        "UPDATE sweeps SET label = CASE WHEN substr(sweeps.sweep_key, 1, 5) = 'code:' "
+        f"THEN COALESCE(({first}), sweeps.sweep_key) ELSE sweeps.sweep_key END, selected_run_id = COALESCE("
         f"(SELECT r.id FROM runs r WHERE {same} AND r.is_final {latest}), "
         f"(SELECT r.id FROM runs r WHERE {same} AND r.status = 'ok' {latest}))",
     ]

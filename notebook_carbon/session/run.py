@@ -83,7 +83,7 @@ class RunResult:
             return None
 
     def summary(self) -> str:
-        from ..summary import summary_line
+        from .line import summary_line
 
         line = summary_line(self)
         if self.parent_uid is not None:
