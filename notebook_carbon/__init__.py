@@ -16,7 +16,7 @@ it touches no hardware and imports nothing heavy; the names below load on first 
 import typing as _typing
 from importlib import import_module as _import_module
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "ConfigError",

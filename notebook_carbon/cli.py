@@ -152,7 +152,7 @@ def _short(text: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns its exit status: 0, 1 (failed, or over budget), 2 (bad arguments)."""
-    from . import cli_read
+    import notebook_carbon.cli_read as cli_read
     from .errors import ConfigError
     from .units import terminal_text
 
@@ -190,7 +190,7 @@ def _demo(args: argparse.Namespace) -> int:
     import nbformat
     from nbclient import NotebookClient
 
-    from . import cli_read
+    import notebook_carbon.cli_read as cli_read
 
     out = Path(args.out).resolve()  # the kernel runs in OUT: relative paths would move
     out.mkdir(parents=True, exist_ok=True)
@@ -222,7 +222,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _demo_statement(registry: str, out: Path) -> None:
     """The end of the demo: the statement of the quickstart's runs, as Markdown (printed and
     written), LaTeX and JSON, and the chart of their cumulative emissions."""
-    from . import analysis, charts
+    from .analysis import runs
+    from .charts import cumulative_emissions, save
     from .settings import resolve
     from .statements import statement_facts
     from .statements.render import render
@@ -233,7 +234,7 @@ def _demo_statement(registry: str, out: Path) -> None:
         (out / name).write_text(render(facts, fmt), encoding="utf-8")
         written.append(out / name)
     chart = out / "cumulative-emissions.svg"
-    charts.save(charts.cumulative_emissions(analysis.runs(registry, project=resolve().project)), chart)
+    save(cumulative_emissions(runs(registry, project=resolve().project)), chart)
     written.append(chart)
     print("\n" + render(facts, "md"))
     print("written: " + ", ".join(str(path) for path in written))

@@ -16,7 +16,7 @@ them); ``totals`` are the registry's own (``Registry.totals``, or its per-run fi
 database for a scope cut by time, status or tags), the development overhead among them. Everything
 else is a pure function of a frame (``summaries``), so a dashboard can filter the frame and total it
 again without reading the database twice. Which methods count as measured and which as estimates is
-in ``methods``. Charts are in ``notebook_carbon.charts``: importing this package imports neither
+in ``record.method_kind``. Charts are in ``notebook_carbon.charts``: importing this package imports neither
 altair nor pandas, which load with the first name that needs them. Energy in J, emissions in g
 CO2e, water in L.
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .methods import ESTIMATED_METHODS, MEASURED_METHODS, UNATTRIBUTED, method_kind
+from ..record import ESTIMATED_METHODS, MEASURED_METHODS, UNATTRIBUTED, method_kind
 
 if TYPE_CHECKING:
     from .frame import COMPONENT_NAMES, CORE_COLUMNS, DERIVED_COLUMNS, FAILED_STATUSES, runs

@@ -35,9 +35,9 @@ def opened(registry: Registry | str | os.PathLike[str] | None) -> Iterator[Regis
         yield registry
         return
     if registry is None:
-        from .. import settings
+        from ..settings import resolve
 
-        location = settings.resolve().registry_location()
+        location = resolve().registry_location()
     elif isinstance(registry, (str, os.PathLike)):
         location = os.fspath(registry)
     else:

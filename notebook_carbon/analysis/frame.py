@@ -13,7 +13,7 @@ list; a missing value reads as an empty one), and these derived columns:
   set; ``is_selected``: the selected run of its sweep as ``Registry.sweeps`` has it (the run marked
   final, else the latest ``ok`` run), judged over the whole sweep, whatever the filters kept.
 - ``measured_energy_j``, ``estimated_energy_j``, ``unattributed_energy_j``: ``energy_j`` split by
-  each component's recorded method (see ``analysis.methods``). They add up to ``energy_j``:
+  each component's recorded method (see ``record.method_kind``). They add up to ``energy_j``:
   ``unattributed_energy_j`` is whatever the measured and estimated components leave of the total
   (negative when the parts add up to more than the recorded total, as in an imported log whose
   parts disagree with it; 0 when ``energy_j`` itself is missing).
@@ -47,7 +47,7 @@ from ..record import FAILED_STATUSES
 from ..registry.frames import COLUMNS
 from . import plausible
 from .filters import opened, scope_of
-from .methods import ESTIMATED, MEASURED, method_kind
+from ..record import ESTIMATED, MEASURED, method_kind
 
 if TYPE_CHECKING:
     from ..registry.store import Registry

@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import ConfigError
 from .filters import is_cut, scope_of
 from .frame import COMPONENT_NAMES, opened
-from .methods import ESTIMATED, MEASURED, UNATTRIBUTED, method_kind
+from ..record import ESTIMATED, MEASURED, UNATTRIBUTED, method_kind
 from .plausible import excluded
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ the registry read-only and must still not show a killed run as running.
 
 from __future__ import annotations
 
-
 from sqlalchemy import select
 
 from .liveness import dead_runs  # re-exported: the CLI finds here what it reads

@@ -15,10 +15,11 @@ over, not migrated, not even switched to WAL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -302,3 +303,31 @@ def describe(exc: BaseException) -> str:
     original = getattr(exc, "orig", None) or (exc if not isinstance(exc, SQLAlchemyError) else None)
     text = str(original) if original is not None else str(exc).split("\n")[0]
     return text + _ADVICE.get(kind(original) or "", "").format(timeout=BUSY_TIMEOUT_S)
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine, where: str, doing: str, *, write: bool, read_only: bool) -> Iterator[Connection]:
+    """One transaction on ``engine`` (registry ``where``); every database error becomes a
+    ``RegistryError`` that names the registry, what was being done, and what to do."""
+    if write and read_only:
+        raise RegistryError(f"{doing}: registry {where} was opened read-only")
+    try:
+        conn = engine.connect()
+    except SQLAlchemyError as exc:
+        if engine.dialect.name == "sqlite":
+            raise _failed(where, doing, exc) from exc
+        message = cannot_connect(engine.url, doing, exc)
+        raise RegistryError(message, where=where, cause=message.split(": ", 1)[-1]) from exc
+    try:
+        with conn:
+            if write:
+                conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield conn
+    except SQLAlchemyError as exc:
+        raise _failed(where, doing, exc) from exc
+
+
+def _failed(where: str, doing: str, exc: SQLAlchemyError) -> RegistryError:
+    detail = describe(exc)
+    return RegistryError(f"{doing} in registry {where} failed: {detail}", where=where, cause=detail)

@@ -52,7 +52,7 @@ class Group:
     """The runs of a scope that share hardware, measurement methods, grid, PUE and attribution
     (``GROUPED_BY``), with their sums. Energy in J: ``energy_j`` of the runs that recorded one, each
     component's energy, facility energy (x PUE, 1 if missing); ``unattributed_j``: what of their
-    energy no component with a measured or estimated method accounts for (``analysis.methods``), and
+    energy no component with a measured or estimated method accounts for (``record.method_kind``), and
     ``unattributed_positive_j`` the same with each run's negative part (its components add up to
     more than its total) taken as 0."""
 
@@ -233,7 +233,7 @@ def _groups(conn: Any, scope: Scope, *, checked: bool = True) -> tuple[list[Grou
     """The scope's plausible runs grouped by ``GROUPED_BY``, with their sums (``Group``), and their
     ``_Extent`` (from the same read). ``checked=False``: the scope has no run to leave out (its
     totals count none), so the bounds need not be checked run by run."""
-    from ..analysis.methods import ESTIMATED, MEASURED, method_kind
+    from ..record import ESTIMATED, MEASURED, method_kind
 
     dims = ", ".join(f"runs.{name}" for name in GROUPED_BY)
     parts = ("runs.gpu_energy_j", "runs.cpu_energy_j", "runs.ram_energy_j")
@@ -292,7 +292,7 @@ def _recount(
 ) -> None:
     """The unattributed energy of the groups with these methods whose uncounted components hold
     energy (a hand edit, a method this version does not know): with only the counted ones taken off."""
-    from ..analysis.methods import ESTIMATED, MEASURED, method_kind
+    from ..record import ESTIMATED, MEASURED, method_kind
 
     counted = [f"COALESCE(runs.{c}_energy_j, 0)" for c, method in zip(("gpu", "cpu", "ram"), methods)
                if method_kind(method) in (MEASURED, ESTIMATED)]  # fmt: skip

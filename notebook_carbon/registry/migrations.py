@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Double, bindparam, false, insert, select, update
+from sqlalchemy import Boolean, Connection, Double, bindparam, false, insert, inspect, select, update
 
-from ..record import energy_range, sweep_key, sweep_label
 from ..errors import RegistryError
-from . import schema, totals
+from ..record import energy_range, sweep_key, sweep_label
+from . import schema, triggers
+from .engine import MOVE_ASIDE, USE_EMPTY_DATABASE
 from .schema import meta, run_parts, run_totals, runs, sweep_params, sweeps
 
 Migration = Callable[[Connection], None]
@@ -70,9 +71,9 @@ def _to_v5(conn: Connection) -> None:
     run_totals.create(conn)
     sweeps.create(conn)
     sweep_params.create(conn)
-    for statement in totals.fill_statements(dialect):
+    for statement in triggers.fill_statements(dialect):
         conn.exec_driver_sql(statement)
-    for statement in totals.fill_params_statements(dialect):
+    for statement in triggers.fill_params_statements(dialect):
         conn.exec_driver_sql(statement)
     install_triggers(conn)
 
@@ -126,7 +127,7 @@ def install_triggers(conn: Connection) -> None:
             f"the registry supports SQLite and PostgreSQL databases, not {conn.dialect.name}; "
             "set NOTEBOOK_CARBON_REGISTRY to a file path or a postgresql:// URL"
         )
-    for statement in totals.trigger_statements(conn.dialect.name) + totals.param_trigger_statements(conn.dialect.name):
+    for statement in triggers.trigger_statements(conn.dialect.name) + triggers.param_trigger_statements(conn.dialect.name):
         conn.exec_driver_sql(statement)
 
 
@@ -188,4 +189,35 @@ def migration_plan(found: int, migrations: Mapping[int, Migration] | None = None
     return steps
 
 
-__all__ = ["MIGRATIONS", "Migration", "create", "install_triggers", "migration_plan", "target_version", "upgrade"]
+__all__ = [
+    "MIGRATIONS", "Migration", "create", "install_triggers", "migration_plan", "stamped_version", "target_version",
+    "upgrade",
+]  # fmt: skip
+
+
+def stamped_version(conn: Connection, where: str) -> int | None:
+    """The schema version in ``meta``; None for an empty database; error for a foreign one."""
+    tables = set(inspect(conn).get_table_names())
+    what_to_do = MOVE_ASIDE if conn.dialect.name == "sqlite" else USE_EMPTY_DATABASE
+    if "meta" not in tables:
+        ours = {table.name for table in schema.metadata.sorted_tables}
+        if tables & ours:
+            raise RegistryError(
+                f"{where} holds tables named like ours but no registry metadata; {what_to_do}"
+            )
+        if tables:
+            # (SQLite files are checked on connect already, before WAL mode touches them.)
+            raise RegistryError(
+                f"{where} holds other tables ({', '.join(sorted(tables)[:5])}) and is not a notebook-carbon "
+                f"registry; {what_to_do}"
+            )
+        return None
+    stamped = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
+    if stamped.get("application") != schema.APPLICATION or "schema_version" not in stamped:
+        raise RegistryError(f"{where} has a 'meta' table but is not a notebook-carbon registry; {what_to_do}")
+    try:
+        return int(stamped["schema_version"])
+    except ValueError as exc:
+        raise RegistryError(
+            f"registry {where} has an unreadable schema version {stamped['schema_version']!r}; {what_to_do}"
+        ) from exc

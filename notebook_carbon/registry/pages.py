@@ -1,5 +1,5 @@
-"""Two reads of flagged runs that ``Registry.page`` does not give: the redundant runs, each with the
-earlier run it repeats, and the runs the totals leave out for implausible figures.
+"""Pages of runs: a project's runs (``Registry.page``), its redundant runs, each with the earlier run
+it repeats, and the runs the totals leave out for implausible figures.
 
 Each is one query. The redundant runs are counted, with their energy and emissions, in the totals
 the database keeps (``Totals.redundant_*``), so a page of them needs no count of its own. The runs
@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import and_, func, select, text
 
 from ..record import BOUNDS, implausible
-from .schema import decode_row, runs
+from .schema import check_status, decode_row, runs
 from .totals import plausible
 
 if TYPE_CHECKING:
     from .store import Registry
 
-__all__ = ["excluded", "redundant_page"]
+__all__ = ["excluded", "redundant_page", "runs_page"]
 
 
 def redundant_page(
@@ -60,3 +60,21 @@ def excluded(registry: Registry, project: str, notebook: str | None = None) -> l
     with registry.read(f"listing the runs left out of project {project!r}") as conn:
         rows = [dict(row._mapping) for row in conn.execute(query.order_by(runs.c.id))]
     return [{"id": row["id"], "name": row["name"], "reason": implausible(row)} for row in rows]
+
+
+def runs_page(
+    registry: Registry, project: str, *, status: str | None, sweep: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """``Registry.page``: one page of ``project``'s runs, newest first, and how many match in all."""
+    where = [runs.c.project == project]
+    if status is not None:
+        check_status(status)
+        where.append(runs.c.status == status)
+    if sweep is not None:
+        where.append(runs.c.sweep_key == sweep)
+    columns = [c for c in runs.c if c.name != "cell_source"]
+    query = select(*columns).where(*where).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+    with registry.read(f"listing the runs of project {project!r}") as conn:
+        total = conn.execute(select(func.count()).select_from(runs).where(*where)).scalar_one()
+        rows = conn.execute(query.limit(int(limit)).offset(int(offset))).all()
+    return [decode_row(dict(row._mapping)) for row in rows], int(total)

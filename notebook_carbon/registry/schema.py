@@ -14,24 +14,26 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import (
+from sqlalchemy import (  # fmt: skip
     BigInteger,
     Boolean,
     Column,
     Computed,
+    Connection,
     Double,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
-    Numeric,
     Text,
     false,
+    insert,
     text,
 )
 
@@ -50,30 +52,11 @@ JSON_COLUMNS = {"tags": list, "params": dict, "notes": list}
 """Columns stored as JSON text (portable across databases), decoded to these types on read."""
 
 __all__ = [
-    "APPLICATION",
-    "COMPONENTS",
-    "FINAL_STATUSES",
-    "JSON_COLUMNS",
-    "METHODS",
-    "SCHEMA_VERSION",
-    "STATUSES",
-    "SWEEP_KEY_SQL",
-    "check_method",
-    "check_status",
-    "child_row",
-    "components",
-    "decode_row",
-    "encode_run",
-    "is_uid",
-    "meta",
-    "metadata",
-    "run_parts",
-    "run_totals",
-    "runs",
-    "sweep_params",
-    "samples",
-    "sweeps",
-]
+    "APPLICATION", "COMPONENTS", "FINAL_STATUSES", "JSON_COLUMNS", "METHODS", "SCHEMA_VERSION", "STATUSES",
+    "SWEEP_KEY_SQL", "check_method", "check_status", "child_row", "components", "decode_row", "derive", "encode_run",
+    "final_values", "insert_children", "is_uid", "meta", "metadata", "run_parts", "run_totals", "runs", "samples",
+    "start_values", "sweep_params", "sweeps",
+]  # fmt: skip
 
 SWEEP_KEY_SQL = (
     "CASE WHEN sweep IS NOT NULL AND sweep <> '' THEN sweep "
@@ -401,3 +384,15 @@ def final_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
     values.setdefault("ended_at", now)
     values["updated_at"] = now
     return derive(values)
+
+
+def insert_children(
+    conn: Connection, uid: str, found: Sequence[Mapping[str, Any]], sampled: Sequence[Mapping[str, Any]]
+) -> None:
+    """Store a run's components and samples, checked, in the transaction of ``conn``."""
+    component_rows = [child_row(c, COMPONENT_COLUMNS, uid, "component") for c in found]
+    sample_rows = [child_row(x, SAMPLE_COLUMNS, uid, "sample") for x in sampled]
+    if component_rows:
+        conn.execute(insert(components), component_rows)
+    if sample_rows:
+        conn.execute(insert(samples), sample_rows)

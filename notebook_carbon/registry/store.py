@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, func, insert, inspect, literal, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, insert, literal, select, update
 
 from ..errors import RegistryError
 from . import engine as engines
 from . import migrations, pages, schema
 from .migrations import Migration
-from .schema import is_uid, meta, runs
+from .schema import is_uid, runs
 from .totals import Totals
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ class Registry:
         # Most opens find an up-to-date registry; check that under a read lock so a reader never
         # queues behind writers, and take the write lock only to create or upgrade.
         with self.read("opening") as conn:
-            found = _stamped_version(conn, self.where)
+            found = migrations.stamped_version(conn, self.where)
         if found == target:
             return
         if found is not None and found > target:
@@ -90,7 +89,7 @@ class Registry:
                 "or any track() block, with this registry) to create or upgrade it, then retry"
             )
         with self.write("creating or upgrading") as conn:
-            found = _stamped_version(conn, self.where)  # another process may have done it meanwhile
+            found = migrations.stamped_version(conn, self.where)  # another process may have done it meanwhile
             if found is None:
                 migrations.create(conn)
                 found = schema.SCHEMA_VERSION
@@ -163,7 +162,7 @@ class Registry:
         with self.write(f"finishing run {uid}") as conn:
             # A run wrongly marked crashed (its kernel only looked dead) may still bring its real result.
             self._update_run(conn, uid, values, allowed=("running", "crashed"), computed=computed)
-            _insert_children(conn, uid, components, samples)
+            schema.insert_children(conn, uid, components, samples)
 
     def record_run(
         self,
@@ -182,7 +181,7 @@ class Registry:
         values.setdefault("duration_s", values["ended_at"] - values["started_at"])
         with self.write(f"recording run {values['uid']}") as conn:
             result = conn.execute(insert(runs), values)
-            _insert_children(conn, values["uid"], components, samples)
+            schema.insert_children(conn, values["uid"], components, samples)
             return int(result.inserted_primary_key[0])
 
     def _missing(self, uid: str) -> bool:
@@ -277,7 +276,7 @@ class Registry:
     def schema_version(self) -> int:
         """The schema version stamped in the registry."""
         with self.read("reading the schema version") as conn:
-            found = _stamped_version(conn, self.where)
+            found = migrations.stamped_version(conn, self.where)
         if found is None:
             raise RegistryError(f"registry {self.where} has no schema version; it was not created by open()")
         return found
@@ -287,18 +286,7 @@ class Registry:
     ) -> tuple[list[dict[str, Any]], int]:
         """One page of ``project``'s runs, newest first, optionally of one status or sweep key, and
         how many runs match in all (the cell's source left out: the biggest part of a row)."""
-        where = [runs.c.project == project]
-        if status is not None:
-            schema.check_status(status)
-            where.append(runs.c.status == status)
-        if sweep is not None:
-            where.append(runs.c.sweep_key == sweep)
-        columns = [c for c in runs.c if c.name != "cell_source"]
-        query = select(*columns).where(*where).order_by(runs.c.started_at.desc(), runs.c.id.desc())
-        with self.read(f"listing the runs of project {project!r}") as conn:
-            total = conn.execute(select(func.count()).select_from(runs).where(*where)).scalar_one()
-            rows = conn.execute(query.limit(int(limit)).offset(int(offset))).all()
-        return [schema.decode_row(dict(row._mapping)) for row in rows], int(total)
+        return pages.runs_page(self, project, status=status, sweep=sweep, limit=limit, offset=offset)
 
     # -- totals and sweeps, kept by the database ---------------------------------------------------
 
@@ -371,29 +359,8 @@ class Registry:
         """``sqlite`` or ``postgresql``."""
         return self._engine.dialect.name
 
-    @contextlib.contextmanager
-    def _transaction(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
-        if write and self.read_only:
-            raise RegistryError(f"{doing}: registry {self.where} was opened read-only")
-        try:
-            conn = self._engine.connect()
-        except SQLAlchemyError as exc:
-            if self._engine.dialect.name == "sqlite":
-                raise self._failed(doing, exc) from exc
-            message = engines.cannot_connect(self._engine.url, doing, exc)
-            raise RegistryError(message, where=self.where, cause=message.split(": ", 1)[-1]) from exc
-        try:
-            with conn:
-                if write:
-                    conn.execution_options(**{engines.WRITE_OPTION: True})
-                with conn.begin():
-                    yield conn
-        except SQLAlchemyError as exc:
-            raise self._failed(doing, exc) from exc
-
-    def _failed(self, doing: str, exc: SQLAlchemyError) -> RegistryError:
-        detail = engines.describe(exc)
-        return RegistryError(f"{doing} in registry {self.where} failed: {detail}", where=self.where, cause=detail)
+    def _transaction(self, doing: str, *, write: bool = False) -> contextlib.AbstractContextManager[Connection]:
+        return engines.transaction(self._engine, self.where, doing, write=write, read_only=self.read_only)
 
     def redundant_page(self, project: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         """A page of ``project``'s redundant runs, newest first, each with the run it ``repeats``."""
@@ -424,47 +391,3 @@ class Registry:
         from .frames import Scope
 
         return figures(self, Scope(project, **scope))
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _insert_children(
-    conn: Connection, uid: str, components: Sequence[Mapping[str, Any]], samples: Sequence[Mapping[str, Any]]
-) -> None:
-    component_rows = [schema.child_row(c, schema.COMPONENT_COLUMNS, uid, "component") for c in components]
-    sample_rows = [schema.child_row(x, schema.SAMPLE_COLUMNS, uid, "sample") for x in samples]
-    if component_rows:
-        conn.execute(insert(schema.components), component_rows)
-    if sample_rows:
-        conn.execute(insert(schema.samples), sample_rows)
-
-
-def _stamped_version(conn: Connection, where: str) -> int | None:
-    """The schema version in ``meta``; None for an empty database; error for a foreign one."""
-    tables = set(inspect(conn).get_table_names())
-    what_to_do = engines.MOVE_ASIDE if conn.dialect.name == "sqlite" else engines.USE_EMPTY_DATABASE
-    if "meta" not in tables:
-        ours = {table.name for table in schema.metadata.sorted_tables}
-        if tables & ours:
-            raise RegistryError(
-                f"{where} holds tables named like ours but no registry metadata; {what_to_do}"
-            )
-        if tables:
-            # (SQLite files are checked on connect already, before WAL mode touches them.)
-            raise RegistryError(
-                f"{where} holds other tables ({', '.join(sorted(tables)[:5])}) and is not a notebook-carbon "
-                f"registry; {what_to_do}"
-            )
-        return None
-    stamped = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
-    if stamped.get("application") != schema.APPLICATION or "schema_version" not in stamped:
-        raise RegistryError(f"{where} has a 'meta' table but is not a notebook-carbon registry; {what_to_do}")
-    try:
-        return int(stamped["schema_version"])
-    except ValueError as exc:
-        raise RegistryError(
-            f"registry {where} has an unreadable schema version {stamped['schema_version']!r}; {what_to_do}"
-        ) from exc
-
-

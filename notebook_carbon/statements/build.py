@@ -19,8 +19,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from ..analysis.methods import ESTIMATED, MEASURED, method_kind
+from .._version import __version__
+from ..record import ESTIMATED, MEASURED, method_kind
 from ..errors import ConfigError
 from ..impact import embodied as embodied_maths
 from ..impact.equivalents import car_km

@@ -1,0 +1,198 @@
+"""The triggers on ``runs`` that keep the totals (``run_totals``), each sweep's label and selected run
+(``sweeps``) and its parameter values (``sweep_params``), and the statements that fill them from
+the runs already recorded (the migration to schema v5). The figures themselves are defined once,
+in ``totals.FIGURES``; this module only applies them to a run's ``NEW`` and ``OLD`` rows.
+
+The same statements serve SQLite and PostgreSQL (a row of ``NEW``/``OLD`` reads alike in both), but
+for the scaling of amounts (``totals.contributions``) and the reading of JSON parameters.
+"""
+
+from __future__ import annotations
+
+from .totals import COLUMNS, KEYS, TRIGGER_COLUMNS, contributions, key_values, plausible
+
+__all__ = ["fill_params_statements", "fill_statements", "param_trigger_statements", "trigger_statements"]
+
+
+def _key_match(row: str) -> str:
+    return (
+        f"run_totals.project = {row}.project AND run_totals.notebook = COALESCE({row}.notebook, '') "
+        f"AND run_totals.sweep_key = COALESCE({row}.sweep_key, '') AND run_totals.gpu_count = COALESCE({row}.gpu_count, 0)"
+    )
+
+
+def _add(row: str, dialect: str) -> str:
+    """Add run ``row`` (NEW) to its totals, or count it excluded; creates the totals row if needed."""
+    values = ", ".join(contributions(row, dialect))
+    update = ", ".join(f"{c} = run_totals.{c} + excluded.{c}" for c in COLUMNS)
+    return (
+        f"INSERT INTO run_totals ({', '.join(KEYS)}, {', '.join(COLUMNS)}, excluded_runs) "
+        f"SELECT {key_values(row)}, {values}, 0 WHERE {plausible(row)} "
+        f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET {update}; "
+        f"INSERT INTO run_totals ({', '.join(KEYS)}, {', '.join(COLUMNS)}, excluded_runs) "
+        f"SELECT {key_values(row)}, {', '.join('0' for _ in COLUMNS)}, 1 WHERE NOT {plausible(row)} "
+        f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET excluded_runs = run_totals.excluded_runs + 1"
+    )
+
+
+def _remove(row: str, dialect: str) -> str:
+    """Take run ``row`` (OLD) out of its totals."""
+    values = contributions(row, dialect)
+    taken = ", ".join(f"{c} = run_totals.{c} - {v}" for c, v in zip(COLUMNS, values))
+    return (
+        f"UPDATE run_totals SET {taken} WHERE {_key_match(row)} AND {plausible(row)}; "
+        f"UPDATE run_totals SET excluded_runs = run_totals.excluded_runs - 1 "
+        f"WHERE {_key_match(row)} AND NOT {plausible(row)}"
+    )
+
+
+def _label(row: str) -> str:
+    """A new sweep's label: its name (a hand edit of ``sweep`` included), else its run's label."""
+    return f"CASE WHEN substr({row}.sweep_key, 1, 5) = 'code:' THEN COALESCE({row}.sweep_label, {row}.sweep_key) ELSE {row}.sweep_key END"
+
+
+def _selection(row: str) -> str:
+    """(Re)decide the selected run of run ``row``'s sweep; create the sweep's row with its label."""
+    same = f"r.project = {row}.project AND r.sweep_key = {row}.sweep_key"
+    latest = "ORDER BY r.started_at DESC, r.id DESC LIMIT 1"
+    chosen = (
+        f"COALESCE((SELECT r.id FROM runs r WHERE {same} AND r.is_final {latest}), "
+        f"(SELECT r.id FROM runs r WHERE {same} AND r.status = 'ok' {latest}))"
+    )
+    return (
+        f"INSERT INTO sweeps (project, sweep_key, label, selected_run_id) "
+        f"SELECT {row}.project, {row}.sweep_key, {_label(row)}, {chosen} "
+        f"WHERE {row}.sweep_key IS NOT NULL "
+        "ON CONFLICT (project, sweep_key) DO UPDATE SET selected_run_id = excluded.selected_run_id"
+    )
+
+
+def trigger_statements(dialect: str) -> list[str]:
+    """The DDL of the triggers that keep ``run_totals`` and ``sweeps`` (SQLite or PostgreSQL)."""
+    on_insert = [_add("NEW", dialect), _selection("NEW")]
+    on_delete = [_remove("OLD", dialect), _selection("OLD")]
+    on_update = [_remove("OLD", dialect), _add("NEW", dialect), _selection("OLD"), _selection("NEW")]
+    columns = ", ".join(TRIGGER_COLUMNS)
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER runs_totals_insert AFTER INSERT ON runs BEGIN {'; '.join(on_insert)}; END",
+            f"CREATE TRIGGER runs_totals_update AFTER UPDATE OF {columns} ON runs BEGIN {'; '.join(on_update)}; END",
+            f"CREATE TRIGGER runs_totals_delete AFTER DELETE ON runs BEGIN {'; '.join(on_delete)}; END",
+        ]
+    # PostgreSQL: one function; the same statements (NEW/OLD are records there too)
+    return [
+        "CREATE FUNCTION notebook_carbon_totals() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP = 'INSERT' THEN {'; '.join(on_insert)}; "
+        f"ELSIF TG_OP = 'DELETE' THEN {'; '.join(on_delete)}; "
+        f"ELSE {'; '.join(on_update)}; END IF; RETURN NULL; END $$",
+        "CREATE TRIGGER runs_totals AFTER INSERT OR DELETE OR UPDATE OF "
+        f"{columns} ON runs FOR EACH ROW EXECUTE FUNCTION notebook_carbon_totals()",
+    ]
+
+
+# -- each sweep's parameter values: what "varying" is read from -----------------------------------
+
+
+def _sqlite_params(row: str) -> str:
+    """The (name, JSON value) pairs of run ``row``'s params: none unless they are a JSON object."""
+    checked = (
+        f"CASE WHEN json_valid({row}.params) THEN CASE WHEN json_type({row}.params) = 'object' "
+        f"THEN {row}.params ELSE '{{}}' END ELSE '{{}}' END"
+    )
+    value = "CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' ELSE json_quote(j.value) END"
+    return f"SELECT j.key AS key, {value} AS value FROM json_each({checked}) j"
+
+
+def _param_statements(dialect: str) -> tuple[str, str]:
+    """SQL taking OLD's params out of ``sweep_params`` and adding NEW's (a JSON object; else none)."""
+    if dialect == "sqlite":
+        pairs_old, pairs_new, earliest = _sqlite_params("OLD"), _sqlite_params("NEW"), "min"
+    else:
+        pairs_old = "SELECT j.key AS key, j.value::text AS value FROM jsonb_each(OLD.params::jsonb) j"
+        pairs_new, earliest = "SELECT j.key AS key, j.value::text AS value FROM jsonb_each(NEW.params::jsonb) j", "LEAST"
+    take = (
+        "UPDATE sweep_params SET runs = sweep_params.runs - 1 WHERE sweep_params.project = OLD.project "
+        f"AND sweep_params.sweep_key = OLD.sweep_key AND (sweep_params.name, sweep_params.value) IN ({pairs_old})"
+    )
+    add = (
+        "INSERT INTO sweep_params (project, sweep_key, name, value, runs, first_at) "
+        f"SELECT NEW.project, NEW.sweep_key, p.key, p.value, 1, NEW.started_at FROM ({pairs_new}) AS p "
+        "WHERE NEW.sweep_key IS NOT NULL "
+        "ON CONFLICT (project, sweep_key, name, value) DO UPDATE SET runs = sweep_params.runs + 1, "
+        f"first_at = {earliest}(sweep_params.first_at, excluded.first_at)"
+    )
+    return take, add
+
+
+def param_trigger_statements(dialect: str) -> list[str]:
+    """The triggers that keep ``sweep_params``: each sweep's distinct values of each parameter."""
+    take, add = _param_statements(dialect)
+    watched = "project, sweep, code_fingerprint, params, started_at"
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER runs_params_insert AFTER INSERT ON runs BEGIN {add}; END",
+            f"CREATE TRIGGER runs_params_update AFTER UPDATE OF {watched} ON runs BEGIN {take}; {add}; END",
+            f"CREATE TRIGGER runs_params_delete AFTER DELETE ON runs BEGIN {take}; END",
+        ]
+    # PostgreSQL: params that are not a JSON object (a row edited by hand) add no values
+    bad = "WHEN invalid_text_representation OR invalid_parameter_value THEN NULL"
+    return [
+        "CREATE FUNCTION notebook_carbon_params() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        f"IF TG_OP <> 'INSERT' AND OLD.sweep_key IS NOT NULL THEN BEGIN {take}; EXCEPTION {bad}; END; END IF; "
+        f"IF TG_OP <> 'DELETE' AND NEW.sweep_key IS NOT NULL THEN BEGIN {add}; EXCEPTION {bad}; END; END IF; "
+        "RETURN NULL; END $$",
+        f"CREATE TRIGGER runs_params AFTER INSERT OR DELETE OR UPDATE OF {watched} ON runs "
+        "FOR EACH ROW EXECUTE FUNCTION notebook_carbon_params()",
+    ]
+
+
+def fill_params_statements(dialect: str) -> list[str]:
+    """Fill ``sweep_params`` from the runs already recorded (a migration)."""
+    if dialect == "sqlite":
+        pairs = _sqlite_params("r").replace("SELECT j.key AS key,", "SELECT r.project AS project, r.sweep_key AS sweep_key, j.key AS key,")
+        pairs = pairs.replace(" FROM json_each(", ", r.started_at AS started_at FROM runs r, json_each(")
+        before: list[str] = []
+    else:  # params that are not a JSON object (edited by hand) give no values, as in the triggers
+        before = [
+            "CREATE FUNCTION pg_temp.notebook_carbon_object(t text) RETURNS jsonb LANGUAGE plpgsql AS $$ "
+            "BEGIN IF jsonb_typeof(t::jsonb) = 'object' THEN RETURN t::jsonb; END IF; RETURN '{}'::jsonb; "
+            "EXCEPTION WHEN invalid_text_representation THEN RETURN '{}'::jsonb; END $$"
+        ]
+        pairs = (
+            "SELECT r.project AS project, r.sweep_key AS sweep_key, j.key AS key, j.value::text AS value, "
+            "r.started_at AS started_at FROM runs r, jsonb_each(pg_temp.notebook_carbon_object(r.params)) j"
+        )
+    return [*before, (
+        "INSERT INTO sweep_params (project, sweep_key, name, value, runs, first_at) "
+        f"SELECT p.project, p.sweep_key, p.key, p.value, COUNT(*), MIN(p.started_at) FROM ({pairs}) AS p "
+        "WHERE p.sweep_key IS NOT NULL GROUP BY p.project, p.sweep_key, p.key, p.value"
+    )]
+
+
+def fill_statements(dialect: str) -> list[str]:
+    """Fill ``run_totals`` and ``sweeps`` from the runs already recorded (a migration, in one pass)."""
+    values = contributions("runs", dialect)
+    sums = ", ".join(f"SUM({v})" for v in values)
+    zeros = ", ".join("0" for _ in COLUMNS)
+    keys = key_values("runs")
+    columns = f"{', '.join(KEYS)}, {', '.join(COLUMNS)}, excluded_runs"
+    first = (
+        "SELECT f.sweep_label FROM runs f WHERE f.project = sweeps.project AND f.sweep_key = sweeps.sweep_key "
+        "ORDER BY f.started_at, f.id LIMIT 1"
+    )
+    same = "r.project = sweeps.project AND r.sweep_key = sweeps.sweep_key"
+    latest = "ORDER BY r.started_at DESC, r.id DESC LIMIT 1"
+    return [
+        f"INSERT INTO run_totals ({columns}) SELECT {keys}, {sums}, 0 FROM runs WHERE {plausible('runs')} "
+        f"GROUP BY {keys}",
+        f"INSERT INTO run_totals ({columns}) SELECT {keys}, {zeros}, COUNT(*) FROM runs "
+        f"WHERE NOT {plausible('runs')} GROUP BY {keys} "
+        f"ON CONFLICT ({', '.join(KEYS)}) DO UPDATE SET excluded_runs = excluded.excluded_runs",
+        "INSERT INTO sweeps (project, sweep_key) "
+        "SELECT runs.project, runs.sweep_key FROM runs WHERE runs.sweep_key IS NOT NULL "
+        "GROUP BY runs.project, runs.sweep_key",
+        "UPDATE sweeps SET label = CASE WHEN substr(sweeps.sweep_key, 1, 5) = 'code:' "
+        f"THEN COALESCE(({first}), sweeps.sweep_key) ELSE sweeps.sweep_key END, selected_run_id = COALESCE("
+        f"(SELECT r.id FROM runs r WHERE {same} AND r.is_final {latest}), "
+        f"(SELECT r.id FROM runs r WHERE {same} AND r.status = 'ok' {latest}))",
+    ]
