@@ -64,7 +64,14 @@ def model_card(data: dict[str, Any], *, training_type: str = "pre-training") -> 
         "hardware_used": ", ".join(hardware) or "unknown",
     }
     card = ModelCardData(co2_eq_emissions=emissions)
-    return "---\n" + card.to_yaml() + "\n---\n"
+    text = card.to_yaml()
+    import yaml
+
+    if yaml.safe_load(text) != card.to_dict():
+        # a name holding a character YAML reads as a line break (NEL, U+2028, U+2029) would come back
+        # as a space: every character outside ASCII escaped instead, which reads back exactly
+        text = yaml.safe_dump(card.to_dict(), sort_keys=False, allow_unicode=False, width=10**6).strip()
+    return "---\n" + text + "\n---\n"
 
 
 def _excluded_text(excluded: list[dict[str, Any]]) -> str:
