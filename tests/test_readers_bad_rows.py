@@ -278,6 +278,7 @@ def test_a_figure_that_is_not_a_number_or_json_that_is_not_json_is_left_out(tmp_
 
 
 def test_the_dashboard_names_the_runs_it_left_out(tmp_path):
+    from notebook_carbon.analysis.frame import opened
     from notebook_carbon.widgets import figures, markup
 
     location = str(tmp_path / "r.sqlite")
@@ -287,9 +288,9 @@ def test_the_dashboard_names_the_runs_it_left_out(tmp_path):
     with sqlite3.connect(location) as conn:
         conn.execute("UPDATE runs SET energy_j = 9e999, name = '<b>x</b>' WHERE id = ?", (ids[1],))
     conn.close()
-    df = analysis.runs(location, project="proj", columns=figures.READ_COLUMNS)
-    snapshot = figures.snapshot(df, project="proj", notebook="b.ipynb", kernel=figures.Kernel("lab", 1, 0.0),
-                                settings=Settings(), registry=location)  # fmt: skip
+    with opened(location) as reg:
+        snapshot = figures.snapshot(reg, project="proj", notebook="b.ipynb", kernel=figures.Kernel("lab", 1, 0.0),
+                                    settings=Settings())  # fmt: skip
     assert [x["id"] for x in snapshot.scope("project").facts["scope"]["excluded"]] == [ids[1]]
     assert snapshot.scope("notebook").facts["scope"]["excluded"] == []  # run 2 is of a.ipynb
     html = markup.totals(snapshot)

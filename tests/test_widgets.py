@@ -252,8 +252,11 @@ def test_totals_match_the_registry_by_hand_and_the_statement(known, settings):
     # the very figures of the statements of the same runs
     for facts, selection in ((project, {}), (notebook, {"notebook": "paper.ipynb"})):
         statement = statement_facts(known, project="thesis", settings=settings, **selection)
-        for part in ("totals", "development", "sweeps"):
+        for part in ("totals", "development"):
             assert facts[part] == statement[part]
+    shown = [(s.key, s.runs, s.energy_j, s.overhead_ratio, s.failed_energy_j) for s in snap.sweeps]
+    stated = statement_facts(known, project="thesis", settings=settings)["sweeps"]
+    assert shown == [(s["key"], s["runs"], s["energy_j"], s["overhead_ratio"], s["failed_energy_j"]) for s in stated]
     # and what the widget shows, as text and as data
     cells = _Elements(_markup(board))
     emissions = cells.one("nc-total-project-emissions")
@@ -397,7 +400,7 @@ def test_hostile_names_are_shown_as_text(tmp_path, settings):
 
 
 def test_charts_are_inline_svg_with_no_vega_in_the_front_end(known, settings):
-    board = Dashboard(known, "thesis", settings=settings)
+    board = Dashboard(known, "thesis", settings=settings, wait=True)
     cells = _Elements(_markup(board))
     for kind in ("cumulative", "sweeps"):
         chart = next(p.value for p in _html_parts(board) if f'data-nc-chart="{kind}"' in p.value)
@@ -420,7 +423,7 @@ def test_charts_are_inline_svg_with_no_vega_in_the_front_end(known, settings):
 
 
 def test_an_empty_project_draws_nothing_and_says_so(known, settings):
-    board = Dashboard(known, "nobody", settings=settings)
+    board = Dashboard(known, "nobody", settings=settings, wait=True)
     markup = _markup(board)
     assert "<svg" not in markup and "no runs yet" in markup and "no sweeps yet" in markup
     assert repr(board) == "notebook-carbon dashboard: project nobody, no runs yet"
@@ -492,7 +495,7 @@ def test_magic_shows_a_dashboard_that_refreshes_after_each_metered_cell(extensio
     for scope in ("session", "notebook", "project"):
         assert snap.scope(scope).facts["totals"]["runs"] == 1
     recorded = snap.scope("project").facts["totals"]["energy_j"]["value"]
-    assert recorded == pytest.approx(extension.last.row["energy_j"]) and recorded > 0
+    assert recorded == pytest.approx(extension.last.row["energy_j"], abs=1e-6) and recorded > 0  # to the microjoule
     assert _Elements(_markup(board)).one("nc-total-session-runs")["text"] == "1"
 
     shell.run_cell("y = 2\n", store_history=True)  # metered nothing: no new read

@@ -75,12 +75,16 @@ class Scope:
     since: float | None = None
     until: float | None = None
     tags: tuple[str, ...] = ()
+    pid: int | None = None
+    host: str | None = None
+    """The process that recorded the runs (a kernel's own runs: with ``since``, its start)."""
 
     @property
     def cut(self) -> bool:
         """Whether the scope may keep part of a notebook's or sweep's runs (by status, time or tags):
         its figures are then summed over its runs, not read from the totals the database keeps."""
-        return any(value is not None for value in (self.statuses, self.since, self.until)) or bool(self.tags)
+        cuts = (self.statuses, self.since, self.until, self.pid, self.host)
+        return any(value is not None for value in cuts) or bool(self.tags)
 
     def where(self, dialect: str, row: str = "runs") -> tuple[str, dict[str, Any]]:
         """SQL true for the runs of the scope (the ``runs`` row named ``row``), and its parameters."""
@@ -103,6 +107,10 @@ class Scope:
             sql.append(f"{row}.status IN ({', '.join(names)})" if names else "1 = 0")
         if self.since is not None:
             sql.append(f"{row}.started_at >= {bind('since', self.since)}")
+        if self.pid is not None:
+            sql.append(f"{row}.pid = {bind('pid', self.pid)}")
+        if self.host is not None:
+            sql.append(f"{row}.host = {bind('host', self.host)}")
         if self.until is not None:
             sql.append(f"{row}.started_at < {bind('until', self.until)}")
         find = "strpos" if dialect == "postgresql" else "instr"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,8 +298,9 @@ class Registry:
         with self.read(f"reading the totals of project {project!r}") as conn:
             return read_totals(conn, project, notebook, sweep)
 
-    def sweeps(self, project: str, *, params: bool = True) -> list[SweepSummary]:
-        """The sweeps of ``project``, the most energy first, with their overhead and selected run."""
+    def sweeps(self, project: str, *, params: bool | Collection[str] = True) -> list[SweepSummary]:
+        """The sweeps of ``project``, the most energy first, with their overhead and selected run,
+        and the varying parameters of all of them, of none (False) or of the sweeps keyed in ``params``."""
         from .sweeps import list_sweeps
 
         with self.read(f"listing the sweeps of project {project!r}") as conn:

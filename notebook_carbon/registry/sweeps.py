@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
@@ -168,11 +168,12 @@ def _selected(conn: Any, project: str, keys: Sequence[str], notebook: str | None
 # -- sweeps -------------------------------------------------------------------------------------
 
 
-def list_sweeps(conn: Any, project: str, *, params: bool = True) -> list[SweepSummary]:
+def list_sweeps(conn: Any, project: str, *, params: bool | Collection[str] = True) -> list[SweepSummary]:
     """The sweeps of ``project``, the most energy first, from the totals the database keeps.
 
-    ``params``: also list each sweep's varying parameters (one grouped read of the project's
-    distinct parameter sets); without, ``varying_params`` is empty.
+    ``params``: also list each sweep's varying parameters (from ``sweep_params``); False: none
+    (``varying_params`` empty); a collection of sweep keys: those sweeps' only (a view that shows
+    the top few of thousands).
     """
     rows = conn.execute(_sums_query(and_(run_totals.c.project == project, run_totals.c.sweep_key != ""),
                                     run_totals.c.sweep_key)).all()  # (all GPU counts of a sweep together)
@@ -185,7 +186,9 @@ def list_sweeps(conn: Any, project: str, *, params: bool = True) -> list[SweepSu
         .where(sweeps.c.project == project)
     )
     counted = {key: t.runs + t.excluded_runs for key, t in by_key.items()}
-    varying = _varying_by_sweep(conn, project, counted) if params and by_key else {}
+    if params is not True and params is not False:
+        counted = {key: n for key, n in counted.items() if key in set(params)}
+    varying = _varying_by_sweep(conn, project, counted) if params and counted else {}
     found = []
     for key, label, selected, marked, energy in conn.execute(chosen):
         if key not in by_key:
@@ -208,6 +211,8 @@ def _varying_by_sweep(conn: Any, project: str, runs_by_key: Mapping[str, int]) -
         .where(sweep_params.c.project == project, sweep_params.c.runs > 0)
         .group_by(sweep_params.c.sweep_key, sweep_params.c.name)
     )
+    if len(runs_by_key) <= 50:  # a few sweeps asked for: their values only, by index
+        counts = counts.where(sweep_params.c.sweep_key.in_(list(runs_by_key)))
     first_values = (
         select(sweep_params.c.value)
         .where(

@@ -1,9 +1,9 @@
 """``Dashboard``: the project's costs in a notebook, as an ipywidgets ``VBox``.
 
-It reads the registry once per refresh (``analysis.runs``), computes everything from that frame
-(``figures``), lays it out as escaped HTML (``markup``), and draws its two charts as SVG through
-vl-convert (``charts.to_svg``): no Vega in the browser, no network, nothing that a front end
-without a Vega extension could fail to show. Each part is an ``ipywidgets.HTML`` whose value is
+Each refresh reads the totals the database keeps (``figures``: a few indexed reads, whatever the
+number of runs), lays them out as escaped HTML (``markup``), and draws its two charts as SVG
+through vl-convert (``charts.to_svg``) on a thread of its own, from the project's runs: no Vega in
+the browser, no network, nothing that a front end without a Vega extension could fail to show. Each part is an ``ipywidgets.HTML`` whose value is
 replaced on refresh, so the widgets (and a browser's view of them) stay the same objects.
 
 A dashboard that ``follow``\\ s an extension refreshes after every cell the extension meters,
@@ -15,6 +15,7 @@ cell's run: it flushes the session's background writer first, so it reads what w
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 import ipywidgets as widgets
@@ -38,7 +39,8 @@ class Dashboard(widgets.VBox):
     the runs of dead kernels crashed (as ``%carbon sweeps`` does). ``notebook`` is the current
     notebook's path as runs record it (default: the one this kernel runs, if any). At most
     ``top_sweeps`` sweeps and ``top_redundant`` redundant runs are listed; the charts draw at most
-    ``max_points`` steps of the cumulative line and ``top_bars`` sweeps.
+    ``max_points`` steps of the cumulative line and ``top_bars`` sweeps. The charts are drawn on
+    a thread of their own (see ``refresh``); ``wait=True`` draws the first ones before returning.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class Dashboard(widgets.VBox):
         top_redundant: int = 20,
         max_points: int = 300,
         top_bars: int = 12,
+        wait: bool = False,
     ) -> None:
         for name, value in (("top_sweeps", top_sweeps), ("top_redundant", top_redundant),
                             ("max_points", max_points), ("top_bars", top_bars)):  # fmt: skip
@@ -71,6 +74,8 @@ class Dashboard(widgets.VBox):
         self.max_points, self.top_bars = max_points, top_bars
         self.snapshot: figures.Snapshot | None = None
         self.status: str | None = None
+        self._drawing: threading.Thread | None = None  # the charts of the latest refresh, being drawn
+        self._chart_generation = 0
         self.sidecar: Any = None
         self._followed: Any = None  # the extension whose metered cells trigger a refresh
         self._last_seen: Any = None
@@ -97,7 +102,7 @@ class Dashboard(widgets.VBox):
         super().__init__([top, self._totals, charts, self._sweeps, self._redundant])
         self.add_class("nc-dashboard")
         try:
-            self.refresh()
+            self.refresh(wait=wait)
         except BaseException:
             self.close()  # a dashboard that cannot read its registry leaves no widgets behind
             raise
@@ -123,28 +128,63 @@ class Dashboard(widgets.VBox):
         """Where the runs are read: the ``registry`` given, else the settings' location."""
         return self._registry_arg if self._registry_arg is not None else self.settings.registry_location()
 
-    def refresh(self) -> figures.Snapshot:
-        """Read the registry again and show what it holds now; return the figures shown."""
+    def refresh(self, *, wait: bool = False) -> figures.Snapshot:
+        """Read the registry again and show what it holds now; return the figures shown.
+
+        The figures are read from the totals the database keeps, on this thread, in a few
+        milliseconds whatever the number of runs. The two charts need every run's start and
+        emissions: they are drawn on a thread of their own and replace the old ones when done
+        (``charts_drawn`` waits for them), unless ``wait``, which draws them before returning.
+        """
         settings = self.settings
         project = self._project_arg or settings.project
         registry = self._registry_arg if self._registry_arg is not None else settings.registry_location()
         self.status = self._flush()
         with opened(registry) as reg:
-            df = runs(reg, project=project, columns=figures.READ_COLUMNS)
-            where = reg.where
-        snapshot = figures.snapshot(
-            df, project=project, notebook=self.notebook, kernel=self.kernel, settings=settings,
-            registry=where, **self.limits,
-        )  # fmt: skip
-        cumulative, per_sweep = self._charts(df)
+            snapshot = figures.snapshot(
+                reg, project=project, notebook=self.notebook, kernel=self.kernel, settings=settings, **self.limits
+            )
         self.snapshot = snapshot
         self._header.value = markup.header(snapshot, self.status)
         self._totals.value = markup.totals(snapshot)
-        self._cumulative.value = markup.chart("cumulative", cumulative, "no runs yet: nothing to draw")
-        self._sweep_chart.value = markup.chart("sweeps", per_sweep, "no sweeps yet: nothing to draw")
         self._sweeps.value = markup.sweeps(snapshot.sweeps, snapshot.sweeps_total)
         self._redundant.value = markup.redundant(snapshot)
+        self._draw_charts(registry, project, wait=wait)
         return snapshot
+
+    def charts_drawn(self, timeout: float | None = None) -> bool:
+        """Wait until the charts of the latest refresh are shown; False if ``timeout`` (s) ran out."""
+        drawing = self._drawing
+        if drawing is None:
+            return True
+        drawing.join(timeout)
+        return not drawing.is_alive()
+
+    def _draw_charts(self, registry: Any, project: str, *, wait: bool) -> None:
+        generation = self._chart_generation = self._chart_generation + 1
+
+        def draw() -> None:
+            try:
+                with opened(registry) as reg:
+                    df = runs(reg, project=project, columns=figures.CHART_COLUMNS)
+                cumulative, per_sweep = self._charts(df)
+            except Exception as exc:  # shown where the charts are, never raised into a later cell
+                message = str(exc) if isinstance(exc, NotebookCarbonError) else f"{type(exc).__name__}: {exc}"
+                cumulative = per_sweep = None
+                failed = f"the charts could not be drawn: {message}"
+            else:
+                failed = None
+            if generation != self._chart_generation:
+                return  # a newer refresh draws its own
+            self._cumulative.value = markup.chart("cumulative", cumulative, failed or "no runs yet: nothing to draw")
+            self._sweep_chart.value = markup.chart("sweeps", per_sweep, failed or "no sweeps yet: nothing to draw")
+
+        if wait:
+            self._drawing = None
+            draw()
+            return
+        self._drawing = threading.Thread(target=draw, name="notebook-carbon-dashboard-charts", daemon=True)
+        self._drawing.start()
 
     def _flush(self) -> str | None:
         """Wait for the session's pending writes to its registry; what to tell the user, if anything."""

@@ -1,31 +1,33 @@
-"""What the dashboard shows, computed from a frame of runs: pure, no widgets, no I/O.
+"""What the dashboard shows, read from the totals the database keeps: no widgets here.
 
-``snapshot`` takes the project's frame (``analysis.runs``) once and derives everything from it:
-the totals of three scopes (this kernel session, this notebook, the project), each the
-``totals`` and ``development`` of the impact statement (``statements.build.statement_data``) of
-that scope's runs, so a figure on the dashboard is the figure a statement of the same runs
-prints; the costliest sweeps with their varying parameters; and the redundant runs, each with the
-run it repeats. Energy in J, emissions in g CO2e, water in L, times in UTC.
+``snapshot`` reads the totals of three scopes (this kernel session, this notebook, the project),
+each turned into the ``totals`` and ``development`` of an impact statement by the statement's own
+``statements.tally.figures``, so a figure on the dashboard is the figure a statement of the same
+runs prints; the costliest sweeps with their varying parameters; and the latest redundant runs,
+each with the run it repeats. A few indexed reads, whatever the number of runs: the dashboard
+refreshes after every metered cell on the kernel's thread. Energy in J, emissions in g CO2e,
+water in L, times in UTC.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..analysis.plausible import excluded, keep_only
-from ..registry.sweeps import varying_params
 from ..settings import Settings
-from ..statements import COLUMNS as STATEMENT_COLUMNS
-from ..statements.build import statement_data
+from ..statements.tally import figures
 
-READ_COLUMNS = (*STATEMENT_COLUMNS, "params", "pid")
-"""What the dashboard reads of each run besides ``analysis``'s core columns: the statement's
-columns, the params (for the varying ones) and the process id (for this session's runs)."""
+if TYPE_CHECKING:
+    from ..registry.store import Registry
+    from ..registry.sweeps import SweepSummary
+    from ..registry.totals import Totals
+
+CHART_COLUMNS = ("emissions_g", "energy_j", "status", "redundant_of", "project")
+"""What the charts read of each run besides ``analysis``'s core columns (off the kernel's thread)."""
 
 SCOPES = ("session", "notebook", "project")
 
@@ -110,7 +112,8 @@ class Snapshot:
 
 def session_mask(df: pd.DataFrame, kernel: Kernel) -> np.ndarray:
     """Which runs of ``df`` this kernel recorded: its host and process id, started after it did
-    (a process id of a kernel long gone may have been given to this one)."""
+    (a process id of a kernel long gone may have been given to this one). ``snapshot`` asks the
+    registry the same question (``Registry.aggregate`` with ``since``, ``pid`` and ``host``)."""
     pid = df["pid"].to_numpy(dtype="float64", na_value=np.nan)
     host = df["host"].to_numpy(dtype=object)
     started = df["started_at"].to_numpy(dtype=float)
@@ -119,97 +122,81 @@ def session_mask(df: pd.DataFrame, kernel: Kernel) -> np.ndarray:
 
 
 def snapshot(
-    df: pd.DataFrame,
+    reg: Registry,
     *,
     project: str,
     notebook: str | None,
     kernel: Kernel,
     settings: Settings,
-    registry: str,
     top_sweeps: int = 20,
     top_redundant: int = 20,
     now: datetime.datetime | None = None,
 ) -> Snapshot:
-    """The dashboard's figures for ``df``, the runs of ``project`` (``analysis.runs`` with
-    ``READ_COLUMNS``). ``notebook`` is the current notebook's path as runs record it (None
-    outside Jupyter); ``settings`` give what a statement computes for runs recorded without it
-    (embodied emissions, water); ``registry`` is where the runs were read, for the header."""
+    """The dashboard's figures of ``project`` in the registry ``reg``, read from the totals the
+    database keeps: a few indexed reads, whatever the number of runs. ``notebook`` is the current
+    notebook's path as runs record it (None outside Jupyter); ``settings`` give what a statement
+    computes for runs recorded without it (embodied emissions, water)."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
 
-    def facts(runs: pd.DataFrame, **scope: Any) -> dict[str, Any]:
-        # cleanest=0: the dashboard shows no other grids
-        return statement_data(
-            runs, scope={"project": project, **scope}, settings=settings, cleanest=0, now=now
-        )
+    def facts(totals: Totals, excluded: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        found = figures(totals, settings)  # a statement's own totals and development
+        found["scope"]["excluded"] = excluded or []
+        return found
 
-    in_session = df.loc[session_mask(df, kernel)]
-    # the runs left out (``analysis.excluded``) are the project's: a scope keeps those it can tell are its
-    in_session.attrs["excluded"] = ()
-    scopes = [Scope("session", "This session", facts(in_session, kernel_pid=kernel.pid))]
+    whole = reg.totals(project)
+    # this kernel's runs: its host and process id, started after it did (a process id of a kernel
+    # long gone may have been given to this one; its start is read to the clock tick: a second's slack)
+    mine = reg.aggregate(project, since=kernel.started_at - 1.0, pid=kernel.pid, host=kernel.host)
+    scopes = [Scope("session", "This session", facts(mine))]
     if notebook is None:
         scopes.append(Scope("notebook", "This notebook", None, "not run from a notebook"))
     else:
-        in_notebook = df.loc[(df["notebook"] == notebook).to_numpy(dtype=bool, na_value=False)]
-        in_notebook.attrs["excluded"] = keep_only(excluded(df), notebook=notebook)
-        scopes.append(Scope("notebook", "This notebook", facts(in_notebook, notebook=notebook)))
-    whole = facts(df)
-    scopes.append(Scope("project", f"Project {project}", whole))
-    sweeps = whole["sweeps"]
-    redundant = df.loc[df["is_redundant"].to_numpy(dtype=bool)]
+        in_notebook = reg.totals(project, notebook=notebook)
+        left_out = reg.excluded(project, notebook) if in_notebook.excluded_runs else []
+        scopes.append(Scope("notebook", "This notebook", facts(in_notebook, left_out)))
+    scopes.append(Scope("project", f"Project {project}", facts(whole, reg.excluded(project) if whole.excluded_runs else [])))
+    listed = reg.sweeps(project, params=False)
+    shown = listed[:top_sweeps]
+    varying = {s.key: s.varying_params for s in reg.sweeps(project, params=[s.key for s in shown])}
+    redundant = reg.redundant_page(project, limit=top_redundant)
     return Snapshot(
         project=project,
         notebook=notebook,
-        registry=registry,
+        registry=reg.where,
         read_at=now,
         scopes=tuple(scopes),
-        sweeps=_sweep_rows(df, sweeps[:top_sweeps]),
-        sweeps_total=len(sweeps),
-        redundant=_redundant_rows(df, redundant.iloc[::-1][:top_redundant]),
-        redundant_total=len(redundant),
-        redundant_energy_j=float(redundant["energy_j"].fillna(0.0).sum()),
+        sweeps=tuple(_sweep_row(s, varying.get(s.key, {})) for s in shown),
+        sweeps_total=len(listed),
+        redundant=tuple(_redundant_row(row) for row in redundant),
+        redundant_total=whole.redundant_runs,
+        redundant_energy_j=whole.redundant_energy_j,
     )
 
 
-def _sweep_rows(df: pd.DataFrame, shown: list[dict[str, Any]]) -> tuple[SweepRow, ...]:
-    """The statement's rows of the sweeps ``shown``, with each one's varying parameters, found
-    as ``%carbon sweeps`` finds them (over its runs' params in start order)."""
-    wanted = {row["key"] for row in shown}
-    params: dict[str, list[Any]] = {key: [] for key in wanted}
-    # the frame is in start order, as the sweeps' runs are in ``list_sweeps``
-    for key, found in zip(df["sweep_key"].to_numpy(dtype=object), df["params"].to_numpy(dtype=object)):
-        if key in wanted:
-            params[key].append(found)
-    return tuple(
-        SweepRow(
-            key=row["key"],
-            label=row["label"],
-            runs=row["runs"],
-            varying=varying_params(params[row["key"]]),
-            energy_j=row["energy_j"],
-            emissions_g=row["emissions_g"],
-            overhead_ratio=row["overhead_ratio"],
-            failed_runs=row["failed_runs"],
-            failed_energy_j=row["failed_energy_j"],
-            redundant_runs=row["redundant_runs"],
-            redundant_energy_j=row["redundant_energy_j"],
-        )
-        for row in shown
+def _sweep_row(sweep: SweepSummary, varying: dict[str, tuple[Any, ...]]) -> SweepRow:
+    return SweepRow(
+        key=sweep.key,
+        label=sweep.label,
+        runs=sweep.runs,
+        varying=dict(varying),
+        energy_j=sweep.energy_j,
+        emissions_g=sweep.emissions_g,
+        overhead_ratio=sweep.overhead_ratio,
+        failed_runs=sweep.failed_runs,
+        failed_energy_j=sweep.failed_energy_j,
+        redundant_runs=sweep.redundant_runs,
+        redundant_energy_j=sweep.redundant_energy_j,
     )
 
 
-def _redundant_rows(df: pd.DataFrame, shown: pd.DataFrame) -> tuple[RedundantRow, ...]:
-    rows = []
-    for run_id, energy, earlier in zip(
-        shown.index.tolist(), shown["energy_j"].fillna(0.0).tolist(), shown["redundant_of"].tolist()
-    ):
-        rows.append(
-            RedundantRow(run=_ref(df, run_id), energy_j=float(energy), repeats=_ref(df, int(earlier)))
-        )
-    return tuple(rows)
+def _redundant_row(row: dict[str, Any]) -> RedundantRow:
+    earlier = row["repeats"]
+    return RedundantRow(
+        run=RunRef(row["id"], row.get("name") or None, _utc(row.get("started_at"))),
+        energy_j=float(row.get("energy_j") or 0.0),
+        repeats=RunRef(int(earlier["id"]), earlier.get("name") or None, _utc(earlier.get("started_at"))),
+    )
 
 
-def _ref(df: pd.DataFrame, run_id: int) -> RunRef:
-    if run_id not in df.index:
-        return RunRef(run_id, None, None)
-    name = df.at[run_id, "name"]
-    return RunRef(run_id, name if isinstance(name, str) and name else None, df.at[run_id, "started"])
+def _utc(epoch_s: float | None) -> pd.Timestamp | None:
+    return None if epoch_s is None else pd.Timestamp(epoch_s, unit="s", tz="UTC")
