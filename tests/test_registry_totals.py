@@ -70,7 +70,8 @@ def test_every_kind_of_write_moves_the_totals(registry_url, registry_engine):
         t = 1.7e9
         running = _start(reg, t, code_fingerprint="a", notebook="x")
         check(reg, "p")
-        reg.checkpoint_run(running, {"energy_j": 5.0, "cpu_energy_j": 5.0, "cpu_method": "estimate-tdp"})
+        reg.checkpoint_run(running, {"energy_j": 5.0, "cpu_energy_j": 5.0, "cpu_method": "estimate-tdp",
+                                     "gpu_energy_j": 2.0, "gpu_method": "nvml-counter+nvml-power"})
         check(reg, "p")
         reg.checkpoint_run(running, {"energy_j": 7.0, "cpu_energy_j": 7.0, "cpu_method": "estimate-tdp"})
         check(reg, "p")
@@ -96,6 +97,8 @@ def test_every_kind_of_write_moves_the_totals(registry_url, registry_engine):
             "UPDATE runs SET project = 'q' WHERE id = 2",
             "UPDATE runs SET params = '{\"lr\": 3}' WHERE id = 3",
             "UPDATE runs SET params = 'not json' WHERE id = 3",
+            "UPDATE runs SET cpu_method = 'rapl' WHERE id = 3",
+            "UPDATE runs SET cpu_method = 'something-new' WHERE id = 3",
             "DELETE FROM runs WHERE id = 1",
         ]
         for edit in edits:

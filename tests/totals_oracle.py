@@ -7,6 +7,7 @@ import math
 from collections import Counter
 from typing import Any
 
+from notebook_carbon.impact.uncertainty import METHOD_RANGES, UNATTRIBUTED_RANGE
 from notebook_carbon.record import BOUNDS, FAILED_STATUSES
 
 MICRO = 1_000_000
@@ -14,6 +15,15 @@ MICRO = 1_000_000
 
 def _micro(value: Any) -> int:
     return 0 if value is None else int(round(value * MICRO))
+
+
+def _component_factor(method: Any, side: str) -> float:
+    """A component's range from its method: the widest of a ``+``-joined method's known parts."""
+    parts = [p for p in str(method or "").split("+") if p in METHOD_RANGES and p != "none"]
+    if not parts:
+        return getattr(UNATTRIBUTED_RANGE, side)
+    values = [getattr(METHOD_RANGES[p], side) for p in parts]
+    return min(values) if side == "low" else max(values)
 
 
 def plausible(run: dict[str, Any]) -> bool:
@@ -41,6 +51,12 @@ def totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
         sums["emissions_g"] += _micro(emissions)
         sums["emissions_low_g"] += _micro(None if emissions is None else emissions * low)
         sums["water_l"] += _micro(r["water_l"])
+        for component in ("gpu", "cpu", "ram"):
+            energy_c = r[f"{component}_energy_j"]
+            sums[f"{component}_energy_j"] += _micro(energy_c)
+            for side in ("low", "high"):
+                factor = _component_factor(r[f"{component}_method"], side)
+                sums[f"{component}_energy_{side}_j"] += _micro(None if energy_c is None else energy_c * factor)
         sums["embodied_g"] += _micro(r["embodied_g"])
         sums["duration_s"] += _micro(r["duration_s"])
         if r["status"] in FAILED_STATUSES:

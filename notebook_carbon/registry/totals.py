@@ -22,6 +22,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..impact.uncertainty import METHOD_RANGES, UNATTRIBUTED_RANGE
 from ..record import BOUNDS, FAILED_STATUSES, STATUSES
 
 MICRO = 1_000_000
@@ -39,6 +40,17 @@ _PUE = "COALESCE({r}.pue, 1.0)"
 _FAILED = "{r}.status IN (" + ", ".join(f"'{s}'" for s in FAILED_STATUSES) + ")"
 _REDUNDANT = "{r}.redundant_of IS NOT NULL"
 
+
+def _component_factor(component: str, side: str) -> str:
+    """SQL of the low or high factor of a component's energy from its method (``impact.uncertainty``):
+    a ``+``-joined method takes the widest of its parts, as ``method_range`` does; a method known to
+    none (or none at all) the range of unattributed energy."""
+    ranges = {m: r for m, r in METHOD_RANGES.items() if m != "none"}
+    order = sorted(ranges, key=lambda m: getattr(ranges[m], side), reverse=side == "high")
+    method = f"COALESCE({{r}}.{component}_method, '')"
+    cases = " ".join(f"WHEN {{find}}({method}, '{m}') > 0 THEN {getattr(ranges[m], side)!r}" for m in order)
+    return f"(CASE {cases} ELSE {getattr(UNATTRIBUTED_RANGE, side)!r} END)"
+
 FIGURES: tuple[tuple[str, str, int | None], ...] = (
     ("runs", "1", None),
     *((f"n_{status}", f"CASE WHEN {{r}}.status = '{status}' THEN 1 ELSE 0 END", None) for status in STATUSES),
@@ -49,6 +61,10 @@ FIGURES: tuple[tuple[str, str, int | None], ...] = (
     ("gpu_energy_uj", "{r}.gpu_energy_j", MICRO),
     ("cpu_energy_uj", "{r}.cpu_energy_j", MICRO),
     ("ram_energy_uj", "{r}.ram_energy_j", MICRO),
+    *(
+        (f"{component}_energy_{side}_uj", f"{{r}}.{component}_energy_j * {_component_factor(component, side)}", MICRO)
+        for component in ("gpu", "cpu", "ram") for side in ("low", "high")
+    ),
     ("facility_energy_uj", "{r}.energy_j * " + _PUE, MICRO),
     ("facility_energy_low_uj", "{r}.energy_j * " + _PUE + " * " + _LOW, MICRO),
     ("facility_energy_high_uj", "{r}.energy_j * " + _PUE + " * " + _HIGH, MICRO),
@@ -74,7 +90,7 @@ emissions of runs recorded without them are computed per GPU count, by a stateme
 
 TRIGGER_COLUMNS = (
     "project", "notebook", "sweep", "code_fingerprint", "status", "started_at", "duration_s", "energy_j",
-    "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "energy_low_factor", "energy_high_factor", "pue",
+    "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method", "ram_method", "energy_low_factor", "energy_high_factor", "pue",
     "intensity_g_per_kwh", "emissions_g", "water_l", "embodied_g", "redundant_of", "is_final", "ended_at",
     "gpu_count",
 )  # fmt: skip
@@ -96,7 +112,8 @@ def _scaled(expression: str, scale: int | None, dialect: str) -> str:
 
 def contributions(row: str, dialect: str) -> list[str]:
     """SQL of each of ``COLUMNS`` for one run, the row named ``row`` (NEW, OLD, a table alias)."""
-    return [_scaled(sql.format(r=row), scale, dialect) for _, sql, scale in FIGURES]
+    find = "strpos" if dialect == "postgresql" else "instr"
+    return [_scaled(sql.format(r=row, find=find), scale, dialect) for _, sql, scale in FIGURES]
 
 
 def plausible(row: str) -> str:
@@ -152,6 +169,12 @@ class Totals:
     gpu_energy_j: float = 0.0
     cpu_energy_j: float = 0.0
     ram_energy_j: float = 0.0
+    gpu_energy_low_j: float = 0.0
+    gpu_energy_high_j: float = 0.0
+    cpu_energy_low_j: float = 0.0
+    cpu_energy_high_j: float = 0.0
+    ram_energy_low_j: float = 0.0
+    ram_energy_high_j: float = 0.0
     facility_energy_j: float = 0.0
     facility_energy_low_j: float = 0.0
     facility_energy_high_j: float = 0.0
