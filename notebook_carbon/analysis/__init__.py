@@ -39,7 +39,6 @@ if TYPE_CHECKING:
         aggregate,
         categorise,
         energy_by_method,
-        figures_of,
         shares,
         totals,
     )
@@ -49,7 +48,7 @@ _LAZY = {
     **dict.fromkeys(("Excluded", "excluded"), "plausible"),
     **dict.fromkeys(
         ("AGGREGATE_COLUMNS", "BY", "CATEGORIES", "Shares", "aggregate", "categorise", "energy_by_method",
-         "figures_of", "shares", "totals"),
+         "shares", "totals"),
         "summaries",
     ),
 }  # fmt: skip
@@ -71,7 +70,6 @@ __all__ = [
     "categorise",
     "energy_by_method",
     "excluded",
-    "figures_of",
     "method_kind",
     "runs",
     "shares",

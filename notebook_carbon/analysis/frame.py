@@ -43,11 +43,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from ..record import FAILED_STATUSES
+from ..record import ESTIMATED, FAILED_STATUSES, MEASURED, method_kind
 from ..registry.frames import COLUMNS
 from . import plausible
 from .filters import opened, scope_of
-from ..record import ESTIMATED, MEASURED, method_kind
 
 if TYPE_CHECKING:
     from ..registry.store import Registry

@@ -4,9 +4,8 @@
 figures summed by the database for a scope cut by time, status or tags), development overhead
 included: what a statement prints. The rest are pure functions of a frame of runs
 (``analysis.runs``), no I/O, for the groupings and splits a frame allows (by day, tag, host; the
-measured and estimated shares). ``figures_of`` makes a frame's runs the figures of a statement, for
-a selection no registry filter expresses (the dashboard's runs of this kernel). Energy in J,
-emissions in g CO2e, water in L; a missing figure counts as 0.
+measured and estimated shares). Energy in J, emissions in g CO2e, water in L; a missing figure
+counts as 0.
 """
 
 from __future__ import annotations
@@ -20,13 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ..record import ESTIMATED, MEASURED, UNATTRIBUTED, method_kind
 from .filters import is_cut, scope_of
 from .frame import COMPONENT_NAMES, opened
-from ..record import ESTIMATED, MEASURED, UNATTRIBUTED, method_kind
-from .plausible import excluded
 
 if TYPE_CHECKING:
-    from ..registry.figures import ScopeFigures
     from ..registry.store import Registry
     from ..registry.totals import Totals
 
@@ -59,7 +56,6 @@ __all__ = [
     "aggregate",
     "categorise",
     "energy_by_method",
-    "figures_of",
     "shares",
     "totals",
 ]
@@ -216,152 +212,3 @@ def categorise(df: pd.DataFrame) -> pd.Series:
         default=CATEGORIES[3],
     )
     return pd.Series(pd.Categorical(category, categories=CATEGORIES), index=df.index, name="category")
-
-
-# -- a frame as a statement's figures -----------------------------------------------------------
-
-FIGURE_COLUMNS = ("energy_low_factor", "energy_high_factor", "pue", "duration_s", "gpu_count")
-"""What ``figures_of`` needs of a frame besides ``CORE_COLUMNS`` (and ``registry.figures.GROUPED_BY``)."""
-
-
-def figures_of(df: pd.DataFrame) -> ScopeFigures:
-    """The figures of a statement (``registry.figures.ScopeFigures``) of the runs of ``df``, a frame of
-    ``analysis.runs`` read with ``statements.COLUMNS``: each run's figures rounded to micro-units
-    and summed as the database sums them, so the frame of a whole project gives the very totals the
-    registry keeps. For a selection no registry filter expresses (the dashboard's runs of this
-    kernel); a statement of a registry's scope reads its figures from the database."""
-    from ..registry import totals as kept
-    from ..registry.figures import ScopeFigures
-    from ..registry.sweeps import SweepSummary
-
-    missing = [c for c in (*FIGURE_COLUMNS, *_GROUPED_BY) if c not in df.columns]
-    if missing:
-        raise ConfigError(f"a statement of a frame needs its columns {', '.join(missing)}: statements.COLUMNS")
-    micro = _micro_figures(df)
-    swept = df["sweep_key"].notna().to_numpy(bool)
-    codes = np.full(len(df), -1, dtype=np.int64)
-    pairs = pd.MultiIndex.from_arrays([df["project"][swept], df["sweep_key"][swept]])
-    codes[swept], keys = pd.factorize(pairs)
-    selected = df["is_selected"].to_numpy(bool)
-    energy = df["energy_j"].to_numpy(np.float64, na_value=np.nan)
-    labels, ids = df["sweep_label"].to_numpy(object), df.index.to_numpy()
-    by_sweep = [np.bincount(codes[swept], weights=column[swept], minlength=len(keys)) for column in micro]
-    sweeps = []
-    for i, (_, key) in enumerate(keys):
-        chosen = np.flatnonzero(selected & (codes == i))
-        run = int(ids[chosen[0]]) if len(chosen) else None
-        sweeps.append(SweepSummary(
-            key=str(key), label=str(labels[codes == i][0]), explicit=not str(key).startswith("code:"),
-            totals=kept.from_sums([column[i] for column in by_sweep], 0), varying_params={},
-            selected_run_id=run, selected_is_marked=bool(run is not None and df.at[run, "is_final"]),
-            selected_energy_j=None if run is None else float(np.nan_to_num(energy[chosen[0]])),
-        ))  # fmt: skip
-    gpus = df["gpu_count"].fillna(0).to_numpy(np.int64, na_value=0)
-    embodied = _by_gpus(gpus, micro[kept.COLUMNS.index("embodied_ug")])
-    unembodied = _by_gpus(gpus, micro[kept.COLUMNS.index("unembodied_us")])
-    started = df["started_at"]
-    totals = kept.from_sums(
-        [column.sum() for column in micro], len(excluded(df)),
-        sweeps=len(sweeps),
-        selected_runs=int(selected.sum()),
-        selected_energy_j=float(np.nan_to_num(energy[selected]).sum()),
-        selected_emissions_g=float(df["emissions_g"].fillna(0.0)[selected].sum()),
-        unembodied_s_by_gpus=unembodied,
-        embodied_g_by_gpus=embodied,
-        first_at=float(started.min()) if len(df) else None,
-        last_at=float(started.max()) if len(df) else None,
-    )  # fmt: skip
-    left_out = tuple(e.as_dict() for e in sorted(excluded(df), key=lambda e: e.id))
-    sweeps.sort(key=lambda s: (-s.energy_j, s.key))
-    return ScopeFigures(totals, tuple(sweeps), _groups_of(df), left_out)
-
-
-def _by_gpus(gpus: np.ndarray, micro: np.ndarray) -> dict[int, float]:
-    """``micro`` (a figure per run, in micro-units) summed by GPU count, in its unit, as the registry
-    sums it: of the GPU counts where it is not 0."""
-    from ..registry.totals import MICRO
-
-    found = {int(count): int(micro[gpus == count].sum()) for count in np.unique(gpus)}
-    return {count: value / MICRO for count, value in found.items() if value}
-
-
-_GROUPED_BY = (
-    "gpu_model", "gpu_count", "cpu_model", "host", "gpu_method", "cpu_method", "ram_method", "attribution",
-    "pue", "intensity_region", "intensity_g_per_kwh", "intensity_source",
-)  # fmt: skip
-
-
-def _micro_figures(df: pd.DataFrame) -> list[np.ndarray]:
-    """Per run, each of the registry's summed figures (``registry.totals.FIGURES``), in its order:
-    counts, and amounts in micro-units rounded as the database rounds them (half up)."""
-    from ..registry.totals import FIGURES
-
-    def value(column: str) -> np.ndarray:
-        return df[column].to_numpy(np.float64, na_value=np.nan)
-
-    def factor(column: str) -> np.ndarray:
-        return np.nan_to_num(value(column), nan=1.0)
-
-    energy, emissions, pue = value("energy_j"), value("emissions_g"), factor("pue")
-    low, high = factor("energy_low_factor"), factor("energy_high_factor")
-    failed, redundant = df["is_failed"].to_numpy(bool), df["is_redundant"].to_numpy(bool)
-    status = df["status"].to_numpy(object)
-    embodied, duration, water = value("embodied_g"), value("duration_s"), value("water_l")
-    counts = {
-        "runs": np.ones(len(df)), "water_runs": ~np.isnan(water), "embodied_runs": ~np.isnan(embodied),
-        "unembodied_runs": np.isnan(embodied) & ~np.isnan(duration), "failed_runs": failed,
-        "redundant_runs": redundant, **{f"n_{s}": status == s for s in set(status.tolist())},
-    }  # fmt: skip
-    amounts = {
-        "duration_us": duration, "energy_uj": energy,
-        "energy_low_uj": energy * low, "energy_high_uj": energy * high,
-        "gpu_energy_uj": value("gpu_energy_j"), "cpu_energy_uj": value("cpu_energy_j"),
-        "ram_energy_uj": value("ram_energy_j"), "facility_energy_uj": energy * pue,
-        "facility_energy_low_uj": energy * pue * low, "facility_energy_high_uj": energy * pue * high,
-        "emissions_ug": emissions, "emissions_low_ug": emissions * low, "emissions_high_ug": emissions * high,
-        "water_ul": water, "embodied_ug": embodied,
-        "unembodied_us": np.where(np.isnan(embodied), duration, np.nan),
-        "failed_energy_uj": np.where(failed, energy, np.nan),
-        "redundant_energy_uj": np.where(redundant, energy, np.nan),
-        "redundant_emissions_ug": np.where(redundant, emissions, np.nan),
-    }  # fmt: skip
-    found = []
-    for name, _, scale in FIGURES:
-        if scale is None:
-            known = name in counts or name.startswith("n_")
-            found.append(np.asarray(counts.get(name, np.zeros(len(df))), dtype=np.float64))
-        else:  # SQLite's ROUND: floor(x + 0.5) for x >= 0, and every figure is >= 0 (record.BOUNDS)
-            known = name in amounts
-            found.append(np.floor(np.nan_to_num(amounts.get(name, np.zeros(len(df)))) * scale + 0.5))
-        if not known:  # a figure the registry sums that this one does not: they would differ
-            raise NotImplementedError(f"figures_of has no per-run {name!r} (registry.totals.FIGURES)")
-    return found
-
-
-def _groups_of(df: pd.DataFrame) -> tuple:
-    """The runs of ``df`` grouped as ``registry.figures.Group``s, with the same sums."""
-    from ..registry.figures import Group
-
-    if df.empty:
-        return ()
-    energy = df["energy_j"].fillna(0.0)
-    unattributed = df["unattributed_energy_j"]
-    work = pd.DataFrame({
-        "runs": np.ones(len(df), dtype=np.int64), "energy_j": energy,
-        **{f"{c}_energy_j": df[f"{c}_energy_j"].fillna(0.0) for c in COMPONENT_NAMES},
-        "facility_energy_j": energy * df["pue"].fillna(1.0),
-        "unattributed_j": unattributed, "unattributed_positive_j": unattributed.clip(lower=0.0),
-    }, index=df.index)  # fmt: skip
-    keys = [df[column].astype(object) for column in _GROUPED_BY]
-    summed = work.groupby(keys, dropna=False, sort=False).sum()
-    return tuple(
-        Group(*(_plain(v) for v in key), int(row[0]), *(float(v) for v in row[1:]))
-        for key, row in zip(summed.index, summed.to_numpy(dtype=object))
-    )
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as a plain Python value, None for any kind of missing value."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value.item() if hasattr(value, "item") else value

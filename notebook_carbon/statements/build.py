@@ -5,9 +5,8 @@ measured, the intensity and PUE used, totals with ranges, embodied emissions and
 development overhead, the sweeps, the SCI per run, other grids, an equivalent — and every figure's
 basis. The Markdown and LaTeX templates only lay it out, and the JSON format is this dict itself
 (``schema/statement.schema.json`` documents it), so the formats cannot disagree. The figures come
-from the registry (``Registry.figures``, ``registry.figures``: its totals, sweeps and runs grouped by hardware, methods and
-grid), summed by the database; a frame of runs (``analysis.figures_of``) gives the same for a
-selection no registry filter expresses.
+from the registry (``Registry.figures``: its totals, sweeps and runs grouped by hardware, methods
+and grid), summed by the database.
 
 Energy in J, emissions in g CO2e, water in L, as everywhere; templates convert for display.
 """
@@ -17,10 +16,9 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._version import __version__
-from ..record import ESTIMATED, MEASURED, method_kind
 from ..errors import ConfigError
 from ..impact import embodied as embodied_maths
 from ..impact.equivalents import car_km
@@ -28,12 +26,10 @@ from ..impact.footprint import J_PER_KWH
 from ..impact.intensity import GridIntensity, resolve_intensity
 from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
 from ..impact.whatif import cleanest_regions, in_regions
+from ..record import ESTIMATED, MEASURED, method_kind
 from ..registry.figures import Group, ScopeFigures
 from ..settings import Settings
 from .tally import figures
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 SCHEMA_VERSION = 1
 """Version of the statement's JSON document (``schema/statement.schema.json``); raised on any
@@ -62,7 +58,7 @@ SOURCES = {
 
 
 def statement_data(
-    found: ScopeFigures | pd.DataFrame,
+    found: ScopeFigures,
     *,
     scope: dict[str, Any],
     settings: Settings,
@@ -72,17 +68,13 @@ def statement_data(
 ) -> dict[str, Any]:
     """The statement of a scope's runs, as a JSON-ready dict.
 
-    ``found``: the scope's figures (``Registry.figures``), or a frame of its runs (``analysis.runs``
-    with ``statements.COLUMNS``, made figures by ``analysis.figures_of``). ``scope`` says what was
+    ``found``: the scope's figures (``Registry.figures``: its kept totals, or those of a scope cut
+    by time, status or tags summed by the database, and its runs grouped). ``scope`` says what was
     selected (project, filters) and is copied in, with the runs left out for implausible figures,
     which no figure counts. ``settings`` give the hardware, lifetime and reuse used to compute
     embodied emissions for runs recorded without them, and the WUE for water. ``regions`` are grids
     to compare with, besides the ``cleanest`` ones.
     """
-    if not isinstance(found, ScopeFigures):
-        from ..analysis.summaries import figures_of
-
-        found = figures_of(found)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     t, groups = found.totals, found.groups
     counted = figures(t, settings)
