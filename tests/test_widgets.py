@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html.parser
 import os
+import time
 import subprocess
 import sys
 
@@ -480,7 +481,7 @@ def _shown_dashboard(shown) -> Dashboard:
     return board
 
 
-def test_magic_shows_a_dashboard_that_refreshes_after_each_metered_cell(extension, capsys):
+def test_magic_shows_a_dashboard_that_refreshes_after_each_metered_cell(extension, capsys, monkeypatch):
     shell = extension.shell
     with capture_output() as shown:
         dashboard_magic(extension, [])
@@ -489,6 +490,13 @@ def test_magic_shows_a_dashboard_that_refreshes_after_each_metered_cell(extensio
     assert board.snapshot.scope("project").facts["totals"]["runs"] == 0  # a new registry, created to be read
     assert board._after_cell in shell.events.callbacks["post_run_cell"]
 
+    drawn = board._charts
+
+    def slow_charts(df):  # charts that take a while: the next cell must still wait for them
+        time.sleep(0.5)
+        return drawn(df)
+
+    monkeypatch.setattr(board, "_charts", slow_charts)
     result = shell.run_cell("%%carbon --name fresh --sweep s --param lr=0.1\nx = 1\n", store_history=True)
     assert result.success
     snap = board.snapshot
@@ -498,6 +506,11 @@ def test_magic_shows_a_dashboard_that_refreshes_after_each_metered_cell(extensio
     assert recorded == pytest.approx(extension.last.row["energy_j"], abs=1e-6) and recorded > 0  # to the microjoule
     assert _Elements(_markup(board)).one("nc-total-session-runs")["text"] == "1"
 
+    # the charts of that refresh are drawn on their own thread, finished before the next cell's
+    # code runs: their work never falls inside a metered run
+    shell.run_cell("import threading\ndrawing = [t for t in threading.enumerate() "
+                   "if t.name == 'notebook-carbon-dashboard-charts']\n", store_history=True)
+    assert shell.user_ns["drawing"] == [] and "<svg" in board._cumulative.value
     shell.run_cell("y = 2\n", store_history=True)  # metered nothing: no new read
     assert board.snapshot is snap
     shell.run_cell("%%carbon --quiet --sweep s --param lr=0.2\nx = 2\n", store_history=True)

@@ -9,7 +9,9 @@ replaced on refresh, so the widgets (and a browser's view of them) stay the same
 A dashboard that ``follow``\\ s an extension refreshes after every cell the extension meters,
 from IPython's ``post_run_cell`` event (never by polling), after the extension has queued that
 cell's run: it flushes the session's background writer first, so it reads what was committed.
-``close`` unregisters the callback.
+Its charts, drawn on their own thread, are finished before the next cell starts (``pre_run_cell``,
+ahead of every other callback), so their work never falls inside a metered run.
+``close`` unregisters the callbacks.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from . import figures, markup
 
 FLUSH_TIMEOUT_S = 10.0
 """How long a refresh waits for the session's pending registry writes before reading anyway."""
+
+CHART_WAIT_S = 30.0
+"""How long the next cell waits, before it starts, for the charts a refresh is still drawing."""
 
 
 class Dashboard(widgets.VBox):
@@ -222,20 +227,28 @@ class Dashboard(widgets.VBox):
         self.unfollow()
         self._followed, self._last_seen = extension, extension.last
         extension.shell.events.register("post_run_cell", self._after_cell)
+        # First of every pre_run_cell callback, before any run can open: the charts being drawn
+        # are finished before the next cell's code runs, so their work is never measured in its run.
+        extension.shell.events.callbacks["pre_run_cell"].insert(0, self._before_cell)
 
     def unfollow(self) -> None:
         """Stop refreshing after metered cells (the Refresh button still works)."""
         extension, self._followed = self._followed, None
         if extension is None:
             return
-        try:
-            extension.shell.events.unregister("post_run_cell", self._after_cell)
-        except ValueError:  # the shell's callbacks were reset meanwhile: nothing left to remove
-            pass
+        for event, callback in (("post_run_cell", self._after_cell), ("pre_run_cell", self._before_cell)):
+            try:
+                extension.shell.events.unregister(event, callback)
+            except ValueError:  # the shell's callbacks were reset meanwhile: nothing left to remove
+                pass
 
     @property
     def following(self) -> bool:
         return self._followed is not None
+
+    def _before_cell(self, info: Any = None) -> None:
+        """``pre_run_cell``: wait for the charts of the last refresh (at most ``CHART_WAIT_S``)."""
+        self.charts_drawn(CHART_WAIT_S)
 
     def _after_cell(self, result: Any = None) -> None:
         """``post_run_cell``: registered after the extension's, so a metered cell's run is queued
