@@ -199,6 +199,11 @@ def assert_dashboard_shows_the_registry(page, jupyterlab, out: Path) -> None:
         f"{dashboard.count()} elements with class nc-dashboard after %carbon dashboard"
     )
     dashboard.scroll_into_view_if_needed()
+    # the charts are drawn on the kernel's own thread after the figures, and arrive a moment later
+    try:
+        dashboard.locator("svg").first.wait_for(state="attached", timeout=60_000)
+    except Exception:  # said below, with the screenshot of what was shown
+        pass
     browser.screenshot(page, out, "dashboard")
     total = dashboard.locator(".nc-total-project-emissions")
     assert total.count() == 1, "the dashboard shows no project total (class nc-total-project-emissions)"
