@@ -136,7 +136,7 @@ def test_random_writes_keep_exact_totals(registry_url, registry_engine):
         check(reg, "p")
         with registry_engine.begin() as conn:
             conn.execute(text("DELETE FROM runs"))
-            left = conn.execute(text("SELECT sum(energy_uj), sum(emissions_ug), sum(runs) FROM run_totals")).one()
+            left = conn.execute(text("SELECT sum(energy_uj), sum(emissions_ng), sum(runs) FROM run_totals")).one()
         assert tuple(int(v) for v in left) == (0, 0, 0)
         assert reg.totals("p").runs == 0 and reg.sweeps("p") == []
 

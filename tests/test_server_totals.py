@@ -158,7 +158,7 @@ def expected(reg: Registry, settings: Settings, notebook=ALL, project: str = "pr
 
 
 def close(found, wanted, runs: int, where: str = "") -> None:
-    """Equal, numbers within what the registry's exact sums in micro-units (µJ, µg, µL, µs) round;
+    """Equal, numbers within what the registry's exact sums in micro-units (µJ, µs, ng, nL) round;
     a range ``{value, low, high}`` found where a number is wanted: its value, within its bounds."""
     if isinstance(found, dict) and found.keys() == {"value", "low", "high"} and not isinstance(wanted, dict):
         assert found["low"] <= found["value"] * (1 + 1e-12) and found["value"] <= found["high"] * (1 + 1e-12), where

@@ -11,10 +11,13 @@ from notebook_carbon.impact.uncertainty import METHOD_RANGES, UNATTRIBUTED_RANGE
 from notebook_carbon.record import BOUNDS, FAILED_STATUSES
 
 MICRO = 1_000_000
+NANO = 1_000_000_000
+SCALE = {"j": MICRO, "s": MICRO, "g": NANO, "l": NANO}
+"""Energy and time summed in µJ and µs; mass and water in ng and nL."""
 
 
-def _micro(value: Any) -> int:
-    return 0 if value is None else int(round(value * MICRO))
+def _micro(value: Any, unit: str = "j") -> int:
+    return 0 if value is None else int(round(value * SCALE[unit]))
 
 
 def _component_factor(method: Any, side: str) -> float:
@@ -48,24 +51,24 @@ def totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
         sums["energy_low_j"] += _micro(None if energy is None else energy * low)
         sums["energy_high_j"] += _micro(None if energy is None else energy * high)
         sums["facility_energy_j"] += _micro(None if energy is None else energy * pue)
-        sums["emissions_g"] += _micro(emissions)
-        sums["emissions_low_g"] += _micro(None if emissions is None else emissions * low)
-        sums["water_l"] += _micro(r["water_l"])
+        sums["emissions_g"] += _micro(emissions, "g")
+        sums["emissions_low_g"] += _micro(None if emissions is None else emissions * low, "g")
+        sums["water_l"] += _micro(r["water_l"], "l")
         for component in ("gpu", "cpu", "ram"):
             energy_c = r[f"{component}_energy_j"]
             sums[f"{component}_energy_j"] += _micro(energy_c)
             for side in ("low", "high"):
                 factor = _component_factor(r[f"{component}_method"], side)
                 sums[f"{component}_energy_{side}_j"] += _micro(None if energy_c is None else energy_c * factor)
-        sums["embodied_g"] += _micro(r["embodied_g"])
-        sums["duration_s"] += _micro(r["duration_s"])
+        sums["embodied_g"] += _micro(r["embodied_g"], "g")
+        sums["duration_s"] += _micro(r["duration_s"], "s")
         if r["status"] in FAILED_STATUSES:
             sums["failed_runs"] += 1
             sums["failed_energy_j"] += _micro(energy)
         if r["redundant_of"] is not None:
             sums["redundant_runs"] += 1
             sums["redundant_energy_j"] += _micro(energy)
-    found = {name: (value if name.endswith("_runs") else value / MICRO) for name, value in sums.items()}
+    found = {name: (value if name.endswith("_runs") else value / SCALE[name[-1]]) for name, value in sums.items()}
     found["runs"] = len(counted)
     found["excluded_runs"] = len(runs) - len(counted)
     found["statuses"] = dict(Counter(r["status"] for r in counted))

@@ -160,7 +160,7 @@ def _summed(
         selected_energy_j=sum(energy for energy, _ in selected.values()),
         selected_emissions_g=sum(emissions for _, emissions in selected.values()),
         unembodied_s_by_gpus=_by_gpus(rows, "unembodied_us"),
-        embodied_g_by_gpus=_by_gpus(rows, "embodied_ug"),
+        embodied_g_by_gpus=_by_gpus(rows, "embodied_ng"),
         first_at=first,
         last_at=last,
     )  # fmt: skip
@@ -187,7 +187,7 @@ def _by_gpus(rows: Sequence[Sequence[Any]], column: str) -> dict[int, float]:
     for row in rows:
         if row[at]:
             found[int(row[_GPUS] or 0)] = found.get(int(row[_GPUS] or 0), 0) + int(row[at])
-    return {gpus: micro / kept.MICRO for gpus, micro in sorted(found.items())}
+    return {gpus: micro / kept.SCALES[column] for gpus, micro in sorted(found.items())}
 
 
 def _sweeps(

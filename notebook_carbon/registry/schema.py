@@ -217,7 +217,7 @@ run_parts = Table(
 
 
 # v5: the totals per (project, notebook, sweep) and each sweep's label and selected run, kept by
-# triggers on ``runs`` (see ``totals``). Integers of micro-units: sums that stay exact.
+# triggers on ``runs`` (see ``totals``). Integers of micro- and nano-units: sums that stay exact.
 _SUM = BigInteger().with_variant(Numeric(40, 0), "postgresql")  # PostgreSQL: exact at any size
 run_totals = Table(
     "run_totals",

@@ -115,10 +115,10 @@ def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str
     unembodied: dict[int, float] = {}
     embodied: dict[int, float] = {}
     for row in rows:  # by GPU count: a statement computes or ranges embodied emissions per count
-        for found, column in ((unembodied, "unembodied_us"), (embodied, "embodied_ug")):
+        for found, column in ((unembodied, "unembodied_us"), (embodied, "embodied_ng")):
             value = row[2 + kept.COLUMNS.index(column)]
             if value:
-                found[int(row[1])] = found.get(int(row[1]), 0.0) + float(value) / kept.MICRO
+                found[int(row[1])] = found.get(int(row[1]), 0.0) + float(value) / kept.SCALES[column]
     selected = _selected(conn, project, keys, notebook)
     scope = _scope_runs(project, notebook, sweep)
     # the first and last start among the runs counted (absurd ones are left out): two walks of

@@ -1,7 +1,7 @@
 """Totals kept by the database: what every view of a project adds up, exact, seen by every writer.
 
 The ``run_totals`` table holds, per (project, notebook, sweep), the sums of its runs' figures in
-integer micro-units (µJ, µg CO2e, µL, µs), so adding a run and taking it away again leaves the
+integers of small units (µJ, µs, ng CO2e, nL), so adding a run and taking it away again leaves the
 totals exactly as they were, whatever the order. The ``sweeps`` table holds each sweep's label and
 its selected run (the run marked final, else the latest ``ok`` run). Triggers on ``runs`` keep both
 current on every insert, update and delete, whoever writes: a kernel, a script, the importer, an
@@ -26,14 +26,16 @@ from ..impact.uncertainty import METHOD_RANGES, UNATTRIBUTED_RANGE
 from ..record import BOUNDS, FAILED_STATUSES, STATUSES
 
 MICRO = 1_000_000
-"""Sums are integers of these many parts of the figure's unit (J, g, L, s)."""
+"""Energy and time are summed as integers of these many parts of their unit (µJ, µs)."""
+NANO = 1_000_000_000
+"""Mass and water as integers of these (ng CO2e, nL): a one-line cell emits well under a microgram."""
 
 _SAFE = 9e12
-"""Largest figure (in its unit) whose micro-units fit a 64-bit integer; SQLite adds larger ones as
-reals (exact to 2^53 µ-units, about 9 GJ, beyond which a sweep's sum may drift in its last digits)."""
+"""Largest figure (in its unit) whose micro-units fit a 64-bit integer (scaled for a nano-unit);
+SQLite adds larger ones as reals (exact to 2^53 µ-units, about 9 GJ, beyond which a sweep's sum may drift in its last digits)."""
 
 # Each figure: (column of run_totals, SQL of one run's contribution over row alias {r}, scale).
-# scale: MICRO for an amount scaled to an integer; None for a count (an integer already).
+# scale: MICRO or NANO for an amount scaled to an integer; None for a count (an integer already).
 _LOW = "COALESCE({r}.energy_low_factor, 1.0)"
 _HIGH = "COALESCE({r}.energy_high_factor, 1.0)"
 _PUE = "COALESCE({r}.pue, 1.0)"
@@ -68,12 +70,12 @@ FIGURES: tuple[tuple[str, str, int | None], ...] = (
     ("facility_energy_uj", "{r}.energy_j * " + _PUE, MICRO),
     ("facility_energy_low_uj", "{r}.energy_j * " + _PUE + " * " + _LOW, MICRO),
     ("facility_energy_high_uj", "{r}.energy_j * " + _PUE + " * " + _HIGH, MICRO),
-    ("emissions_ug", "{r}.emissions_g", MICRO),
-    ("emissions_low_ug", "{r}.emissions_g * " + _LOW, MICRO),
-    ("emissions_high_ug", "{r}.emissions_g * " + _HIGH, MICRO),
-    ("water_ul", "{r}.water_l", MICRO),
+    ("emissions_ng", "{r}.emissions_g", NANO),
+    ("emissions_low_ng", "{r}.emissions_g * " + _LOW, NANO),
+    ("emissions_high_ng", "{r}.emissions_g * " + _HIGH, NANO),
+    ("water_nl", "{r}.water_l", NANO),
     ("water_runs", "CASE WHEN {r}.water_l IS NULL THEN 0 ELSE 1 END", None),
-    ("embodied_ug", "{r}.embodied_g", MICRO),
+    ("embodied_ng", "{r}.embodied_g", NANO),
     ("embodied_runs", "CASE WHEN {r}.embodied_g IS NULL THEN 0 ELSE 1 END", None),
     ("unembodied_runs", "CASE WHEN {r}.embodied_g IS NULL AND {r}.duration_s IS NOT NULL THEN 1 ELSE 0 END", None),
     ("unembodied_us", "CASE WHEN {r}.embodied_g IS NULL THEN {r}.duration_s END", MICRO),
@@ -81,9 +83,11 @@ FIGURES: tuple[tuple[str, str, int | None], ...] = (
     ("failed_energy_uj", f"CASE WHEN {_FAILED} THEN {{r}}.energy_j END", MICRO),
     ("redundant_runs", f"CASE WHEN {_REDUNDANT} THEN 1 ELSE 0 END", None),
     ("redundant_energy_uj", f"CASE WHEN {_REDUNDANT} THEN {{r}}.energy_j END", MICRO),
-    ("redundant_emissions_ug", f"CASE WHEN {_REDUNDANT} THEN {{r}}.emissions_g END", MICRO),
+    ("redundant_emissions_ng", f"CASE WHEN {_REDUNDANT} THEN {{r}}.emissions_g END", NANO),
 )
 COLUMNS = tuple(column for column, _, _ in FIGURES)
+SCALES = {column: scale or 1 for column, _, scale in FIGURES}
+"""What each sum of ``COLUMNS`` is divided by to give the figure in its unit (1 for a count)."""
 KEYS = ("project", "notebook", "sweep_key", "gpu_count")
 """A run_totals row's key: a missing notebook or sweep is '', a missing GPU count 0 (the embodied
 emissions of runs recorded without them are computed per GPU count, by a statement)."""
