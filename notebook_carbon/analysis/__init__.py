@@ -14,8 +14,7 @@
 ``runs`` reads the registry (``frame``; each run's sweep, label and selection as the registry keeps
 them); ``totals`` are the registry's own (``Registry.totals``, or its per-run figures summed by the
 database for a scope cut by time, status or tags), the development overhead among them. Everything
-else is a pure function of a frame (``summaries``), so a dashboard can filter the frame and total it
-again without reading the database twice. Which methods count as measured and which as estimates is
+else is a pure function of a frame (``summaries``): groupings and splits by day, tag or device. Which methods count as measured and which as estimates is
 in ``record.method_kind``. Charts are in ``notebook_carbon.charts``: importing this package imports neither
 altair nor pandas, which load with the first name that needs them. Energy in J, emissions in g
 CO2e, water in L.
