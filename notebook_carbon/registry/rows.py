@@ -1,6 +1,6 @@
 """Reading many runs fast: plain tuples from the driver, JSON columns decoded in one call.
 
-For the readers that go through a whole project (``sweeps.list_sweeps``, ``analysis.runs``): at
+For the readers that go through a whole project (``analysis.runs``, the statement's grouped runs): at
 100,000 runs, building SQLAlchemy rows costs about as much again as reading them, and one
 ``json.loads`` per value about twice one call for them all.
 """
