@@ -84,7 +84,7 @@ def sweeps(args: argparse.Namespace) -> int:
             return 0
         project = reading.project(args.project)
         crashed = reading.settle_crashed()
-        crashed_in = _sweeps_of(reading.registry, crashed)
+        crashed_in = _sweeps_of(reading.registry, crashed, project)
         summaries = [_shown_crashed(s, crashed_in.get(s.key, 0)) for s in reading.registry.sweeps(project)]
     print(sweeps_table(summaries, project=project))
     return 0
@@ -348,12 +348,12 @@ def _shown(location: str) -> str:
         return "(an unreadable database URL)"
 
 
-def _sweeps_of(registry, crashed: frozenset[int]) -> dict[str, int]:
-    """How many of the runs ``crashed`` (ids; few) each sweep holds."""
+def _sweeps_of(registry, crashed: frozenset[int], project: str) -> dict[str, int]:
+    """How many of the runs ``crashed`` (ids; few) each sweep of ``project`` holds."""
     found: dict[str, int] = {}
     for run_id in crashed:
         run = registry.get_run(run_id)
-        if run is not None and run.get("sweep_key"):
+        if run is not None and run.get("project") == project and run.get("sweep_key"):
             found[run["sweep_key"]] = found.get(run["sweep_key"], 0) + 1
     return found
 

@@ -98,6 +98,8 @@ def recordable_param(value: Any, where: str) -> Any:
     a set, ``...``, ``inf``) would be lost at the write, so it is refused where it is given.
     """
     t = type(value)
+    if t is str:
+        _check_utf8(value, where)
     if value is None or t in (bool, str) or (t is float and math.isfinite(value)):
         return value  # (a NUL in a string is kept: JSON writes it as \\u0000)
     if t is int:
@@ -117,6 +119,7 @@ def recordable_param(value: Any, where: str) -> Any:
         for key in value:
             if type(key) is not str:
                 raise ConfigError(f"param {where}: key {key!r} is not a string (JSON keys are strings)")
+            _check_utf8(key, f"{where} key")
         return {key: recordable_param(item, f"{where}[{key!r}]") for key, item in value.items()}
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
@@ -125,6 +128,19 @@ def recordable_param(value: Any, where: str) -> Any:
         f"param {where}: {shown} ({t.__name__}){hint} cannot be recorded; use finite numbers, strings, "
         "booleans, None, or lists and dicts of them (quote a value to record it as text)"
     )
+
+
+def _check_utf8(text: str, where: str) -> None:
+    """Refuse text no database can store as text: a lone surrogate (bytes decoded with
+    ``errors="surrogateescape"``, such as an undecodable file name) is not Unicode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")[:60]
+        raise ConfigError(
+            f"param {where}: {shown!r} holds {exc.object[exc.start:exc.end]!a}, a lone surrogate, which is not "
+            "text and cannot be recorded; decode the bytes it came from with errors='replace'"
+        ) from None
 
 
 def check_text(what: str, value: str) -> str:

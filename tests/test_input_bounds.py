@@ -285,3 +285,15 @@ def test_fuzzed_rows_import_only_plausible_readable_runs(tmp_path: Path, registr
     frame = analysis.runs(registry)
     assert len(frame) == len(stored)
     assert import_codecarbon_csv(registry, path).imported == 0  # a re-import duplicates nothing
+
+
+def test_a_lone_surrogate_is_no_param():
+    """Text decoded with errors='surrogateescape' (an undecodable file name) is not Unicode: no
+    database stores it as text, so it is refused where it is given, saying what to do."""
+    from notebook_carbon.errors import ConfigError
+    from notebook_carbon.record import recordable_param
+
+    for value in ("data/\udcff.csv", {"k\udcff": 1}, ["ok", "\udcff"]):
+        with pytest.raises(ConfigError, match="lone surrogate.*errors='replace'"):
+            recordable_param(value, "path")
+    assert recordable_param("données", "path") == "données"

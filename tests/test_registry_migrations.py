@@ -100,7 +100,7 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
     with Registry.open(registry_url) as reg:
         for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
             reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": 1.7e9 + t,
-                            "params": {"lr": t, "bs": 32}},
+                            "params": {"lr": t, "bs": 32, "layers": [t, 2]}},
                            {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"})
     sqlite = registry_engine.dialect.name == "sqlite"
     undo = ["DROP TABLE run_totals", "DROP TABLE sweeps", "DROP TABLE sweep_params", "DROP INDEX ix_runs_sweep_key",
@@ -124,7 +124,8 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
         assert reg.schema_version() == SCHEMA_VERSION
         check(reg, "p")
         assert [(s.key, s.energy_j) for s in reg.sweeps("p")] == [("code:a", 3.0), ("code:b", 3.0)]
-        assert [s.varying_params for s in reg.sweeps("p")] == [{"lr": (1.0, 2.0)}, {}]  # filled from the runs
+        # filled from the runs, lists as lists
+        assert [s.varying_params for s in reg.sweeps("p")] == [{"layers": ([1.0, 2], [2.0, 2]), "lr": (1.0, 2.0)}, {}]
         reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": "b", "started_at": 1.7e9 + 4},
                        {"status": "ok", "energy_j": 4.0})
         check(reg, "p")

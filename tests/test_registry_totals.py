@@ -156,3 +156,60 @@ def test_huge_figures_stay_counted(tmp_path):
         reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.7e9}, {"status": "ok", "energy_j": 1.0})
         assert reg.totals("p").energy_j == pytest.approx(1e15 + 1.0)
         check(reg, "p")
+
+
+def test_odd_but_recordable_params_never_cost_a_run(registry_url):
+    """A NUL in a param (kept: JSON writes it as \\u0000) is a value PostgreSQL's jsonb refuses: the
+    run is recorded all the same, its parameter values only left out of the sweep's listing."""
+    with Registry.open(registry_url) as reg:
+        for i, sep in enumerate(("a\x00b", "c")):
+            reg.record_run({"uid": new_uid(), "project": "p", "sweep": "s", "started_at": 1.7e9 + i,
+                            "params": {"sep": sep, "n": i}}, _ok(1.0))
+        assert reg.totals("p").runs == 2
+        (sweep,) = reg.sweeps("p")
+        # PostgreSQL: the run with the NUL gives no values (n then set by one run of two: varying)
+        assert sweep.runs == 2 and sweep.varying_params["n"] in ((0, 1), (1,))
+
+
+def test_values_equal_to_python_do_not_vary_and_lists_keep_their_type(registry_url):
+    with Registry.open(registry_url) as reg:
+        for i, (y, x) in enumerate(((1, [1, 2]), (1.0, {"k": 1}), (1, [1, 2]))):
+            reg.record_run({"uid": new_uid(), "project": "p", "sweep": "s", "started_at": 1.7e9 + i,
+                            "params": {"y": y, "x": x}}, _ok(1.0))
+        (sweep,) = reg.sweeps("p")
+        assert sweep.varying_params == {"x": ([1, 2], {"k": 1})}  # y is 1 throughout, as Python compares
+
+
+def test_sums_past_64_bits_and_absurd_hand_edits_are_read(tmp_path):
+    """SQLite's SUM fails past 64-bit integers where the triggers' additions go on in floating
+    point: totals of three 5e12 J runs (each within the bounds) are read all the same, by every
+    path; and a range factor edited into 1e308 by hand neither poisons the sums nor blocks a fix."""
+    with Registry.open(tmp_path / "r.sqlite") as reg:
+        for i, notebook in enumerate(("a", "b", "c")):
+            reg.record_run({"uid": new_uid(), "project": "p", "notebook": notebook, "started_at": 1.7e9 + i},
+                           {"status": "ok", "energy_j": 5e12, "emissions_g": 5e9})
+        assert reg.totals("p").energy_j == pytest.approx(1.5e13)
+        assert reg.aggregate("p", since=1.7e9).energy_j == pytest.approx(1.5e13)
+        assert reg.totals("p").emissions_g == pytest.approx(1.5e10)
+        with reg.write("editing by hand") as conn:
+            conn.execute(text("UPDATE runs SET energy_low_factor = 1e308 WHERE id = 1"))
+        assert reg.totals("p").runs == 3
+        with reg.write("fixing by hand") as conn:
+            conn.execute(text("UPDATE runs SET energy_low_factor = 0.9 WHERE id = 1"))
+            conn.execute(text("DELETE FROM runs WHERE id = 2"))
+        assert reg.totals("p").energy_j == pytest.approx(1e13)
+
+
+def test_replace_into_counts_the_replaced_row_once(tmp_path):
+    """REPLACE deletes the row it replaces: with recursive triggers on (every registry connection),
+    that delete leaves the totals too."""
+    with Registry.open(tmp_path / "r.sqlite") as reg:
+        uid = new_uid()
+        reg.record_run({"uid": uid, "project": "p", "started_at": 1.7e9}, _ok(10.0))
+        with reg.write("replacing by hand") as conn:
+            conn.execute(text(
+                "INSERT OR REPLACE INTO runs (id, uid, project, status, started_at, energy_j) "
+                f"VALUES (1, '{uid}', 'p', 'ok', 1.7e9, 12.0)"
+            ))
+        assert (reg.totals("p").runs, reg.totals("p").energy_j) == (1, 12.0)
+        check(reg, "p")

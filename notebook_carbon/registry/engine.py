@@ -40,6 +40,9 @@ CONNECT_TIMEOUT_S = 10
 PG_WRITE_LOCK = int.from_bytes(b"nbcarbon", "big")
 """The PostgreSQL advisory lock (per database) that serialises the registry's write transactions."""
 
+MIN_SQLITE = (3, 38)
+"""The oldest SQLite the registry runs on: generated columns (3.31) and JSON functions built in (3.38)."""
+
 WRITE_OPTION = "notebook_carbon_write"  # execution option: this transaction will write
 MOVE_ASIDE = "move it aside (or set NOTEBOOK_CARBON_REGISTRY to another file); nothing was overwritten"
 USE_EMPTY_DATABASE = (
@@ -88,6 +91,12 @@ def open_engine(location: str, *, read_only: bool) -> tuple[Engine, str]:
             "(PostgreSQL: pip install 'psycopg[binary]') or fix the URL"
         ) from exc
     if url.get_backend_name() == "sqlite":
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise RegistryError(
+                f"registry {where}: this Python's SQLite is version {sqlite3.sqlite_version}; the registry "
+                f"needs {'.'.join(map(str, MIN_SQLITE))} or newer (generated columns, JSON functions); use a "
+                "newer Python build, or a PostgreSQL registry (NOTEBOOK_CARBON_REGISTRY=postgresql://...)"
+            )
         _configure_sqlite(engine, where, read_only=read_only)
     elif url.get_backend_name() == "postgresql":
         _configure_postgresql(engine, read_only=read_only)
@@ -162,6 +171,9 @@ def _configure_sqlite(engine: Engine, where: str, *, read_only: bool) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
+            # REPLACE deletes the row it replaces: with this, that delete fires the triggers that
+            # keep the totals, which would otherwise count the replaced row twice
+            cursor.execute("PRAGMA recursive_triggers = ON")
             # Checked before the journal mode is set: switching to WAL rewrites the file header,
             # which must never happen to another program's database.
             _check_ours(cursor, where)
@@ -322,6 +334,9 @@ def transaction(engine: Engine, where: str, doing: str, *, write: bool, read_onl
         with conn:
             if write:
                 conn.execution_options(**{WRITE_OPTION: True})
+            elif engine.dialect.name == "postgresql":
+                # one snapshot for all of a read's statements, as SQLite's read transaction gives
+                conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 yield conn
     except SQLAlchemyError as exc:

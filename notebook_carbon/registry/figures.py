@@ -99,7 +99,7 @@ def figures(registry: Registry, scope: Scope) -> ScopeFigures:
     from .sweeps import read_totals
 
     with registry.read(f"reading the figures of project {scope.project!r}") as conn:
-        rows = conn.execute(_aggregate_query(conn, scope)).all() if scope.cut else _kept_rows(conn, scope)
+        rows = _aggregate(conn, scope) if scope.cut else _kept_rows(conn, scope)
         groups, extent = _groups(conn, scope, checked=any(row[-1] for row in rows))
         if scope.cut:
             totals, sweeps = _summed(conn, scope, rows, extent)
@@ -116,12 +116,12 @@ def aggregate(registry: Registry, scope: Scope) -> Totals:
     if scope.project is None:
         raise RegistryError("totals are of one project: give the project")
     with registry.read(f"adding up the runs of project {scope.project!r}") as conn:
-        return _summed(conn, scope, conn.execute(_aggregate_query(conn, scope)).all())[0]
+        return _summed(conn, scope, _aggregate(conn, scope))[0]
 
 
-def _aggregate_query(conn: Any, scope: Scope) -> Any:
+def _aggregate(conn: Any, scope: Scope) -> list[Any]:
     where, params = scope.where(conn.dialect.name)
-    return text(kept.aggregate_sql(conn.dialect.name, where)).bindparams(**params)
+    return kept.summed(conn, lambda sum_: kept.aggregate_sql(conn.dialect.name, where, sum_), params)
 
 
 def _kept_rows(conn: Any, scope: Scope) -> list[tuple]:

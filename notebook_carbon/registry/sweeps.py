@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from ..errors import RegistryError
 from . import totals as kept
@@ -96,9 +97,21 @@ class SweepSummary:
 # -- totals -------------------------------------------------------------------------------------
 
 
-def _sums_query(where: Any, *group: Any) -> Any:
-    columns = [func.sum(run_totals.c[name]) for name in kept.COLUMNS]
-    return select(*group, *columns, func.sum(run_totals.c.excluded_runs)).where(where).group_by(*group)
+def _grouped(conn: Any, where: Any, *group: Any) -> list[tuple]:
+    """The ``run_totals`` rows matching ``where`` added up by ``group``: the group's values, the
+    sums of ``COLUMNS`` and ``excluded_runs``. Added here, in Python's exact integers: SQLite's
+    ``SUM`` would fail on a total past 64 bits (the rows are few: one per notebook, sweep and GPU
+    count)."""
+    columns = [run_totals.c[name] for name in kept.COLUMNS]
+    found: dict[tuple, list[list]] = {}
+    for row in conn.execute(select(*group, *columns, run_totals.c.excluded_runs).where(where)):
+        found.setdefault(tuple(row[: len(group)]), []).append(row[len(group) :])
+    return [(*key, *_added(rows)) for key, rows in found.items()]
+
+
+def _added(rows: list[list]) -> list:
+    sums, excluded = kept.add_up(rows)
+    return [*sums, excluded]
 
 
 def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str | None = None) -> Totals:
@@ -108,7 +121,7 @@ def read_totals(conn: Any, project: str, notebook: str | None = None, sweep: str
         where.append(run_totals.c.notebook == notebook)
     if sweep is not None:
         where.append(run_totals.c.sweep_key == sweep)
-    rows = conn.execute(_sums_query(and_(*where), run_totals.c.sweep_key, run_totals.c.gpu_count)).all()
+    rows = _grouped(conn, and_(*where), run_totals.c.sweep_key, run_totals.c.gpu_count)
     rows = [row for row in rows if row[2] or row[-1]]  # (a sweep whose runs were all deleted: none)
     sums, excluded = kept.add_up([row[2:] for row in rows])
     keys = sorted({row[0] for row in rows if row[0] != "" and row[2]})
@@ -175,8 +188,8 @@ def list_sweeps(conn: Any, project: str, *, params: bool | Collection[str] = Tru
     (``varying_params`` empty); a collection of sweep keys: those sweeps' only (a view that shows
     the top few of thousands).
     """
-    rows = conn.execute(_sums_query(and_(run_totals.c.project == project, run_totals.c.sweep_key != ""),
-                                    run_totals.c.sweep_key)).all()  # (all GPU counts of a sweep together)
+    # all GPU counts of a sweep together
+    rows = _grouped(conn, and_(run_totals.c.project == project, run_totals.c.sweep_key != ""), run_totals.c.sweep_key)
     by_key = {row[0]: kept.from_sums(*kept.add_up([row[1:]])) for row in rows if row[1]}
     # a selected run whose figures are absurd is left out, as from every figure: no result
     plausible_selected = and_(runs.c.id == sweeps.c.selected_run_id, text(kept.plausible("runs")))
@@ -188,7 +201,12 @@ def list_sweeps(conn: Any, project: str, *, params: bool | Collection[str] = Tru
     counted = {key: t.runs + t.excluded_runs for key, t in by_key.items()}
     if params is not True and params is not False:
         counted = {key: n for key, n in counted.items() if key in set(params)}
-    varying = _varying_by_sweep(conn, project, counted) if params and counted else {}
+    try:
+        varying = _varying_by_sweep(conn, project, counted) if params and counted else {}
+    except OperationalError as exc:  # a value SQLite cannot give back as text (written by an older version)
+        if "decode" not in str(exc):
+            raise
+        varying = {}  # the sweeps listed all the same, without their varying parameters
     found = []
     for key, label, selected, marked, energy in conn.execute(chosen):
         if key not in by_key:
@@ -229,10 +247,13 @@ def _varying_by_sweep(conn: Any, project: str, runs_by_key: Mapping[str, int]) -
         total = runs_by_key.get(key, 0)
         if not (distinct > 1 or (present < total and total > 1)):
             continue  # one value, set by every run: not varying
+        shown = _deduped([_json(value) for (value,) in conn.execute(first_values, {"key": key, "name": name})])
+        # values equal to Python (1, 1.0, True) but written differently are one value, not a variation
+        if len(shown) < 2 and distinct <= kept.VALUES_SHOWN and not (present < total and total > 1):
+            continue
         values, how_many = found.setdefault(key, ({}, {}))
-        shown = [_json(value) for (value,) in conn.execute(first_values, {"key": key, "name": name})]
-        values[name] = _deduped(shown)
-        how_many[name] = int(distinct)
+        values[name] = shown
+        how_many[name] = len(shown) if distinct <= kept.VALUES_SHOWN else int(distinct)
     return found
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..impact.uncertainty import METHOD_RANGES, UNATTRIBUTED_RANGE
@@ -108,9 +108,11 @@ def _scaled(expression: str, scale: int | None, dialect: str) -> str:
         # (the guard: PostgreSQL may compute a value before the WHERE leaves an absurd run out)
         return f"COALESCE(CASE WHEN abs({expression}) < 1e30 THEN ROUND(CAST({expression} AS NUMERIC) * {scale}) END, 0)"
     limit = _SAFE * MICRO / scale
+    # beyond 1e30 (only a row edited by hand, in a column no bound checks): 0, as on PostgreSQL,
+    # never an infinity that would make the sums NaN and the row impossible to fix
     return (
         f"COALESCE(CASE WHEN abs({expression}) < {limit:.0f} THEN CAST(ROUND(({expression}) * {scale}) AS INTEGER) "
-        f"ELSE ROUND(({expression}) * {scale}) END, 0)"
+        f"WHEN abs({expression}) < 1e30 THEN ROUND(({expression}) * {scale}) END, 0)"
     )
 
 
@@ -136,11 +138,31 @@ VALUES_SHOWN = 20
 """Distinct values of a varying parameter read back per sweep (in first-seen order); the rest counted."""
 
 
-def aggregate_sql(dialect: str, where: str) -> str:
+def summed(conn: Any, sql: Callable[[str], str], params: Mapping[str, Any] | None = None) -> list[Any]:
+    """The rows of ``sql("SUM")`` (none for a statement that returns none). SQLite's ``SUM`` of
+    integers fails past 64 bits, where its ``TOTAL`` goes on in floating point, as the triggers'
+    additions do: on that failure (and only there), ``sql("TOTAL")``."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    def run(sum_: str) -> list[Any]:
+        result = conn.execute(text(sql(sum_)).bindparams(**(params or {})))
+        return result.all() if result.returns_rows else []
+
+    try:
+        with conn.begin_nested():  # (a failed statement leaves the transaction as it was)
+            return run("SUM")
+    except OperationalError as exc:
+        if "integer overflow" not in str(exc):  # (SQLite gives this failure no code of its own)
+            raise
+    return run("TOTAL")
+
+
+def aggregate_sql(dialect: str, where: str, sum_: str = "SUM") -> str:
     """One query of ``COLUMNS`` summed over the runs matching ``where`` (SQL over ``runs``), plus
     ``excluded_runs``, grouped by ``KEYS``: a filtered scope, with the triggers' arithmetic."""
     sums = ", ".join(
-        f"SUM(CASE WHEN {plausible('runs')} THEN {v} ELSE 0 END)" for v in contributions("runs", dialect)
+        f"{sum_}(CASE WHEN {plausible('runs')} THEN {v} ELSE 0 END)" for v in contributions("runs", dialect)
     )
     keys = key_values("runs")
     return (

@@ -99,7 +99,12 @@ def _sqlite_params(row: str) -> str:
         f"CASE WHEN json_valid({row}.params) THEN CASE WHEN json_type({row}.params) = 'object' "
         f"THEN {row}.params ELSE '{{}}' END ELSE '{{}}' END"
     )
-    value = "CASE j.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' ELSE json_quote(j.value) END"
+    # text quoted, the rest as it is: arrays and objects come as JSON text, numbers as numbers (not
+    # json_quote of them all: its JSON subtype is lost in a grouped subquery, quoting an array)
+    value = (
+        "CASE j.type WHEN 'text' THEN json_quote(j.value) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        "WHEN 'null' THEN 'null' ELSE j.value END"
+    )
     return f"SELECT j.key AS key, {value} AS value FROM json_each({checked}) j"
 
 
@@ -135,7 +140,8 @@ def param_trigger_statements(dialect: str) -> list[str]:
             f"CREATE TRIGGER runs_params_delete AFTER DELETE ON runs BEGIN {take}; END",
         ]
     # PostgreSQL: params that are not a JSON object (a row edited by hand) add no values
-    bad = "WHEN invalid_text_representation OR invalid_parameter_value THEN NULL"
+    # (data_exception: any value jsonb refuses, a NUL character included; never a lost run)
+    bad = "WHEN data_exception THEN NULL"
     return [
         "CREATE FUNCTION notebook_carbon_params() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
         f"IF TG_OP <> 'INSERT' AND OLD.sweep_key IS NOT NULL THEN BEGIN {take}; EXCEPTION {bad}; END; END IF; "
@@ -156,7 +162,7 @@ def fill_params_statements(dialect: str) -> list[str]:
         before = [
             "CREATE FUNCTION pg_temp.notebook_carbon_object(t text) RETURNS jsonb LANGUAGE plpgsql AS $$ "
             "BEGIN IF jsonb_typeof(t::jsonb) = 'object' THEN RETURN t::jsonb; END IF; RETURN '{}'::jsonb; "
-            "EXCEPTION WHEN invalid_text_representation THEN RETURN '{}'::jsonb; END $$"
+            "EXCEPTION WHEN data_exception THEN RETURN '{}'::jsonb; END $$"
         ]
         pairs = (
             "SELECT r.project AS project, r.sweep_key AS sweep_key, j.key AS key, j.value::text AS value, "
@@ -169,10 +175,10 @@ def fill_params_statements(dialect: str) -> list[str]:
     )]
 
 
-def fill_statements(dialect: str) -> list[str]:
+def fill_statements(dialect: str, sum_: str = "SUM") -> list[str]:
     """Fill ``run_totals`` and ``sweeps`` from the runs already recorded (a migration, in one pass)."""
     values = contributions("runs", dialect)
-    sums = ", ".join(f"SUM({v})" for v in values)
+    sums = ", ".join(f"{sum_}({v})" for v in values)
     zeros = ", ".join("0" for _ in COLUMNS)
     keys = key_values("runs")
     columns = f"{', '.join(KEYS)}, {', '.join(COLUMNS)}, excluded_runs"

@@ -27,7 +27,8 @@ def dashboard_magic(extension: Any, args: list[str]) -> None:
             f"%carbon dashboard takes no argument, or --side to open it in a side panel; got {got!r}"
         )
     try:
-        dashboard = Dashboard(session=extension.session, shell=extension.shell)
+        # it follows the cells: its charts drawn apart, finished before the next cell starts
+        dashboard = Dashboard(session=extension.session, shell=extension.shell, wait=False)
     except NotebookCarbonError as exc:
         raise UsageError(f"%carbon dashboard: {exc}") from None
     if args:

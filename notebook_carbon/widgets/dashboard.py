@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 import ipywidgets as widgets
@@ -44,8 +45,9 @@ class Dashboard(widgets.VBox):
     the runs of dead kernels crashed (as ``%carbon sweeps`` does). ``notebook`` is the current
     notebook's path as runs record it (default: the one this kernel runs, if any). At most
     ``top_sweeps`` sweeps and ``top_redundant`` redundant runs are listed; the charts draw at most
-    ``max_points`` steps of the cumulative line and ``top_bars`` sweeps. The charts are drawn on
-    a thread of their own (see ``refresh``); ``wait=True`` draws the first ones before returning.
+    ``max_points`` steps of the cumulative line and ``top_bars`` sweeps. The first charts are drawn
+    before the dashboard is returned; ``wait=False`` draws them on a thread of their own instead
+    (``%carbon dashboard`` does, as the dashboard it shows follows the cells: see ``refresh``).
     """
 
     def __init__(
@@ -61,7 +63,7 @@ class Dashboard(widgets.VBox):
         top_redundant: int = 20,
         max_points: int = 300,
         top_bars: int = 12,
-        wait: bool = False,
+        wait: bool = True,
     ) -> None:
         for name, value in (("top_sweeps", top_sweeps), ("top_redundant", top_redundant),
                             ("max_points", max_points), ("top_bars", top_bars)):  # fmt: skip
@@ -79,7 +81,7 @@ class Dashboard(widgets.VBox):
         self.max_points, self.top_bars = max_points, top_bars
         self.snapshot: figures.Snapshot | None = None
         self.status: str | None = None
-        self._drawing: threading.Thread | None = None  # the charts of the latest refresh, being drawn
+        self._drawing: list[threading.Thread] = []  # charts being drawn, the latest refresh's last
         self._chart_generation = 0
         self.sidecar: Any = None
         self._followed: Any = None  # the extension whose metered cells trigger a refresh
@@ -158,12 +160,13 @@ class Dashboard(widgets.VBox):
         return snapshot
 
     def charts_drawn(self, timeout: float | None = None) -> bool:
-        """Wait until the charts of the latest refresh are shown; False if ``timeout`` (s) ran out."""
-        drawing = self._drawing
-        if drawing is None:
-            return True
-        drawing.join(timeout)
-        return not drawing.is_alive()
+        """Wait until every chart being drawn is done (the latest refresh's shown); False if
+        ``timeout`` (s) ran out first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for drawing in list(self._drawing):
+            drawing.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        self._drawing = [drawing for drawing in self._drawing if drawing.is_alive()]
+        return not self._drawing
 
     def _draw_charts(self, registry: Any, project: str, *, wait: bool) -> None:
         generation = self._chart_generation = self._chart_generation + 1
@@ -185,11 +188,11 @@ class Dashboard(widgets.VBox):
             self._sweep_chart.value = markup.chart("sweeps", per_sweep, failed or "no sweeps yet: nothing to draw")
 
         if wait:
-            self._drawing = None
             draw()
             return
-        self._drawing = threading.Thread(target=draw, name="notebook-carbon-dashboard-charts", daemon=True)
-        self._drawing.start()
+        drawing = threading.Thread(target=draw, name="notebook-carbon-dashboard-charts", daemon=True)
+        self._drawing = [*(d for d in self._drawing if d.is_alive()), drawing]
+        drawing.start()
 
     def _flush(self) -> str | None:
         """Wait for the session's pending writes to its registry; what to tell the user, if anything."""
