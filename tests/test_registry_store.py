@@ -68,7 +68,7 @@ def test_open_creates_the_schema(registry_url: str, registry_engine) -> None:
     with registry_engine.connect() as conn:
         inspector = inspect(conn)
         indexes = {index["name"] for table in ("runs", "samples") for index in inspector.get_indexes(table)}
-    assert {"ix_runs_project_started_at", "ix_runs_status", "ix_runs_sweep", "ix_samples_run_uid"} <= indexes
+    assert {"ix_runs_project_started_at", "ix_runs_status", "ix_runs_sweep_key", "ix_samples_run_uid"} <= indexes
     stamped = _meta(registry_engine)
     assert (stamped["application"], stamped["schema_version"]) == ("notebook-carbon", str(SCHEMA_VERSION))
 

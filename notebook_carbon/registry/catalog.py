@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from .liveness import dead_runs  # re-exported: the CLI finds here what it reads
-from .schema import runs
+from .schema import run_totals, runs
 
 __all__ = ["dead_runs", "notebooks", "projects", "sweeps"]
 
@@ -40,11 +40,9 @@ def notebooks(registry, project: str) -> list[str]:
 def sweeps(registry, project: str) -> list[str]:
     """The sweep keys of ``project``, sorted: as ``sweeps.sweep_key``, an explicit name, else
     ``code:<fingerprint>``."""
-    query = select(runs.c.sweep, runs.c.code_fingerprint).where(runs.c.project == project).distinct()
-    keys = set()
-    for row in registry.select(query, f"listing the sweeps of project {project!r}"):
-        if row["sweep"]:
-            keys.add(row["sweep"])
-        elif row["code_fingerprint"]:
-            keys.add("code:" + row["code_fingerprint"])
-    return sorted(keys)
+    query = (
+        select(run_totals.c.sweep_key)
+        .where(run_totals.c.project == project, run_totals.c.sweep_key != "", run_totals.c.runs + run_totals.c.excluded_runs > 0)
+        .distinct()
+    )
+    return sorted(row["sweep_key"] for row in registry.select(query, f"listing the sweeps of project {project!r}"))

@@ -64,6 +64,7 @@ def _to_v5(conn: Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN energy_low_factor {double}")
     conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN energy_high_factor {double}")
     _drop_v3_caches(conn)
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_runs_sweep")  # sweeps are found by sweep_key now
     _derive_recorded(conn)
     for index in runs.indexes:
         if index.name in ("ix_runs_sweep_key", "ix_runs_final", "ix_runs_notebook"):

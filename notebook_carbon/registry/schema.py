@@ -140,7 +140,6 @@ runs = Table(
     Column("energy_high_factor", Double),
     Index("ix_runs_project_started_at", "project", "started_at"),
     Index("ix_runs_status", "status"),
-    Index("ix_runs_sweep", "sweep"),
     # v2: the redundancy lookup before every metered cell must be an index search.
     Index(
         "ix_runs_redundancy", "project", "code_fingerprint", "inputs_fingerprint", "params_fingerprint", "status"
