@@ -187,7 +187,8 @@ once the cell's run is committed, so that a run the user saw is in the registry 
 the kernel next: the first figure includes the write (about 1 ms: SQLAlchemy's insert and commit,
 and two thread hand-offs), the second adds a flush of anything else queued. Before runs were made
 durable at the summary line, the first figure was 1.05 ms on the same VM (2026-11-22, when the
-plain cell took 0.83 ms and codecarbon 6.82 ms: the VM is slower today).
+plain cell took 0.83 ms and codecarbon 6.82 ms: the VM is slower today). The code before issue 12's
+redesign, measured beside today's in one run, is compared [below](#issue-12-the-upper-half-before-and-after-its-redesign).
 
 How codecarbon is measured. A stopped `OfflineEmissionsTracker` cannot be started again: in
 codecarbon 3.3.2 `stop()` drops its schedulers, so a second `start()` fails inside an exception
