@@ -528,7 +528,9 @@ def assemble(res, cfg, command, codes, load, fig, figures_table, misses) -> str:
         "is a child process whose `PYTHONPATH` names one code or the other, in the same environment, "
         "the two codes alternating. The issue's \"today\" column is the figure its author measured at "
         "the old commit on the same kind of VM, quoted for reference; compare old and new within this "
-        "table, not with it."),
+        "table, not with it. A figure close to its target can land on either side of it from one run "
+        "to the next on this shared machine: the per-process values below show the spread within "
+        "this run."),
         "",
         (f"The registry: {fill['new']['runs']:,} runs of project `vision` ({fill['new']['redundant']:,} "
         f"redundant) and {fill['new']['neighbour_runs']:,} of a neighbour project, from "
