@@ -8,6 +8,7 @@ import datetime
 import importlib.util
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -243,7 +244,7 @@ def test_a_statement_of_a_project_without_runs_has_no_broken_sentence(tmp_path):
 
 
 def _v4_registry():
-    """``tests/data/make_v4_statement_registry.py``, which wrote ``v4-statement.db`` and the
+    """``tests/data/make_v4_statement_registry.py``, which wrote ``v4-statement.db`` (kept as its dump, ``v4-statement.sql``) and the
     statements the release before schema version 5 printed of it."""
     spec = importlib.util.spec_from_file_location("make_v4", DATA / "make_v4_statement_registry.py")
     module = importlib.util.module_from_spec(spec)
@@ -262,7 +263,9 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
 
     made = _v4_registry()
     location = str(tmp_path / "registry.db")
-    shutil.copy(DATA / "v4-statement.db", location)
+    with sqlite3.connect(location) as conn:  # the v4 file, kept as its SQL dump (text, not a binary)
+        conn.executescript((DATA / "v4-statement.sql").read_text(encoding="utf-8"))
+    conn.close()
     with Registry.open(location) as reg:
         assert reg.schema_version() >= 5
         if name == "project":  # the figures are the totals the database keeps; the span, of the runs counted

@@ -1,4 +1,4 @@
-"""Writes ``v4-statement.db`` and the statements notebook-carbon printed of it, with the code of a
+"""Writes ``v4-statement.sql`` (the dump of a v4 registry) and the statements notebook-carbon printed of it, with the code of a
 checkout of the release before schema version 5 (its totals kept by the database) on PYTHONPATH:
 
     PYTHONPATH=<that checkout> python tests/data/make_v4_statement_registry.py tests/data
@@ -83,7 +83,7 @@ def main(out: Path) -> None:
     with sqlite3.connect(location) as conn:  # a hand edit: no run can have used this much
         conn.execute("UPDATE runs SET energy_j = 1e300 WHERE name = 'absurd'")
     conn.close()
-    with sqlite3.connect(location) as conn:  # one small file, no -wal or -shm beside it
+    with sqlite3.connect(location) as conn:  # one small file, no -wal or -shm beside it (then dumped below)
         conn.execute("PRAGMA journal_mode = DELETE")
         conn.execute("VACUUM")
     conn.close()
@@ -92,6 +92,10 @@ def main(out: Path) -> None:
         for fmt in ("md", "json"):
             text = impact_statement(str(location), project="paper", settings=settings, now=NOW, format=fmt, **scope)
             (out / f"v4-statement-{name}.{fmt}").write_text(text, encoding="utf-8")
+    with sqlite3.connect(location) as conn:  # kept in the repository as text, not as a binary file
+        (out / "v4-statement.sql").write_text("\n".join(conn.iterdump()) + "\n", encoding="utf-8")
+    conn.close()
+    location.unlink()
 
 
 if __name__ == "__main__":
