@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import html.parser
 import os
-import time
 import subprocess
 import sys
+import time
 
 import ipywidgets
 import pytest
@@ -27,7 +27,7 @@ from notebook_carbon.statements import statement_facts
 from notebook_carbon.testing import FakeMeter
 from notebook_carbon.units import emissions_text
 from notebook_carbon.widgets import USAGE, Dashboard, dashboard_magic
-from notebook_carbon.widgets.figures import Kernel, session_mask
+from notebook_carbon.widgets.figures import Kernel
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -319,16 +319,16 @@ def test_only_the_top_sweeps_are_listed_and_the_rest_counted(known, settings):
 
 
 def test_session_runs_are_this_process_since_it_started(known):
-    import pandas as pd
+    """This kernel's runs: its host and process id, started after it did (run 6 was an earlier
+    process given the same id); summed by the database, as the dashboard's session column is."""
+    from notebook_carbon.analysis.frame import opened
 
-    from notebook_carbon import analysis
-
-    df = analysis.runs(known, project="thesis", columns=("pid",))
     me = Kernel(host=host_info()["hostname"], pid=os.getpid(), started_at=process_started_at(os.getpid()))
-    assert df.index[session_mask(df, me)].tolist() == [3, 4, 5]
-    other_host = Kernel(host="elsewhere", pid=os.getpid(), started_at=me.started_at)
-    assert not session_mask(df, other_host).any()
-    assert not session_mask(df.assign(pid=pd.array([None] * len(df), dtype="Int64")), me).any()
+    with opened(known) as reg:
+        mine = reg.aggregate("thesis", since=me.started_at - 1.0, pid=me.pid, host=me.host)
+        assert mine.runs == 3 and mine.energy_j == pytest.approx(7200.0)
+        assert reg.aggregate("thesis", since=me.started_at - 1.0, pid=me.pid, host="elsewhere").runs == 0
+        assert reg.aggregate("thesis", since=me.started_at - 1.0, pid=me.pid + 1, host=me.host).runs == 0
 
 
 def test_without_a_notebook_its_column_says_so(known, settings):

@@ -15,7 +15,6 @@ import dataclasses
 import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from ..settings import Settings
@@ -108,17 +107,6 @@ class Snapshot:
 
     def scope(self, name: str) -> Scope:
         return next(scope for scope in self.scopes if scope.name == name)
-
-
-def session_mask(df: pd.DataFrame, kernel: Kernel) -> np.ndarray:
-    """Which runs of ``df`` this kernel recorded: its host and process id, started after it did
-    (a process id of a kernel long gone may have been given to this one). ``snapshot`` asks the
-    registry the same question (``Registry.aggregate`` with ``since``, ``pid`` and ``host``)."""
-    pid = df["pid"].to_numpy(dtype="float64", na_value=np.nan)
-    host = df["host"].to_numpy(dtype=object)
-    started = df["started_at"].to_numpy(dtype=float)
-    # the process start is read to the clock tick, the boot time to the second: a second's slack
-    return (pid == kernel.pid) & (host == kernel.host) & (started >= kernel.started_at - 1.0)
 
 
 def snapshot(
