@@ -78,6 +78,20 @@ def test_a_parameter_added_part_way_is_varying(registry_url):
         assert reg.sweeps("proj", params=False)[0].varying_params == {}
 
 
+def test_the_varying_parameters_of_the_first_sweeps_listed_only(registry_url):
+    """``params=n``: the first n sweeps listed (the most energy) with their varying parameters, the
+    rest listed without them, in one read."""
+    with Registry.open(registry_url) as reg:
+        _put(reg, [{"t": 1, "code": "big", "params": {"lr": 1}, "energy": 300.0},
+                   {"t": 2, "code": "big", "params": {"lr": 2}, "energy": 300.0},
+                   {"t": 3, "code": "small", "params": {"bs": 8}, "energy": 1.0},
+                   {"t": 4, "code": "small", "params": {"bs": 16}, "energy": 1.0}])
+        first, second = reg.sweeps("proj", params=1)
+        assert (first.varying_params, second.varying_params) == ({"lr": (1, 2)}, {})
+        assert [s.varying_params for s in reg.sweeps("proj", params=2)] == [{"lr": (1, 2)}, {"bs": (8, 16)}]
+        assert [s.varying_params for s in reg.sweeps("proj", params=0)] == [{}, {}]
+
+
 def _record(reg, *, code="c", inputs="i", params="p", status="ok", energy=1.0, sweep=None, project="proj", t=0.0):
     uid = new_uid()
     reg.record_run(

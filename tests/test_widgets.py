@@ -318,6 +318,42 @@ def test_only_the_top_sweeps_are_listed_and_the_rest_counted(known, settings):
         Dashboard(known, "thesis", settings=settings, top_bars=0)
 
 
+def test_refreshes_read_one_registry_kept_open_and_see_every_new_run(known, settings, tmp_path):
+    """The registry is opened once, read-only, for all refreshes (not once per refresh), sees what
+    others commit meanwhile, follows the settings to another registry, and is closed with the board."""
+    from notebook_carbon.registry import store
+
+    opened_at: list[str] = []
+    real_open = store.Registry.open.__func__
+
+    def counting_open(cls, location, *args, **kwargs):
+        opened_at.append(str(location))
+        return real_open(cls, location, *args, **kwargs)
+
+    store.Registry.open = classmethod(counting_open)
+    try:
+        board = Dashboard(known, "thesis", settings=settings)
+        before = board.snapshot.scope("project").facts["totals"]["runs"]
+        with Registry.open(known) as reg:  # another writer, between two refreshes
+            _record(reg, t=T0 + 3 * H, energy=H, name="later", notebook="paper.ipynb")
+        board.refresh(wait=True)
+        assert board.snapshot.scope("project").facts["totals"]["runs"] == before + 1
+        # one open for the refreshes; the rest are the charts' own, on their thread, and the writer's
+        assert opened_at.count(known) == 1 + 2 + 1, opened_at
+        other = str(tmp_path / "other.sqlite")
+        with Registry.open(other) as reg:
+            _record(reg, t=T0, energy=H, name="elsewhere")
+        board._registry_arg = other  # as a changed configuration would move it
+        board.refresh(wait=True)
+        assert board.snapshot.scope("project").facts["totals"]["runs"] == 1
+        reader, closed = board._reader[1], []
+        reader.close = lambda: closed.append(reader)
+        board.close()
+        assert closed == [reader]
+    finally:
+        store.Registry.open = classmethod(real_open)
+
+
 def test_session_runs_are_this_process_since_it_started(known):
     """This kernel's runs: its host and process id, started after it did (run 6 was an earlier
     process given the same id); summed by the database, as the dashboard's session column is."""

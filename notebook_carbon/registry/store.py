@@ -298,9 +298,10 @@ class Registry:
         with self.read(f"reading the totals of project {project!r}") as conn:
             return read_totals(conn, project, notebook, sweep)
 
-    def sweeps(self, project: str, *, params: bool | Collection[str] = True) -> list[SweepSummary]:
+    def sweeps(self, project: str, *, params: bool | int | Collection[str] = True) -> list[SweepSummary]:
         """The sweeps of ``project``, the most energy first, with their overhead and selected run,
-        and the varying parameters of all of them, of none (False) or of the sweeps keyed in ``params``."""
+        and the varying parameters of all of them, of none (False), of the first ``params`` listed
+        (a number) or of the sweeps keyed in ``params``."""
         from .sweeps import list_sweeps
 
         with self.read(f"listing the sweeps of project {project!r}") as conn:

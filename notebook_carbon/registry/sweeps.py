@@ -181,12 +181,12 @@ def _selected(conn: Any, project: str, keys: Sequence[str], notebook: str | None
 # -- sweeps -------------------------------------------------------------------------------------
 
 
-def list_sweeps(conn: Any, project: str, *, params: bool | Collection[str] = True) -> list[SweepSummary]:
+def list_sweeps(conn: Any, project: str, *, params: bool | int | Collection[str] = True) -> list[SweepSummary]:
     """The sweeps of ``project``, the most energy first, from the totals the database keeps.
 
     ``params``: also list each sweep's varying parameters (from ``sweep_params``); False: none
-    (``varying_params`` empty); a collection of sweep keys: those sweeps' only (a view that shows
-    the top few of thousands).
+    (``varying_params`` empty); a number n: those of the first n sweeps listed only, and a
+    collection of sweep keys: those sweeps' only (a view that shows the top few of thousands).
     """
     # all GPU counts of a sweep together
     rows = _grouped(conn, and_(run_totals.c.project == project, run_totals.c.sweep_key != ""), run_totals.c.sweep_key)
@@ -199,7 +199,10 @@ def list_sweeps(conn: Any, project: str, *, params: bool | Collection[str] = Tru
         .where(sweeps.c.project == project)
     )
     counted = {key: t.runs + t.excluded_runs for key, t in by_key.items()}
-    if params is not True and params is not False:
+    if isinstance(params, int) and not isinstance(params, bool):
+        first = sorted(by_key, key=lambda key: (-by_key[key].energy_j, key))[: max(params, 0)]
+        counted = {key: counted[key] for key in first}
+    elif params is not True and params is not False:
         counted = {key: n for key, n in counted.items() if key in set(params)}
     try:
         varying = _varying_by_sweep(conn, project, counted) if params and counted else {}

@@ -86,6 +86,7 @@ class Dashboard(widgets.VBox):
         self.sidecar: Any = None
         self._followed: Any = None  # the extension whose metered cells trigger a refresh
         self._last_seen: Any = None
+        self._reader: tuple[str, Any] | None = None  # (location, Registry) the refreshes read, kept open
 
         self._header = _html("nc-header-widget")
         self._button = widgets.Button(
@@ -147,10 +148,14 @@ class Dashboard(widgets.VBox):
         project = self._project_arg or settings.project
         registry = self._registry_arg if self._registry_arg is not None else settings.registry_location()
         self.status = self._flush()
-        with opened(registry) as reg:
+        try:
             snapshot = figures.snapshot(
-                reg, project=project, notebook=self.notebook, kernel=self.kernel, settings=settings, **self.limits
-            )
+                self._read(registry), project=project, notebook=self.notebook, kernel=self.kernel,
+                settings=settings, **self.limits,
+            )  # fmt: skip
+        except BaseException:
+            self._close_reader()  # the next refresh opens the registry afresh
+            raise
         self.snapshot = snapshot
         self._header.value = markup.header(snapshot, self.status)
         self._totals.value = markup.totals(snapshot)
@@ -158,6 +163,26 @@ class Dashboard(widgets.VBox):
         self._redundant.value = markup.redundant(snapshot)
         self._draw_charts(registry, project, wait=wait)
         return snapshot
+
+    def _read(self, registry: Any) -> Any:
+        """The ``Registry`` the refreshes read: the one given, else the registry at that location,
+        opened read-only once and kept open until ``close`` (or until the location changes), so a
+        refresh after each cell does not pay for opening it and preparing its statements again."""
+        from ..registry.store import Registry
+
+        if not isinstance(registry, (str, os.PathLike)):
+            with opened(registry) as reg:  # a Registry, kept open by its owner; else opened's error
+                return reg
+        location = os.fspath(registry)
+        if self._reader is None or self._reader[0] != location:
+            self._close_reader()
+            self._reader = (location, Registry.open(location, read_only=True))
+        return self._reader[1]
+
+    def _close_reader(self) -> None:
+        reader, self._reader = getattr(self, "_reader", None), None
+        if reader is not None:
+            reader[1].close()
 
     def charts_drawn(self, timeout: float | None = None) -> bool:
         """Wait until every chart being drawn is done (the latest refresh's shown); False if
@@ -304,6 +329,7 @@ class Dashboard(widgets.VBox):
             sidecar.close()
         for part in getattr(self, "_parts", ()):
             part.close()
+        self._close_reader()
         super().close()
 
     def __repr__(self) -> str:

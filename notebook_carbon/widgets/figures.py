@@ -143,9 +143,8 @@ def snapshot(
         left_out = reg.excluded(project, notebook) if in_notebook.excluded_runs else []
         scopes.append(Scope("notebook", "This notebook", facts(in_notebook, left_out)))
     scopes.append(Scope("project", f"Project {project}", facts(whole, reg.excluded(project) if whole.excluded_runs else [])))
-    listed = reg.sweeps(project, params=False)
+    listed = reg.sweeps(project, params=top_sweeps)  # the varying parameters of those shown only
     shown = listed[:top_sweeps]
-    varying = {s.key: s.varying_params for s in reg.sweeps(project, params=[s.key for s in shown])}
     redundant = reg.redundant_page(project, limit=top_redundant)
     return Snapshot(
         project=project,
@@ -153,7 +152,7 @@ def snapshot(
         registry=reg.where,
         read_at=now,
         scopes=tuple(scopes),
-        sweeps=tuple(_sweep_row(s, varying.get(s.key, {})) for s in shown),
+        sweeps=tuple(_sweep_row(s, s.varying_params) for s in shown),
         sweeps_total=len(listed),
         redundant=tuple(_redundant_row(row) for row in redundant),
         redundant_total=whole.redundant_runs,
