@@ -235,6 +235,33 @@ def test_finish_run_validates(registry: Registry) -> None:
     assert registry.get_run(uid)["status"] == "running"
 
 
+def test_the_inserts_of_a_metered_cell_store_what_the_general_way_stores(registry: Registry) -> None:
+    """A run, its components and samples go as driver SQL when their values are plain (text,
+    numbers, booleans, None) and the general way otherwise, to the same rows, with the same errors."""
+    import numpy as np
+
+    start = {"project": "proj", "name": "plain", "started_at": 1.7e9, "gpu_count": 2, "is_final": False,
+             "params": {"lr": 0.1}}  # fmt: skip
+    final = {"status": "ok", "ended_at": 1.7e9 + 10, "energy_j": 1000.0, "emissions_g": 0.1}
+    samples = [{"component": "gpu", "t_s": 1.0, "power_w": 250.0}, {"component": "gpu", "t_s": 2.0, "power_w": 260.0}]
+    plain = registry.record_run({"uid": new_uid(), **start}, final, COMPONENTS, samples)
+    # values of another type than the driver's own: numpy's numbers, as a training loop makes them
+    odd = {**start, "name": "odd", "started_at": np.float64(1700000000.5)}
+    odd_final = {**final, "energy_j": np.float64(2000.0)}
+    other = registry.record_run({"uid": new_uid(), **odd}, odd_final, [{**COMPONENTS[0], "energy_j": np.float64(900)}])
+    assert other == plain + 1
+    first, second = registry.get_run(plain), registry.get_run(other)
+    assert (first["name"], first["gpu_count"], first["energy_j"], first["params"]) == ("plain", 2, 1000.0, {"lr": 0.1})
+    assert [c["component"] for c in registry.components(first["uid"])] == ["gpu", "cpu", "ram"]
+    assert [x["power_w"] for x in registry.samples(first["uid"])] == [250.0, 260.0]
+    assert (second["started_at"], second["energy_j"]) == (1700000000.5, 2000.0)
+    assert [c["energy_j"] for c in registry.components(second["uid"])] == [900.0]
+    assert registry.totals("proj").energy_j == 3000.0
+    with pytest.raises(RegistryError, match=r"recording run .* in registry .* failed"):
+        registry.record_run({"uid": first["uid"], **start}, final)  # its uid again: nothing overwritten
+    assert registry.totals("proj").runs == 2 and registry.get_run(plain)["name"] == "plain"
+
+
 def test_sqlite_garbage_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "registry.sqlite"
     garbage = random.Random(7).randbytes(8192)

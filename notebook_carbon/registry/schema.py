@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import (  # fmt: skip
@@ -22,7 +22,6 @@ from sqlalchemy import (  # fmt: skip
     Boolean,
     Column,
     Computed,
-    Connection,
     Double,
     ForeignKey,
     Index,
@@ -33,7 +32,6 @@ from sqlalchemy import (  # fmt: skip
     Table,
     Text,
     false,
-    insert,
     text,
 )
 
@@ -54,7 +52,7 @@ JSON_COLUMNS = {"tags": list, "params": dict, "notes": list}
 __all__ = [
     "APPLICATION", "COMPONENTS", "FINAL_STATUSES", "JSON_COLUMNS", "METHODS", "SCHEMA_VERSION", "STATUSES",
     "SWEEP_KEY_SQL", "check_method", "check_status", "child_row", "components", "decode_row", "derive", "encode_run",
-    "final_values", "insert_children", "is_uid", "meta", "metadata", "run_parts", "run_totals", "runs", "samples",
+    "final_values", "is_uid", "meta", "metadata", "run_parts", "run_totals", "runs", "samples",
     "start_values", "sweep_params", "sweeps",
 ]  # fmt: skip
 
@@ -383,15 +381,3 @@ def final_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
     values.setdefault("ended_at", now)
     values["updated_at"] = now
     return derive(values)
-
-
-def insert_children(
-    conn: Connection, uid: str, found: Sequence[Mapping[str, Any]], sampled: Sequence[Mapping[str, Any]]
-) -> None:
-    """Store a run's components and samples, checked, in the transaction of ``conn``."""
-    component_rows = [child_row(c, COMPONENT_COLUMNS, uid, "component") for c in found]
-    sample_rows = [child_row(x, SAMPLE_COLUMNS, uid, "sample") for x in sampled]
-    if component_rows:
-        conn.execute(insert(components), component_rows)
-    if sample_rows:
-        conn.execute(insert(samples), sample_rows)

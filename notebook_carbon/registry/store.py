@@ -19,11 +19,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, insert, literal, select, update
+from sqlalchemy import Connection, Engine, literal, select, update
 
 from ..errors import RegistryError
 from . import engine as engines
 from . import migrations, pages, schema
+from .inserts import insert_children, insert_run
 from .migrations import Migration
 from .schema import is_uid, runs
 from .totals import Totals
@@ -133,8 +134,7 @@ class Registry:
         with self.write(f"recording run {values['uid']}") as conn:
             # Values go as execution parameters, not into the statement: the statement then
             # stays the same from run to run and SQLAlchemy's compiled cache serves it.
-            result = conn.execute(insert(runs), values)
-            return int(result.inserted_primary_key[0])
+            return insert_run(conn, values)
 
     def finish_run(
         self,
@@ -162,7 +162,7 @@ class Registry:
         with self.write(f"finishing run {uid}") as conn:
             # A run wrongly marked crashed (its kernel only looked dead) may still bring its real result.
             self._update_run(conn, uid, values, allowed=("running", "crashed"), computed=computed)
-            schema.insert_children(conn, uid, components, samples)
+            insert_children(conn, uid, components, samples)
 
     def record_run(
         self,
@@ -180,9 +180,9 @@ class Registry:
         values.update(schema.final_values(final, "record_run"))
         values.setdefault("duration_s", values["ended_at"] - values["started_at"])
         with self.write(f"recording run {values['uid']}") as conn:
-            result = conn.execute(insert(runs), values)
-            schema.insert_children(conn, values["uid"], components, samples)
-            return int(result.inserted_primary_key[0])
+            run_id = insert_run(conn, values)
+            insert_children(conn, values["uid"], components, samples)
+            return run_id
 
     def _missing(self, uid: str) -> bool:
         with self.read(f"looking for run {uid}") as conn:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, text, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from ..errors import RegistryError
