@@ -35,7 +35,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
     with Registry.open(str(v1_file)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 5
+        assert reg.schema_version() == SCHEMA_VERSION == 6
         runs = list(reversed(reg.runs()))
         assert [r["name"] for r in runs] == ["lr=0.1", "lr=0.5", "lr=1.0", "still running"]
         assert [r["status"] for r in runs] == ["ok", "ok", "failed", "running"]
@@ -135,3 +135,64 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
             "SELECT name FROM sqlite_master WHERE type = 'table'" if sqlite else
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))}
     assert not {"sweep_state", "sweep_cache"} & found
+
+
+KEPT = ("run_totals", "sweeps", "sweep_params")
+
+
+def test_v5_to_v6_on_either_database(registry_url, registry_engine):
+    """The v6 step: a registry put back to its v5 shape by hand (on SQLite the kept tables with a
+    rowid, and the index of parameter values by first start) keeps every kept row as it was, in
+    the tables a fresh registry has, and its triggers go on keeping them."""
+    from sqlalchemy import text
+
+    from notebook_carbon.registry.triggers import SQLITE_TRIGGERS, param_trigger_statements, trigger_statements
+
+    with Registry.open(registry_url) as reg:
+        for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
+            reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": 1.7e9 + t,
+                            "params": {"lr": t, "bs": 32}, "notebook": "n.ipynb"},
+                           {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"})
+    sqlite = registry_engine.dialect.name == "sqlite"
+
+    def kept(conn):
+        return {table: sorted(tuple(map(str, row)) for row in conn.execute(text(f"SELECT * FROM {table}")))
+                for table in KEPT}  # fmt: skip
+
+    undo = ["CREATE INDEX ix_sweep_params_first ON sweep_params (project, sweep_key, name, first_at)",
+            "UPDATE meta SET value = '5' WHERE key = 'schema_version'"]  # fmt: skip
+    with registry_engine.begin() as conn:
+        before = kept(conn)
+        if sqlite:  # the v5 tables: the same columns, with a rowid
+            for name in SQLITE_TRIGGERS:
+                conn.execute(text(f"DROP TRIGGER {name}"))
+            for table in KEPT:
+                (sql,) = conn.execute(text(f"SELECT sql FROM sqlite_master WHERE name = '{table}'")).one()
+                assert sql.rstrip().endswith("WITHOUT ROWID")
+                conn.execute(text(f"ALTER TABLE {table} RENAME TO old_{table}"))
+                conn.execute(text(sql.rstrip().removesuffix("WITHOUT ROWID")))
+                conn.execute(text(f"INSERT INTO {table} SELECT * FROM old_{table}"))
+                conn.execute(text(f"DROP TABLE old_{table}"))
+            for statement in trigger_statements("sqlite") + param_trigger_statements("sqlite"):
+                conn.execute(text(statement))  # the same triggers as v5's
+        for statement in undo:
+            conn.execute(text(statement))
+
+    with Registry.open(registry_url) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION
+        with registry_engine.connect() as conn:
+            assert kept(conn) == before
+        check(reg, "p")
+        reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": "b", "started_at": 1.7e9 + 4,
+                        "params": {"lr": 4.0, "bs": 32}}, {"status": "ok", "energy_j": 4.0})
+        check(reg, "p")
+        assert [s.varying_params for s in reg.sweeps("p")] == [{"lr": (3.0, 4.0)}, {"lr": (1.0, 2.0)}]
+    with registry_engine.connect() as conn:
+        if sqlite:
+            shapes = {name: sql for name, sql in conn.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE name IN ('run_totals', 'sweeps', 'sweep_params')"))}
+            assert all(sql.rstrip().endswith("WITHOUT ROWID") for sql in shapes.values()) and len(shapes) == 3
+            indexes = "SELECT name FROM sqlite_master WHERE type = 'index'"
+        else:
+            indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        assert "ix_sweep_params_first" not in {name for (name,) in conn.execute(text(indexes))}

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from .totals import COLUMNS, KEYS, TRIGGER_COLUMNS, contributions, key_values, plausible
 
-__all__ = ["fill_params_statements", "fill_statements", "param_trigger_statements", "trigger_statements"]
+__all__ = [
+    "SQLITE_TRIGGERS", "fill_params_statements", "fill_statements", "param_trigger_statements", "trigger_statements",
+]
+
+SQLITE_TRIGGERS = tuple(f"runs_{kept}_{event}" for kept in ("totals", "params") for event in ("insert", "update", "delete"))
+"""The names of the triggers made on SQLite (``trigger_statements``, ``param_trigger_statements``)."""
 
 
 def _key_match(row: str) -> str:
