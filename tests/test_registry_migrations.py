@@ -104,7 +104,7 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
                            {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"})
     sqlite = registry_engine.dialect.name == "sqlite"
     undo = ["DROP TABLE run_totals", "DROP TABLE sweeps", "DROP TABLE sweep_params", "DROP INDEX ix_runs_sweep_key",
-            "DROP INDEX ix_runs_final", "DROP INDEX ix_runs_notebook",
+            "DROP INDEX ix_runs_final", "DROP INDEX ix_runs_notebook", "DROP INDEX ix_runs_groups",
             "ALTER TABLE runs DROP COLUMN sweep_key", "ALTER TABLE runs DROP COLUMN sweep_label",
             "ALTER TABLE runs DROP COLUMN energy_low_factor", "ALTER TABLE runs DROP COLUMN energy_high_factor",
             "CREATE TABLE sweep_state (project VARCHAR(200), sweep_key TEXT, generation INTEGER)",
@@ -142,8 +142,9 @@ KEPT = ("run_totals", "sweeps", "sweep_params")
 
 def test_v5_to_v6_on_either_database(registry_url, registry_engine):
     """The v6 step: a registry put back to its v5 shape by hand (on SQLite the kept tables with a
-    rowid, and the index of parameter values by first start) keeps every kept row as it was, in
-    the tables a fresh registry has, and its triggers go on keeping them."""
+    rowid; the index of parameter values by first start, not that of the groups) keeps every kept
+    row as it was, in the tables a fresh registry has, its triggers go on keeping them, and it has
+    the index a statement reads its groups from."""
     from sqlalchemy import text
 
     from notebook_carbon.registry.triggers import SQLITE_TRIGGERS, param_trigger_statements, trigger_statements
@@ -160,6 +161,7 @@ def test_v5_to_v6_on_either_database(registry_url, registry_engine):
                 for table in KEPT}  # fmt: skip
 
     undo = ["CREATE INDEX ix_sweep_params_first ON sweep_params (project, sweep_key, name, first_at)",
+            "DROP INDEX ix_runs_groups",
             "UPDATE meta SET value = '5' WHERE key = 'schema_version'"]  # fmt: skip
     with registry_engine.begin() as conn:
         before = kept(conn)
@@ -195,4 +197,5 @@ def test_v5_to_v6_on_either_database(registry_url, registry_engine):
             indexes = "SELECT name FROM sqlite_master WHERE type = 'index'"
         else:
             indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-        assert "ix_sweep_params_first" not in {name for (name,) in conn.execute(text(indexes))}
+        found = {name for (name,) in conn.execute(text(indexes))}
+        assert "ix_sweep_params_first" not in found and "ix_runs_groups" in found
