@@ -172,9 +172,9 @@ def after_cells(location: str, reps: int, warmup: int = 2) -> dict[str, list[flo
 
 def kernel_parts(location: str, reps: int) -> dict[str, list[float]]:
     """Where a refresh's time on the kernel's thread goes (today's dashboard only), each timed on
-    its own: opening the registry; ``figures.snapshot`` on a registry opened for it, as each
-    refresh opens one ("fresh"), and on one kept open; and of the latter its two sweep listings,
-    without the varying parameters and with those of the sweeps listed (``params`` naming them)."""
+    its own: opening the registry; ``figures.snapshot`` on a registry opened for it ("fresh", as
+    the first refresh does) and on the one kept open (as every later refresh does); and of the
+    latter its one sweep listing, with the varying parameters of the sweeps shown (``params=20``)."""
     from registry_scale import PROJECT, timed
 
     from notebook_carbon.registry import Registry
@@ -182,7 +182,6 @@ def kernel_parts(location: str, reps: int) -> dict[str, list[float]]:
 
     board = build(location)
     drawn(board)
-    shown = [row.key for row in board.snapshot.sweeps]
 
     def snapshot(reg):
         return figures.snapshot(reg, project=PROJECT, notebook=NOTEBOOK, kernel=board.kernel,
@@ -197,8 +196,7 @@ def kernel_parts(location: str, reps: int) -> dict[str, list[float]]:
             "open": timed(lambda: Registry.open(location, read_only=True).close(), reps),
             "fresh": timed(fresh, reps),
             "snapshot": timed(lambda: snapshot(reg), reps),
-            "listing": timed(lambda: reg.sweeps(PROJECT, params=False), reps),
-            "varying": timed(lambda: reg.sweeps(PROJECT, params=shown), reps),
+            "listing": timed(lambda: reg.sweeps(PROJECT, params=board.limits["top_sweeps"]), reps),
         }  # fmt: skip
     board.close()
     return found

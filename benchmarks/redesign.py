@@ -32,7 +32,7 @@ than one process. The measurements are the other benchmarks' own functions, impo
    plain cell and codecarbon), in a fresh registry as ``run.py`` measures it.
 
 The registries are generated once per code by ``registry_scale.fill`` (each code's own: the
-baseline's writes schema v4 through the old code, today's v5), from the same seed, and checked to
+baseline's writes schema v4 through the old code, today's its own), from the same seed, and checked to
 hold the same runs; a copy of the old one is upgraded by today's code, to time the migration.
 """
 
@@ -112,12 +112,14 @@ def child_fill(args: dict) -> dict:
     seconds = time.perf_counter() - t0
     hit = data["hit"]
     keys = ("code_fingerprint", "inputs_fingerprint", "params_fingerprint", "redundant_of")
+    schema = importlib.import_module("notebook_carbon.registry.schema")
     return {"seconds": seconds, "runs": data["runs"], "neighbour_runs": data["neighbour_runs"],
-            "redundant": data["redundant"], "hit": {k: hit[k] for k in keys}}  # fmt: skip
+            "redundant": data["redundant"], "hit": {k: hit[k] for k in keys},
+            "schema": schema.SCHEMA_VERSION}  # fmt: skip
 
 
 def child_migrate(args: dict) -> dict:
-    """Today's code opens a copy of the old registry: the upgrade to schema v5, timed."""
+    """Today's code opens a copy of the old registry: the upgrade to its schema, timed."""
     from registry_scale import PROJECT, timed
 
     from notebook_carbon.registry import Registry
@@ -501,7 +503,7 @@ def assemble(res, cfg, command, codes, load, fig, figures_table, misses) -> str:
     software = ", ".join(f"{p} {version(p)}" for p in ("sqlalchemy", "pandas", "ipython", "jupyter_server", "codecarbon"))
     warm_new = res["warm"]["new"]
     parts = {k: statistics.median(t for w in warm_new for t in w["parts"][k])
-             for k in ("open", "fresh", "snapshot", "listing", "varying")}  # fmt: skip
+             for k in ("open", "fresh", "snapshot", "listing")}  # fmt: skip
     def per_process(key: str) -> str:
         return "; ".join(f"{side}: " + ", ".join(fmt(statistics.median(w[key])) for w in res["warm"][side])
                          for side in sides)  # fmt: skip
@@ -521,7 +523,7 @@ def assemble(res, cfg, command, codes, load, fig, figures_table, misses) -> str:
         (f"- Load: 1-minute load average {load[0]:.1f} when measuring began, {load[1]:.1f} when it ended "
         "(the machine is shared: other processes ran beside this one)"),
         (f"- Code: old = commit {commit_of(codes.roots['old']) if both else BASELINE_COMMIT}, before the redesign "
-        f"(registry schema v4); new = commit {commit_of(codes.roots['new'])} (schema v5)"),
+        f"(registry schema v4); new = commit {commit_of(codes.roots['new'])} (schema v{res['fill']['new']['schema']})"),
         "",
         ("Issue 12's eight figures, for the code before the redesign (\"old\") and today's (\"new\"), both "
         "measured by `benchmarks/redesign.py` in the same run on the same machine: each measurement "
@@ -535,7 +537,7 @@ def assemble(res, cfg, command, codes, load, fig, figures_table, misses) -> str:
         (f"The registry: {fill['new']['runs']:,} runs of project `vision` ({fill['new']['redundant']:,} "
         f"redundant) and {fill['new']['neighbour_runs']:,} of a neighbour project, from "
         "`registry_scale.py`'s seeded generator, written once per code by its own `fill` (the old one "
-        "writes schema v4 through the old code, today's v5); both hold the same runs (the benchmark "
+        f"writes schema v4 through the old code, today's v{res['fill']['new']['schema']}); both hold the same runs (the benchmark "
         "checks the project's run count and energy)."),
         "",
         figures_table,
@@ -544,7 +546,7 @@ def assemble(res, cfg, command, codes, load, fig, figures_table, misses) -> str:
     if both:
         mig = res["migrate"]
         lines += [
-            (f"Upgrading the old {fill['old']['runs']:,}-run registry to schema v5 (today's code opening a "
+            (f"Upgrading the old {fill['old']['runs']:,}-run registry to schema v{mig['version']} (today's code opening a "
             f"copy of it, once): {mig['seconds']:.1f} s. Read afterwards, the upgraded registry lists its "
             f"sweeps in {fmt(statistics.median(mig['sweeps']))} and totals the project in "
             f"{fmt(statistics.median(mig['project_totals']))}, as a registry written by today's code does. "
@@ -592,15 +594,13 @@ def assemble(res, cfg, command, codes, load, fig, figures_table, misses) -> str:
     ]
     lines += [
         (f"Where today's refresh spends its time on the kernel's thread (each part timed on its own, "
-         f"in the warm processes): each refresh opens the registry anew ({fmt(parts['open'])} to open "
-         f"it) and reads the figures (`figures.snapshot`): {fmt(parts['fresh'])} with the opening, "
-         f"against {fmt(parts['snapshot'])} on a registry kept open, whose SQLAlchemy engine has "
-         "compiled its statements already and whose SQLite connection has the pages cached. Of "
-         "the latter, it lists the sweeps twice: "
-         f"`Registry.sweeps(project, params=False)` ({fmt(parts['listing'])}), then "
-         f"`Registry.sweeps(project, params=[the 20 listed])` ({fmt(parts['varying'])}), which adds up "
-         "every sweep's kept totals again before it reads the varying parameters of those 20, one "
-         "query per sweep and parameter (see [performance-registry.md](performance-registry.md#query-plans)); "
+         f"in the warm processes): the dashboard reads through a registry it opened once, at its first "
+         f"refresh ({fmt(parts['open'])} to open one), and keeps open until it is closed: the figures "
+         f"(`figures.snapshot`) take {fmt(parts['snapshot'])} on it, against {fmt(parts['fresh'])} on a "
+         "registry just opened, whose SQLAlchemy engine has yet to compile its statements and whose "
+         "SQLite connection has no page cached. Of those, listing the sweeps once, with the varying "
+         f"parameters of the 20 shown (`Registry.sweeps(project, params=20)`), takes "
+         f"{fmt(parts['listing'])} (see [performance-registry.md](performance-registry.md#query-plans)); "
          "the rest is the kept totals of three scopes and the redundant runs. Then the HTML, and "
          "starting the chart thread."),
         "",
