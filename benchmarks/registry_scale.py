@@ -36,7 +36,7 @@ from sqlalchemy import event, insert
 
 from notebook_carbon import analysis, cli, record
 from notebook_carbon.registry import Registry, new_uid
-from notebook_carbon.registry import schema
+from notebook_carbon.registry import schema, values
 from notebook_carbon.registry.lookup import _QUERY as LOOKUP_QUERY
 from notebook_carbon.registry.lookup import SqliteLookup
 from notebook_carbon.statements import impact_statement
@@ -186,7 +186,7 @@ def generate(rng: random.Random, project: str, n_runs: int, n_sweeps: int, first
         if status == "ok" and code and inputs:
             first_ok.setdefault(key, run_id)
             ok_by_code.setdefault(code, []).append(row)
-        runs.append(schema.encode_run(row, schema.RUN_COLUMNS, "generating"))
+        runs.append(values.encode_run(row, values.RUN_COLUMNS, "generating"))
         if status == "ok" and code:
             ok_by_sweep.setdefault(s["name"] or code, []).append(runs[-1])
         for c, energy_j in parts.items():
@@ -212,7 +212,7 @@ def fill(location: str, n_runs: int) -> dict:
     for run in ours[0] + theirs[0]:  # what the registry derives when a run is written
         key = record.sweep_key(run.get("sweep"), run.get("code_fingerprint"))
         run["sweep_label"] = record.sweep_label(key, run.get("cell_source"), run.get("name"))
-        schema.derive(run)
+        values.derive(run)
     with Registry.open(location) as reg:
         for table_, key in ((schema.runs, 0), (schema.components, 1), (schema.samples, 2)):
             rows = ours[key] + theirs[key]

@@ -44,6 +44,7 @@ BOUNDS: Mapping[str, tuple[float, float, str]] = {
     "gpu_energy_j": (0.0, MAX_ENERGY_J, "J"),
     "cpu_energy_j": (0.0, MAX_ENERGY_J, "J"),
     "ram_energy_j": (0.0, MAX_ENERGY_J, "J"),
+    "machine_energy_j": (0.0, MAX_ENERGY_J, "J"),
     "emissions_g": (0.0, MAX_MASS_G, "g CO2e"),
     "embodied_g": (0.0, MAX_MASS_G, "g CO2e"),
     "water_l": (0.0, MAX_WATER_L, "L"),

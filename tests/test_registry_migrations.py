@@ -35,7 +35,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
     with Registry.open(str(v1_file)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 6
+        assert reg.schema_version() == SCHEMA_VERSION == 7
         runs = list(reversed(reg.runs()))
         assert [r["name"] for r in runs] == ["lr=0.1", "lr=0.5", "lr=1.0", "still running"]
         assert [r["status"] for r in runs] == ["ok", "ok", "failed", "running"]
@@ -52,7 +52,9 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     after_runs = rows(v1_file, "SELECT * FROM runs ORDER BY id")
     width = len(before_runs[0])
     assert [r[:width] for r in after_runs[:3]] == before_runs[:3]
-    assert rows(v1_file, "SELECT * FROM components ORDER BY id") == before_components
+    after_components = rows(v1_file, "SELECT * FROM components ORDER BY id")
+    assert [c[: len(before_components[0])] for c in after_components] == before_components
+    assert {c[len(before_components[0]) :] for c in after_components} == {(None, None, None)}  # v7: charged whole
     assert rows(v1_file, "SELECT * FROM samples ORDER BY id") == before_samples
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     indexes = {name for (name,) in rows(v1_file, "SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -199,3 +201,46 @@ def test_v5_to_v6_on_either_database(registry_url, registry_engine):
             indexes = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
         found = {name for (name,) in conn.execute(text(indexes))}
         assert "ix_sweep_params_first" not in found and "ix_runs_groups" in found
+
+
+def test_v6_to_v7_on_either_database(registry_url, registry_engine):
+    """The v7 step: a registry put back to its v6 shape by hand (no machine energy, no shares) gains
+    the columns, its kept totals hold the machine's energy of every run (its own energy for a run
+    charged the whole machine), and the triggers keep them as new runs come, shares included."""
+    from sqlalchemy import text
+
+    from notebook_carbon.registry.triggers import SQLITE_TRIGGERS
+
+    with Registry.open(registry_url) as reg:
+        for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
+            reg.record_run({"uid": new_uid(), "project": "p", "code_fingerprint": code, "started_at": 1.7e9 + t},
+                           {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"},
+                           [{"component": "cpu", "method": "rapl", "energy_j": t, "device": "package-0"}])
+    sqlite = registry_engine.dialect.name == "sqlite"
+    undo = ["ALTER TABLE runs DROP COLUMN machine_energy_j", "ALTER TABLE components DROP COLUMN machine_energy_j",
+            "ALTER TABLE components DROP COLUMN share", "ALTER TABLE components DROP COLUMN share_how",
+            "ALTER TABLE run_totals DROP COLUMN machine_energy_uj",
+            "UPDATE meta SET value = '6' WHERE key = 'schema_version'"]  # fmt: skip
+    if sqlite:
+        undo[:0] = [f"DROP TRIGGER {name}" for name in SQLITE_TRIGGERS]
+    else:
+        undo[:0] = ["DROP TRIGGER runs_totals ON runs", "DROP FUNCTION notebook_carbon_totals()",
+                    "DROP TRIGGER runs_params ON runs", "DROP FUNCTION notebook_carbon_params()"]
+    with registry_engine.begin() as conn:
+        for statement in undo:
+            conn.execute(text(statement))
+
+    with Registry.open(registry_url) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION
+        check(reg, "p")
+        assert reg.totals("p").machine_energy_j == 6.0 == reg.totals("p").energy_j
+        uid = new_uid()
+        reg.record_run({"uid": uid, "project": "p", "code_fingerprint": "b", "started_at": 1.7e9 + 4},
+                       {"status": "ok", "energy_j": 1.0, "machine_energy_j": 4.0, "cpu_energy_j": 1.0,
+                        "cpu_method": "rapl"},
+                       [{"component": "cpu", "method": "rapl", "energy_j": 1.0, "device": "package-0",
+                         "machine_energy_j": 4.0, "share": 0.25, "share_how": "CPU time 1 s of 4 s"}])
+        check(reg, "p")
+        assert (reg.totals("p").energy_j, reg.totals("p").machine_energy_j) == (7.0, 10.0)
+        (component,) = reg.components(uid)
+        assert (component["machine_energy_j"], component["share"], component["share_how"]) == (4.0, 0.25, "CPU time 1 s of 4 s")

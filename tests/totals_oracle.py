@@ -51,6 +51,8 @@ def totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
         sums["energy_low_j"] += _micro(None if energy is None else energy * low)
         sums["energy_high_j"] += _micro(None if energy is None else energy * high)
         sums["facility_energy_j"] += _micro(None if energy is None else energy * pue)
+        machine = r.get("machine_energy_j")  # charged the whole machine (none recorded): its energy
+        sums["machine_energy_j"] += _micro(energy if machine is None else machine)
         sums["emissions_g"] += _micro(emissions, "g")
         sums["emissions_low_g"] += _micro(None if emissions is None else emissions * low, "g")
         sums["water_l"] += _micro(r["water_l"], "l")

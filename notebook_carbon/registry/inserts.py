@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, insert
 
-from .schema import COMPONENT_COLUMNS, SAMPLE_COLUMNS, child_row, components, runs, samples
+from .schema import components, runs, samples
+from .values import COMPONENT_COLUMNS, SAMPLE_COLUMNS, child_row
 
 __all__ = ["insert_children", "insert_run"]
 

@@ -55,6 +55,7 @@ def _to_v5(conn: Connection) -> None:
     (``sweep_state``, ``sweep_cache`` and their triggers), which only held derived figures.
     """
     dialect = conn.dialect.name
+    _add_share_columns(conn)
     stored = " STORED" if dialect == "postgresql" else ""  # SQLite can only add a virtual one
     double = Double().compile(dialect=conn.dialect)
     conn.exec_driver_sql(
@@ -90,6 +91,7 @@ def _to_v6(conn: Connection) -> None:
     one b-tree in key order instead of a table and its key's index), their rows copied as they are;
     on either database, ``sweep_params`` loses its index by first start, which no read needed, and
     ``runs`` gains ``ix_runs_groups`` (``schema.GROUPED_BY`` and what a group sums)."""
+    _add_share_columns(conn)
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_sweep_params_first")
     next(index for index in runs.indexes if index.name == "ix_runs_groups").create(conn, checkfirst=True)
     if conn.dialect.name == "postgresql":
@@ -102,12 +104,52 @@ def _to_v6(conn: Connection) -> None:
     for name in triggers.SQLITE_TRIGGERS:  # they name the tables: made again once these are
         conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
     for table in rebuilt:
+        kept = {column["name"] for column in inspect(conn).get_columns(table.name)}
         conn.exec_driver_sql(f"ALTER TABLE {table.name} RENAME TO {table.name}_v5")
         table.create(conn)
-        columns = ", ".join(column.name for column in table.columns)
+        # the columns both have (a column of a later version is filled by its own step)
+        columns = ", ".join(column.name for column in table.columns if column.name in kept)
         conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.name}_v5")
         conn.exec_driver_sql(f"DROP TABLE {table.name}_v5")
     install_triggers(conn)
+
+
+def _to_v7(conn: Connection) -> None:
+    """Attribution by share (issue 13): what the devices drew beside what the run is charged.
+
+    Adds ``runs.machine_energy_j`` and the components' ``machine_energy_j``, ``share`` and
+    ``share_how`` (NULL for the runs already recorded: each was charged its whole machine), and the
+    kept totals' ``machine_energy_uj``, filled again from the runs with the triggers that keep it."""
+    _add_share_columns(conn)
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        for name in triggers.SQLITE_TRIGGERS:
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+    else:
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS runs_totals ON runs")
+        conn.exec_driver_sql("DROP FUNCTION IF EXISTS notebook_carbon_totals()")
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS runs_params ON runs")
+        conn.exec_driver_sql("DROP FUNCTION IF EXISTS notebook_carbon_params()")
+    run_totals.drop(conn)  # derived: made again from the runs, with the new figure
+    run_totals.create(conn)
+    totals.summed(conn, lambda sum_: triggers.fill_statements(dialect, sum_)[0])
+    conn.exec_driver_sql(triggers.fill_statements(dialect)[1])
+    install_triggers(conn)
+
+
+def _add_share_columns(conn: Connection) -> None:
+    """The columns of version 7 that the kept totals read (``totals.FIGURES``), where missing.
+
+    The steps to versions 5 and 6 make the kept tables and their triggers as today's code defines
+    them, so the run columns those read must be there first: each adds them (once)."""
+    double = Double().compile(dialect=conn.dialect)
+    found = {table: {column["name"] for column in inspect(conn).get_columns(table)} for table in ("runs", "components")}
+    wanted = {"runs": (("machine_energy_j", double),),
+              "components": (("machine_energy_j", double), ("share", double), ("share_how", "TEXT"))}  # fmt: skip
+    for table, columns in wanted.items():
+        for column, kind in columns:
+            if column not in found[table]:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
 def _has_rowid(conn: Connection, name: str) -> bool:
@@ -119,7 +161,7 @@ _DERIVE_BATCH = 5000
 
 
 def _derive_recorded(conn: Connection) -> None:
-    """Each recorded run's sweep label and energy range, as ``schema.start_values`` gives a new run.
+    """Each recorded run's sweep label and energy range, as ``values.start_values`` gives a new run.
 
     Read in batches by id (a few thousand runs in memory at a time, and of each cell only its
     first lines: what a label is made of), each batch's values written with one executemany."""
@@ -177,7 +219,7 @@ def install_triggers(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
-MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6}
+MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7}
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 
 

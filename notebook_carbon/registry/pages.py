@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, func, select, text
 
 from ..record import BOUNDS, implausible
-from .schema import check_status, decode_row, runs
+from .schema import runs
+from .values import check_status, decode_row
 from .totals import plausible
 
 if TYPE_CHECKING:

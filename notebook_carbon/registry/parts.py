@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from . import schema
+from . import values as run_values
 from .schema import run_parts
 
 
 def record_part(registry, row: Mapping[str, Any]) -> int:
     """Store a finished part (``uid``, ``parent_uid``, ``status``, ``started_at``, figures); its id."""
-    values = schema.encode_run(row, schema.PART_COLUMNS, "record_part")
+    values = run_values.encode_run(row, run_values.PART_COLUMNS, "record_part")
     for column in ("uid", "parent_uid", "status", "started_at"):
         if values.get(column) is None:
             from ..errors import RegistryError

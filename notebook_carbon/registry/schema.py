@@ -12,11 +12,6 @@ migration that turns a registry of the previous version into the new one.
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Mapping
-from typing import Any
-
 from sqlalchemy import (  # fmt: skip
     BigInteger,
     Boolean,
@@ -35,12 +30,12 @@ from sqlalchemy import (  # fmt: skip
     text,
 )
 
-from ..errors import RegistryError
 from ..meters.base import COMPONENTS, METHODS
-from ..record import FINAL_STATUSES, STATUSES, energy_range, sweep_key, sweep_label
+from ..record import FINAL_STATUSES, STATUSES
 from . import totals
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+"""The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 GROUPED_BY = (
     "gpu_model", "gpu_count", "cpu_model", "host", "gpu_method", "cpu_method", "ram_method", "attribution",
@@ -50,7 +45,6 @@ GROUPED_BY = (
 attribution and grid."""
 GROUP_SUMMED = ("energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "started_at")
 """What a statement sums (or bounds) per group, beside ``pue``: in ``ix_runs_groups`` too."""
-"""The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 APPLICATION = "notebook-carbon"
 """Stamped in ``meta`` so a file of ours is told apart from another program's SQLite database."""
@@ -59,10 +53,9 @@ JSON_COLUMNS = {"tags": list, "params": dict, "notes": list}
 """Columns stored as JSON text (portable across databases), decoded to these types on read."""
 
 __all__ = [
-    "APPLICATION", "COMPONENTS", "FINAL_STATUSES", "JSON_COLUMNS", "METHODS", "SCHEMA_VERSION", "STATUSES",
-    "SWEEP_KEY_SQL", "check_method", "check_status", "child_row", "components", "decode_row", "derive", "encode_run",
-    "final_values", "is_uid", "meta", "metadata", "run_parts", "run_totals", "runs", "samples",
-    "start_values", "sweep_params", "sweeps",
+    "APPLICATION", "COMPONENTS", "FINAL_STATUSES", "GROUPED_BY", "GROUP_SUMMED", "JSON_COLUMNS", "METHODS",
+    "SCHEMA_VERSION", "STATUSES", "SWEEP_KEY_SQL", "components", "meta", "metadata", "run_parts", "run_totals",
+    "runs", "samples", "sweep_params", "sweeps",
 ]  # fmt: skip
 
 SWEEP_KEY_SQL = (
@@ -145,6 +138,9 @@ runs = Table(
     Column("sweep_label", Text),
     Column("energy_low_factor", Double),
     Column("energy_high_factor", Double),
+    # v7: what the devices metered drew in the run's window, of which ``energy_j`` is the run's
+    # share (``attribution = "share"``); NULL for a run charged the whole machine (then ``energy_j``).
+    Column("machine_energy_j", Double),
     Index("ix_runs_project_started_at", "project", "started_at"),
     Index("ix_runs_status", "status"),
     # v2: the redundancy lookup before every metered cell must be an index search.
@@ -175,6 +171,11 @@ components = Table(
     Column("energy_j", Double),
     Column("reason", Text),  # why this method (a fallback) was used
     Column("degraded", Text),  # why the meter failed mid-run; NULL when it did not
+    # v7: the device's energy in the window, the run's share of it (``energy_j`` = share x it) and how
+    # that share was obtained; NULL when the run is charged the whole device
+    Column("machine_energy_j", Double),
+    Column("share", Double),
+    Column("share_how", Text),
     Index("ix_components_run_uid", "run_uid"),
 )
 
@@ -264,134 +265,3 @@ sweeps = Table(
     Column("selected_run_id", Integer),
     sqlite_with_rowid=False,  # v6, as run_totals
 )
-
-
-# -- rows: validation and encoding (pure; the store does the I/O) -----------------------------
-
-GENERATED_COLUMNS = frozenset(("sweep_key",))
-DERIVED_COLUMNS = frozenset(("sweep_label", "energy_low_factor", "energy_high_factor"))
-"""Written by the registry from the run's other columns (``derive``), never by a caller."""
-RUN_COLUMNS = frozenset(runs.c.keys()) - GENERATED_COLUMNS
-START_COLUMNS = RUN_COLUMNS - {"id"} - DERIVED_COLUMNS
-"""What ``start_run`` accepts: the database assigns ``id``."""
-UPDATE_COLUMNS = RUN_COLUMNS - {"id", "uid"} - DERIVED_COLUMNS
-"""What ``finish_run``/``checkpoint_run`` may set: a run's identity never changes."""
-PART_COLUMNS = frozenset(run_parts.c.keys()) - {"id"}
-"""What ``parts.record_part`` accepts."""
-COMPONENT_COLUMNS = frozenset(components.c.keys()) - {"id", "run_uid"}
-SAMPLE_COLUMNS = frozenset(samples.c.keys()) - {"id", "run_uid"}
-_METHOD_COLUMNS = ("gpu_method", "cpu_method", "ram_method")
-
-
-def encode_run(row: Mapping[str, Any], allowed: frozenset[str], doing: str) -> dict[str, Any]:
-    """A copy of ``row`` checked against ``allowed`` columns and the vocabularies, JSON encoded."""
-    unknown = set(row) - allowed
-    if unknown:
-        raise RegistryError(f"{doing}: unknown run fields {sorted(unknown)}; known fields: {sorted(allowed)}")
-    values = dict(row)
-    if "status" in values:
-        check_status(values["status"])
-    for column in _METHOD_COLUMNS:
-        if values.get(column) is not None:
-            # a component measured by several methods (two GPUs, one without an energy counter)
-            # is recorded as their sorted, '+'-joined names; each part must still be known
-            for part in str(values[column]).split("+"):
-                check_method(part)
-    for column, kind in JSON_COLUMNS.items():
-        value = values.get(column)
-        if value is None:
-            continue
-        # A string where a list belongs would come back as a string: refuse it rather than guess.
-        if not isinstance(value, (list, tuple) if kind is list else kind):
-            raise RegistryError(
-                f"{doing}: {column} must be a {kind.__name__}, got {type(value).__name__} {value!r}"
-            )
-        try:
-            values[column] = json.dumps(list(value) if kind is list else value, sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise RegistryError(f"{doing}: {column} cannot be stored as JSON: {exc}") from exc
-    return values
-
-
-def decode_row(row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` with its JSON columns decoded to lists and dicts (in place)."""
-    for column, kind in JSON_COLUMNS.items():
-        if isinstance(row.get(column), str):
-            try:
-                decoded = json.loads(row[column])
-            except ValueError:  # edited by hand into something else: no tags, params or notes
-                decoded = None
-            row[column] = decoded if isinstance(decoded, kind) else kind()
-    return row
-
-
-def child_row(row: Mapping[str, Any], allowed: frozenset[str], uid: str, what: str) -> dict[str, Any]:
-    """A ``components`` or ``samples`` row of run ``uid``, checked, with every column present."""
-    unknown = set(row) - allowed
-    if unknown:
-        raise RegistryError(f"finish_run: unknown {what} fields {sorted(unknown)}; known: {sorted(allowed)}")
-    if row.get("component") not in COMPONENTS:
-        raise RegistryError(
-            f"finish_run: {what} component must be one of {', '.join(COMPONENTS)}, "
-            f"got {row.get('component')!r}"
-        )
-    if what == "component":
-        check_method(row.get("method"))
-    # Every row gets every column: an executemany takes its columns from the first row, so a key
-    # present only in a later row would otherwise be dropped without a word.
-    return {**dict.fromkeys(allowed), **row, "run_uid": uid}
-
-
-def check_status(status: Any) -> None:
-    if status not in STATUSES:
-        raise RegistryError(f"run status must be one of {', '.join(STATUSES)}; got {status!r}")
-
-
-def check_method(method: Any) -> None:
-    if method not in METHODS:
-        raise RegistryError(f"energy method must be one of {', '.join(METHODS)}; got {method!r}")
-
-
-def is_uid(value: Any) -> bool:
-    """Whether ``value`` is a run uid: 32 lowercase hex digits (``uuid.uuid4().hex``)."""
-    return isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)
-
-
-def start_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
-    """A new run's column values, checked, with defaults filled in."""
-    values = encode_run(row, START_COLUMNS, doing)
-    uid = values.get("uid")
-    if not is_uid(uid):
-        raise RegistryError(f"{doing} needs a 'uid' of 32 hex digits (uuid.uuid4().hex), got {uid!r}")
-    if values.setdefault("status", "running") != "running":
-        raise RegistryError(f"{doing} records status 'running', got {values['status']!r}")
-    now = time.time()
-    values.setdefault("project", "default")
-    values.setdefault("started_at", now)
-    values["updated_at"] = now
-    for column, empty in JSON_COLUMNS.items():
-        values.setdefault(column, json.dumps(empty()))
-    key = sweep_key(values.get("sweep"), values.get("code_fingerprint"))
-    values["sweep_label"] = sweep_label(key, values.get("cell_source"), values.get("name"))
-    return derive(values)
-
-
-def derive(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` (in place) with the range of their energy, when they hold one (``record.energy_range``)."""
-    if "energy_j" in values:
-        values["energy_low_factor"], values["energy_high_factor"] = energy_range(values)
-    return values
-
-
-def final_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
-    """A finished run's column values, checked: a final status, ``ended_at`` defaulting to now."""
-    values = encode_run(row, UPDATE_COLUMNS, doing)
-    if values.get("status") not in FINAL_STATUSES:
-        raise RegistryError(
-            f"{doing} needs a final status, one of {', '.join(FINAL_STATUSES)}; "
-            f"got {values.get('status')!r}"
-        )
-    now = time.time()
-    values.setdefault("ended_at", now)
-    values["updated_at"] = now
-    return derive(values)

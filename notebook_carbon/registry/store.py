@@ -24,9 +24,11 @@ from sqlalchemy import Connection, Engine, literal, select, update
 from ..errors import RegistryError
 from . import engine as engines
 from . import migrations, pages, schema
+from . import values as run_values
 from .inserts import insert_children, insert_run
 from .migrations import Migration
-from .schema import is_uid, runs
+from .schema import runs
+from .values import is_uid
 from .totals import Totals
 
 if TYPE_CHECKING:
@@ -130,7 +132,7 @@ class Registry:
         ``row`` must hold ``uid`` (``uuid.uuid4().hex``, made by the caller); ``project`` defaults
         to ``default`` and ``started_at`` (epoch s) to now.
         """
-        values = schema.start_values(row, "start_run")
+        values = run_values.start_values(row, "start_run")
         with self.write(f"recording run {values['uid']}") as conn:
             # Values go as execution parameters, not into the statement: the statement then
             # stays the same from run to run and SQLAlchemy's compiled cache serves it.
@@ -155,7 +157,7 @@ class Registry:
         if start is not None and self._missing(uid):
             self.record_run(start, row, components, samples)
             return
-        values = schema.final_values(row, "finish_run")
+        values = run_values.final_values(row, "finish_run")
         computed = {}
         if "duration_s" not in values:
             computed["duration_s"] = literal(values["ended_at"]) - runs.c.started_at
@@ -176,8 +178,8 @@ class Registry:
         For a run that finished before its start could be written (a quick cell whose two writes
         are both still queued): same checks and result as the two calls, half the database work.
         """
-        values = schema.start_values(row, "record_run")
-        values.update(schema.final_values(final, "record_run"))
+        values = run_values.start_values(row, "record_run")
+        values.update(run_values.final_values(final, "record_run"))
         values.setdefault("duration_s", values["ended_at"] - values["started_at"])
         with self.write(f"recording run {values['uid']}") as conn:
             run_id = insert_run(conn, values)
@@ -193,7 +195,7 @@ class Registry:
 
         Returns False, changing nothing, when the run is no longer running (finished meanwhile).
         """
-        values = schema.derive(schema.encode_run(row, schema.UPDATE_COLUMNS - {"status"}, "checkpoint_run"))
+        values = run_values.derive(run_values.encode_run(row, run_values.UPDATE_COLUMNS - {"status"}, "checkpoint_run"))
         values["updated_at"] = time.time()
         with self.write(f"checkpointing run {uid}") as conn:
             return self._update_run(conn, uid, values, allowed=("running",), strict=False)
@@ -255,7 +257,7 @@ class Registry:
         if status is not None:
             wanted = [status] if isinstance(status, str) else list(status)
             for value in wanted:
-                schema.check_status(value)
+                run_values.check_status(value)
             query = query.where(runs.c.status.in_(wanted))
         if limit is not None:
             query = query.limit(int(limit))
@@ -346,7 +348,7 @@ class Registry:
 
     def _select(self, query: Any, doing: str) -> list[dict[str, Any]]:
         with self.read(doing) as conn:
-            return [schema.decode_row(dict(row._mapping)) for row in conn.execute(query)]
+            return [run_values.decode_row(dict(row._mapping)) for row in conn.execute(query)]
 
     def read(self, doing: str) -> contextlib.AbstractContextManager[Connection]:
         """A read transaction (a consistent snapshot); ``doing`` names it in errors."""

@@ -67,6 +67,7 @@ FIGURES: tuple[tuple[str, str, int | None], ...] = (
         (f"{component}_energy_{side}_uj", f"{{r}}.{component}_energy_j * {_component_factor(component, side)}", MICRO)
         for component in ("gpu", "cpu", "ram") for side in ("low", "high")
     ),
+    ("machine_energy_uj", "COALESCE({r}.machine_energy_j, {r}.energy_j)", MICRO),
     ("facility_energy_uj", "{r}.energy_j * " + _PUE, MICRO),
     ("facility_energy_low_uj", "{r}.energy_j * " + _PUE + " * " + _LOW, MICRO),
     ("facility_energy_high_uj", "{r}.energy_j * " + _PUE + " * " + _HIGH, MICRO),
@@ -96,7 +97,7 @@ TRIGGER_COLUMNS = (
     "project", "notebook", "sweep", "code_fingerprint", "status", "started_at", "duration_s", "energy_j",
     "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method", "ram_method", "energy_low_factor", "energy_high_factor", "pue",
     "intensity_g_per_kwh", "emissions_g", "water_l", "embodied_g", "redundant_of", "is_final", "ended_at",
-    "gpu_count",
+    "gpu_count", "machine_energy_j",
 )  # fmt: skip
 """The run columns the totals and selections depend on: an update of any other leaves them alone."""
 
@@ -201,6 +202,9 @@ class Totals:
     cpu_energy_high_j: float = 0.0
     ram_energy_low_j: float = 0.0
     ram_energy_high_j: float = 0.0
+    machine_energy_j: float = 0.0
+    """What the devices metered drew in the runs' windows, of which ``energy_j`` is the runs' share
+    (equal to it for runs charged the whole machine; concurrent runs' windows each count theirs)."""
     facility_energy_j: float = 0.0
     facility_energy_low_j: float = 0.0
     facility_energy_high_j: float = 0.0
