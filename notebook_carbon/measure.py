@@ -35,6 +35,13 @@ class ComponentEnergy:
     """Why this method stands in for a better one, if it does."""
     degraded: str | None = None
     """Why the meter stopped mid-window; ``energy_j`` then counts up to its last good read."""
+    machine_energy_j: float | None = None
+    """What the whole device drew in the window, of which ``energy_j`` is the run's ``share``;
+    None when the run is charged the whole device (``attribution = "machine"``)."""
+    share: float | None = None
+    """The run's fraction of ``machine_energy_j`` (``meters.shares``), None with it."""
+    share_how: str | None = None
+    """How ``share`` was obtained, in words and figures; or why the whole device was charged."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +74,14 @@ class Measurement:
         parts = [c.energy_j for c in self.components if c.component == component]
         return sum(parts) if parts else None
 
+    def machine_energy_j(self, component: str | None = None) -> float | None:
+        """What the devices drew in the window (of one component, or of all), the run's share of
+        it or not; None when no meter covered it."""
+        parts = [c for c in self.components if component is None or c.component == component]
+        if not parts:
+            return None
+        return sum(c.energy_j if c.machine_energy_j is None else c.machine_energy_j for c in parts)
+
     def component_method(self, component: str) -> str:
         """The method of a component; several different methods are joined with ``+``."""
         methods = sorted({c.method for c in self.components if c.component == component})
@@ -89,6 +104,13 @@ class _Track:
     energy_j: float = 0.0
     power_w: float | None = None
     degraded: str | None = None
+    share_state: Any = None
+    share_failed: str | None = None  # why the rule could not follow the window: the whole device charged
+    fraction: float = 1.0  # the run's share so far (at the last checkpoint): what energy_so_far_j charges
+
+    @property
+    def rule(self) -> Any:
+        return self.meter.share_rule if self.share_failed is None else None
 
 
 class Window:
@@ -144,6 +166,11 @@ class Window:
                 track.state = meter.begin(self._t0)
             except MeterError as exc:
                 track.degraded = f"could not start: {exc}"
+            if track.rule is not None:
+                try:
+                    track.share_state = track.rule.begin(self._t0)
+                except Exception as exc:  # noqa: BLE001 - a share not read never stops the measurement
+                    track.share_failed = f"its share could not be read ({type(exc).__name__}: {exc})"
             self._tracks.append(track)
         _SAMPLER.add(self)
         return self
@@ -152,12 +179,29 @@ class Window:
         return self._clock() - self._t0
 
     def energy_so_far_j(self) -> dict[str, float]:
-        """Joules per component through the sampler's last read (for checkpoints and live views)."""
+        """Joules per component through the sampler's last read, the run's share of them (as of
+        the last ``update_shares``): for checkpoints and live views."""
         with self._lock:
             totals: dict[str, float] = {}
             for track in self._tracks:
-                totals[track.meter.component] = totals.get(track.meter.component, 0.0) + track.energy_j
+                charged = track.energy_j * track.fraction
+                totals[track.meter.component] = totals.get(track.meter.component, 0.0) + charged
             return totals
+
+    def update_shares(self) -> None:
+        """Read each rule's share of the window so far (a checkpoint's), for ``energy_so_far_j``."""
+        now = self._clock()
+        with self._tick_lock:
+            if self._stopped:
+                return
+            for track in self._tracks:
+                if track.rule is not None and track.share_state is not None:
+                    try:
+                        fraction = track.rule.share(track.share_state, now).fraction
+                    except Exception:  # noqa: BLE001 - the end says why; a checkpoint goes on
+                        continue
+                    with self._lock:
+                        track.fraction = fraction
 
     def methods(self) -> dict[str, str]:
         """``{component: method}``, several methods of one component joined with ``+`` (as ``Measurement``)."""
@@ -200,6 +244,11 @@ class Window:
             except Exception as exc:  # a bug in a backend must not stop the shared sampler thread
                 track.degraded = f"stopped at {now - self._t0:.1f} s by an error: {type(exc).__name__}: {exc}"
                 continue
+            if track.rule is not None and track.share_state is not None:
+                try:
+                    track.rule.update(track.share_state, now)
+                except Exception as exc:  # noqa: BLE001 - a share not read never stops the measurement
+                    track.share_failed = f"its share could not be read ({type(exc).__name__}: {exc})"
             with self._lock:
                 if power_w is not None:
                     track.energy_j += power_w * (now - track.last_t)
@@ -228,15 +277,20 @@ class Window:
                 except MeterError as exc:
                     track.degraded = f"final read failed: {exc}"
             meter = track.meter
+            machine_j = max(energy_j, 0.0)
+            share = self._share(track, now)
             components.append(
                 ComponentEnergy(
                     component=meter.component,
                     device=meter.device,
                     method=meter.method,
-                    energy_j=max(energy_j, 0.0),
+                    energy_j=machine_j if share is None else machine_j * share.fraction,
                     model=meter.model,
                     reason=meter.reason,
                     degraded=track.degraded,
+                    machine_energy_j=None if share is None else machine_j,
+                    share=None if share is None else share.fraction,
+                    share_how=None if share is None else share.how,
                 )
             )
         duration_s = now - self._t0
@@ -249,6 +303,22 @@ class Window:
             notes=self._notes,
         )
         return self._result
+
+
+    @staticmethod
+    def _share(track: _Track, now: float) -> Any:
+        """The run's ``shares.Share`` of the track's device; None where the whole device is the
+        run's by choice (no rule: ``attribution = "machine"``)."""
+        from .meters.shares import WHOLE, Share
+
+        if track.meter.share_rule is None:
+            return None
+        if track.share_failed is None and track.share_state is not None:
+            try:
+                return track.rule.share(track.share_state, now)
+            except Exception as exc:  # noqa: BLE001
+                track.share_failed = f"its share could not be read ({type(exc).__name__}: {exc})"
+        return Share(1.0, track.share_failed or "its share could not be read", fallback=WHOLE)
 
 
 class _Sampler:

@@ -21,7 +21,9 @@ from .errors import ConfigError
 
 ENV_PREFIX = "NOTEBOOK_CARBON_"
 APP_NAME = "notebook-carbon"
-ATTRIBUTIONS = ("machine", "process")
+ATTRIBUTIONS = ("share", "machine")
+_LEGACY_ATTRIBUTIONS = {"process": "share"}
+"""Values of ``attribution`` an older version knew, read as today's (``process`` is ``share``)."""
 ON_DUPLICATE = ("warn", "skip", "error")
 HARDWARE = ("auto", "gpu-server", "server", "workstation", "laptop")
 """``auto`` and the kinds of ``impact.embodied.FACTORS`` (a test keeps the two in step)."""
@@ -147,8 +149,10 @@ class Settings:
     """Seconds between power samples and counter reads of the sampler thread."""
     powercap_root: str = "/sys/class/powercap"
     """Root of the Linux powercap sysfs tree read for RAPL counters."""
-    attribution: str = "machine"
-    """CPU/RAM attribution: ``machine`` (whole machine) or ``process`` (this process tree's share)."""
+    attribution: str = "share"
+    """What a run is charged of each device: ``share``, its share (``meters.shares``: CPU time,
+    resident memory, GPU contexts and SM utilisation), or ``machine``, everything the device drew
+    in its window (``process``, an older name, is read as ``share``)."""
     cpu_tdp_w: float | None = None
     """Override of the CPU's thermal design power used by the estimate (whole machine, W)."""
     ram_w_per_gb: float | None = None
@@ -172,6 +176,8 @@ class Settings:
     """Refurbished or second-life hardware: its manufacturing counts as already amortised (embodied 0)."""
 
     def __post_init__(self) -> None:
+        if self.attribution in _LEGACY_ATTRIBUTIONS:  # a configuration written for an older version
+            object.__setattr__(self, "attribution", _LEGACY_ATTRIBUTIONS[self.attribution])
         # Settings built directly (``Settings(pue=...)`` in a script) obey the same bounds.
         _validate({name: getattr(self, name) for name in FIELDS}, "")
 
@@ -328,7 +334,7 @@ def _validate(values: Mapping[str, Any], where: str, shown: Mapping[str, str] | 
         raise ConfigError(
             f"on_duplicate={values['on_duplicate']!r}{where} must be one of {', '.join(ON_DUPLICATE)}"
         )
-    if values["attribution"] not in ATTRIBUTIONS:
+    if values["attribution"] not in ATTRIBUTIONS and values["attribution"] not in _LEGACY_ATTRIBUTIONS:
         raise ConfigError(
             f"attribution={values['attribution']!r}{where} must be one of {', '.join(ATTRIBUTIONS)}"
         )

@@ -121,12 +121,22 @@ def test_invisible_gpus_are_noted(tmp_path, cpuinfo) -> None:
     )
 
 
-def test_process_attribution_with_rapl_is_noted(tmp_path, cpuinfo) -> None:
+def test_share_rules_follow_the_attribution(tmp_path, cpuinfo) -> None:
+    """``share`` (the default; ``process``, its older name): RAPL's packages and DRAM, as the
+    estimates, carry the rule of a run's share of them; ``machine``: none, and a note says so."""
+    from notebook_carbon.meters.shares import CpuTimeShare, MemoryShare
+
     fake = powercap(tmp_path)
-    settings = Settings(powercap_root=str(fake.root), attribution="process", gpu=False)
-    detection = detect_meters(settings, cpuinfo_path=cpuinfo)
-    assert methods(detection) == [("cpu", "rapl"), ("ram", "rapl")]
-    assert detection.notes[-1].startswith("attribution=process applies to estimates only")
+    for attribution in ("share", "process"):
+        detection = detect_meters(Settings(powercap_root=str(fake.root), attribution=attribution, gpu=False),
+                                  cpuinfo_path=cpuinfo)  # fmt: skip
+        cpu, ram = detection.meters
+        assert (cpu.method, type(cpu.share_rule), ram.method, type(ram.share_rule)) == (
+            "rapl", CpuTimeShare, "rapl", MemoryShare)
+    detection = detect_meters(Settings(powercap_root=str(fake.root), attribution="machine", gpu=False),
+                              cpuinfo_path=cpuinfo)  # fmt: skip
+    assert [m.share_rule for m in detection.meters] == [None, None]
+    assert detection.notes[-1].startswith("attribution=machine: each run is charged everything")
 
 
 def test_detection_is_frozen_and_closes_nvml_once(tmp_path, cpuinfo) -> None:

@@ -188,13 +188,13 @@ def test_build_cpu_estimate_unknown_model(tmp_path) -> None:
     )
 
 
-def test_build_cpu_estimate_known_model_and_process_attribution(tmp_path) -> None:
+def test_build_cpu_estimate_known_model_is_of_the_whole_machine(tmp_path) -> None:
+    """Whatever the attribution, the estimate is the machine's (a run's share of it is the share
+    rule's, attached by detection)."""
     path = write_cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", sockets=2)
-    meter = build_cpu_estimate(Settings(attribution="process"), read_cpuinfo(path), why="RAPL absent")
+    meter = build_cpu_estimate(Settings(attribution="share"), read_cpuinfo(path), why="RAPL absent")
     assert meter.tdp_w == 560.0
-    assert meter.reason.startswith(
-        "RAPL absent: CPU energy estimated from TDP x this process tree's CPU time;"
-    )
+    assert meter.reason.startswith("RAPL absent: CPU energy estimated from TDP x machine utilisation;")
     state = meter.begin(0.0)
     assert meter.end(state, 1.0) >= 0.0
 
@@ -206,12 +206,9 @@ def test_build_ram_estimate_defaults_and_override() -> None:
     assert meter.reason == (
         "no dram: RAM energy estimated as 0.375 W/GB (3 W per 8 GB, Crucial) x installed memory"
     )
-    custom = build_ram_estimate(Settings(ram_w_per_gb=0.5, attribution="process"), why="no dram")
+    custom = build_ram_estimate(Settings(ram_w_per_gb=0.5, attribution="share"), why="no dram")
     assert custom.w_per_gb == 0.5
-    assert custom.reason == (
-        "no dram: RAM energy estimated as 0.5 W/GB (settings (ram_w_per_gb)) "
-        "x this process tree's resident memory"
-    )
+    assert custom.reason == "no dram: RAM energy estimated as 0.5 W/GB (settings (ram_w_per_gb)) x installed memory"
 
 
 def test_real_utilisation_sources_are_monotonic() -> None:

@@ -74,7 +74,8 @@ def test_registry_from_environment(tmp_path):
         ({"intensity_g_per_kwh": "none"}, {"intensity_g_per_kwh": None}),
         ({"region": " FR "}, {"region": "FR"}),
         ({"sample-interval-s": "0.5"}, {"sample_interval_s": 0.5}),
-        ({"attribution": "process"}, {"attribution": "process"}),
+        ({"attribution": "process"}, {"attribution": "share"}),  # an older version's name for it
+        ({"attribution": "machine"}, {"attribution": "machine"}),
         ({"wue_l_per_kwh": "1.8"}, {"wue_l_per_kwh": 1.8}),
         ({"wue_l_per_kwh": "none"}, {"wue_l_per_kwh": None}),
         ({"hardware": " laptop "}, {"hardware": "laptop"}),
@@ -102,7 +103,7 @@ def test_values_typed_as_strings_are_parsed(changes, expected):
         ({"intensity_g_per_kwh": "-5"}, "intensity_g_per_kwh=-5 is below 0 g/kWh"),
         ({"intensity_g_per_kwh": "1e308"}, "intensity_g_per_kwh=1e308 is above 3000 g/kWh"),
         ({"cpu_tdp_w": "inf"}, "cpu_tdp_w=inf is not a finite number"),
-        ({"attribution": "gpu"}, "machine, process"),
+        ({"attribution": "gpu"}, "must be one of share, machine"),
         ({"gpu": "maybe"}, "expected on/off"),
         ({"colour": "red"}, "unknown setting 'colour'"),
         ({"project": ""}, "project must not be empty"),

@@ -41,6 +41,9 @@ class EnergyMeter(abc.ABC):
     """Hardware model name where known (CPU brand string, GPU name)."""
     reason: str | None = None
     """Why this meter stands in for a better one (``RAPL present but not readable without root``)."""
+    share_rule: Any = None
+    """The ``shares.ShareRule`` that tells a run's share of this device's energy (``attribution =
+    "share"``); None: the run is charged the whole device."""
 
     @property
     def is_estimate(self) -> bool:

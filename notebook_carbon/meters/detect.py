@@ -87,12 +87,27 @@ def detect_meters(
         meters.append(ram)
         notes.append(f"ram: {ram.reason}")
 
-    if settings.attribution == "process" and (rapl.cpu is not None or rapl.ram is not None):
-        notes.append(
-            "attribution=process applies to estimates only; RAPL counters measure whole "
-            "CPU packages and DRAM, so those figures are for the whole machine"
-        )
+    if settings.attribution == "machine":
+        notes.append("attribution=machine: each run is charged everything the machine's devices drew in its window")
+    else:
+        _attach_shares(meters, notes)
     return Detection(tuple(meters), tuple(notes))
+
+
+def _attach_shares(meters: list[EnergyMeter], notes: list[str]) -> None:
+    """The rules of a run's share of each device (``attribution = "share"``; ``shares``)."""
+    from .shares import CpuTimeShare, MemoryShare
+    from .usage import machine_busy_cpu_s, machine_used_bytes, process_tree_cpu_s, process_tree_rss_bytes
+
+    cpu_rule = CpuTimeShare(process_tree_cpu_s, machine_busy_cpu_s)
+    ram_rule = MemoryShare(process_tree_rss_bytes, machine_used_bytes)
+    for meter in meters:
+        if meter.component == "cpu":
+            meter.share_rule = cpu_rule
+        elif meter.component == "ram":
+            meter.share_rule = ram_rule
+        elif meter.share_rule is None:  # a GPU meter that cannot tell its processes apart
+            notes.append(f"{meter.device}: charged whole-device, no per-process share of it can be read")
 
 
 def host_info() -> dict[str, Any]:

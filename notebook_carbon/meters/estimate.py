@@ -5,10 +5,9 @@ CPU (``estimate-tdp``): energy = TDP x utilisation x time. With utilisation = bu
 
     energy_j = tdp_w * busy_cpu_s / n_cpus
 
-so the figure does not depend on how often it is sampled. ``machine`` attribution counts the whole
-machine's busy time (``psutil.cpu_times()``: everything but idle and iowait); ``process`` counts
-this process and its descendants (own, reaped and live children's user + system time); ``usage.py``
-reads both.
+so the figure does not depend on how often it is sampled. It counts the whole machine's busy time
+(``psutil.cpu_times()``: everything but idle and iowait; ``usage.py`` reads it): a run's share of
+it is that of ``shares.CpuTimeShare``, as of a RAPL package's energy.
 
 The TDP is looked up by CPU model in codecarbon's bundled table (``hardware/cpu_power.csv``,
 columns ``Name,TDP``, watts per package) and multiplied by the socket count. A model not in the
@@ -280,33 +279,25 @@ class EstimateRamMeter(EnergyMeter):
 
 
 def build_cpu_estimate(settings: Settings, info: CpuInfo, *, why: str) -> EstimateCpuMeter:
-    """The CPU estimate for ``settings.attribution`` and the CPU ``info`` describes (see
-    ``read_cpuinfo``); ``why`` says why no counter is used."""
+    """The CPU estimate of the whole machine (TDP x its busy CPU time) for the CPU ``info``
+    describes (see ``read_cpuinfo``); ``why`` says why no counter is used. A run's share of it is
+    ``shares.CpuTimeShare``'s, attached by ``detect``."""
     # The readers load with the first estimate, not with the package: importing the meters stays light.
-    from .usage import machine_busy_cpu_s, process_tree_cpu_s
+    from .usage import machine_busy_cpu_s
 
     n_cpus = os.cpu_count()
     tdp_w, tdp_note = resolve_tdp_w(settings, info, n_cpus)
-    if settings.attribution == "process":
-        busy, scope = process_tree_cpu_s(), "this process tree's CPU time"
-    else:
-        busy, scope = machine_busy_cpu_s, "machine utilisation"
-    reason = f"{why}: CPU energy estimated from TDP x {scope}; {tdp_note}"
-    return EstimateCpuMeter(tdp_w, n_cpus or 1, busy, model=cpu_model(info), reason=reason)
+    reason = f"{why}: CPU energy estimated from TDP x machine utilisation; {tdp_note}"
+    return EstimateCpuMeter(tdp_w, n_cpus or 1, machine_busy_cpu_s, model=cpu_model(info), reason=reason)
 
 
 def build_ram_estimate(settings: Settings, *, why: str) -> EstimateRamMeter:
-    """The RAM estimate for ``settings.attribution``; ``why`` says why no counter is used."""
+    """The RAM estimate of the installed memory; ``why`` says why no counter is used. A run's share
+    of it is ``shares.MemoryShare``'s, attached by ``detect``."""
     import psutil
-
-    from .usage import process_tree_rss_bytes
 
     w_per_gb = RAM_W_PER_GB if settings.ram_w_per_gb is None else settings.ram_w_per_gb
     source = "settings (ram_w_per_gb)" if settings.ram_w_per_gb is not None else "3 W per 8 GB, Crucial"
     total_bytes = psutil.virtual_memory().total
-    if settings.attribution == "process":
-        rss, scope = process_tree_rss_bytes(), "this process tree's resident memory"
-    else:
-        rss, scope = None, "installed memory"
-    reason = f"{why}: RAM energy estimated as {w_per_gb:g} W/GB ({source}) x {scope}"
-    return EstimateRamMeter(w_per_gb, total_bytes, rss_bytes=rss, reason=reason)
+    reason = f"{why}: RAM energy estimated as {w_per_gb:g} W/GB ({source}) x installed memory"
+    return EstimateRamMeter(w_per_gb, total_bytes, reason=reason)

@@ -1,10 +1,10 @@
 """How busy the CPUs are and how much memory the process tree holds: the readings behind the estimates.
 
-``estimate.py`` turns these into joules; this module only reads them. ``machine`` attribution
-counts the whole machine's busy time (``psutil.cpu_times()``: everything but idle and iowait);
-``process`` counts this process and its descendants (own, reaped and live children's user +
-system time; their resident memory), straight from Linux /proc where it can, through psutil
-elsewhere. psutil is imported on first use, never at import.
+``estimate.py`` turns the machine's into joules and ``shares.py`` divides a device's energy by
+them: the whole machine's busy time (``psutil.cpu_times()``: everything but idle and iowait) and
+used memory; this process and its descendants' (own, reaped and live children's user + system
+time; their resident memory), straight from Linux /proc where it can, through psutil elsewhere.
+psutil is imported on first use, never at import.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ def machine_busy_cpu_s() -> float:
     # Linux already counts guest time inside user and nice.
     total = sum(times.values()) - times.get("guest", 0.0) - times.get("guest_nice", 0.0)
     return total - times["idle"] - times.get("iowait", 0.0)
+
+
+def machine_used_bytes() -> int:
+    """Memory in use on the machine: installed memory minus what the kernel reports available."""
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return int(memory.total - memory.available)
 
 
 def process_tree_cpu_s() -> Callable[[], float]:

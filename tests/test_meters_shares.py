@@ -1,0 +1,118 @@
+"""A run's share of each device (``attribution = "share"``): the rules on scripted readings, and a
+window that charges the share and records the device's energy beside it."""
+
+from __future__ import annotations
+
+import pytest
+
+from notebook_carbon.measure import Window
+from notebook_carbon.meters.shares import CpuTimeShare, MemoryShare
+from notebook_carbon.testing import FakeMeter
+
+
+class Readings:
+    """Cumulative readings that a test moves forward: ``reader()`` is what a rule calls."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = value
+
+    def reader(self) -> float:
+        return self.value
+
+
+def cpu_rule(tree: Readings, machine: Readings) -> CpuTimeShare:
+    return CpuTimeShare(lambda: tree.reader, machine.reader)
+
+
+def test_cpu_share_is_the_trees_cpu_time_over_the_machines_busy_time() -> None:
+    tree, machine = Readings(100.0), Readings(1000.0)
+    rule = cpu_rule(tree, machine)
+    state = rule.begin(0.0)
+    tree.value, machine.value = 101.5, 1006.0  # 1.5 s of the machine's 6 s
+    share = rule.share(state, 2.0)
+    assert share.fraction == pytest.approx(0.25)
+    assert share.how == "this process tree's CPU time, 1.50 s of the machine's busy 6.00 s"
+    assert share.fallback is None
+
+
+def test_cpu_share_of_a_window_without_machine_work_is_nothing_and_never_above_one() -> None:
+    tree, machine = Readings(5.0), Readings(50.0)
+    rule = cpu_rule(tree, machine)
+    state = rule.begin(0.0)
+    assert rule.share(state, 0.001).fraction == 0.0  # under one clock tick: nothing to divide
+    assert "under one 10 ms clock tick" in rule.share(state, 0.001).how
+    tree.value = 5.02  # the tree's ticks counted before the machine's: never more than the whole
+    machine.value = 50.01
+    assert rule.share(state, 0.05).fraction == 1.0
+
+
+def test_memory_share_is_the_trees_resident_memory_over_used_memory_over_the_reads() -> None:
+    gb = 2**30
+    tree, used = Readings(1 * gb), Readings(8 * gb)
+    rule = MemoryShare(lambda: tree.reader, used.reader)
+    state = rule.begin(0.0)  # 1 of 8
+    tree.value = 3 * gb  # then 3 of 8 at a sampler read, and at the end
+    rule.update(state, 1.0)
+    share = rule.share(state, 2.0)
+    assert share.fraction == pytest.approx((1 + 3 + 3) / 24)
+    assert share.how == "this process tree's resident memory, 2.33 GB of the 8.00 GB in use"
+
+
+def test_a_window_charges_the_share_and_records_the_devices_energy() -> None:
+    clock = Readings(0.0)
+    tree, machine = Readings(0.0), Readings(0.0)
+    cpu = FakeMeter("cpu", "rapl", "package-0", 40.0)
+    cpu.share_rule = cpu_rule(tree, machine)
+    ram = FakeMeter("ram", "estimate-ram", "RAM 16 GB", 6.0)  # no rule: the whole device
+    window = Window([cpu, ram], clock=clock.reader).start()
+    clock.value, tree.value, machine.value = 2.0, 0.5, 2.0
+    measured = window.stop()
+    by_name = {c.component: c for c in measured.components}
+    assert by_name["cpu"].machine_energy_j == pytest.approx(80.0)
+    assert (by_name["cpu"].energy_j, by_name["cpu"].share) == (pytest.approx(20.0), pytest.approx(0.25))
+    assert by_name["cpu"].share_how == "this process tree's CPU time, 0.50 s of the machine's busy 2.00 s"
+    assert (by_name["ram"].energy_j, by_name["ram"].machine_energy_j, by_name["ram"].share) == (
+        pytest.approx(12.0), None, None)
+    assert measured.energy_j == pytest.approx(32.0)
+    assert measured.machine_energy_j() == pytest.approx(92.0)
+    assert measured.machine_energy_j("cpu") == pytest.approx(80.0)
+
+
+def test_a_share_that_cannot_be_read_charges_the_whole_device_and_says_why() -> None:
+    class Broken(CpuTimeShare):
+        def share(self, state, now):
+            raise OSError("no /proc")
+
+    clock = Readings(0.0)
+    cpu = FakeMeter("cpu", "rapl", "package-0", 10.0)
+    cpu.share_rule = Broken(lambda: (lambda: 0.0), lambda: 0.0)
+    window = Window([cpu], clock=clock.reader).start()
+    clock.value = 1.0
+    (component,) = window.stop().components
+    assert (component.energy_j, component.machine_energy_j, component.share) == (
+        pytest.approx(10.0), pytest.approx(10.0), 1.0)
+    assert component.share_how == "its share could not be read (OSError: no /proc)"
+
+    class Unstartable(CpuTimeShare):
+        def begin(self, now):
+            raise PermissionError("denied")
+
+    cpu.share_rule = Unstartable(lambda: (lambda: 0.0), lambda: 0.0)
+    window = Window([cpu], clock=clock.reader).start()
+    clock.value = 2.0
+    (component,) = window.stop().components
+    assert component.share == 1.0 and "PermissionError: denied" in component.share_how
+
+
+def test_checkpoints_charge_the_share_so_far() -> None:
+    clock = Readings(0.0)
+    tree, machine = Readings(0.0), Readings(0.0)
+    cpu = FakeMeter("cpu", "rapl", "package-0", 40.0)
+    cpu.share_rule = cpu_rule(tree, machine)
+    window = Window([cpu], clock=clock.reader, interval_s=3600).start()
+    clock.value, tree.value, machine.value = 1.0, 0.1, 1.0
+    window._tick()  # a sampler read: 40 J so far
+    assert window.energy_so_far_j() == {"cpu": pytest.approx(40.0)}  # no share read yet: the whole
+    window.update_shares()
+    assert window.energy_so_far_j() == {"cpu": pytest.approx(4.0)}
+    window.stop()
