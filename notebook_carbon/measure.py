@@ -197,7 +197,7 @@ class Window:
             for track in self._tracks:
                 if track.rule is not None and track.share_state is not None:
                     try:
-                        fraction = track.rule.share(track.share_state, now).fraction
+                        fraction = track.rule.share(track.share_state, now, track.energy_j, now - self._t0).fraction
                     except Exception:  # noqa: BLE001 - the end says why; a checkpoint goes on
                         continue
                     with self._lock:
@@ -278,7 +278,7 @@ class Window:
                     track.degraded = f"final read failed: {exc}"
             meter = track.meter
             machine_j = max(energy_j, 0.0)
-            share = self._share(track, now)
+            share = self._share(track, now, machine_j, now - self._t0)
             components.append(
                 ComponentEnergy(
                     component=meter.component,
@@ -306,7 +306,7 @@ class Window:
 
 
     @staticmethod
-    def _share(track: _Track, now: float) -> Any:
+    def _share(track: _Track, now: float, energy_j: float, duration_s: float) -> Any:
         """The run's ``shares.Share`` of the track's device; None where the whole device is the
         run's by choice (no rule: ``attribution = "machine"``)."""
         from .meters.shares import WHOLE, Share
@@ -315,7 +315,7 @@ class Window:
             return None
         if track.share_failed is None and track.share_state is not None:
             try:
-                return track.rule.share(track.share_state, now)
+                return track.rule.share(track.share_state, now, energy_j, duration_s)
             except Exception as exc:  # noqa: BLE001
                 track.share_failed = f"its share could not be read ({type(exc).__name__}: {exc})"
         return Share(1.0, track.share_failed or "its share could not be read", fallback=WHOLE)

@@ -80,7 +80,7 @@ def test_a_window_charges_the_share_and_records_the_devices_energy() -> None:
 
 def test_a_share_that_cannot_be_read_charges_the_whole_device_and_says_why() -> None:
     class Broken(CpuTimeShare):
-        def share(self, state, now):
+        def share(self, state, now, energy_j=0.0, duration_s=0.0):
             raise OSError("no /proc")
 
     clock = Readings(0.0)
@@ -116,3 +116,28 @@ def test_checkpoints_charge_the_share_so_far() -> None:
     window.update_shares()
     assert window.energy_so_far_j() == {"cpu": pytest.approx(4.0)}
     window.stop()
+
+
+def test_a_gpu_meter_is_charged_by_its_compute_contexts() -> None:
+    """Detection gives each NVML meter the GPU rule (``gpu_share``): a device another process keeps
+    busy and this one never touched is charged nothing, and its energy is kept beside."""
+    import os
+
+    from notebook_carbon.meters.detect import detect_meters
+    from notebook_carbon.settings import Settings
+    from notebook_carbon.testing import FakeNVML
+
+    clock = Readings(0.0)
+    nvml = FakeNVML(clock=clock.reader)
+    mine = nvml.add_gpu(energy_mj=lambda t: 300_000 * t, power_mw=300_000)
+    theirs = nvml.add_gpu(energy_mj=lambda t: 250_000 * t, power_mw=250_000)
+    nvml.add_process(mine, os.getpid(), sm_util=50)
+    nvml.add_process(theirs, 1, sm_util=90)  # another process: init, never of this tree
+    detection = detect_meters(Settings(powercap_root="/nonexistent"), nvml=nvml, environ={})
+    gpus = [m for m in detection.meters if m.component == "gpu"]
+    window = Window(gpus, clock=clock.reader).start()
+    clock.value = 2.0
+    first, second = window.stop().components
+    assert (first.machine_energy_j, second.machine_energy_j) == (pytest.approx(600.0), pytest.approx(500.0))
+    assert first.share == pytest.approx(1.0) and first.energy_j == pytest.approx(600.0)
+    assert second.share == 0.0 and second.energy_j == 0.0, second.share_how

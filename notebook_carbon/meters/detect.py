@@ -96,8 +96,14 @@ def detect_meters(
 
 def _attach_shares(meters: list[EnergyMeter], notes: list[str]) -> None:
     """The rules of a run's share of each device (``attribution = "share"``; ``shares``)."""
-    from .shares import CpuTimeShare, MemoryShare
-    from .usage import machine_busy_cpu_s, machine_used_bytes, process_tree_cpu_s, process_tree_rss_bytes
+    from .shares import CpuTimeShare, GpuContextShare, MemoryShare
+    from .usage import (
+        machine_busy_cpu_s,
+        machine_used_bytes,
+        process_tree_cpu_s,
+        process_tree_pids,
+        process_tree_rss_bytes,
+    )
 
     cpu_rule = CpuTimeShare(process_tree_cpu_s, machine_busy_cpu_s)
     ram_rule = MemoryShare(process_tree_rss_bytes, machine_used_bytes)
@@ -106,8 +112,8 @@ def _attach_shares(meters: list[EnergyMeter], notes: list[str]) -> None:
             meter.share_rule = cpu_rule
         elif meter.component == "ram":
             meter.share_rule = ram_rule
-        elif meter.share_rule is None:  # a GPU meter that cannot tell its processes apart
-            notes.append(f"{meter.device}: charged whole-device, no per-process share of it can be read")
+        elif getattr(meter, "handle", None) is not None:  # an NVML meter
+            meter.share_rule = GpuContextShare(meter.nvml, meter.handle, process_tree_pids)
 
 
 def host_info() -> dict[str, Any]:

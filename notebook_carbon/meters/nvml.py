@@ -162,6 +162,16 @@ class _NvmlMeter(EnergyMeter):
         self._closed = False
         session.acquire()
 
+    @property
+    def nvml(self) -> Any:
+        """The NVML module this meter reads (pynvml, or a stand-in in tests)."""
+        return self._nvml
+
+    @property
+    def handle(self) -> Any:
+        """The device's NVML handle."""
+        return self._handle
+
     def _call(self, function: Any) -> int:
         try:
             return function(self._handle)

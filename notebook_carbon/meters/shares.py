@@ -22,7 +22,9 @@ reads at a fixed interval), applied to the DRAM energy (RAPL) or to the estimate
 memory's power. Pages shared between processes count in each one's resident memory, so a run
 forking many workers that share their memory is charged more than its share, never less.
 
-GPU: ``gpu_share`` (per device: compute contexts and per-process SM utilisation).
+GPU (``GpuContextShare``): per device, the rules of ``gpu_share``: only a device on which the tree
+holds a compute context is the run's; its energy above idle split by SM utilisation, its idle
+energy between the processes holding a context; exclusive mode, MIG and the fallbacks there.
 
 ``attribution = "machine"`` charges every run the whole machine (no rule): for a researcher who
 owns the machine, or to compare with tools that do.
@@ -35,7 +37,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CpuTimeShare", "MemoryShare", "Share", "ShareRule"]
+__all__ = ["CpuTimeShare", "GpuContextShare", "MemoryShare", "Share", "ShareRule"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +68,9 @@ class ShareRule(abc.ABC):
         """A sampler read at ``now`` (rules that sample do so here)."""
 
     @abc.abstractmethod
-    def share(self, state: Any, now: float) -> Share:
-        """The share over the window so far (read at ``now``): at a checkpoint, and at its end."""
+    def share(self, state: Any, now: float, energy_j: float, duration_s: float) -> Share:
+        """The share over the window so far (read at ``now``), at a checkpoint and at its end, of
+        the ``energy_j`` its device drew in those ``duration_s`` seconds."""
 
 
 class _TimeWindow:
@@ -92,7 +95,7 @@ class CpuTimeShare(ShareRule):
     def begin(self, now: float) -> _TimeWindow:
         return _TimeWindow(self._tree(), self._machine())
 
-    def share(self, state: _TimeWindow, now: float) -> Share:
+    def share(self, state: _TimeWindow, now: float, energy_j: float = 0.0, duration_s: float = 0.0) -> Share:
         tree_s = max(0.0, state.tree() - state.first_tree_s)
         machine_s = max(0.0, self._machine() - state.first_machine_s)
         if machine_s <= 0.0:
@@ -132,13 +135,39 @@ class MemoryShare(ShareRule):
     def update(self, state: _MemoryWindow, now: float) -> None:
         self._read(state)
 
-    def share(self, state: _MemoryWindow, now: float) -> Share:
+    def share(self, state: _MemoryWindow, now: float, energy_j: float = 0.0, duration_s: float = 0.0) -> Share:
         self._read(state)
         if state.used_bytes <= 0:
             return Share(1.0, "the machine reported no memory in use", fallback=WHOLE)
         fraction = min(1.0, state.tree_bytes / state.used_bytes)
         tree, used = state.tree_bytes / state.reads, state.used_bytes / state.reads
         return Share(fraction, f"this process tree's resident memory, {_gigabytes(tree)} of the {_gigabytes(used)} in use")
+
+
+class GpuContextShare(ShareRule):
+    """A run's share of one GPU (``gpu_share``): ``nvml`` and ``handle`` the device's meter's;
+    ``tree_pids`` makes, per window, a reader of this process tree's PIDs; ``idle_w`` the device's
+    idle power, if measured (``notebook-carbon calibrate``), else the lowest it drew in the window."""
+
+    def __init__(self, nvml: Any, handle: Any, tree_pids: Callable[[], Callable[[], Any]], idle_w: float | None = None) -> None:
+        self._nvml, self._handle, self._tree_pids, self.idle_w = nvml, handle, tree_pids, idle_w
+
+    def begin(self, now: float) -> Any:
+        from .gpu_share import GpuShareObserver
+
+        observer = GpuShareObserver(self._nvml, self._handle, self._tree_pids())
+        return observer, observer.begin(now)
+
+    def update(self, state: Any, now: float) -> None:
+        observer, observed = state
+        observer.update(observed, now)
+
+    def share(self, state: Any, now: float, energy_j: float = 0.0, duration_s: float = 0.0) -> Share:
+        from .gpu_share import gpu_share
+
+        observer, observed = state
+        found = gpu_share(observer.end(observed, now), energy_j, duration_s, self.idle_w)
+        return Share(found.fraction, found.how, found.fallback)
 
 
 def _seconds(value: float) -> str:

@@ -54,6 +54,21 @@ def process_tree_cpu_s() -> Callable[[], float]:
     return read
 
 
+def process_tree_pids() -> Callable[[], set[int]]:
+    """A reader of the PIDs of this process and its live descendants."""
+    tree = _ProcTree.for_this_process()
+    if tree is not None:
+        return tree.pids
+    import psutil
+
+    me = psutil.Process()
+
+    def read() -> set[int]:
+        return {me.pid, *(child.pid for child in me.children(recursive=True))}
+
+    return read
+
+
 def process_tree_rss_bytes() -> Callable[[], int]:
     """A reader of the resident memory of this process and its live descendants, bytes."""
     tree = _ProcTree.for_this_process()
@@ -93,6 +108,21 @@ class _ProcTree:
         """``None`` where /proc has no children lists (not Linux, or CONFIG_PROC_CHILDREN off)."""
         pid = os.getpid()
         return cls(pid) if os.path.exists(f"/proc/{pid}/task/{pid}/children") else None
+
+    def pids(self) -> set[int]:
+        found = set()
+        pending = [self.pid]
+        while pending:
+            pid = pending.pop()
+            found.add(pid)
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                        pending.extend(int(child) for child in f.read().split())
+            except (FileNotFoundError, ProcessLookupError):
+                if pid == self.pid:
+                    raise
+        return found
 
     def _stats(self) -> list[list[str]]:
         """The stat fields after ``(comm)`` of every live process of the tree, root first."""
