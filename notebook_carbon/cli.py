@@ -115,7 +115,7 @@ def _limit_argument(text: str) -> int:
 
 def _run_argument(text: str) -> int | str:
     """A run id (1 to 2**63 - 1) or uid (32 hex digits, as ``Registry.get_run`` tells them apart)."""
-    from .registry.schema import is_uid
+    from .registry.values import is_uid
 
     if is_uid(text):
         return text

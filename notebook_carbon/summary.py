@@ -33,16 +33,24 @@ def run_report(result: RunResult, *, registry: str | None = None) -> str:
     m, fp, row = result.measurement, result.footprint, result.row
     run_id = result.run_id(timeout=5.0)
     title = f"run {run_id}" if run_id is not None else f"run {result.uid[:12]}"
+    shared = any(c.share is not None for c in m.components)
+    machine_j = m.machine_energy_j()
     lines = [
         f"{title} [{terminal_text(row.get('name') or 'unnamed')}] status {terminal_text(result.status)}, "
         f"project {terminal_text(row['project'])}"
         + (f", sweep {terminal_text(row['sweep'])}" if row.get("sweep") else ""),
         f"  duration {duration_text(m.duration_s)}; energy {energy_text(m.energy_j)} (IT)"
         + (f", {energy_text(fp.facility_energy_j)} with PUE {fp.pue:g}" if fp.pue != 1.0 else ", PUE 1.0"),
+        (f"  attribution: this run's share of each device, of the {energy_text(machine_j)} its devices drew "
+         "in the window" if shared and machine_j is not None else
+         "  attribution: the whole machine (every device's energy in the window charged to this run)"),
     ]
     for c in m.components:
         device = terminal_text(c.device)
         line = f"  {_LABELS[c.component]:<4}{energy_text(c.energy_j):>12}  {c.method:<13} {device}"
+        if c.share is not None and c.machine_energy_j is not None:
+            line += (f": {number_text(100 * c.share)} % of the device's {energy_text(c.machine_energy_j)}"
+                     f" ({terminal_text(c.share_how or 'share')})")
         if c.reason:
             line += f"; {terminal_text(c.reason)}"
         if c.degraded:

@@ -18,6 +18,7 @@ import pytest
 from notebook_carbon import cli
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.settings import resolve
+from notebook_carbon.statements.build import ATTRIBUTION_RULES
 from notebook_carbon.statements import SCHEMA_PATH, impact_statement, statement_facts
 
 DATA = Path(__file__).parent / "data"
@@ -277,9 +278,18 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
     before = json.loads((DATA / f"v4-statement-{name}.json").read_text(encoding="utf-8"))
     after = json.loads(impact_statement(location, project="paper", settings=settings, now=made.NOW, format="json",
                                         **scope))  # fmt: skip
+    # What issue 13 added: the rule each run was charged by, and what the machines drew. These runs
+    # were recorded before shares (charged their process tree's estimates, or the whole of a measured
+    # device), and kept no machine energy: the machines' figure is what they were charged.
+    added = {key: after["methods"].pop(key) for key in ("attribution_rules", "machine_energy_j")}
+    (attribution,) = before["methods"]["attribution"]  # the earlier release's name for the runs' mode
+    assert added == {"attribution_rules": [ATTRIBUTION_RULES[attribution]],
+                     "machine_energy_j": pytest.approx(after["totals"]["energy_j"]["value"])}  # fmt: skip
     _assert_same_facts(after, before)
     text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **scope)
-    assert text == render(before, "md")
+    said = f"Energy was attributed per {attribution}. "
+    assert said in render(before, "md")
+    assert text == render(before, "md").replace(said, ATTRIBUTION_RULES[attribution] + " ")
 
 
 def _assert_same_facts(found, expected, where=""):
@@ -372,3 +382,28 @@ def test_methods_of_runs_whose_components_do_not_add_up(registry_url, registry_e
     by_method = {(row["component"], row["method"]): row["energy_j"] for row in methods["components"]}
     assert by_method[("cpu", "rapl")] == pytest.approx(60.0 + 0.2 + 40.0)  # not run 5's CPU
     assert ("cpu", "imported") not in by_method and by_method[("gpu", "nvml-counter")] == pytest.approx(20.0)
+
+
+def test_the_statement_states_each_runs_attribution_and_what_the_machines_drew(tmp_path):
+    """Runs charged their share (issue 13) and runs charged their whole machine, in one project:
+    the statement says each rule, and what the devices drew beside what the runs were charged."""
+    path = str(tmp_path / "registry.sqlite")
+    where = {"pue": 1.0, "intensity_g_per_kwh": 100.0, "intensity_region": "FR", "intensity_source": "test grid",
+             "host": "lab-1", "cpu_model": "Xeon Test", "gpu_count": 0}  # fmt: skip
+    with Registry.open(path) as reg:
+        for i, (attribution, energy, machine) in enumerate((("share", HOUR, 4 * HOUR), ("machine", HOUR, None))):
+            reg.record_run(
+                {"uid": new_uid(), "project": "shared", "started_at": 1.8e9 + i * HOUR, "attribution": attribution,
+                 **where},
+                {"status": "ok", "energy_j": energy, "machine_energy_j": machine, "emissions_g": 0.1,
+                 "duration_s": HOUR, "cpu_energy_j": energy, "cpu_method": "rapl"},
+            )  # fmt: skip
+    settings = resolve({"hardware": "workstation"}, environ={})
+    facts = statement_facts(path, project="shared", settings=settings)
+    assert facts["methods"]["attribution_rules"] == [ATTRIBUTION_RULES["share"], ATTRIBUTION_RULES["machine"]]
+    assert facts["methods"]["machine_energy_j"] == pytest.approx(5 * HOUR)  # 4 h of the shared run's devices + 1 h
+    markdown = impact_statement(path, project="shared", settings=settings)
+    assert ATTRIBUTION_RULES["share"] in markdown and ATTRIBUTION_RULES["machine"] in markdown
+    assert "The devices metered drew 5 Wh during the runs' windows, of which the runs were charged 2 Wh" in markdown
+    latex = impact_statement(path, project="shared", settings=settings, format="latex")
+    assert "The devices metered drew 5 Wh during the runs' windows, of which the runs were charged 2 Wh" in latex

@@ -95,6 +95,9 @@ def statement_data(
             "components": _components(groups, t.energy_j),
             **_shares(groups, t.energy_j),
             "attribution": sorted({str(g.attribution) for g in groups if g.attribution is not None}),
+            "attribution_rules": [ATTRIBUTION_RULES.get(a, f"Runs recorded with attribution {a!r} were charged as that "
+                                  "version of the tool did.") for a in _attributions(groups)],
+            "machine_energy_j": t.machine_energy_j,
             "pue": sorted({float(g.pue) for g in groups if g.pue is not None}),
             "intensity": intensity,
             "wue_l_per_kwh": settings.wue_l_per_kwh,
@@ -122,6 +125,32 @@ def statement_data(
 
 
 # -- parts -------------------------------------------------------------------------------------
+
+ATTRIBUTION_RULES = {
+    "share": (
+        "Each run was charged its share of each device it used (attribution by share): of "
+        "the CPU, its process tree's CPU time over the machine's busy CPU time; of the memory, its resident "
+        "memory over the memory in use; of a GPU, nothing unless one of its processes held a compute context "
+        "on it, then the GPU's energy above idle split by the processes' SM utilisation and its idle energy "
+        "split between the processes holding a context."
+    ),
+    "machine": (
+        "Runs recorded with whole-machine attribution were charged everything the machine's devices drew "
+        "during their windows."
+    ),
+    "process": (
+        "Runs recorded with process attribution (an earlier version) were charged their process tree's CPU "
+        "time and resident memory where these were estimated, and the whole of each measured device."
+    ),
+}
+"""What a run was charged of the devices it ran on, by ``runs.attribution``: stated in every statement."""
+
+
+def _attributions(groups: Sequence[Group]) -> list[str]:
+    """The attributions of the runs, ``share`` first (today's), then the others in order."""
+    found = {str(g.attribution) for g in groups if g.attribution is not None}
+    return sorted(found, key=lambda a: (a != "share", a))
+
 
 
 def _intensity(groups: Sequence[Group], facility_j: float, emissions_g: float) -> dict[str, Any]:
