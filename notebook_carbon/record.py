@@ -187,12 +187,13 @@ def sweep_label(key: str | None, cell_source: str | None, name: str | None) -> s
 def energy_range(row: Mapping[str, Any]) -> tuple[float, float]:
     """The low and high factors of a run's energy (``row``: its ``*_energy_j`` and ``*_method``).
 
-    Each measured or estimated component's energy taken with its method's range, whatever of
+    Each measured or estimated component's energy taken with its method's range (a GPU's widened
+    for a window too short for its sensor: ``uncertainty.short_window_range``), whatever of
     ``energy_j`` they leave unexplained (an imported run's total) as unattributed; lows summed and
     highs summed (conservative), over the central value. (1, 1) for a run without energy. Emissions
     and facility energy scale with energy, so the same factors bound them.
     """
-    from .impact.uncertainty import UNATTRIBUTED_RANGE, method_range  # (imports pandas-free maths only)
+    from .impact.uncertainty import UNATTRIBUTED_RANGE, method_range, short_window_range  # (pandas-free maths only)
 
     central = low = high = 0.0
     for component in ("gpu", "cpu", "ram"):
@@ -204,6 +205,8 @@ def energy_range(row: Mapping[str, Any]) -> tuple[float, float]:
             r = method_range(method)
         except ConfigError:  # an unknown method (a row written by hand): not counted, as analysis does
             continue
+        if component == "gpu":  # a window too short for the sensor's update period: wider
+            r = short_window_range(method, row.get("duration_s")) or r
         central += energy
         low += energy * r.low
         high += energy * r.high

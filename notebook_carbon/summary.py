@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .impact.uncertainty import short_window_range
 from .session.line import _LABELS, grid_text, summary_line
 from .units import (
     duration_text,
@@ -51,6 +52,10 @@ def run_report(result: RunResult, *, registry: str | None = None) -> str:
         if c.share is not None and c.machine_energy_j is not None:
             line += (f": {number_text(100 * c.share)} % of the device's {energy_text(c.machine_energy_j)}"
                      f" ({terminal_text(c.share_how or 'share')})")
+        short = short_window_range(c.method, m.duration_s) if c.component == "gpu" else None
+        if short is not None:
+            line += (f"; between {energy_text(c.energy_j * short.low)} and {energy_text(c.energy_j * short.high)}:"
+                     f" {terminal_text(short.basis)}")
         if c.reason:
             line += f"; {terminal_text(c.reason)}"
         if c.degraded:

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from .footprint import J_PER_KWH, _finite
 
 __all__ = [
+    "GPU_UPDATE_S",
     "METHOD_RANGES",
     "UNATTRIBUTED_RANGE",
     "EmissionsRange",
@@ -122,6 +123,38 @@ class EmissionsRange:
     central_g: float
     high_g: float
     basis: str
+
+
+GPU_UPDATE_S = {"nvml-counter": 0.1, "nvml-power": 1.0}
+"""How long a GPU figure may lag at each edge of a window, by method, in seconds: NVML's energy
+counter moves about every 100 ms, and the board's power reading is an average over about a second
+that on A100 and H100 boards samples only about a quarter of it (Yang et al., "Part-time Power
+Measurements: nvidia-smi's Lack of Attention", SC24, arXiv:2312.02741)."""
+
+
+def short_window_range(method: str, duration_s: float | None) -> Range | None:
+    """The range of a GPU figure from a window too short for its method's update period, or None
+    when the window is long enough (or its length unknown).
+
+    Rule: a window shorter than 10 update periods may gain or lose up to one period's energy at
+    each edge, so the figure's range widens by ``2 x period / duration`` on each side (a high of at
+    most 10x, a low of at least 0), beside the method's own range. A 0.5 s window metered by the
+    counter is thus within 0.55x to 1.45x (±5 % of the method, ±40 % of the edges); a 50 ms one,
+    anything from 0 to 5x."""
+    if duration_s is None or duration_s <= 0 or not isinstance(method, str):
+        return None
+    periods = [GPU_UPDATE_S[part] for part in method.split("+") if part in GPU_UPDATE_S]
+    if not periods or duration_s >= 10 * max(periods):
+        return None
+    period = max(periods)
+    own = method_range(method)
+    edge = 2 * period / duration_s
+    return Range(
+        max(0.0, own.low - edge), min(10.0, own.high + edge),
+        f"a GPU figure from a {duration_s:.3g} s window, under 10 of its sensor's {period:g} s update "
+        f"periods: up to a period's energy may be missed or added at each edge (±{100 * edge:.0f} %), "
+        "beside the method's own range",
+    )  # fmt: skip
 
 
 def method_range(method: str) -> Range:
