@@ -5,30 +5,85 @@ them: the whole machine's busy time (``psutil.cpu_times()``: everything but idle
 used memory; this process and its descendants' (own, reaped and live children's user + system
 time; their resident memory), straight from Linux /proc where it can, through psutil elsewhere.
 psutil is imported on first use, never at import.
+
+Every reading is kept for ``FRESH_S``: a window's meter and its share rule read the same counter at
+the same edge, a few µs apart, and the kernel moves CPU times only once a clock tick (10 ms), so
+one read serves both (a metered cell's edges cost a few tens of µs, not hundreds).
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
+
+FRESH_S = 0.001
+"""How long a reading is reused, in seconds: a tenth of the kernel's clock tick."""
+
+_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
 
 
-def machine_busy_cpu_s() -> float:
-    """Busy CPU seconds of the whole machine since boot: all time except idle and iowait."""
+class _Fresh:
+    """A reader whose value is reused for ``FRESH_S`` (thread-safe: the sampler and the notebook
+    thread both read)."""
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._at = -1.0
+        self._value: Any = None
+
+    def __call__(self) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._at > FRESH_S:
+                self._value, self._at = self._read(), now
+            return self._value
+
+
+def _read_busy_cpu_s() -> float:
+    try:  # Linux: the first line of /proc/stat, as psutil reads it, without building its tuple
+        with open("/proc/stat", "rb") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        fields = []
+    if len(fields) >= 5:
+        # user nice system idle iowait irq softirq steal guest guest_nice: guest time is already
+        # inside user and nice, so it is not added again
+        total = sum(fields[:8])
+        return (total - fields[3] - fields[4]) * _TICK_S
     import psutil
 
     times = psutil.cpu_times()._asdict()
-    # Linux already counts guest time inside user and nice.
     total = sum(times.values()) - times.get("guest", 0.0) - times.get("guest_nice", 0.0)
     return total - times["idle"] - times.get("iowait", 0.0)
 
 
-def machine_used_bytes() -> int:
-    """Memory in use on the machine: installed memory minus what the kernel reports available."""
+def _read_used_bytes() -> int:
+    try:  # Linux: MemTotal and MemAvailable of /proc/meminfo (kB), as psutil reads them
+        found: dict[bytes, int] = {}
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                key, _, rest = line.partition(b":")
+                if key in (b"MemTotal", b"MemAvailable"):
+                    found[key] = int(rest.split()[0]) * 1024
+                    if len(found) == 2:
+                        return found[b"MemTotal"] - found[b"MemAvailable"]
+    except (OSError, ValueError, IndexError):
+        pass
     import psutil
 
     memory = psutil.virtual_memory()
     return int(memory.total - memory.available)
+
+
+machine_busy_cpu_s = _Fresh(_read_busy_cpu_s)
+"""Busy CPU seconds of the whole machine since boot: all time except idle and iowait."""
+
+machine_used_bytes = _Fresh(_read_used_bytes)
+"""Memory in use on the machine: installed memory minus what the kernel reports available."""
 
 
 def process_tree_cpu_s() -> Callable[[], float]:
@@ -102,12 +157,18 @@ class _ProcTree:
         self.pid = pid
         self.tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
         self.page_bytes = os.sysconf("SC_PAGE_SIZE")
+        self._fresh_stats = _Fresh(self._walk)
 
     @classmethod
     def for_this_process(cls) -> _ProcTree | None:
-        """``None`` where /proc has no children lists (not Linux, or CONFIG_PROC_CHILDREN off)."""
+        """``None`` where /proc has no children lists (not Linux, or CONFIG_PROC_CHILDREN off); one
+        per process (a forked child makes its own), its walks shared by its readers."""
+        global _TREE
         pid = os.getpid()
-        return cls(pid) if os.path.exists(f"/proc/{pid}/task/{pid}/children") else None
+        if _TREE is not None and _TREE.pid == pid:
+            return _TREE
+        _TREE = cls(pid) if os.path.exists(f"/proc/{pid}/task/{pid}/children") else None
+        return _TREE
 
     def pids(self) -> set[int]:
         found = set()
@@ -125,7 +186,11 @@ class _ProcTree:
         return found
 
     def _stats(self) -> list[list[str]]:
-        """The stat fields after ``(comm)`` of every live process of the tree, root first."""
+        """The stat fields after ``(comm)`` of every live process of the tree, root first (one walk
+        serves the CPU time and the memory readers for ``FRESH_S``)."""
+        return self._fresh_stats()
+
+    def _walk(self) -> list[list[str]]:
         stats = []
         pending = [self.pid]
         while pending:
@@ -150,3 +215,6 @@ class _ProcTree:
 
     def rss_bytes(self) -> int:
         return sum(int(f[21]) for f in self._stats()) * self.page_bytes
+
+
+_TREE: _ProcTree | None = None
