@@ -85,7 +85,7 @@ class track(ContextDecorator):
         try:
             return self._exit(exc)
         except KeyboardInterrupt:  # finish what the interrupt left (the window must stop), then let it through
-            if self._run is not None and self._run.result is None:
+            if self._run is not None:  # finish is idempotent: a run it completed before the interrupt is kept
                 self.result = self._run.finish("interrupted", exc)
             raise
 

@@ -2,9 +2,11 @@
 
 ``ActiveRun.start`` opens the run: a part of the process's open run if there is one (its energy is
 inside that run's), else a ``running`` record queued for the registry; then its window starts.
-``finish`` stops the window, computes the footprint and hands the record to the writer;
-``RunResult.recorded`` waits until the registry has it. Both survive a ``KeyboardInterrupt`` at any
-point (see the package docstring).
+``stop_window`` ends the measurement when the run's code ends (the magic: before IPython renders a
+failing cell's traceback); ``finish`` stops it if not done, computes the footprint and hands the
+record to the writer; ``RunResult.recorded`` waits until the registry has it. Both survive a
+``KeyboardInterrupt`` at any point (see the package docstring). At both edges of the window the GPU
+work queued by torch, JAX or CuPy is waited for (``meters.frameworks``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RegistryError
 from ..measure import Measurement, Window
+from ..meters.frameworks import synchronize_gpu_work
 from ..settings import Settings
 from . import state
 
@@ -112,14 +115,18 @@ class ActiveRun:
         self._thread: int | None = None
         self._anchor: int | None = None  # id of the frame whose block this run meters, while it runs
         self._closing: tuple[Any, ...] | None = None
+        self._end_synchronized = False
+        self._sync_notes: list[str] = []  # GPU work that could not be waited for at an edge
 
     def start(self, anchor: types.FrameType | None = None) -> ActiveRun:
         """Open the run: a part of the process's open run if there is one, else a ``running`` record.
 
-        Registered as open before anything else, so whatever interrupts it from here on, ``finish``
-        (which every caller reaches: post_run_cell always fires, ``track`` finishes on interrupt)
-        closes it; an error here closes it at once.
+        First the wait for the GPU work queued before it (an interrupt there leaves it unregistered,
+        so no run takes it for its enclosing run); then it is registered as open, so whatever
+        interrupts it from there on, ``finish`` (which every caller reaches: post_run_cell always
+        fires, ``track`` finishes on interrupt) closes it; an error here closes it at once.
         """
+        self._synchronize("start")
         thread = threading.get_ident()
         self._anchor = id(anchor) if anchor is not None else None
         with state._open_lock:
@@ -168,6 +175,7 @@ class ActiveRun:
     def _checkpoint_row(self, window: Window, elapsed_s: float) -> dict[str, Any]:
         from ..impact.footprint import footprint
 
+        window.update_shares()  # a checkpoint charges the run's share so far, as its end will
         by_component = window.energy_so_far_j()
         energy_j = sum(by_component.values())
         settings = self.session.settings
@@ -215,9 +223,25 @@ class ActiveRun:
         self.session._remember(self.result)
         return self.result
 
+    def stop_window(self) -> None:
+        """End the measurement now, once the GPU work queued so far has finished: the run's code has
+        ended, though its record is completed later (``finish`` records this measurement). Idempotent.
+        """
+        if not self.window.running:
+            return
+        if not self._end_synchronized:
+            self._end_synchronized = True  # once: after an interrupt in the wait, the window stops without it
+            self._synchronize("end")
+        self.window.stop()
+
+    def _synchronize(self, edge: str) -> None:
+        for problem in synchronize_gpu_work():
+            self._sync_notes.append(f"GPU work not waited for at the window's {edge}: {problem}")
+
     def _measure(self) -> Measurement:
         if self.window.started:
-            return self.window.stop()
+            self.stop_window()
+            return self.window.stop()  # the measurement it made (stop is idempotent)
         now = time.time()  # interrupted before its window opened: a run of no measured energy
         return Measurement(now, now, 0.0, (), (), ("not measured: interrupted as it started",))
 
@@ -241,6 +265,7 @@ class ActiveRun:
             water_l=fp.water_l,
             embodied_g=embodied.embodied_g,
             notes=list(measurement.notes)
+            + self._sync_notes
             + [f"{c.component} {c.device}: {c.degraded}" for c in measurement.components if c.degraded]
             + [_embodied_note(embodied)],
         )
@@ -248,6 +273,8 @@ class ActiveRun:
             energy_j, method = by_component.get(component, (None, "none"))
             row[f"{component}_energy_j"] = energy_j
             row[f"{component}_method"] = method
+        if any(c.share is not None for c in measurement.components):  # charged a share: what the devices drew
+            row["machine_energy_j"] = measurement.machine_energy_j()
         components = [
             {
                 "component": c.component,
@@ -256,6 +283,9 @@ class ActiveRun:
                 "energy_j": c.energy_j,
                 "reason": c.reason,
                 "degraded": c.degraded,
+                "machine_energy_j": c.machine_energy_j,
+                "share": c.share,
+                "share_how": c.share_how,
             }
             for c in measurement.components
         ]
