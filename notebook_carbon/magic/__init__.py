@@ -12,7 +12,11 @@ to tracebacks). So the cell is not run by us at all:
    body never runs;
 2. the ``pre_run_cell`` event parses the same line and opens the run (window + ``running`` record);
 3. the ``post_run_cell`` event, which fires after the cell's output and traceback are shown, closes
-   the run with ``ok``, ``failed`` or ``interrupted`` and prints the one-line summary.
+   the run with ``ok``, ``failed`` or ``interrupted`` and prints the one-line summary. A failing
+   cell's window has stopped before that: the shell's ``showtraceback`` and ``showsyntaxerror`` are
+   wrapped on the instance while the extension is loaded, and stop the windows of the runs opened
+   for the cell when IPython calls them to show the exception that ended its code (rendering a long
+   traceback can take far longer than the code that raised it).
 
 Auto mode (``%carbon auto on``) uses the same two events for every cell. A registered ``%%carbon``
 cell magic remains for callers that invoke it directly (``run_cell_magic``), where no transformer
@@ -61,6 +65,7 @@ def load_ipython_extension(shell, session: Session | None = None) -> CarbonExten
     shell.events.register("pre_run_cell", ext.pre_run_cell)
     shell.events.register("post_run_cell", ext.post_run_cell)
     shell.input_transformers_cleanup.append(ext.transformer)
+    ext.code_end.install()
     return ext
 
 
@@ -69,6 +74,7 @@ def unload_ipython_extension(shell) -> None:
     if ext is None:
         return
     detach(shell)
+    ext.code_end.uninstall()
     ext.frontend.close()
     shell.events.unregister("pre_run_cell", ext.pre_run_cell)
     shell.events.unregister("post_run_cell", ext.post_run_cell)

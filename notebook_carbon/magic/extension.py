@@ -2,8 +2,10 @@
 
 The input transformer rewrites the ``%%carbon`` line (and, for ``--on-duplicate skip|error``,
 decides there whether the body runs); ``pre_run_cell`` opens the run, ``post_run_cell`` closes it
-and prints the summary. Auto mode takes the same path for every cell. How and why the cell is run
-this way: the package docstring (``notebook_carbon.magic``).
+and prints the summary. A cell whose code fails stops measuring before IPython renders its
+traceback (``code_ended``, called by the ``CodeEndHook`` of ``cells.py``), so the run's duration
+and energy are those of its code. Auto mode takes the same path for every cell. How and why the
+cell is run this way: the package docstring (``notebook_carbon.magic``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..live import LiveMeter, WidgetSupport
 from ..session import ActiveRun, RunResult, Session, first_report
 from ..session.run import close_left_open
 from ..units import terminal_text
-from .cells import LINE_MAGIC_CELL, OpenCell, cell_depth, cell_frame, status_of
+from .cells import LINE_MAGIC_CELL, CodeEndHook, OpenCell, cell_depth, cell_frame, status_of
 
 
 class CarbonExtension:
@@ -44,6 +46,7 @@ class CarbonExtension:
         self._decided: tuple[tuple[str, str], Any] | None = None
         self.frontend = WidgetSupport(shell)
         self._live: dict[str, LiveMeter] = {}  # run uid -> the live line of its cell (widget front ends)
+        self.code_end = CodeEndHook(shell, self.code_ended)  # installed and removed with the extension
 
     # -- transformer ----------------------------------------------------------------------------
 
@@ -138,6 +141,19 @@ class CarbonExtension:
             redundant_of=earlier["id"] if earlier is not None else None,
             **fields,
         )
+
+    def code_ended(self) -> None:
+        """IPython is about to render the traceback that ends the running cell's code: the run opened
+        for that cell (and for any cell inside it still listed) stops measuring now, not after the
+        traceback is shown; ``post_run_cell`` then records the measurement as usual. The cells around
+        it (a metered cell whose code ran the failing one with ``run_cell``) measure on."""
+        depth = cell_depth()
+        for cell in self._open:
+            if cell.depth >= depth and cell.run is not None:
+                try:
+                    cell.run.stop_window()
+                except Exception:  # noqa: BLE001, S110 - finish() at post_run_cell stops it again, says why
+                    pass
 
     def post_run_cell(self, result) -> None:
         try:
