@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--operational-only", action="store_true",
                        help="compare operational emissions only (default: operational + embodied)")
 
+    calibrate = sub.add_parser(
+        "calibrate", help="measure this machine's idle power per device, while nothing runs, and keep it in the registry"
+    )
+    calibrate.add_argument("--seconds", type=float, default=30.0, help="how long to measure (default 30)")
+    calibrate.add_argument("--registry", help="registry path or URL (default: settings)")
+
     imports = sub.add_parser(
         "import-codecarbon", help="record the runs of codecarbon emissions.csv files in the registry"
     )
@@ -168,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "chart": cli_read.chart,
             "check": cli_read.check,
             "import-codecarbon": _import_codecarbon,
+            "calibrate": _calibrate,
         }[args.command](args)
         sys.stdout.flush()  # here, where a closed pipe can still be told apart from a failure
         return code
@@ -184,6 +191,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotebookCarbonError as exc:
         print(f"notebook-carbon: error: {terminal_text(exc)}", file=sys.stderr)
         return 1
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """Measure the idle power of this machine's devices and keep it (``meters.idle``)."""
+    from .cli_read import registry_location
+    from .meters.detect import host_info
+    from .meters.idle import measure_idle
+    from .registry.calibration import record_calibration
+    from .registry.store import Registry
+    from .settings import resolve
+    from .units import power_text, terminal_text
+
+    location = registry_location(args.registry)
+    host = host_info()["hostname"]
+    print(f"measuring the idle power of {terminal_text(host)} for {args.seconds:g} s: leave the machine alone ...",
+          file=sys.stderr, flush=True)  # fmt: skip
+    found = measure_idle(resolve(), args.seconds, host=host)
+    with Registry.open(location) as reg:
+        record_calibration(reg, found.rows)
+    for row in found.rows:
+        print(f"{row['component']:<4} {power_text(row['idle_w']):>10}  {row['method']:<13} {terminal_text(row['device'])}")
+    for note in found.notes:
+        print(f"note: {terminal_text(note)}")
+    print(f"idle power of {len(found.rows)} device{'s' if len(found.rows) != 1 else ''} over {found.seconds:.1f} s "
+          f"(CPUs {100 * found.busy:.1f} % busy), kept in {terminal_text(location)}")  # fmt: skip
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -281,9 +281,9 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
     # What issue 13 added: the rule each run was charged by, and what the machines drew. These runs
     # were recorded before shares (charged their process tree's estimates, or the whole of a measured
     # device), and kept no machine energy: the machines' figure is what they were charged.
-    added = {key: after["methods"].pop(key) for key in ("attribution_rules", "machine_energy_j")}
+    added = {key: after["methods"].pop(key) for key in ("attribution_rules", "machine_energy_j", "idle")}
     (attribution,) = before["methods"]["attribution"]  # the earlier release's name for the runs' mode
-    assert added == {"attribution_rules": [ATTRIBUTION_RULES[attribution]],
+    assert added == {"attribution_rules": [ATTRIBUTION_RULES[attribution]], "idle": None,  # no host calibrated
                      "machine_energy_j": pytest.approx(after["totals"]["energy_j"]["value"])}  # fmt: skip
     _assert_same_facts(after, before)
     text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **scope)
@@ -407,3 +407,33 @@ def test_the_statement_states_each_runs_attribution_and_what_the_machines_drew(t
     assert "The devices metered drew 5 Wh during the runs' windows, of which the runs were charged 2 Wh" in markdown
     latex = impact_statement(path, project="shared", settings=settings, format="latex")
     assert "The devices metered drew 5 Wh during the runs' windows, of which the runs were charged 2 Wh" in latex
+
+
+def test_the_statement_gives_the_energy_above_idle_where_the_hosts_idle_power_was_measured(tmp_path):
+    """``notebook-carbon calibrate`` kept lab-1's idle power: the statement gives the devices' idle
+    draw under the runs there, and, once every host is measured, the energy above idle."""
+    from notebook_carbon.registry.calibration import record_calibration
+
+    path = str(tmp_path / "registry.sqlite")
+    where = {"pue": 1.0, "intensity_g_per_kwh": 100.0, "intensity_region": "FR", "intensity_source": "test grid",
+             "cpu_model": "Xeon Test", "gpu_count": 0, "attribution": "machine"}  # fmt: skip
+    with Registry.open(path) as reg:
+        for i, host in enumerate(("lab-1", "lab-1", "lab-2")):
+            reg.record_run({"uid": new_uid(), "project": "idle", "started_at": 1.8e9 + i * HOUR, "host": host, **where},
+                           {"status": "ok", "energy_j": HOUR * 100, "emissions_g": 1.0, "duration_s": HOUR,
+                            "cpu_energy_j": HOUR * 100, "cpu_method": "rapl"})  # fmt: skip
+        calibrated = {"host": "lab-1", "component": "cpu", "device": "package-0", "method": "rapl", "idle_w": 20.0,
+                      "seconds": 30.0, "measured_at": 1.8e9 - HOUR, "busy": 0.02}  # fmt: skip
+        record_calibration(reg, [calibrated])
+    settings = resolve({"hardware": "workstation"}, environ={})
+    idle = statement_facts(path, project="idle", settings=settings)["methods"]["idle"]
+    assert (idle["idle_energy_j"], idle["runs_on_other_hosts"], idle["above_idle_j"]) == (40.0 * HOUR, 1, None)
+    markdown = impact_statement(path, project="idle", settings=settings)
+    assert "on lab-1 (package-0 20 W), where the runs took 2 h 00 min: the devices' idle draw under the runs was 40 Wh" in markdown
+    assert "the hosts of 1 other run were not measured, so no energy above idle is given" in markdown
+    with Registry.open(path) as reg:
+        record_calibration(reg, [{**calibrated, "host": "lab-2", "idle_w": 10.0}])
+    idle = statement_facts(path, project="idle", settings=settings)["methods"]["idle"]
+    assert (idle["idle_energy_j"], idle["above_idle_j"]) == (50.0 * HOUR, pytest.approx(250.0 * HOUR))
+    latex = impact_statement(path, project="idle", settings=settings, format="latex")
+    assert "the devices' idle draw under the runs was 50 Wh, and they drew 250 Wh above idle" in latex

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from ..errors import RegistryError
 from ..record import BOUNDS, implausible
 from . import totals as kept
+from .calibration import latest_rows
 from .frames import Scope
 from .schema import GROUP_SUMMED, GROUPED_BY, runs
 from .totals import Totals
@@ -70,6 +71,8 @@ class Group:
     facility_energy_j: float
     unattributed_j: float
     unattributed_positive_j: float
+    run_time_s: float = 0.0
+    """The runs' summed duration: with a device's idle power, what it drew idling under them."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +86,8 @@ class ScopeFigures:
     groups: tuple[Group, ...]
     excluded: tuple[dict[str, Any], ...]
     """The runs left out of every figure, by id: ``id``, ``name`` and ``reason`` (``record.BOUNDS``)."""
+    idle: tuple[dict[str, Any], ...] = ()
+    """The latest idle power measured on the hosts of the runs, per device (``calibration``)."""
 
 
 def figures(registry: Registry, scope: Scope) -> ScopeFigures:
@@ -101,7 +106,9 @@ def figures(registry: Registry, scope: Scope) -> ScopeFigures:
             totals = read_totals(conn, scope.project, scope.notebook, scope.sweep)
             sweeps = _sweeps(conn, scope, rows)[1]
         excluded = _excluded(conn, scope) if totals.excluded_runs else ()
-    return ScopeFigures(totals, tuple(sweeps), tuple(groups), excluded)
+        hosts = sorted({str(g.host) for g in groups if g.host is not None})
+        idle = latest_rows(conn, hosts) if hosts else []
+    return ScopeFigures(totals, tuple(sweeps), tuple(groups), excluded, tuple(idle))
 
 
 def aggregate(registry: Registry, scope: Scope) -> Totals:
@@ -238,7 +245,7 @@ def _groups(conn: Any, scope: Scope, *, checked: bool = True) -> tuple[list[Grou
         "COUNT(*), SUM(runs.energy_j), "
         "SUM(runs.gpu_energy_j), SUM(runs.cpu_energy_j), SUM(runs.ram_energy_j), "
         "SUM(runs.energy_j * COALESCE(runs.pue, 1.0)), " + _unattributed_sums(left) + ", "
-        "MIN(runs.started_at), MAX(runs.started_at)"
+        "MIN(runs.started_at), MAX(runs.started_at), SUM(runs.duration_s)"
     )
     where, params = scope.where(conn.dialect.name)
     if checked:
@@ -249,7 +256,8 @@ def _groups(conn: Any, scope: Scope, *, checked: bool = True) -> tuple[list[Grou
     firsts, lasts = [], []
     n = len(GROUPED_BY)
     for row in conn.execute(text(sql).bindparams(**params)):
-        group = Group(*row[:n], int(row[n]), *(float(v or 0.0) for v in row[n + 1 : n + 8]))
+        group = Group(*row[:n], int(row[n]), *(float(v or 0.0) for v in row[n + 1 : n + 8]),
+                      run_time_s=float(row[n + 10] or 0.0))  # fmt: skip
         firsts.append(row[n + 8])
         lasts.append(row[n + 9])
         uncounted = [c for c in _PARTS if method_kind(getattr(group, f"{c}_method")) not in (MEASURED, ESTIMATED)]

@@ -18,7 +18,7 @@ from ..errors import RegistryError
 from ..record import energy_range, sweep_key, sweep_label
 from . import schema, totals, triggers
 from .engine import MOVE_ASIDE, USE_EMPTY_DATABASE
-from .schema import meta, run_parts, run_totals, runs, sweep_params, sweeps
+from .schema import calibrations, meta, run_parts, run_totals, runs, sweep_params, sweeps
 
 Migration = Callable[[Connection], None]
 """Upgrades a registry by one version, given a connection inside the upgrade transaction."""
@@ -118,9 +118,11 @@ def _to_v7(conn: Connection) -> None:
     """Attribution by share (issue 13): what the devices drew beside what the run is charged.
 
     Adds ``runs.machine_energy_j`` and the components' ``machine_energy_j``, ``share`` and
-    ``share_how`` (NULL for the runs already recorded: each was charged its whole machine), and the
-    kept totals' ``machine_energy_uj``, filled again from the runs with the triggers that keep it."""
+    ``share_how`` (NULL for the runs already recorded: each was charged its whole machine), the
+    kept totals' ``machine_energy_uj``, filled again from the runs with the triggers that keep it,
+    and the table of idle powers measured by ``notebook-carbon calibrate`` (``calibrations``)."""
     _add_share_columns(conn)
+    calibrations.create(conn, checkfirst=True)
     dialect = conn.dialect.name
     if dialect == "sqlite":
         for name in triggers.SQLITE_TRIGGERS:

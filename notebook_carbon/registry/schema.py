@@ -43,7 +43,7 @@ GROUPED_BY = (
 )  # fmt: skip
 """The columns by which a statement groups a scope's runs (``figures.Group``): hardware, methods,
 attribution and grid."""
-GROUP_SUMMED = ("energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "started_at")
+GROUP_SUMMED = ("energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "started_at", "duration_s")
 """What a statement sums (or bounds) per group, beside ``pue``: in ``ix_runs_groups`` too."""
 
 APPLICATION = "notebook-carbon"
@@ -54,7 +54,7 @@ JSON_COLUMNS = {"tags": list, "params": dict, "notes": list}
 
 __all__ = [
     "APPLICATION", "COMPONENTS", "FINAL_STATUSES", "GROUPED_BY", "GROUP_SUMMED", "JSON_COLUMNS", "METHODS",
-    "SCHEMA_VERSION", "STATUSES", "SWEEP_KEY_SQL", "components", "meta", "metadata", "run_parts", "run_totals",
+    "SCHEMA_VERSION", "STATUSES", "SWEEP_KEY_SQL", "calibrations", "components", "meta", "metadata", "run_parts", "run_totals",
     "runs", "samples", "sweep_params", "sweeps",
 ]  # fmt: skip
 
@@ -253,6 +253,23 @@ sweep_params = Table(
     Column("runs", Integer, nullable=False),
     Column("first_at", Double),  # the earliest start among them: values listed in first-seen order
     sqlite_with_rowid=False,  # v6, as run_totals (and no index by first_at: a parameter's values are sorted as read)
+)
+
+# v7: the machine's idle power, per device, measured by ``notebook-carbon calibrate``: every
+# measurement kept; the latest of a (host, component, device) is the one used.
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("host", Text, nullable=False),
+    Column("component", String(8), nullable=False),
+    Column("device", Text, nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("idle_w", Double, nullable=False),
+    Column("seconds", Double, nullable=False),  # how long it was measured
+    Column("measured_at", Double, nullable=False),  # epoch s (UTC)
+    Column("busy", Double),  # the machine's CPU utilisation while it was measured, 0 to 1
+    Index("ix_calibrations_host", "host", "component", "device", "measured_at"),
 )
 
 sweeps = Table(

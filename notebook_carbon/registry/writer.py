@@ -168,6 +168,16 @@ class BackgroundWriter:
         """``Registry.reap_crashed()``: mark the runs of dead processes crashed; their ids."""
         return self._submit(lambda registry: registry.reap_crashed(), awaited)
 
+    def calibrations(self, host: str, *, awaited: bool = False) -> Future[list[dict[str, Any]]]:
+        """``calibration.latest_calibrations(registry, host)``: the idle power measured per device."""
+
+        def read(registry: Registry) -> list[dict[str, Any]]:
+            from .calibration import latest_calibrations
+
+            return latest_calibrations(registry, host)
+
+        return self._submit(read, awaited)
+
     def schema_version(self, *, awaited: bool = False) -> Future[int]:
         """``Registry.schema_version()``; also opens (or creates) the registry."""
         return self._submit(lambda registry: registry.schema_version(), awaited)

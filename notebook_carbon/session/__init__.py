@@ -63,6 +63,7 @@ class Session:
     def __init__(self, settings: Settings | None = None, *, detection: Any = None) -> None:
         self._settings = settings if settings is not None else resolve_settings()
         self._detection = detection
+        self._idle_for = None  # the detection whose GPU rules were given the idle power measured
         self._probed = False
         self._intensity = None
         self._lock = threading.Lock()
@@ -94,6 +95,9 @@ class Session:
 
                 self._detection = detect_meters(self._settings)
                 self._probed = True  # a forked child probes again: meters hold this process's ids
+            if self._idle_for is not self._detection:  # once per set of meters, given or probed
+                self._idle_for = self._detection
+                _use_idle_power(self._detection, self.writer())
             return self._detection
 
     def intensity(self):
@@ -327,3 +331,23 @@ def _start_row(session: Session, detection, intensity, notes: list[str]) -> dict
         "intensity_source": intensity.source,
         "notes": notes,
     }
+
+
+def _use_idle_power(detection, writer: BackgroundWriter) -> None:
+    """Give each GPU share rule the idle power ``notebook-carbon calibrate`` measured for its
+    device on this host, when the registry has one: read on the writer's thread, set when it
+    answers (until then, and without one, a rule takes the lowest power the device drew)."""
+    rules = {m.device: m.share_rule for m in detection.meters
+             if m.component == "gpu" and hasattr(m.share_rule, "idle_w")}  # fmt: skip
+    if not rules:
+        return
+    from ..meters.detect import host_info
+
+    def apply(done) -> None:
+        if done.exception() is not None:  # no idle power known: the rules keep their own estimate
+            return
+        for row in done.result():
+            if row["component"] == "gpu" and row["device"] in rules:
+                rules[row["device"]].idle_w = row["idle_w"]
+
+    writer.calibrations(host_info()["hostname"], awaited=True).add_done_callback(apply)  # unreported if it fails

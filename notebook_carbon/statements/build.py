@@ -98,6 +98,7 @@ def statement_data(
             "attribution_rules": [ATTRIBUTION_RULES.get(a, f"Runs recorded with attribution {a!r} were charged as that "
                                   "version of the tool did.") for a in _attributions(groups)],
             "machine_energy_j": t.machine_energy_j,
+            "idle": _idle(found, t.machine_energy_j),
             "pue": sorted({float(g.pue) for g in groups if g.pue is not None}),
             "intensity": intensity,
             "wue_l_per_kwh": settings.wue_l_per_kwh,
@@ -144,6 +145,36 @@ ATTRIBUTION_RULES = {
     ),
 }
 """What a run was charged of the devices it ran on, by ``runs.attribution``: stated in every statement."""
+
+
+def _idle(found: ScopeFigures, machine_energy_j: float) -> dict[str, Any] | None:
+    """What the devices drew idling under the runs, where ``notebook-carbon calibrate`` measured
+    their hosts' idle power: per host, the devices' idle power times the runs' time there; and,
+    when every host of the runs was measured, the energy the devices drew above idle."""
+    if not found.idle:
+        return None
+    devices: dict[str, list[dict[str, Any]]] = {}
+    for row in found.idle:
+        devices.setdefault(row["host"], []).append(
+            {k: row[k] for k in ("component", "device", "method", "idle_w", "measured_at")})
+    run_time: dict[str, float] = {}
+    runs_elsewhere = 0
+    for g in found.groups:
+        if g.host in devices:
+            run_time[g.host] = run_time.get(g.host, 0.0) + g.run_time_s
+        else:
+            runs_elsewhere += g.runs
+    hosts = [{"host": host, "run_time_s": run_time.get(host, 0.0), "devices": listed,
+              "idle_w": sum(d["idle_w"] for d in listed),
+              "idle_energy_j": sum(d["idle_w"] for d in listed) * run_time.get(host, 0.0)}
+             for host, listed in sorted(devices.items())]  # fmt: skip
+    idle_j = sum(h["idle_energy_j"] for h in hosts)
+    return {
+        "hosts": hosts,
+        "idle_energy_j": idle_j,
+        "runs_on_other_hosts": runs_elsewhere,
+        "above_idle_j": max(0.0, machine_energy_j - idle_j) if not runs_elsewhere else None,
+    }
 
 
 def _attributions(groups: Sequence[Group]) -> list[str]:

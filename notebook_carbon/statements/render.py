@@ -21,6 +21,7 @@ from ..units import (
     energy_text,
     number_text,
     percent_text,
+    power_text,
     ratio_text,
     span_text,
     water_text,
@@ -115,7 +116,7 @@ def _environment(fmt: str):
     )
     env.filters.update(
         energy=energy_text, mass=emissions_text, pct=percent_text, ratio=ratio_text, water=water_text,
-        duration=duration_text, num=number_text, span=_span,
+        duration=duration_text, num=number_text, span=_span, power=power_text,
     )
     return env
 
