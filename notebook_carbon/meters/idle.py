@@ -54,7 +54,6 @@ def measure_idle(
     """Meter the idle machine for ``seconds`` (see the module's doc); ``MeterError`` when it is not
     idle. ``nvml``, ``sleep`` and ``busy_cpu_s`` (the machine's busy CPU seconds) stand in for the
     real ones in tests."""
-    from ..measure import Window
     from .detect import detect_meters
     from .usage import machine_busy_cpu_s
 
@@ -76,31 +75,52 @@ def measure_idle(
                     f"{', '.join(map(str, sorted(holders)))} hold a compute context on it; calibrate "
                     "measures idle power, so run it when no program uses the GPUs"
                 )
-        first = machine_busy_cpu_s()
-        started = time.monotonic()
-        window = Window(detection.meters, interval_s=min(1.0, seconds / 10)).start()
-        sleep(seconds)
-        measured = window.stop()
-        elapsed = time.monotonic() - started
+        measured_at, first = time.time(), machine_busy_cpu_s()
+        energies, elapsed, notes = _meter(detection.meters, seconds, sleep)
         busy = max(0.0, machine_busy_cpu_s() - first) / (n_cpus * elapsed)
         if busy > BUSY_LIMIT:
             raise MeterError(_busy_message(busy, "while measuring"))
     finally:
         detection.close()
-    rows, notes = [], []
-    for part in measured.components:
-        if part.method.startswith("estimate") or part.method == "none":
-            notes.append(f"{part.component} {part.device}: {part.method} has no idle power to measure (left out)")
-            continue
-        if part.degraded:
-            notes.append(f"{part.component} {part.device}: left out, its meter failed ({part.degraded})")
+    rows = []
+    for meter, energy_j in energies:
+        if meter.method.startswith("estimate") or meter.method == "none":
+            notes.append(f"{meter.component} {meter.device}: {meter.method} has no idle power to measure (left out)")
             continue
         rows.append({
-            "component": part.component, "device": part.device, "method": part.method, "host": host,
-            "idle_w": part.energy_j / measured.duration_s, "seconds": measured.duration_s,
-            "measured_at": measured.started_at, "busy": min(busy, 1.0),
+            "component": meter.component, "device": meter.device, "method": meter.method, "host": host,
+            "idle_w": energy_j / elapsed, "seconds": elapsed, "measured_at": measured_at, "busy": min(busy, 1.0),
         })  # fmt: skip
-    return IdleMeasurement(tuple(rows), tuple(notes), busy, measured.duration_s)
+    return IdleMeasurement(tuple(rows), tuple(notes), busy, elapsed)
+
+
+def _meter(meters: Any, seconds: float, sleep: Callable[[float], None]) -> tuple[list, float, list[str]]:
+    """Each meter's energy over ``seconds``, read at least once a second (so no counter wraps
+    unseen), the time it took, and the meters that failed (left out)."""
+    started = time.monotonic()
+    tracks, notes = [], []
+    for meter in meters:
+        try:
+            tracks.append((meter, meter.begin(started)))
+        except MeterError as exc:
+            notes.append(f"{meter.component} {meter.device}: left out, it could not be read ({exc})")
+    while (left := seconds - (time.monotonic() - started)) > 0:
+        sleep(min(1.0, left))
+        now = time.monotonic()
+        for meter, state in list(tracks):
+            try:
+                meter.update(state, now)
+            except MeterError as exc:
+                tracks.remove((meter, state))
+                notes.append(f"{meter.component} {meter.device}: left out, its meter failed ({exc})")
+    ended = time.monotonic()
+    energies = []
+    for meter, state in tracks:
+        try:
+            energies.append((meter, max(meter.end(state, ended), 0.0)))
+        except MeterError as exc:
+            notes.append(f"{meter.component} {meter.device}: left out, its meter failed ({exc})")
+    return energies, ended - started, notes
 
 
 def _busy_over(read: Callable[[], float], n_cpus: int, seconds: float, sleep: Callable[[float], None]) -> float:
