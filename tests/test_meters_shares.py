@@ -141,3 +141,31 @@ def test_a_gpu_meter_is_charged_by_its_compute_contexts() -> None:
     assert (first.machine_energy_j, second.machine_energy_j) == (pytest.approx(600.0), pytest.approx(500.0))
     assert first.share == pytest.approx(1.0) and first.energy_j == pytest.approx(600.0)
     assert second.share == 0.0 and second.energy_j == 0.0, second.share_how
+
+
+def test_a_run_counts_the_gpus_it_used_not_those_it_could_see(tmp_path):
+    """By share, a run's GPU count (and so its share of the GPUs' embodied emissions) is that of
+    the devices it held a context on: an idle notebook on an 8-GPU server that used one counts one."""
+    import os
+
+    from notebook_carbon.meters.detect import detect_meters
+    from notebook_carbon.registry import Registry
+    from notebook_carbon.session import Session
+    from notebook_carbon.settings import Settings
+    from notebook_carbon.testing import FakeNVML
+
+    nvml = FakeNVML()
+    for index in range(8):
+        nvml.add_gpu(energy_mj=lambda t: 100_000 * t, power_mw=100_000)
+        nvml.add_process(index, 1, sm_util=90)  # another process keeps every GPU busy
+    nvml.add_process(3, os.getpid(), sm_util=5)  # this one used GPU 3
+    settings = Settings(registry=str(tmp_path / "r.sqlite"), region="FR", powercap_root=str(tmp_path / "none"),
+                        hardware="gpu-server")  # fmt: skip
+    session = Session(settings, detection=detect_meters(settings, nvml=nvml, environ={}))
+    run = session.begin(name="one gpu").start()
+    result = run.finish("ok")
+    assert result.recorded() is None
+    with Registry.open(settings.registry_location()) as reg:
+        stored = reg.get_run(result.uid)
+    assert stored["gpu_count"] == 1
+    assert "with 1 GPU" in " ".join(stored["notes"])
