@@ -3,6 +3,8 @@ window that charges the share and records the device's energy beside it."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from notebook_carbon.measure import Window
@@ -143,29 +145,67 @@ def test_a_gpu_meter_is_charged_by_its_compute_contexts() -> None:
     assert second.share == 0.0 and second.energy_j == 0.0, second.share_how
 
 
-def test_a_run_counts_the_gpus_it_used_not_those_it_could_see(tmp_path):
-    """By share, a run's GPU count (and so its share of the GPUs' embodied emissions) is that of
-    the devices it held a context on: an idle notebook on an 8-GPU server that used one counts one."""
+def test_threads_that_come_and_go_never_make_a_share_unreadable() -> None:
+    """The process tree is walked through each thread's list of children: a thread that exits
+    between the listing and the read is skipped, never taken for the process gone (which charged
+    the run every device whole)."""
+    import threading
+
+    from notebook_carbon.meters import usage
+
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            threads = [threading.Thread(target=lambda: None) for _ in range(20)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+    churning = threading.Thread(target=churn)
+    churning.start()
+    tree = usage.process_tree_cpu_s()
+    pids = usage.process_tree_pids()
+    try:
+        for _ in range(3000):
+            usage.FRESH_S = 0.0  # every read a fresh walk
+            tree()
+            pids()
+    finally:
+        usage.FRESH_S = 0.001
+        stop.set()
+        churning.join()
+
+
+def test_a_forked_child_never_inherits_a_reading_in_progress() -> None:
+    """A fork while the sampler thread reads the machine (a lock held) must leave the child able to
+    read: the locks are made again in the child."""
     import os
+    import threading
 
-    from notebook_carbon.meters.detect import detect_meters
-    from notebook_carbon.registry import Registry
-    from notebook_carbon.session import Session
-    from notebook_carbon.settings import Settings
-    from notebook_carbon.testing import FakeNVML
+    from notebook_carbon.meters import usage
 
-    nvml = FakeNVML()
-    for index in range(8):
-        nvml.add_gpu(energy_mj=lambda t: 100_000 * t, power_mw=100_000)
-        nvml.add_process(index, 1, sm_util=90)  # another process keeps every GPU busy
-    nvml.add_process(3, os.getpid(), sm_util=5)  # this one used GPU 3
-    settings = Settings(registry=str(tmp_path / "r.sqlite"), region="FR", powercap_root=str(tmp_path / "none"),
-                        hardware="gpu-server")  # fmt: skip
-    session = Session(settings, detection=detect_meters(settings, nvml=nvml, environ={}))
-    run = session.begin(name="one gpu").start()
-    result = run.finish("ok")
-    assert result.recorded() is None
-    with Registry.open(settings.registry_location()) as reg:
-        stored = reg.get_run(result.uid)
-    assert stored["gpu_count"] == 1
-    assert "with 1 GPU" in " ".join(stored["notes"])
+    reading = usage.machine_used_bytes
+    real = reading._read
+    entered = threading.Event()
+
+    def slow():
+        entered.set()
+        time.sleep(0.5)
+        return real()
+
+    reading._read, reading._at = slow, -1.0
+    sampler = threading.Thread(target=reading)
+    sampler.start()
+    entered.wait(5)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: it must get the lock at once
+            reading._read = real
+            os._exit(0 if reading._lock.acquire(timeout=3) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        sampler.join()
+        reading._read, reading._at = real, -1.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,14 @@ FRESH_S = 0.001
 """How long a reading is reused, in seconds: a tenth of the kernel's clock tick."""
 
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01
+
+
+_FRESH: weakref.WeakSet[_Fresh] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for fresh in list(_FRESH):
+        fresh._forget_parent()
 
 
 class _Fresh:
@@ -34,6 +43,12 @@ class _Fresh:
         self._lock = threading.Lock()
         self._at = -1.0
         self._value: Any = None
+        _FRESH.add(self)
+
+    def _forget_parent(self) -> None:
+        """In a forked child: a lock the parent's sampler held at the fork would never be released."""
+        self._lock = threading.Lock()
+        self._at = -1.0
 
     def __call__(self) -> Any:
         now = time.monotonic()
@@ -78,6 +93,9 @@ def _read_used_bytes() -> int:
     memory = psutil.virtual_memory()
     return int(memory.total - memory.available)
 
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 machine_busy_cpu_s = _Fresh(_read_busy_cpu_s)
 """Busy CPU seconds of the whole machine since boot: all time except idle and iowait."""
@@ -177,9 +195,7 @@ class _ProcTree:
             pid = pending.pop()
             found.add(pid)
             try:
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                        pending.extend(int(child) for child in f.read().split())
+                pending.extend(_children(pid))
             except (FileNotFoundError, ProcessLookupError):
                 if pid == self.pid:
                     raise
@@ -198,9 +214,7 @@ class _ProcTree:
             try:
                 with open(f"/proc/{pid}/stat", "rb") as f:
                     stats.append(f.read().rpartition(b")")[2].decode().split())
-                for tid in os.listdir(f"/proc/{pid}/task"):
-                    with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                        pending.extend(int(child) for child in f.read().split())
+                pending.extend(_children(pid))
             except (FileNotFoundError, ProcessLookupError):
                 # A descendant or thread that exited since it was listed: its CPU time reaches
                 # its parent's reaped-children total; our own process cannot vanish.
@@ -215,6 +229,20 @@ class _ProcTree:
 
     def rss_bytes(self) -> int:
         return sum(int(f[21]) for f in self._stats()) * self.page_bytes
+
+
+def _children(pid: int) -> list[int]:
+    """The PIDs of ``pid``'s live children, from each of its threads' list. A thread that exits
+    between the listing and the read (a kernel's threads come and go) has no children to give:
+    skipped. Raises ``FileNotFoundError`` only if the process itself is gone."""
+    found: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found.extend(int(child) for child in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
 
 
 _TREE: _ProcTree | None = None

@@ -252,12 +252,9 @@ class ActiveRun:
         wue = settings.wue_l_per_kwh
         fp = footprint(measurement.energy_j, pue=settings.pue, intensity=self.intensity, wue_l_per_kwh=wue)
         # the run reserved the machine for its duration (SCI time-share, resource share 1)
-        row = dict(self.row)
-        gpus = [c for c in measurement.components if c.component == "gpu"]
-        if any(c.share is not None for c in gpus):  # by share: the GPUs the run used, not those it could see
-            row["gpu_count"] = sum(1 for c in gpus if c.share is None or c.share > 0)
-        embodied = _embodied(settings, row["gpu_count"], measurement.duration_s)
+        embodied = _embodied(settings, self.row["gpu_count"], measurement.duration_s)
         by_component = measurement.by_component()
+        row = dict(self.row)
         row.update(
             status=status,
             error=_error_text(error),
