@@ -10,8 +10,8 @@ of the energy charged to the run (``GpuShare``). The rules, in the order they ar
    handle NVML lists them only to privileged callers) and its SM count (``nvmlDeviceGetAttributes``).
    NVML meters neither energy nor per-process utilisation per instance ("On MIG-enabled GPUs,
    querying process utilization is not currently supported"), so the device's energy is divided
-   between instances by their SMs over the device's and an instance's part equally between the
-   processes holding a context on it. An idle instance is thus charged its size's part of a busy
+   between instances by their SMs over all instances' (NVML gives SM counts of MIG handles only)
+   and an instance's part equally between the processes holding a context on it. An idle instance is thus charged its size's part of a busy
    neighbour's work: what NVML offers does not allow better. Where the instances cannot be read,
    the whole device is charged, with the reason.
 2. **Unknown processes.** If NVML never listed the compute processes of the device, or listed a
@@ -194,9 +194,9 @@ class GpuShareObserver:
             return  # NOT_SUPPORTED: not MIG-capable; otherwise the process list decides
         if not observed.mig:
             return
-        attributes = self._try(observed, "mig", "nvmlDeviceGetAttributes", self._handle)
+        # the device's SMs: NVML gives the attributes of MIG handles only (then the instances' SMs)
+        observed.multiprocessors = 0
         count = self._try(observed, "mig", "nvmlDeviceGetMaxMigDeviceCount", self._handle)
-        observed.multiprocessors = attributes.multiprocessorCount if attributes is not None else 0
         for slot in range(count or 0):
             try:
                 handle = nvml.nvmlDeviceGetMigDeviceHandleByIndex(self._handle, slot)

@@ -354,13 +354,13 @@ class FakeNVML:
         return _Handle(handle.index)
 
     def nvmlDeviceGetAttributes(self, handle: _Handle) -> Any:
-        """pynvml's ``c_nvmlDeviceAttributes``: the SM count of the device or MIG instance."""
+        """pynvml's ``c_nvmlDeviceAttributes``: the SM count of a MIG instance. As NVML documents
+        ("currently only supports MIG device handles"), a whole device's handle is refused."""
         gpu = self._gpu(handle, call="nvmlDeviceGetAttributes")
-        attributes = self._pynvml.c_nvmlDeviceAttributes()
         if handle.mig_slot is None:
-            attributes.multiprocessorCount = gpu.multiprocessors
-        else:
-            attributes.multiprocessorCount = gpu.mig_multiprocessors[handle.mig_slot]
+            raise self._pynvml.NVMLError_NotSupported()
+        attributes = self._pynvml.c_nvmlDeviceAttributes()
+        attributes.multiprocessorCount = gpu.mig_multiprocessors[handle.mig_slot]
         return attributes
 
     nvmlDeviceGetAttributes_v2 = nvmlDeviceGetAttributes
