@@ -188,6 +188,14 @@ class Window:
                 totals[track.meter.component] = totals.get(track.meter.component, 0.0) + charged
             return totals
 
+    def machine_energy_so_far_j(self) -> float | None:
+        """What the devices drew through the sampler's last read, when the run is charged a share
+        of one (None: charged the whole machine, ``energy_so_far_j`` is that)."""
+        with self._lock:
+            if not any(track.meter.share_rule is not None for track in self._tracks):
+                return None
+            return sum(track.energy_j for track in self._tracks)
+
     def update_shares(self) -> None:
         """Read each rule's share of the window so far (a checkpoint's), for ``energy_so_far_j``."""
         now = self._clock()

@@ -209,3 +209,29 @@ def test_a_forked_child_never_inherits_a_reading_in_progress() -> None:
     finally:
         sampler.join()
         reading._read, reading._at = real, -1.0
+
+
+def test_a_checkpoint_keeps_what_the_devices_drew_beside_the_share(tmp_path) -> None:
+    """A killed run keeps its last checkpoint: with a share charged, it must also keep what the
+    devices drew (NULL would read as a run charged the whole machine)."""
+    from notebook_carbon.meters.detect import Detection
+    from notebook_carbon.registry import Registry
+    from notebook_carbon.session import Session
+    from notebook_carbon.settings import Settings
+
+    tree, machine = Readings(0.0), Readings(0.0)
+    cpu = FakeMeter("cpu", "rapl", "package-0", 40.0)
+    cpu.share_rule = cpu_rule(tree, machine)
+    settings = Settings(registry=str(tmp_path / "r.sqlite"), region="FR")
+    session = Session(settings, detection=Detection(meters=(cpu,), notes=()))
+    run = session.begin(name="killed").start()
+    time.sleep(0.3)
+    tree.value, machine.value = 0.5, 2.0
+    run.window._tick()
+    session.writer().checkpoint_run(run.uid, run._checkpoint_row(run.window, 0.3))  # as the sampler's hook does
+    assert session.writer().flush(timeout=30)
+    with Registry.open(settings.registry_location()) as reg:
+        stored = reg.get_run(run.uid)
+    assert stored["status"] == "running"
+    assert stored["machine_energy_j"] == pytest.approx(stored["energy_j"] / 0.25)
+    run.finish("ok")

@@ -219,7 +219,11 @@ def test_v6_to_v7_on_either_database(registry_url, registry_engine):
     sqlite = registry_engine.dialect.name == "sqlite"
     undo = ["ALTER TABLE runs DROP COLUMN machine_energy_j", "ALTER TABLE components DROP COLUMN machine_energy_j",
             "ALTER TABLE components DROP COLUMN share", "ALTER TABLE components DROP COLUMN share_how",
-            "ALTER TABLE run_totals DROP COLUMN machine_energy_uj",
+            "ALTER TABLE run_totals DROP COLUMN machine_energy_uj", "DROP TABLE calibrations",
+            "DROP INDEX ix_runs_groups",  # v6's groups index, without the runs' duration
+            "CREATE INDEX ix_runs_groups ON runs (project, gpu_model, gpu_count, cpu_model, host, gpu_method, "
+            "cpu_method, ram_method, attribution, pue, intensity_region, intensity_g_per_kwh, intensity_source, "
+            "energy_j, gpu_energy_j, cpu_energy_j, ram_energy_j, started_at)",
             "UPDATE meta SET value = '6' WHERE key = 'schema_version'"]  # fmt: skip
     if sqlite:
         undo[:0] = [f"DROP TRIGGER {name}" for name in SQLITE_TRIGGERS]
@@ -244,3 +248,12 @@ def test_v6_to_v7_on_either_database(registry_url, registry_engine):
         assert (reg.totals("p").energy_j, reg.totals("p").machine_energy_j) == (7.0, 10.0)
         (component,) = reg.components(uid)
         assert (component["machine_energy_j"], component["share"], component["share_how"]) == (4.0, 0.25, "CPU time 1 s of 4 s")
+    with registry_engine.connect() as conn:  # the groups' index made again, with the runs' duration
+        if sqlite:
+            found = [row[2] for row in conn.execute(text("PRAGMA index_info(ix_runs_groups)"))]
+        else:
+            found = [conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_runs_groups'")).scalar()]
+        assert "duration_s" in " ".join(found)
+        tables = "SELECT name FROM sqlite_master WHERE type = 'table'" if sqlite else (
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        assert "calibrations" in {name for (name,) in conn.execute(text(tables))}

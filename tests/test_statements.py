@@ -437,3 +437,29 @@ def test_the_statement_gives_the_energy_above_idle_where_the_hosts_idle_power_wa
     assert (idle["idle_energy_j"], idle["above_idle_j"]) == (50.0 * HOUR, pytest.approx(250.0 * HOUR))
     latex = impact_statement(path, project="idle", settings=settings, format="latex")
     assert "the devices' idle draw under the runs was 50 Wh, and they drew 250 Wh above idle" in latex
+
+
+def test_the_idle_draw_counts_only_the_devices_the_runs_metered(tmp_path):
+    """lab-1 has four GPUs calibrated at 50 W each, but its runs saw one GPU and estimated their
+    RAM: their idle draw is the CPU's and one GPU's (the GPUs' mean), not every device measured."""
+    from notebook_carbon.registry.calibration import record_calibration
+
+    path = str(tmp_path / "registry.sqlite")
+    with Registry.open(path) as reg:
+        reg.record_run({"uid": new_uid(), "project": "gpus", "started_at": 1.8e9, "host": "lab-1", "gpu_count": 1,
+                        "pue": 1.0, "intensity_g_per_kwh": 100.0, "attribution": "share"},
+                       {"status": "ok", "energy_j": 250 * HOUR, "machine_energy_j": 250 * HOUR, "emissions_g": 1.0,
+                        "duration_s": HOUR, "gpu_energy_j": 100 * HOUR, "gpu_method": "nvml-counter",
+                        "cpu_energy_j": 150 * HOUR, "cpu_method": "rapl", "ram_energy_j": 0.0,
+                        "ram_method": "estimate-ram"})  # fmt: skip
+        base = {"host": "lab-1", "seconds": 30.0, "measured_at": 1.8e9 - HOUR, "busy": 0.01}
+        record_calibration(reg, [
+            {**base, "component": "cpu", "device": "package-0", "method": "rapl", "idle_w": 80.0},
+            {**base, "component": "ram", "device": "dram-0", "method": "rapl", "idle_w": 10.0},
+            *({**base, "component": "gpu", "device": f"GPU {i}: H100", "method": "nvml-counter", "idle_w": 50.0}
+              for i in range(4)),
+        ])  # fmt: skip
+    idle = statement_facts(path, project="gpus", settings=resolve({"hardware": "workstation"}, environ={}))
+    idle = idle["methods"]["idle"]
+    assert idle["idle_energy_j"] == pytest.approx((80.0 + 50.0) * HOUR)  # the RAM was estimated: no idle to take
+    assert idle["above_idle_j"] == pytest.approx(120.0 * HOUR)

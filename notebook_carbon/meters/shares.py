@@ -10,9 +10,9 @@ CPU (``CpuTimeShare``): the process tree's CPU time (this process, its reaped ch
 live descendants: ``usage.process_tree_cpu_s``) over the machine's busy CPU time (all CPU time
 but idle and iowait: ``usage.machine_busy_cpu_s``), both counted in the kernel's clock ticks
 (``USER_HZ``, 100 a second on Linux), applied to the package energy (RAPL) or to the TDP estimate
-of the machine's busy time. Both sides are read from the same per-tick accounting, so concurrent
-runs, whose trees are disjoint, never add up to more than the machine's busy time: their shares
-add up to at most 1. A window in which the machine's busy time did not reach one tick (under
+of the machine's busy time. Concurrent runs' trees are disjoint, so over windows of a second or
+more their shares add up to at most 1; over shorter ones only about (the kernel keeps a process's
+time more finely than the machine's, which moves a tick at a time), each run's capped at 1. A window in which the machine's busy time did not reach one tick (under
 10 ms of CPU work on the whole machine) is charged nothing: there is no work to divide.
 
 RAM (``MemoryShare``): the tree's resident memory over the machine's used memory (installed

@@ -118,11 +118,17 @@ def _to_v7(conn: Connection) -> None:
     """Attribution by share (issue 13): what the devices drew beside what the run is charged.
 
     Adds ``runs.machine_energy_j`` and the components' ``machine_energy_j``, ``share`` and
-    ``share_how`` (NULL for the runs already recorded: each was charged its whole machine), the
-    kept totals' ``machine_energy_uj``, filled again from the runs with the triggers that keep it,
-    and the table of idle powers measured by ``notebook-carbon calibrate`` (``calibrations``)."""
+    ``share_how`` (NULL for the runs already recorded: none was charged a share), the
+    kept totals' ``machine_energy_uj``, filled again from the runs with the triggers that keep it
+    (a run recorded before counts its energy as the machine's: charged the whole machine, or with
+    ``process`` attribution its process tree's estimate, so their machine figure is a lower bound),
+    the table of idle powers measured by ``notebook-carbon calibrate`` (``calibrations``), and the
+    groups' index made again with the runs' duration in it."""
     _add_share_columns(conn)
     calibrations.create(conn, checkfirst=True)
+    # the groups' index gained the runs' duration (what a statement's idle draw is computed from)
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_runs_groups")
+    next(index for index in runs.indexes if index.name == "ix_runs_groups").create(conn)
     dialect = conn.dialect.name
     if dialect == "sqlite":
         for name in triggers.SQLITE_TRIGGERS:

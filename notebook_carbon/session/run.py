@@ -189,6 +189,9 @@ class ActiveRun:
             "embodied_g": _embodied(settings, self.row["gpu_count"], elapsed_s).embodied_g,
             "duration_s": elapsed_s,
         }
+        machine_j = window.machine_energy_so_far_j()
+        if machine_j is not None:  # a killed run still says it was charged a share, and of what
+            row["machine_energy_j"] = machine_j
         for component, method in window.methods().items():
             row[f"{component}_energy_j"] = by_component.get(component, 0.0)
             row[f"{component}_method"] = method  # a crashed run still says how its energy was obtained

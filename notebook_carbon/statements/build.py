@@ -149,8 +149,9 @@ ATTRIBUTION_RULES = {
 
 def _idle(found: ScopeFigures, machine_energy_j: float) -> dict[str, Any] | None:
     """What the devices drew idling under the runs, where ``notebook-carbon calibrate`` measured
-    their hosts' idle power: per host, the devices' idle power times the runs' time there; and,
-    when every host of the runs was measured, the energy the devices drew above idle."""
+    their hosts' idle power: per group of runs, the idle power of the devices its runs metered (a
+    component measured, not estimated; as many GPUs as they saw, at the measured GPUs' mean) times
+    their time; and, when every host of the runs was measured, the energy above idle."""
     if not found.idle:
         return None
     devices: dict[str, list[dict[str, Any]]] = {}
@@ -158,16 +159,19 @@ def _idle(found: ScopeFigures, machine_energy_j: float) -> dict[str, Any] | None
         devices.setdefault(row["host"], []).append(
             {k: row[k] for k in ("component", "device", "method", "idle_w", "measured_at")})
     run_time: dict[str, float] = {}
+    idle_by_host: dict[str, float] = {}
     runs_elsewhere = 0
     for g in found.groups:
-        if g.host in devices:
-            run_time[g.host] = run_time.get(g.host, 0.0) + g.run_time_s
-        else:
+        if g.host not in devices:
             runs_elsewhere += g.runs
+            continue
+        run_time[g.host] = run_time.get(g.host, 0.0) + g.run_time_s
+        idle_by_host[g.host] = idle_by_host.get(g.host, 0.0) + _metered_idle_w(devices[g.host], g) * g.run_time_s
     hosts = [{"host": host, "run_time_s": run_time.get(host, 0.0), "devices": listed,
-              "idle_w": sum(d["idle_w"] for d in listed),
-              "idle_energy_j": sum(d["idle_w"] for d in listed) * run_time.get(host, 0.0)}
-             for host, listed in sorted(devices.items())]  # fmt: skip
+              "idle_energy_j": idle_by_host.get(host, 0.0)}
+             for host, listed in sorted(devices.items()) if host in run_time]  # fmt: skip
+    if not hosts:
+        return None
     idle_j = sum(h["idle_energy_j"] for h in hosts)
     return {
         "hosts": hosts,
@@ -175,6 +179,18 @@ def _idle(found: ScopeFigures, machine_energy_j: float) -> dict[str, Any] | None
         "runs_on_other_hosts": runs_elsewhere,
         "above_idle_j": max(0.0, machine_energy_j - idle_j) if not runs_elsewhere else None,
     }
+
+
+def _metered_idle_w(listed: Sequence[dict[str, Any]], group: Group) -> float:
+    """The idle power of the devices a group's runs metered, of those measured on their host."""
+    total = 0.0
+    for component in ("cpu", "ram"):
+        if method_kind(getattr(group, f"{component}_method")) == MEASURED:
+            total += sum(d["idle_w"] for d in listed if d["component"] == component)
+    gpus = [d["idle_w"] for d in listed if d["component"] == "gpu"]
+    if gpus and group.gpu_count and method_kind(group.gpu_method) == MEASURED:
+        total += sum(gpus) / len(gpus) * group.gpu_count
+    return total
 
 
 def _attributions(groups: Sequence[Group]) -> list[str]:
