@@ -106,7 +106,7 @@ class _Track:
     degraded: str | None = None
     share_state: Any = None
     share_failed: str | None = None  # why the rule could not follow the window: the whole device charged
-    fraction: float = 1.0  # the run's share so far (at the last checkpoint): what energy_so_far_j charges
+    fraction: float = 1.0  # the run's share so far (at the last sampler read): what energy_so_far_j charges
 
     @property
     def rule(self) -> Any:
@@ -197,19 +197,21 @@ class Window:
             return sum(track.energy_j for track in self._tracks)
 
     def update_shares(self) -> None:
-        """Read each rule's share of the window so far (a checkpoint's), for ``energy_so_far_j``."""
-        now = self._clock()
+        """Read each rule's share of the window so far, for ``energy_so_far_j`` (every sampler read
+        does too: a checkpoint or a live view between reads may ask for a fresher one)."""
         with self._tick_lock:
-            if self._stopped:
-                return
-            for track in self._tracks:
-                if track.rule is not None and track.share_state is not None:
-                    try:
-                        fraction = track.rule.share(track.share_state, now, track.energy_j, now - self._t0).fraction
-                    except Exception:  # noqa: BLE001 - the end says why; a checkpoint goes on
-                        continue
-                    with self._lock:
-                        track.fraction = fraction
+            if not self._stopped:
+                self._refresh_shares(self._clock())
+
+    def _refresh_shares(self, now: float) -> None:
+        for track in self._tracks:
+            if track.rule is not None and track.share_state is not None:
+                try:
+                    fraction = track.rule.share(track.share_state, now, track.energy_j, now - self._t0).fraction
+                except Exception:  # noqa: BLE001 - the end says why; the measurement goes on
+                    continue
+                with self._lock:
+                    track.fraction = fraction
 
     def methods(self) -> dict[str, str]:
         """``{component: method}``, several methods of one component joined with ``+`` (as ``Measurement``)."""
@@ -219,12 +221,13 @@ class Window:
         return {component: "+".join(sorted(methods)) for component, methods in found.items()}
 
     def latest_power_w(self) -> dict[str, float]:
-        """Watts per component from the sampler's last read."""
+        """Watts per component from the sampler's last read, the run's share of them."""
         with self._lock:
             totals: dict[str, float] = {}
             for track in self._tracks:
                 if track.power_w is not None:
-                    totals[track.meter.component] = totals.get(track.meter.component, 0.0) + track.power_w
+                    charged = track.power_w * track.fraction
+                    totals[track.meter.component] = totals.get(track.meter.component, 0.0) + charged
             return totals
 
     def _tick(self) -> None:
@@ -232,7 +235,9 @@ class Window:
         with self._tick_lock:
             if self._stopped:
                 return
-            self._read_all(self._clock())
+            now = self._clock()
+            self._read_all(now)
+            self._refresh_shares(now)  # live views and checkpoints charge the share so far
         if self._on_sample is not None:
             try:
                 self._on_sample(self)

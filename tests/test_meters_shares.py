@@ -106,17 +106,20 @@ def test_a_share_that_cannot_be_read_charges_the_whole_device_and_says_why() -> 
     assert component.share == 1.0 and "PermissionError: denied" in component.share_how
 
 
-def test_checkpoints_charge_the_share_so_far() -> None:
+def test_sampler_reads_and_checkpoints_charge_the_share_so_far() -> None:
     clock = Readings(0.0)
     tree, machine = Readings(0.0), Readings(0.0)
     cpu = FakeMeter("cpu", "rapl", "package-0", 40.0)
     cpu.share_rule = cpu_rule(tree, machine)
     window = Window([cpu], clock=clock.reader, interval_s=3600).start()
     clock.value, tree.value, machine.value = 1.0, 0.1, 1.0
-    window._tick()  # a sampler read: 40 J so far
-    assert window.energy_so_far_j() == {"cpu": pytest.approx(40.0)}  # no share read yet: the whole
-    window.update_shares()
+    assert window.energy_so_far_j() == {"cpu": 0.0}
+    window._tick()  # a sampler read: the device drew 40 J so far, and the share is read with it
     assert window.energy_so_far_j() == {"cpu": pytest.approx(4.0)}
+    assert window.latest_power_w() == {"cpu": pytest.approx(4.0)}  # the live view's power: the share's too
+    tree.value, machine.value = 0.5, 2.0  # a fresher share, between two sampler reads
+    window.update_shares()
+    assert window.energy_so_far_j() == {"cpu": pytest.approx(10.0)}
     window.stop()
 
 
