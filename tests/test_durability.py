@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -62,8 +64,20 @@ def test_a_kernels_runs_survive_other_processes_opening_and_closing_the_registry
         subprocess.run([sys.executable, "-c", POOL], env=env, check=True)  # a sweep's pool workers
         for i in range(2, 6):
             assert f"carbon [c{i}]" in execute(client, f"%%carbon --name c{i}\nx = {i}")
+        # Then the kernel is killed in the middle of a long cell, once that cell has checkpointed.
+        client.execute("%%carbon --name killed\nimport time\ntime.sleep(60)")
+        deadline = time.monotonic() + 60
+        with Registry.open(registry_url) as reg:
+            while time.monotonic() < deadline:
+                killed = [r for r in reg.runs() if r["name"] == "killed" and r["energy_j"] is not None]
+                if killed:
+                    break
+                time.sleep(0.2)
+        assert killed, "the long cell never checkpointed"
+        manager.signal_kernel(signal.SIGKILL)  # no atexit, no post_run_cell
     finally:
-        manager.shutdown_kernel(now=False)  # a clean shutdown
+        if manager.is_alive():
+            manager.shutdown_kernel(now=True)
         client.stop_channels()
     with Registry.open(registry_url) as reg:
         runs = list(reversed(reg.runs()))
@@ -72,8 +86,12 @@ def test_a_kernels_runs_survive_other_processes_opening_and_closing_the_registry
             check(reg, project)
     named = [(r["name"], r["status"]) for r in runs]
     workers = sorted(n for n, _ in named if n.startswith("worker-"))
-    assert workers == [f"worker-{i}" for i in range(4)] and all(status == "ok" for _, status in named)
-    assert [n for n, _ in named if not n.startswith("worker-")] == ["script", "c1", "script", "c2", "c3", "c4", "c5"]
+    assert workers == [f"worker-{i}" for i in range(4)] and all(status == "ok" for _, status in named[:-1])
+    assert [n for n, _ in named if not n.startswith("worker-")] == [
+        "script", "c1", "script", "c2", "c3", "c4", "c5", "killed"]
+    last = runs[-1]  # the killed run keeps its checkpoint: charged a share, and what the machine drew
+    assert last["status"] == "running" and last["energy_j"] > 0
+    assert last["attribution"] == "share" and last["machine_energy_j"] >= last["energy_j"]
 
 
 def _block(i: int) -> int:
