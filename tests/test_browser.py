@@ -307,5 +307,5 @@ def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page,
         assert page.locator(f"{SIDEBAR} img").count() == 0, "user text became an element in the sidebar"
     finally:
         shot = browser.screenshot(page, tmp_path, "sidebar")
-    if SIDEBAR_SCREENSHOT:  # how the README's screenshot is made (see README)
+    if SIDEBAR_SCREENSHOT:  # a picture of the sidebar on request (see README)
         shutil.copy(shot, SIDEBAR_SCREENSHOT)
