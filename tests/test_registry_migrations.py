@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from totals_oracle import check
+
+from notebook_carbon.record import sweep_key
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.registry.schema import SCHEMA_VERSION
-from notebook_carbon.record import sweep_key
-from totals_oracle import check
+from notebook_carbon.registry.triggers import drop_statements, param_trigger_statements, trigger_statements
 
 V1_DUMP = Path(__file__).parent / "data" / "registry-v1.sql"
 
@@ -112,12 +114,9 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
             "CREATE TABLE sweep_state (project VARCHAR(200), sweep_key TEXT, generation INTEGER)",
             "CREATE TABLE sweep_cache (project VARCHAR(200), sweep_key TEXT, generation INTEGER, summary TEXT)",
             "UPDATE meta SET value = '4' WHERE key = 'schema_version'"]
+    undo[:0] = drop_statements(registry_engine.dialect.name)
     if sqlite:
-        undo[:0] = [f"DROP TRIGGER runs_{kind}_{op}" for kind in ("totals", "params") for op in ("insert", "update", "delete")]
         undo.append("CREATE TRIGGER runs_sweep_insert AFTER INSERT ON runs BEGIN SELECT 1; END")
-    else:
-        undo[:0] = ["DROP TRIGGER runs_totals ON runs", "DROP FUNCTION notebook_carbon_totals()",
-                    "DROP TRIGGER runs_params ON runs", "DROP FUNCTION notebook_carbon_params()"]
     with registry_engine.begin() as conn:
         for statement in undo:
             conn.execute(text(statement))
@@ -149,7 +148,6 @@ def test_v5_to_v6_on_either_database(registry_url, registry_engine):
     the index a statement reads its groups from."""
     from sqlalchemy import text
 
-    from notebook_carbon.registry.triggers import SQLITE_TRIGGERS, param_trigger_statements, trigger_statements
 
     with Registry.open(registry_url) as reg:
         for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
@@ -168,8 +166,8 @@ def test_v5_to_v6_on_either_database(registry_url, registry_engine):
     with registry_engine.begin() as conn:
         before = kept(conn)
         if sqlite:  # the v5 tables: the same columns, with a rowid
-            for name in SQLITE_TRIGGERS:
-                conn.execute(text(f"DROP TRIGGER {name}"))
+            for statement in drop_statements("sqlite"):
+                conn.execute(text(statement))
             for table in KEPT:
                 (sql,) = conn.execute(text(f"SELECT sql FROM sqlite_master WHERE name = '{table}'")).one()
                 assert sql.rstrip().endswith("WITHOUT ROWID")
@@ -209,7 +207,6 @@ def test_v6_to_v7_on_either_database(registry_url, registry_engine):
     charged the whole machine), and the triggers keep them as new runs come, shares included."""
     from sqlalchemy import text
 
-    from notebook_carbon.registry.triggers import SQLITE_TRIGGERS
 
     with Registry.open(registry_url) as reg:
         for code, t in (("a", 1.0), ("a", 2.0), ("b", 3.0)):
@@ -225,11 +222,7 @@ def test_v6_to_v7_on_either_database(registry_url, registry_engine):
             "cpu_method, ram_method, attribution, pue, intensity_region, intensity_g_per_kwh, intensity_source, "
             "energy_j, gpu_energy_j, cpu_energy_j, ram_energy_j, started_at)",
             "UPDATE meta SET value = '6' WHERE key = 'schema_version'"]  # fmt: skip
-    if sqlite:
-        undo[:0] = [f"DROP TRIGGER {name}" for name in SQLITE_TRIGGERS]
-    else:
-        undo[:0] = ["DROP TRIGGER runs_totals ON runs", "DROP FUNCTION notebook_carbon_totals()",
-                    "DROP TRIGGER runs_params ON runs", "DROP FUNCTION notebook_carbon_params()"]
+    undo[:0] = drop_statements(registry_engine.dialect.name)
     with registry_engine.begin() as conn:
         for statement in undo:
             conn.execute(text(statement))

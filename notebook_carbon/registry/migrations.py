@@ -101,8 +101,7 @@ def _to_v6(conn: Connection) -> None:
     rebuilt = [table for table in (run_totals, sweeps, sweep_params) if _has_rowid(conn, table.name)]
     if not rebuilt:  # made by the v5 step of this version already
         return
-    for name in triggers.SQLITE_TRIGGERS:  # they name the tables: made again once these are
-        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+    remove_triggers(conn)  # they name the tables: made again once these are
     for table in rebuilt:
         kept = {column["name"] for column in inspect(conn).get_columns(table.name)}
         conn.exec_driver_sql(f"ALTER TABLE {table.name} RENAME TO {table.name}_v5")
@@ -130,14 +129,7 @@ def _to_v7(conn: Connection) -> None:
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_runs_groups")
     next(index for index in runs.indexes if index.name == "ix_runs_groups").create(conn)
     dialect = conn.dialect.name
-    if dialect == "sqlite":
-        for name in triggers.SQLITE_TRIGGERS:
-            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
-    else:
-        conn.exec_driver_sql("DROP TRIGGER IF EXISTS runs_totals ON runs")
-        conn.exec_driver_sql("DROP FUNCTION IF EXISTS notebook_carbon_totals()")
-        conn.exec_driver_sql("DROP TRIGGER IF EXISTS runs_params ON runs")
-        conn.exec_driver_sql("DROP FUNCTION IF EXISTS notebook_carbon_params()")
+    remove_triggers(conn)
     run_totals.drop(conn)  # derived: made again from the runs, with the new figure
     run_totals.create(conn)
     totals.summed(conn, lambda sum_: triggers.fill_statements(dialect, sum_)[0])
@@ -224,6 +216,12 @@ def install_triggers(conn: Connection) -> None:
             "set NOTEBOOK_CARBON_REGISTRY to a file path or a postgresql:// URL"
         )
     for statement in triggers.trigger_statements(conn.dialect.name) + triggers.param_trigger_statements(conn.dialect.name):
+        conn.exec_driver_sql(statement)
+
+
+def remove_triggers(conn: Connection) -> None:
+    """The triggers ``install_triggers`` made, removed (before the tables they keep are made again)."""
+    for statement in triggers.drop_statements(conn.dialect.name):
         conn.exec_driver_sql(statement)
 
 

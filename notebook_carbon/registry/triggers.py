@@ -12,11 +12,22 @@ from __future__ import annotations
 from .totals import COLUMNS, KEYS, TRIGGER_COLUMNS, contributions, key_values, plausible
 
 __all__ = [
-    "SQLITE_TRIGGERS", "fill_params_statements", "fill_statements", "param_trigger_statements", "trigger_statements",
+    "SQLITE_TRIGGERS", "drop_statements", "fill_params_statements", "fill_statements", "param_trigger_statements",
+    "trigger_statements",
 ]
 
 SQLITE_TRIGGERS = tuple(f"runs_{kept}_{event}" for kept in ("totals", "params") for event in ("insert", "update", "delete"))
 """The names of the triggers made on SQLite (``trigger_statements``, ``param_trigger_statements``)."""
+
+
+def drop_statements(dialect: str) -> list[str]:
+    """The DDL that removes what ``trigger_statements`` and ``param_trigger_statements`` made, if there."""
+    if dialect == "sqlite":
+        return [f"DROP TRIGGER IF EXISTS {name}" for name in SQLITE_TRIGGERS]
+    return [
+        "DROP TRIGGER IF EXISTS runs_totals ON runs", "DROP FUNCTION IF EXISTS notebook_carbon_totals()",
+        "DROP TRIGGER IF EXISTS runs_params ON runs", "DROP FUNCTION IF EXISTS notebook_carbon_params()",
+    ]
 
 
 def _key_match(row: str) -> str:
