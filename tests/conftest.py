@@ -77,3 +77,18 @@ def fresh_reports():
     session._reported.clear()
     yield
     session._reported.clear()
+
+
+@pytest.fixture
+def shell(session):
+    """A real IPython shell with the extension loaded on the test's ``session`` (each test module
+    makes its own, with the meters and settings it needs); unloaded after the test."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from notebook_carbon.magic import load_ipython_extension, unload_ipython_extension
+
+    shell = InteractiveShell.instance()
+    shell.reset(new_session=False)
+    assert load_ipython_extension(shell, session=session) is not None
+    yield shell
+    unload_ipython_extension(shell)

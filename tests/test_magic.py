@@ -29,16 +29,6 @@ def session(registry_path):
     return Session(Settings(registry=str(registry_path), region="FR"), detection=detection)
 
 
-@pytest.fixture
-def shell(session):
-    shell = InteractiveShell.instance()
-    shell.reset(new_session=False)
-    ext = load_ipython_extension(shell, session=session)
-    yield shell
-    unload_ipython_extension(shell)
-    assert ext is not None
-
-
 def recorded_runs(session) -> list[dict]:
     assert session.writer().flush(10)
     registry = Registry.open(session.settings.registry_location())

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 
 from notebook_carbon.errors import RedundantRunError
-from notebook_carbon.magic import load_ipython_extension, unload_ipython_extension
 from notebook_carbon.meters.detect import Detection
 from notebook_carbon.registry.store import Registry
 from notebook_carbon.session import Session
@@ -20,15 +18,6 @@ CELL = "%%carbon --name train\nacc = lr * 2\nacc\n"
 def session(tmp_path):
     detection = Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 30.0),), notes=())
     return Session(Settings(registry=str(tmp_path / "r.sqlite"), region="FR", project="paper"), detection=detection)
-
-
-@pytest.fixture
-def shell(session):
-    shell = InteractiveShell.instance()
-    shell.reset(new_session=False)
-    load_ipython_extension(shell, session=session)
-    yield shell
-    unload_ipython_extension(shell)
 
 
 def run(shell, cell):

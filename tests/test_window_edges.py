@@ -31,15 +31,6 @@ def session(tmp_path):
     return Session(Settings(registry=str(tmp_path / "registry.sqlite"), region="FR"), detection=detection)
 
 
-@pytest.fixture
-def shell(session):
-    shell = InteractiveShell.instance()
-    shell.reset(new_session=False)
-    load_ipython_extension(shell, session=session)
-    yield shell
-    unload_ipython_extension(shell)
-
-
 def recorded_runs(session) -> list[dict]:
     assert session.writer().flush(10)
     with Registry.open(session.settings.registry_location()) as registry:
