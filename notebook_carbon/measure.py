@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import MeterError
 from .meters.base import COMPONENTS, EnergyMeter
+from .meters.shares import WHOLE, Share
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +171,7 @@ class Window:
                 try:
                     track.share_state = track.rule.begin(self._t0)
                 except Exception as exc:  # noqa: BLE001 - a share not read never stops the measurement
-                    track.share_failed = f"its share could not be read ({type(exc).__name__}: {exc})"
+                    track.share_failed = _unreadable(exc)
             self._tracks.append(track)
         _SAMPLER.add(self)
         return self
@@ -197,8 +198,7 @@ class Window:
             return sum(track.energy_j for track in self._tracks)
 
     def update_shares(self) -> None:
-        """Read each rule's share of the window so far, for ``energy_so_far_j`` (every sampler read
-        does too: a checkpoint or a live view between reads may ask for a fresher one)."""
+        """Read each rule's share so far now (as every sampler read does), for ``energy_so_far_j``."""
         with self._tick_lock:
             if not self._stopped:
                 self._refresh_shares(self._clock())
@@ -261,7 +261,7 @@ class Window:
                 try:
                     track.rule.update(track.share_state, now)
                 except Exception as exc:  # noqa: BLE001 - a share not read never stops the measurement
-                    track.share_failed = f"its share could not be read ({type(exc).__name__}: {exc})"
+                    track.share_failed = _unreadable(exc)
             with self._lock:
                 if power_w is not None:
                     track.energy_j += power_w * (now - track.last_t)
@@ -317,21 +317,21 @@ class Window:
         )
         return self._result
 
-
     @staticmethod
-    def _share(track: _Track, now: float, energy_j: float, duration_s: float) -> Any:
-        """The run's ``shares.Share`` of the track's device; None where the whole device is the
-        run's by choice (no rule: ``attribution = "machine"``)."""
-        from .meters.shares import WHOLE, Share
-
+    def _share(track: _Track, now: float, energy_j: float, duration_s: float) -> Share | None:
+        """The run's ``Share`` of the track's device; None: no rule (``attribution = "machine"``)."""
         if track.meter.share_rule is None:
             return None
         if track.share_failed is None and track.share_state is not None:
             try:
                 return track.rule.share(track.share_state, now, energy_j, duration_s)
             except Exception as exc:  # noqa: BLE001
-                track.share_failed = f"its share could not be read ({type(exc).__name__}: {exc})"
+                track.share_failed = _unreadable(exc)
         return Share(1.0, track.share_failed or "its share could not be read", fallback=WHOLE)
+
+
+def _unreadable(exc: Exception) -> str:  # why a share rule charges the whole device
+    return f"its share could not be read ({type(exc).__name__}: {exc})"
 
 
 class _Sampler:
