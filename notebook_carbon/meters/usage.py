@@ -173,7 +173,7 @@ class _ProcTree:
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+        self.tick_s = _TICK_S
         self.page_bytes = os.sysconf("SC_PAGE_SIZE")
         self._fresh_stats = _Fresh(self._walk)
 
