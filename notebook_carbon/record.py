@@ -12,6 +12,7 @@ a unit mix-up by a factor of a million, or ``inf``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ __all__ = [
     "BOUNDS", "FAILED_STATUSES", "FINAL_STATUSES", "MAX_ENERGY_J", "STATUSES", "RunRow", "check_figure", "check_text",
     "energy_range", "implausible", "recordable_param", "sweep_key", "sweep_label",
     "ESTIMATED", "ESTIMATED_METHODS", "MEASURED", "MEASURED_METHODS", "NONE", "UNATTRIBUTED", "method_kind",
+    "Job", "job_status",
 ]  # fmt: skip
 
 MAX_ENERGY_J = 1e15
@@ -158,6 +160,51 @@ STATUSES = ("running", "ok", "failed", "interrupted", "crashed")
 FINAL_STATUSES = STATUSES[1:]
 FAILED_STATUSES = ("failed", "interrupted", "crashed")
 """The runs whose energy bought no result: a statement's "failed" energy."""
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """The distributed job a run belongs to (``distributed.detect_job``): the ranks of one job, on
+    one node or many, are one run made of one part per rank (``registry.jobs``).
+
+    ``key`` names the job in the registry (``slurm:12345.0``, ``torchelastic:...``, ``mpi:...``,
+    ``rendezvous:host:port``, or a name given); ``how`` says where it was found. ``window_s``:
+    how far apart two ranks' blocks may start and still be one job, for a key a later job may reuse
+    (a rendezvous address, a torchrun id given by hand); None for a key no other job has.
+    ``driver``: the run of a notebook cell that launches the job (``%%carbon --job``), which every
+    rank reporting the key joins, whatever its block.
+    """
+
+    key: str
+    how: str
+    rank: int | None = None
+    local_rank: int | None = None
+    world_size: int | None = None
+    local_world_size: int | None = None
+    node_rank: int | None = None
+    window_s: float | None = None
+    driver: bool = False
+    notes: tuple[str, ...] = ()
+    """Variables of the launcher that were there but could not be read (and were left out)."""
+
+    def describe(self) -> str:
+        """``rank 2 of 4 of job slurm:1234.0`` (or ``the driver of job ...``)."""
+        if self.driver:
+            return f"the driver of job {self.key}"
+        rank = "a rank" if self.rank is None else f"rank {self.rank}"
+        size = f" of {self.world_size}" if self.world_size else ""
+        return f"{rank}{size} of job {self.key}"
+
+
+def job_status(statuses: list[str]) -> str:
+    """A job's status from its parts': ``running`` while any part runs, else the worst of them
+    (``crashed``, ``failed``, ``interrupted``), else ``ok``."""
+    for status in ("running", "crashed", "failed", "interrupted"):
+        if status in statuses:
+            return status
+    return "ok"
+
 
 LABEL_LENGTH = 60
 """The most characters of a sweep's label."""
