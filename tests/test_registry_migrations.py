@@ -37,7 +37,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
     with Registry.open(str(v1_file)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 7
+        assert reg.schema_version() == SCHEMA_VERSION == 8
         runs = list(reversed(reg.runs()))
         assert [r["name"] for r in runs] == ["lr=0.1", "lr=0.5", "lr=1.0", "still running"]
         assert [r["status"] for r in runs] == ["ok", "ok", "failed", "running"]
@@ -250,3 +250,50 @@ def test_v6_to_v7_on_either_database(registry_url, registry_engine):
         tables = "SELECT name FROM sqlite_master WHERE type = 'table'" if sqlite else (
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
         assert "calibrations" in {name for (name,) in conn.execute(text(tables))}
+
+
+def test_v7_to_v8_on_either_database(registry_url, registry_engine):
+    """The v8 step: a registry put back to its v7 shape (no job columns on runs, none of the ranks'
+    columns on parts) gains them empty, keeps every run and part as they were (no run a job, no
+    part a rank, none counted again), and then records a distributed job."""
+    from sqlalchemy import text
+
+    from notebook_carbon.registry import jobs
+    from notebook_carbon.registry.parts import parts
+
+    parent = new_uid()
+    with Registry.open(registry_url) as reg:
+        reg.record_run({"uid": parent, "project": "p", "started_at": 1.7e9}, {"status": "ok", "energy_j": 5.0})
+        reg.record_part({"uid": new_uid(), "parent_uid": parent, "status": "ok", "started_at": 1.7e9 + 1, "energy_j": 2.0})
+    job_columns = ("job", "job_block", "job_world_size", "job_parts", "job_nodes")
+    part_columns = ("job", "block", "rank", "local_rank", "node", "devices", "machine_energy_j", "water_l",
+                    "embodied_g", "attribution", "updated_at", "checkpoint_interval_s", "counted")  # fmt: skip
+    quote = registry_engine.dialect.identifier_preparer.quote
+    undo = ["DROP INDEX ix_runs_job", "DROP INDEX ix_run_parts_status"]
+    undo += [f"ALTER TABLE runs DROP COLUMN {c}" for c in job_columns]
+    undo += [f"ALTER TABLE run_parts DROP COLUMN {quote(c)}" for c in part_columns]
+    undo += ["UPDATE meta SET value = '7' WHERE key = 'schema_version'"]
+    with registry_engine.begin() as conn:
+        for statement in undo:
+            conn.execute(text(statement))
+
+    with Registry.open(registry_url) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION == 8
+        (run,) = reg.runs(project="p")
+        assert run["energy_j"] == 5.0 and all(run[c] is None for c in job_columns)
+        (part,) = parts(reg, parent)
+        assert part["energy_j"] == 2.0 and part["counted"] in (False, 0) and part["job"] is None
+        check(reg, "p")
+        job_row = {"uid": new_uid(), "project": "p", "started_at": 1.7e9 + 9, "job": "slurm:7", "job_block": 1,
+                   "job_world_size": 2}  # fmt: skip
+        for rank in (0, 1):
+            run_id = jobs.start_part(reg, {**job_row, "uid": new_uid()},
+                                     {"uid": new_uid(), "job": "slurm:7", "block": 1, "rank": rank, "node": "n",
+                                      "started_at": 1.7e9 + 9 + rank})  # fmt: skip
+        assert len(reg.runs(project="p")) == 2 and reg.get_run(run_id)["job_parts"] == 2
+        check(reg, "p")
+    with registry_engine.connect() as conn:
+        sqlite = registry_engine.dialect.name == "sqlite"
+        indexes = ("SELECT name FROM sqlite_master WHERE type = 'index'" if sqlite
+                   else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")  # fmt: skip
+        assert {"ix_runs_job", "ix_run_parts_status"} <= {name for (name,) in conn.execute(text(indexes))}

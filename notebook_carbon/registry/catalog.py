@@ -13,10 +13,17 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from .liveness import dead_runs  # re-exported: the CLI finds here what it reads
+from . import liveness
+from .jobs import dead_job_runs
 from .schema import run_totals, runs
 
 __all__ = ["dead_runs", "notebooks", "projects", "sweeps"]
+
+
+def dead_runs(registry, **options) -> dict[int, str]:
+    """The ``running`` runs whose process is gone, and the jobs none of whose running ranks' is
+    alive, by id, with why (``liveness.dead_runs``, ``jobs.dead_job_runs``): found without writing."""
+    return {**liveness.dead_runs(registry, **options), **dead_job_runs(registry, **options)}
 
 
 def projects(registry) -> list[str]:

@@ -90,18 +90,20 @@ def _dead(registry, host: str | None, now: float | None, started_at_of) -> list[
         runs.c.started_at,
         runs.c.updated_at,
         runs.c.checkpoint_interval_s,
-    ).where(runs.c.status == "running")
+    ).where(runs.c.status == "running", runs.c.job.is_(None))  # a job's run lives by its parts (``jobs``)
     with registry.read("looking for runs whose process died") as conn:
         running = [dict(row._mapping) for row in conn.execute(query)]
     found = []
     for run in running:
-        why = _why_dead(run, host, now, started_at_of)
+        why = why_dead(run, host, now, started_at_of)
         if why is not None:
             found.append((run, why))
     return found
 
 
-def _why_dead(run, host: str, now: float, started_at_of) -> str | None:
+def why_dead(run, host: str, now: float, started_at_of) -> str | None:
+    """Why the process of ``run`` (``host``, ``pid``, ``started_at``, ``updated_at``,
+    ``checkpoint_interval_s``) is gone, seen from ``host`` at ``now``; None while it may live."""
     if run["host"] == host and run["pid"]:
         started = started_at_of(run["pid"])
         if started is None:

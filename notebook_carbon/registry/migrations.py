@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Double, bindparam, false, func, insert, inspect, select, update
+from sqlalchemy import Boolean, Connection, Double, Integer, String, bindparam, false, func, insert, inspect, select, update
 
 from ..errors import RegistryError
 from ..record import energy_range, sweep_key, sweep_label
@@ -137,6 +137,34 @@ def _to_v7(conn: Connection) -> None:
     install_triggers(conn)
 
 
+def _to_v8(conn: Connection) -> None:
+    """Distributed jobs (issue 14): the runs' job columns and the parts' rank columns (empty for
+    what is recorded: no run was a job, no part a rank), and their indexes. ``run_parts`` made by
+    the step to version 4 already has the parts' columns: only those missing are added."""
+    dialect = conn.dialect
+    double, integer = Double().compile(dialect=dialect), Integer().compile(dialect=dialect)
+    boolean, no = Boolean().compile(dialect=dialect), false().compile(dialect=dialect)
+    wanted = {
+        "runs": {"job": "TEXT", "job_block": integer, "job_world_size": integer, "job_parts": integer,
+                 "job_nodes": integer},
+        "run_parts": {"job": "TEXT", "block": integer, "rank": integer, "local_rank": integer, "node": "TEXT",
+                      "devices": "TEXT", "machine_energy_j": double, "water_l": double, "embodied_g": double,
+                      "attribution": String(16).compile(dialect=dialect), "updated_at": double,
+                      "checkpoint_interval_s": double, "counted": f"{boolean} NOT NULL DEFAULT {no}"},
+    }  # fmt: skip
+    for table, columns in wanted.items():
+        found = {column["name"] for column in inspect(conn).get_columns(table)}
+        for column, kind in columns.items():
+            if column not in found:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {_quoted(conn, column)} {kind}")
+    for table, name in ((runs, "ix_runs_job"), (run_parts, "ix_run_parts_status")):
+        next(index for index in table.indexes if index.name == name).create(conn, checkfirst=True)
+
+
+def _quoted(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)  # ``rank`` is a function's name in PostgreSQL
+
+
 def _add_share_columns(conn: Connection) -> None:
     """The columns of version 7 that the kept totals read (``totals.FIGURES``), where missing.
 
@@ -225,7 +253,9 @@ def remove_triggers(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
-MIGRATIONS: Mapping[int, Migration] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7}
+MIGRATIONS: Mapping[int, Migration] = {
+    2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7, 8: _to_v8,
+}
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 
 

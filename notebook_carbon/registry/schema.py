@@ -34,7 +34,7 @@ from ..meters.base import COMPONENTS, METHODS
 from ..record import FINAL_STATUSES, STATUSES
 from . import totals
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 GROUPED_BY = (
@@ -141,6 +141,15 @@ runs = Table(
     # v7: what the devices metered drew in the run's window, of which ``energy_j`` is the run's
     # share (``attribution = "share"``); NULL for a run charged the whole machine (then ``energy_j``).
     Column("machine_energy_j", Double),
+    # v8: a distributed job (``registry.jobs``): the job's key, which block of its ranks' code this
+    # run is (NULL for a notebook cell's run that launched the job: every block of it joins), how
+    # many ranks the launcher started, and how many parts and nodes reported. Its figures are the
+    # sum of its parts', each device counted once.
+    Column("job", Text),
+    Column("job_block", Integer),
+    Column("job_world_size", Integer),
+    Column("job_parts", Integer),
+    Column("job_nodes", Integer),
     Index("ix_runs_project_started_at", "project", "started_at"),
     Index("ix_runs_status", "status"),
     # v2: the redundancy lookup before every metered cell must be an index search.
@@ -157,6 +166,7 @@ runs = Table(
     # v6: a statement's groups read from the index alone, in group order: no run's row is read and
     # nothing sorted (0.08 s instead of 0.35 s at 100,000 runs), for 20-40 µs more per run written.
     Index("ix_runs_groups", "project", *GROUPED_BY, *GROUP_SUMMED),
+    Index("ix_runs_job", "job", "project"),
     sqlite_autoincrement=True,
 )
 
@@ -221,7 +231,26 @@ run_parts = Table(
     Column("emissions_g", Double),
     Column("pid", Integer),
     Column("notes", Text),  # JSON list
+    # v8: a rank of a distributed job (``registry.jobs``), whose run is the sum of its ranks: the
+    # job's key, the rank's block (its n-th block of the job), its rank and node, what it metered
+    # (``devices``: JSON list, per device its method, what it drew and the rank's share of it), its
+    # heartbeat (as a run's), and whether its energy is counted in the job's (a rank started by the
+    # notebook cell that drives the job, on its machine, is inside the cell's own measurement).
+    Column("job", Text),
+    Column("block", Integer),
+    Column("rank", Integer),
+    Column("local_rank", Integer),
+    Column("node", Text),
+    Column("devices", Text),
+    Column("machine_energy_j", Double),
+    Column("water_l", Double),
+    Column("embodied_g", Double),
+    Column("attribution", String(16)),
+    Column("updated_at", Double),
+    Column("checkpoint_interval_s", Double),
+    Column("counted", Boolean, nullable=False, server_default=false()),
     Index("ix_run_parts_parent_uid", "parent_uid"),
+    Index("ix_run_parts_status", "status"),
     sqlite_autoincrement=True,
 )
 

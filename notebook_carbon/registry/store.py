@@ -335,10 +335,12 @@ class Registry:
         return record_part(self, part)
 
     def reap_crashed(self, **options: Any) -> list[int]:
-        """Mark the ``running`` runs whose process is gone as ``crashed``; their ids (``liveness``)."""
+        """Mark the ``running`` runs whose process is gone as ``crashed``, and the ranks of jobs whose
+        process is gone (``jobs.reap_parts``); the ids of the runs marked and of the jobs changed."""
+        from .jobs import reap_parts
         from .liveness import reap_crashed
 
-        return reap_crashed(self, **options)
+        return reap_crashed(self, **options) + reap_parts(self, **options)
 
     # -- plumbing ----------------------------------------------------------------------------
 

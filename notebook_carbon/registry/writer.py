@@ -81,6 +81,12 @@ class _Job:
         self.future, self.call, self.report, self.start, self.finish = future, call, report, start, finish
 
 
+def _jobs() -> Any:
+    from . import jobs  # with SQLAlchemy, on the writer's thread
+
+    return jobs
+
+
 def _take_finish(backlog: collections.deque[Any], start: Mapping[str, Any]) -> _Job | None:
     """Remove and return the queued ``finish_run`` of the run that ``start_run(start)`` opens."""
     uid = start.get("uid") if isinstance(start, Mapping) else None
@@ -147,6 +153,20 @@ class BackgroundWriter:
     def record_part(self, part: Mapping[str, Any], *, awaited: bool = False) -> Future[int]:
         """``Registry.record_part(part)``: a finished part of an enclosing run; its id."""
         return self._submit(lambda registry: registry.record_part(part), awaited)
+
+    def start_part(self, run_row: Mapping[str, Any], part: Mapping[str, Any], *, awaited: bool = False,
+                   **options: Any) -> Future[int]:  # fmt: skip
+        """``jobs.start_part(...)``: a rank's block, a part of its job's run (created if first); the run's id."""
+        return self._submit(lambda registry: _jobs().start_part(registry, run_row, part, **options), awaited)
+
+    def checkpoint_part(self, uid: str, row: Mapping[str, Any], *, awaited: bool = False) -> Future[bool]:
+        """``jobs.update_part(uid, row, final=False)``: a rank's figures so far; False when it had ended."""
+        return self._submit(lambda registry: _jobs().update_part(registry, uid, row, final=False), awaited)
+
+    def finish_part(self, uid: str, row: Mapping[str, Any], samples: Rows = (), start: Mapping[str, Any] | None = None,
+                    *, awaited: bool = False) -> Future[int | None]:  # fmt: skip
+        """``jobs.finish_part(...)``: a rank's end, and its samples; the job's run id."""
+        return self._submit(lambda registry: _jobs().finish_part(registry, uid, row, samples, start), awaited)
 
     def find_redundant(self, project: str, *, code_fingerprint: str, inputs_fingerprint: str | None,
                        params_fingerprint: str | None, awaited: bool = False,
