@@ -8,6 +8,10 @@
         train(lr=0.1)
     print(run.result.footprint.emissions_g)
 
+In a distributed job (torchrun, accelerate, DeepSpeed, SLURM, mpirun: ``distributed.detect_job``)
+each rank's block is a part of one run of the job, each device counted once; ``job="name"``
+names the job explicitly, ``job=False`` records the block as a run of its own whatever launched it.
+
 It records a run exactly as ``%%carbon`` does (``running`` at once, then ``ok``, ``failed`` or
 ``interrupted``), never swallows the block's exception, and also works as a decorator. The run is
 in the registry when the block exits: a sweep's worker process (``multiprocessing``, a process
@@ -18,13 +22,16 @@ or registry problem must never stop a sweep, nor pass in silence.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import ContextDecorator
 from typing import Any
 
-from .errors import NotebookCarbonWarning
+from .distributed import detect_job
+from .errors import ConfigError, NotebookCarbonWarning
+from .record import Job
 from .session import ActiveRun, RunResult, Session, current, first_report
 from .settings import Settings
 
@@ -48,14 +55,20 @@ class track(ContextDecorator):
         quiet: bool = False,
         session: Session | None = None,
         settings: Settings | None = None,
+        job: str | bool | None = None,
     ) -> None:
         if session is not None and (settings is not None or project is not None):
             raise TypeError("pass either session or settings/project, not both")
+        if job is True or not isinstance(job, (str, bool, type(None))):
+            raise TypeError(f"job is a job's name, False (never a job) or None (from the launcher), got {job!r}")
+        if isinstance(job, str):
+            detect_job({}, job)  # a name that cannot be recorded is the caller's error, said here
         if session is None and (settings is not None or project is not None):
             base = settings if settings is not None else current().settings
             session = Session(base.replace(project=project) if project is not None else base)
         self._session = session
         self._fields = {"name": name, "params": params, "sweep": sweep, "tags": tags}
+        self._job = job
         self._quiet = quiet
         self._run: ActiveRun | None = None
         self.result: RunResult | None = None
@@ -70,7 +83,7 @@ class track(ContextDecorator):
         self._run = None
         try:
             session = self._session or current()  # settings are read here: a bad file is ours to say
-            self._run = session.begin(cell_source=None, **self._fields)
+            self._run = session.begin(cell_source=None, job=self._detect_job(), **self._fields)
             self._run.start(anchor=sys._getframe(1))  # the frame running the block
         except KeyboardInterrupt:
             if self._run is not None:  # the block never runs; its window must not meter what follows
@@ -113,6 +126,20 @@ class track(ContextDecorator):
             line = self.result.summary() + (" · NOT RECORDED (registry unavailable)" if problem is not None else "")
             print(line, file=sys.stderr, flush=True)
         return False  # never swallow the block's exception
+
+    def _detect_job(self) -> Job | None:
+        """The job this block is a rank's block of; a launcher's variable that cannot be used is said
+        once, and the block is then recorded as a run of its own."""
+        if self._job is False:
+            return None
+        try:
+            job = detect_job(os.environ, self._job if isinstance(self._job, str) else None)
+        except ConfigError as exc:
+            _warn(f"notebook-carbon: this block is recorded as a run of its own: {exc}", exc, 2)
+            return None
+        if job is not None and job.notes and first_report(ValueError(job.notes[0])):
+            warnings.warn(f"notebook-carbon: {'; '.join(job.notes)}", NotebookCarbonWarning, stacklevel=3)
+        return job
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every write queued so far is done (a block's own run already is when it exits)."""

@@ -278,7 +278,6 @@ class _Reading:
         """Mark the runs whose process died as crashed, if the registry can be written; return the
         ids of those that could not be marked, for what is printed to show them crashed."""
         from .registry.catalog import dead_runs
-        from .registry.liveness import reap_crashed
         from .registry.store import Registry
 
         dead = dead_runs(self.registry)
@@ -286,7 +285,7 @@ class _Reading:
             return frozenset()
         try:
             with Registry.open(self.location) as writable:  # it exists: opening creates nothing
-                reap_crashed(writable)
+                writable.reap_crashed()
         except RegistryError:  # read-only: a file, a file system or a database user that may not write
             return frozenset(dead)
         return frozenset()

@@ -189,13 +189,13 @@ class Window:
                 totals[track.meter.component] = totals.get(track.meter.component, 0.0) + charged
             return totals
 
-    def machine_energy_so_far_j(self) -> float | None:
-        """What the devices drew through the sampler's last read, when the run is charged a share
-        of one (None: charged the whole machine, ``energy_so_far_j`` is that)."""
+    def devices_so_far(self) -> list[dict[str, Any]]:
+        """Per device through the sampler's last read: its method, what it drew (``machine_energy_j``;
+        None when the run is charged the whole device) and the run's ``share`` of it (``energy_j``)."""
         with self._lock:
-            if not any(track.meter.share_rule is not None for track in self._tracks):
-                return None
-            return sum(track.energy_j for track in self._tracks)
+            return [{"component": t.meter.component, "device": t.meter.device, "method": t.meter.method,
+                     "energy_j": t.energy_j * t.fraction, "share": None if t.meter.share_rule is None else t.fraction,
+                     "machine_energy_j": None if t.meter.share_rule is None else t.energy_j} for t in self._tracks]  # fmt: skip
 
     def update_shares(self) -> None:
         """Read each rule's share so far now (as every sampler read does), for ``energy_so_far_j``."""

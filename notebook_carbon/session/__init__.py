@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RegistryError
 from ..measure import Window
-from ..record import check_text, recordable_param
+from ..record import Job, check_text, recordable_param
 from ..settings import Settings
 from ..settings import resolve as resolve_settings
 from .run import FIRST_CHECKPOINT_S, MAX_UNRECORDED, STATUSES, WRITE_TIMEOUT_S, ActiveRun, RunResult
@@ -122,9 +122,12 @@ class Session:
         on_sample: Callable[[Window], None] | None = None,
         fingerprints: Mapping[str, str | None] | None = None,
         redundant_of: int | None = None,
+        job: Job | None = None,
     ) -> ActiveRun:
         """Prepare a run; ``start()`` it. ``fingerprints``: ``code_fingerprint``, ``inputs_fingerprint``
-        and ``params_fingerprint`` (see ``notebook_carbon.cell``), recorded for sweeps and redundancy."""
+        and ``params_fingerprint`` (see ``notebook_carbon.cell``), recorded for sweeps and redundancy.
+        ``job``: the distributed job this run is a rank's block of (``distributed.detect_job``), or
+        the job a notebook cell drives: recorded as a part of the job's run (``session.job``)."""
         detection = self.detection()
         intensity = self.intensity()
         notes = list(detection.notes)
@@ -154,7 +157,7 @@ class Session:
             checkpoint_interval_s=self._settings.checkpoint_interval_s,
             **{k: (fingerprints or {}).get(k) for k in _FINGERPRINTS},
         )
-        run = ActiveRun(self, intensity, row, on_sample)
+        run = ActiveRun(self, intensity, row, on_sample, job=job)
         run.window = Window(
             detection.meters, interval_s=self._settings.sample_interval_s, notes=notes, on_sample=run._on_sample
         )

@@ -12,7 +12,6 @@ work queued by torch, JAX or CuPy is waited for (``meters.frameworks``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 import threading
 import time
@@ -25,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RegistryError
 from ..measure import Measurement, Window
 from ..meters.frameworks import synchronize_gpu_work
-from ..settings import Settings
 from . import state
+from .figures import embodied_note, embodied_share, error_text
 
 if TYPE_CHECKING:
     from . import Session
@@ -54,6 +53,8 @@ class RunResult:
     """The run's last write (its end, or the whole run); done when it is in the registry."""
     parent_uid: str | None = None
     """Set for a part: the uid of the enclosing run whose total already counts this energy."""
+    job: Any = None
+    """The ``record.Job`` this run is a rank's block of (its ``run_id`` is the job's run), or None."""
 
     @property
     def status(self) -> str:
@@ -91,6 +92,9 @@ class RunResult:
         line = summary_line(self)
         if self.parent_uid is not None:
             line += " · a part of the enclosing metered run, whose total counts it"
+        elif self.job is not None:
+            run_id = self.run_id(0)
+            line += f" · {self.job.describe()}" + (f", run {run_id} with the job's other parts" if run_id else "")
         return line
 
 
@@ -98,9 +102,12 @@ class ActiveRun:
     """A run in progress: its window is measuring and its ``running`` record is being written."""
 
     def __init__(
-        self, session: Session, intensity, row: dict[str, Any], on_sample: Callable[[Window], None] | None = None
+        self, session: Session, intensity, row: dict[str, Any], on_sample: Callable[[Window], None] | None = None,
+        job: Any = None,
     ) -> None:
         self.session = session
+        self.job = job  # a ``record.Job``: this run is a part of the job's run (``session.job``)
+        self._job_part: Any = None
         self.window: Window  # set by Session.begin, which builds it with this run's sampler hook
         self.intensity = intensity
         self.row = row
@@ -140,6 +147,11 @@ class ActiveRun:
         try:
             if outer is not None:
                 self.parent_uid = outer.uid
+            elif self.job is not None:
+                from .job import JobPart
+
+                self._job_part = JobPart(self.job, self.row, self.session.settings.checkpoint_interval_s)
+                self.id_future = self._job_part.start(self.session.writer())
             else:
                 self.id_future = self.session.writer().start_run(dict(self.row))
             self.window.start()
@@ -168,7 +180,10 @@ class ActiveRun:
         due = min(FIRST_CHECKPOINT_S, interval_s) if self._checkpointed_at == 0.0 else interval_s
         if self.parent_uid is None and self.result is None and elapsed_s - self._checkpointed_at >= due:
             self._checkpointed_at = elapsed_s
-            self.session.writer().checkpoint_run(self.uid, self._checkpoint_row(window, elapsed_s))
+            if self._job_part is not None:
+                self._job_part.checkpoint(self.session.writer(), self.uid, self._checkpoint_row(window, elapsed_s), window)
+            else:
+                self.session.writer().checkpoint_run(self.uid, self._checkpoint_row(window, elapsed_s))
         if self._on_sample_user is not None:
             self._on_sample_user(window)
 
@@ -186,12 +201,12 @@ class ActiveRun:
             "energy_j": energy_j,
             "emissions_g": fp.emissions_g,
             "water_l": fp.water_l,
-            "embodied_g": _embodied(settings, self.row["gpu_count"], elapsed_s).embodied_g,
+            "embodied_g": embodied_share(settings, self.row["gpu_count"], elapsed_s).embodied_g,
             "duration_s": elapsed_s,
         }
-        machine_j = window.machine_energy_so_far_j()
-        if machine_j is not None:  # a killed run still says it was charged a share, and of what
-            row["machine_energy_j"] = machine_j
+        devices = window.devices_so_far()
+        if any(d["share"] is not None for d in devices):  # a killed run still says it was charged a share, and of what
+            row["machine_energy_j"] = sum(d["energy_j"] if d["share"] is None else d["machine_energy_j"] for d in devices)
         for component, method in window.methods().items():
             row[f"{component}_energy_j"] = by_component.get(component, 0.0)
             row[f"{component}_method"] = method  # a crashed run still says how its energy was obtained
@@ -222,7 +237,8 @@ class ActiveRun:
         if self._write is None:
             self._write = self._submit(row, components, samples)
         self._forget()
-        self.result = RunResult(self.uid, row, measurement, fp, self.id_future, self._write, self.parent_uid)
+        job = self.job if self._job_part is not None else None
+        self.result = RunResult(self.uid, row, measurement, fp, self.id_future, self._write, self.parent_uid, job)
         self.session._remember(self.result)
         return self.result
 
@@ -255,12 +271,12 @@ class ActiveRun:
         wue = settings.wue_l_per_kwh
         fp = footprint(measurement.energy_j, pue=settings.pue, intensity=self.intensity, wue_l_per_kwh=wue)
         # the run reserved the machine for its duration (SCI time-share, resource share 1)
-        embodied = _embodied(settings, self.row["gpu_count"], measurement.duration_s)
+        embodied = embodied_share(settings, self.row["gpu_count"], measurement.duration_s)
         by_component = measurement.by_component()
         row = dict(self.row)
         row.update(
             status=status,
-            error=_error_text(error),
+            error=error_text(error),
             ended_at=measurement.ended_at,
             duration_s=measurement.duration_s,
             energy_j=measurement.energy_j,
@@ -270,7 +286,7 @@ class ActiveRun:
             notes=list(measurement.notes)
             + self._sync_notes
             + [f"{c.component} {c.device}: {c.degraded}" for c in measurement.components if c.degraded]
-            + [_embodied_note(embodied)],
+            + [embodied_note(embodied)],
         )
         for component in ("gpu", "cpu", "ram"):
             energy_j, method = by_component.get(component, (None, "none"))
@@ -301,6 +317,8 @@ class ActiveRun:
             part = {k: row.get(k) for k in _PART_FIELDS}
             part["parent_uid"] = self.parent_uid
             return writer.record_part(part, awaited=True)
+        if self._job_part is not None:
+            return self._job_part.finish(writer, row, components, samples)
         final = {k: v for k, v in row.items() if k != "uid"}
         if self.id_future is None:  # interrupted before its start was queued: the whole run at once
             return writer.record_run(dict(self.row), final, components, samples, awaited=True)
@@ -340,59 +358,3 @@ _PART_FIELDS = (
     "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method", "ram_method",
     "emissions_g", "pid", "notes",
 )
-
-
-def _embodied(settings: Settings, gpu_count: int, reserved_s: float):
-    """The run's share of its hardware's embodied emissions (``impact.embodied.Embodied``)."""
-    from ..impact.embodied import embodied
-
-    return embodied(
-        reserved_s,
-        hardware=settings.hardware,
-        gpu_count=gpu_count,
-        embodied_kg=settings.embodied_kg,
-        lifetime_years=settings.lifetime_years,
-        reused=settings.reused_hardware,
-        has_battery=settings.hardware == "auto" and _has_battery(),
-    )
-
-
-def _embodied_note(e) -> str:
-    """One short line per run on how its ``embodied_g`` was obtained (sources: docs/methods.md)."""
-    gpus = f" with {e.gpu_count} GPU{'' if e.gpu_count == 1 else 's'}" if e.gpu_count else ""
-    what = "user-provided" if e.user_total else e.hardware + gpus
-    note = f"embodied: {what}, {e.total_kg:g} kg CO2e amortised over {e.lifetime_years:g} years"
-    note += " (SCI time-share)"
-    if e.reused:
-        note += "; reused hardware: none attributed"
-    return note + (f"; {e.hardware_reason}" if e.hardware_reason else "")
-
-
-@functools.cache
-def _has_battery() -> bool:
-    """Whether this machine runs on a battery (a laptop), for ``hardware = "auto"``; read once."""
-    try:
-        import psutil
-
-        return psutil.sensors_battery() is not None
-    except (AttributeError, NotImplementedError, OSError):  # no battery API here, or unreadable: no laptop
-        return False
-
-
-MAX_ERROR_CHARS = 2000
-
-
-def _error_text(error: BaseException | str | None) -> str | None:
-    """How a run failed, as it can be stored anywhere: NUL shown as ``\\x00``, at most 2,000 characters."""
-    if error is None:
-        return None
-    if isinstance(error, str):
-        text = error
-    else:
-        try:
-            message = str(error)
-        except Exception:  # an exception whose __str__ fails must not lose the run
-            message = "(its message could not be read)"
-        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    text = text.replace("\x00", "\\x00")
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "\u2026"
