@@ -119,6 +119,10 @@ def _attach_shares(meters: list[EnergyMeter], notes: list[str]) -> None:
 def host_info() -> dict[str, Any]:
     """Facts about this machine recorded with each run: hostname, CPU model, CPU count, RAM bytes.
 
+    The hostname is ``NOTEBOOK_CARBON_HOST`` where set (a container's host name is a random id; a
+    cluster's node name may differ from it), else the machine's; a process tells from it whether
+    a run of another process ran on its machine (``registry.liveness``).
+
     Read once per process (about a millisecond, most of it /proc/cpuinfo); each call returns a
     fresh dict, so a caller changing it does not change what the next caller sees.
     """
@@ -131,8 +135,10 @@ def _host_info() -> tuple[tuple[str, Any], ...]:
 
     import psutil
 
+    given = os.environ.get("NOTEBOOK_CARBON_HOST", "").strip()
+    usable = given and len(given) <= 255 and given.isprintable()
     return (
-        ("hostname", socket.gethostname()),
+        ("hostname", given if usable else socket.gethostname()),
         ("cpu_model", cpu_model(read_cpuinfo())),
         ("cpu_count", os.cpu_count()),
         ("ram_total_bytes", psutil.virtual_memory().total),
