@@ -132,13 +132,15 @@ class track(ContextDecorator):
         once, and the block is then recorded as a run of its own."""
         if self._job is False:
             return None
+        said: list[str] = []
         try:
-            job = detect_job(os.environ, self._job if isinstance(self._job, str) else None)
+            job = detect_job(os.environ, self._job if isinstance(self._job, str) else None, said)
         except ConfigError as exc:
             _warn(f"notebook-carbon: this block is recorded as a run of its own: {exc}", exc, 2)
             return None
-        if job is not None and job.notes and first_report(ValueError(job.notes[0])):
-            warnings.warn(f"notebook-carbon: {'; '.join(job.notes)}", NotebookCarbonWarning, stacklevel=3)
+        said += job.notes if job is not None else ()
+        if said and first_report(ValueError(said[0])):
+            warnings.warn(f"notebook-carbon: {'; '.join(said)}", NotebookCarbonWarning, stacklevel=3)
         return job
 
     def flush(self, timeout: float | None = 10.0) -> bool:

@@ -55,12 +55,13 @@ _RANK_SOURCES = (
 )  # fmt: skip
 
 
-def detect_job(environ: Mapping[str, str], explicit: str | None = None) -> Job | None:
+def detect_job(environ: Mapping[str, str], explicit: str | None = None, said: list[str] | None = None) -> Job | None:
     """The job this process is a rank of, or None when it is none (see the module docstring).
 
     ``environ`` is the process's environment (``os.environ``); ``explicit`` a job name given in
     code, which wins over every variable. Raises ``ConfigError`` for an explicit name that cannot
-    be recorded (empty, too long, a NUL).
+    be recorded (empty, too long, a NUL). ``said`` gets why a process that looks like a rank (a
+    rank and a world size) could not be given a job: no variable names one.
     """
     notes: list[str] = []
     rank, local_rank, world_size, local_world_size, node_rank = _rank_facts(environ, notes)
@@ -75,6 +76,14 @@ def detect_job(environ: Mapping[str, str], explicit: str | None = None) -> Job |
         return None  # one process: a run like any other, whatever launched it
     found = _launcher_key(environ)
     if found is None:
+        if said is not None:
+            of = f" of {world_size}" if world_size else ""
+            said.append(
+                f"this process is rank {rank if rank is not None else '?'}{of} of a distributed job, but no variable "
+                "names the job (SLURM_JOB_ID, TORCHELASTIC_RUN_ID, OMPI_MCA_ess_base_jobid, PMIX_NAMESPACE, "
+                f"MASTER_ADDR and MASTER_PORT): its block is recorded as a run of its own; set {JOB_VARIABLE} "
+                "to the same name on every rank to record the job as one run"
+            )
         return None
     key, how, window_s = found
     return Job(key, how, **facts, window_s=window_s, notes=tuple(notes))
