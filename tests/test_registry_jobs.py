@@ -172,3 +172,18 @@ def test_ranks_whose_process_died_are_reaped_and_a_reader_shows_the_job_crashed(
     assert reg.reap_crashed(host="elsewhere", now=later) == [run]
     crashed = reg.get_run(run)
     assert crashed["status"] == "crashed" and crashed["cpu_energy_j"] == 5.0
+
+
+def test_only_the_first_running_rank_s_checkpoints_write_the_job_s_run(reg):
+    """A job of hundreds of ranks writes its run once per checkpoint interval, not once per rank."""
+    first, second = part_row(0), part_row(1)
+    run = jobs.start_part(reg, run_row(), first)
+    jobs.start_part(reg, run_row(), second)
+    jobs.update_part(reg, second["uid"], {"energy_j": 4.0, "duration_s": 1.0, "devices": [cpu(4.0, 9.0)]}, final=False)
+    assert reg.get_run(run)["energy_j"] == 0.0  # rank 1's checkpoint is kept with its part only
+    assert [p["energy_j"] for p in parts(reg, reg.get_run(run)["uid"]) if p["rank"] == 1] == [4.0]
+    jobs.update_part(reg, first["uid"], {"energy_j": 2.0, "duration_s": 1.0, "devices": [cpu(2.0, 9.0)]}, final=False)
+    assert reg.get_run(run)["energy_j"] == 6.0  # rank 0's settles the run: both checkpoints in it
+    jobs.update_part(reg, first["uid"], final([cpu(3.0, 9.0)]), final=True)
+    jobs.update_part(reg, second["uid"], {"energy_j": 5.0, "duration_s": 2.0, "devices": [cpu(5.0, 9.0)]}, final=False)
+    assert reg.get_run(run)["energy_j"] == 8.0  # rank 1 is now the first running rank
