@@ -22,6 +22,10 @@ from ..settings import ON_DUPLICATE
 
 _CELL_LINE = re.compile(r"%%carbon(?=\s|$)")
 
+MAX_JOB_CHARS = 200
+"""The longest ``--job`` NAME: what every rank accepts in ``NOTEBOOK_CARBON_JOB``
+(``distributed.environment.MAX_KEY_CHARS``, a layer below this one may not import)."""
+_NEW_JOB = object()  # ``--job`` without a NAME (told apart from ``--job ""``, a usage error)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +45,8 @@ def _cell_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--on-duplicate", choices=ON_DUPLICATE, default=None, help="when the cell repeats an earlier ok run"
     )
+    parser.add_argument("--job", nargs="?", const=_NEW_JOB, default=None, metavar="NAME",
+                        help="drive a distributed job: the ranks this cell starts are parts of its run")  # fmt: skip
     return parser
 
 
@@ -56,6 +62,11 @@ class CellArgs:
     final: bool = False
     on_duplicate: str | None = None
     """None: the ``on_duplicate`` setting decides."""
+    job: bool = False
+    """``--job``: the cell drives a distributed job (``magic.jobs``)."""
+    job_name: str | None = None
+    """``--job NAME``'s name; None for a ``--job`` without one, whose key each run of the cell
+    makes anew (this parse is cached: the same line gives the same arguments)."""
 
     def fields(self) -> dict[str, Any]:
         """Keyword arguments for ``Session.begin`` (fresh containers: the cached value stays intact)."""
@@ -91,9 +102,23 @@ def parse_cell_args(line: str) -> CellArgs:
     for name in ("name", "sweep"):
         if getattr(args, name) is not None and not getattr(args, name).strip():
             raise UsageError(f"%%carbon: --{name} must not be empty")
+    job_name = None if args.job is None or args.job is _NEW_JOB else _job_name(args.job)
     return CellArgs(
-        args.name, args.sweep, tuple(params.items()), tuple(args.tag), args.quiet, args.final, args.on_duplicate
+        args.name, args.sweep, tuple(params.items()), tuple(args.tag), args.quiet, args.final, args.on_duplicate,
+        args.job is not None, job_name,
     )
+
+
+def _job_name(text: str) -> str:
+    """``--job NAME``'s name, as every rank will read it from ``NOTEBOOK_CARBON_JOB`` (stripped)."""
+    name = text.strip()
+    if not name:
+        raise UsageError("%%carbon: --job NAME must not be blank (or give no NAME for a new key each run)")
+    if len(name) > MAX_JOB_CHARS:
+        raise UsageError(f"%%carbon: --job NAME has at most {MAX_JOB_CHARS} characters, got {len(name)}")
+    if not name.isprintable():
+        raise UsageError(f"%%carbon: --job NAME must be printable text, got {name[:40]!r}")
+    return name
 
 
 def _literal(text: str) -> Any:
