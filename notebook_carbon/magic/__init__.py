@@ -25,8 +25,10 @@ output and exception always come through untouched.
 
 The package, by concern: ``cells.py`` (a cell between its two events: its frame, depth and
 status), ``extension.py`` (``CarbonExtension``: the transformer, the events, opening and closing
-runs, auto mode), ``commands.py`` (``CarbonMagics``: the ``%carbon`` commands and the directly
-called ``%%carbon``); here, loading and unloading the extension.
+runs, auto mode), ``jobs.py`` (``--job``: a cell that drives a distributed job owns its run, and
+``NOTEBOOK_CARBON_JOB`` names it to the ranks the cell starts), ``commands.py`` (``CarbonMagics``:
+the ``%carbon`` commands and the directly called ``%%carbon``); here, loading and unloading the
+extension.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 from ..cell.args import CellArgs
 from ..session import ActiveRun
+from .jobs import JobVariable
 
 LINE_MAGIC_CELL = re.compile(r"\s*%carbon(?=\s|$)[^\n]*\s*\Z")
 """A cell that is only a ``%carbon ...`` command: auto mode leaves it unmetered."""
@@ -24,12 +25,14 @@ LINE_MAGIC_CELL = re.compile(r"\s*%carbon(?=\s|$)[^\n]*\s*\Z")
 class OpenCell:
     """A cell between its pre- and post-run events: the run it opened, if any, and its arguments."""
 
-    __slots__ = ("info", "run", "args", "depth")
+    __slots__ = ("args", "depth", "info", "job_variable", "run")
 
     def __init__(self, info, depth: int) -> None:
         self.info = info
         self.run: ActiveRun | None = None
         self.args = CellArgs()
+        self.job_variable: JobVariable | None = None
+        """``--job``: ``NOTEBOOK_CARBON_JOB`` as set for the cell's ranks, restored when it ends."""
         self.depth = depth
         """How many cells run around this one (0: a cell the user ran, 1: one it ran with run_cell...)."""
 

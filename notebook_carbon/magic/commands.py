@@ -18,6 +18,7 @@ from ..cell.args import parse_cell_args
 from ..errors import NotebookCarbonError
 from ..units import terminal_text
 from .extension import say
+from .jobs import driver_job, job_variable, summary
 
 if TYPE_CHECKING:
     from .extension import CarbonExtension
@@ -42,17 +43,21 @@ class CarbonMagics(Magics):
     def carbon_cell(self, line: str, cell: str):
         """Meter this cell's energy and emissions and record it as a run.
 
-        %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet]
+        %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet] [--job [NAME]]
 
-        The cell runs exactly as without the magic; one summary line follows it.
+        The cell runs exactly as without the magic; one summary line follows it. ``--job``: the
+        ranks of a distributed job that the cell starts (or that report NAME) join its run.
         """
         # Reached only when called directly (run_cell_magic); a %%carbon cell goes through the
         # transformer and the cell events instead (see the docstring of notebook_carbon.magic).
         __tracebackhide__ = True
         args = parse_cell_args(line)
-        run = self.ext._begin(cell, **args.fields())
+        run = self.ext._begin(cell, job=driver_job(args), **args.fields())
+        variable = job_variable(run, self.ext.warn)
         status, error = "ok", None
         try:
+            if variable is not None:
+                variable.set()
             return _exec_cell(self.shell, cell)
         except KeyboardInterrupt as exc:
             status, error = "interrupted", exc
@@ -61,10 +66,12 @@ class CarbonMagics(Magics):
             status, error = "failed", exc
             raise
         finally:
+            if variable is not None:
+                variable.restore()
             self.ext.last = run.finish(status, error)
             problem = self.ext.last.recorded()
             if not args.quiet:
-                say(self.ext.last.summary())
+                say(summary(self.ext.last))
             if problem is not None:
                 self.ext._warn_registry(problem, run)
 
@@ -172,7 +179,7 @@ def _help(ext: CarbonExtension) -> str:
     return "\n".join(
         [
             "notebook-carbon: put %%carbon on a cell to meter it.",
-            "  %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet]",
+            "  %%carbon [--name NAME] [--sweep SWEEP] [--param KEY=VALUE ...] [--tag TAG ...] [--quiet] [--job [NAME]]",
             *("  " + text for text in SUBCOMMANDS.values()),
             f"auto mode: {'on' if ext.auto else 'off'}; region: {settings.region or 'not set (world average)'};"
             f" registry: {settings.registry_location()}",

@@ -23,6 +23,7 @@ from ..session import ActiveRun, RunResult, Session, first_report
 from ..session.run import close_left_open
 from ..units import terminal_text
 from .cells import LINE_MAGIC_CELL, CodeEndHook, OpenCell, cell_depth, cell_frame, status_of
+from .jobs import driver_job, job_variable, summary
 
 
 class CarbonExtension:
@@ -133,14 +134,18 @@ class CarbonExtension:
         fields = args.fields()
         if check is not None:
             fields["params"] = check.params(fields["params"])
-        self._begin(
+        run = self._begin(
             body,
             cell=cell,
             live=not args.quiet,
             fingerprints=check.fingerprints if check is not None else None,
             redundant_of=earlier["id"] if earlier is not None else None,
+            job=driver_job(args),
             **fields,
         )
+        cell.job_variable = job_variable(run, self.warn)  # kept first: post_run_cell restores it
+        if cell.job_variable is not None:
+            cell.job_variable.set()
 
     def code_ended(self) -> None:
         """IPython is about to render the traceback that ends the running cell's code: the run opened
@@ -174,6 +179,8 @@ class CarbonExtension:
         if cell is None:
             self._report_writer_errors()
             return
+        if cell.job_variable is not None:
+            cell.job_variable.restore()  # the cell's code is over: its ranks have inherited the key
         if cell.run is not None:
             # An interrupt in here leaves the cell listed: post_run_cell's retry closes it.
             self._close_run(cell, result)
@@ -193,13 +200,14 @@ class CarbonExtension:
             return
         # The summary line says the run is recorded: it comes once the registry has it. (Composed
         # first, while the writer commits: the commit's I/O runs without the GIL.)
-        line = None if args.quiet else self.last.summary()
+        line = None if args.quiet else summary(self.last)
         problem = self.last.recorded()
         if problem is None and args.final and status == "ok":
             if run.parent_uid is not None:
                 self.warn("--final is ignored: this cell ran inside another metered run, as a part of it")
-            else:
-                final = self.session.writer().set_final(run.uid, awaited=True)
+            else:  # a job's driver is a part: the run to mark is the job's
+                which = self.last.run_id() if self.last.job is not None else run.uid
+                final = self.session.writer().set_final(which if which is not None else run.uid, awaited=True)
                 problem = _exception_of(final)
         if line is not None:
             # a run that did not reach the registry says so on its own line, even when its cause
@@ -248,7 +256,11 @@ class CarbonExtension:
         if cell not in self._open:
             return
         index = self._open.index(cell)
-        for stale in self._open[index if including else index + 1 :]:
+        stale_cells = self._open[index if including else index + 1 :]
+        for stale in reversed(stale_cells):  # innermost first: each puts back what it found
+            if stale.job_variable is not None:
+                stale.job_variable.restore()
+        for stale in stale_cells:
             if stale.run is not None:
                 stale.run.finish("interrupted", "the cell's post-run event never arrived")
                 self._close_live(stale.run)
