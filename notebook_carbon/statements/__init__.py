@@ -58,6 +58,7 @@ def statement_facts(
     from ..analysis.filters import opened, scope_of
     from ..settings import resolve
     from .build import statement_data
+    from .jobs import read_jobs
 
     settings = settings or resolve()
     project = project or settings.project
@@ -65,6 +66,7 @@ def statement_facts(
     del selected["project"]
     with opened(registry if registry is not None else settings.registry_location()) as reg:
         found = reg.figures(project, **selected)
+        jobs = read_jobs(reg, project, **selected)
     scope = {
         "project": project,
         "notebook": notebook,
@@ -73,7 +75,7 @@ def statement_facts(
         "since": _when(since),
         "until": _when(until),
     }
-    return statement_data(found, scope=scope, settings=settings, regions=regions, now=now)
+    return statement_data(found, scope=scope, settings=settings, regions=regions, now=now, jobs=jobs)
 
 
 def impact_statement(

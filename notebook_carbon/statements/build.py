@@ -1,12 +1,12 @@
 """The facts of an impact statement, from a scope's figures: one JSON-ready dict every format renders.
 
 ``statement_data`` computes everything a statement says — scope, hardware, how each component was
-measured, the intensity and PUE used, totals with ranges, embodied emissions and water, the
-development overhead, the sweeps, the SCI per run, other grids, an equivalent — and every figure's
-basis. The Markdown and LaTeX templates only lay it out, and the JSON format is this dict itself
-(``schema/statement.schema.json`` documents it), so the formats cannot disagree. The figures come
-from the registry (``Registry.figures``: its totals, sweeps and runs grouped by hardware, methods
-and grid), summed by the database.
+measured, the intensity and PUE used, the distributed jobs among the runs (``jobs``), totals with
+ranges, embodied emissions and water, the development overhead, the sweeps, the SCI per run, other
+grids, an equivalent — and every figure's basis. The Markdown and LaTeX templates only lay it out,
+and the JSON format is this dict itself (``schema/statement.schema.json`` documents it), so the
+formats cannot disagree. The figures come from the registry (``Registry.figures``: its totals,
+sweeps and runs grouped by hardware, methods and grid), summed by the database.
 
 Energy in J, emissions in g CO2e, water in L, as everywhere; templates convert for display.
 """
@@ -29,6 +29,7 @@ from ..impact.whatif import cleanest_regions, in_regions
 from ..record import ESTIMATED, MEASURED, method_kind
 from ..registry.figures import Group, ScopeFigures
 from ..settings import Settings
+from .jobs import JobFigures, hosts_count, jobs_fact
 from .tally import figures
 
 SCHEMA_VERSION = 1
@@ -65,6 +66,7 @@ def statement_data(
     regions: Sequence[str] = (),
     cleanest: int = 3,
     now: datetime.datetime | None = None,
+    jobs: JobFigures | None = None,
 ) -> dict[str, Any]:
     """The statement of a scope's runs, as a JSON-ready dict.
 
@@ -73,7 +75,8 @@ def statement_data(
     selected (project, filters) and is copied in, with the runs left out for implausible figures,
     which no figure counts. ``settings`` give the hardware, lifetime and reuse used to compute
     embodied emissions for runs recorded without them, and the WUE for water. ``regions`` are grids
-    to compare with, besides the ``cleanest`` ones.
+    to compare with, besides the ``cleanest`` ones. ``jobs``: the distributed jobs among the runs
+    (``jobs.read_jobs``), stated as ``methods.jobs`` when there are any.
     """
     now = now or datetime.datetime.now(datetime.timezone.utc)
     t, groups = found.totals, found.groups
@@ -90,7 +93,7 @@ def statement_data(
         "generator": f"notebook-carbon {__version__}",
         "generated_at": now.isoformat(timespec="seconds"),
         "scope": {**scope, **counted["scope"], "excluded": [dict(e) for e in found.excluded]},
-        "hardware": _hardware(groups),
+        "hardware": _hardware(groups, jobs),
         "methods": {
             "components": _components(groups, t.energy_j),
             **_shares(groups, t.energy_j),
@@ -99,6 +102,7 @@ def statement_data(
                                   "version of the tool did.") for a in _attributions(groups)],
             "machine_energy_j": t.machine_energy_j,
             "idle": _idle(found, t.machine_energy_j),
+            **({"jobs": jobs_fact(jobs)} if jobs is not None else {}),
             "pue": sorted({float(g.pue) for g in groups if g.pue is not None}),
             "intensity": intensity,
             "wue_l_per_kwh": settings.wue_l_per_kwh,
@@ -238,10 +242,10 @@ def _bundled_name_and_year(grid: dict[str, Any]) -> dict[str, Any]:
     return {"name": known.name, "year": known.year}
 
 
-def _hardware(groups: Sequence[Group]) -> dict[str, Any]:
+def _hardware(groups: Sequence[Group], jobs: JobFigures | None = None) -> dict[str, Any]:
     gpus = {(g.gpu_model, g.gpu_count) for g in groups if g.gpu_model is not None}
     return {
-        "hosts": len({g.host for g in groups if g.host is not None}),
+        "hosts": hosts_count({str(g.host) for g in groups if g.host is not None}, jobs),
         "cpus": sorted({str(g.cpu_model) for g in groups if g.cpu_model is not None}),
         "gpus": [{"model": str(model), "count": None if count is None else int(count)}
                  for model, count in sorted(gpus, key=lambda g: (str(g[0]), g[1] or 0))],
