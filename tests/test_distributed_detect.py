@@ -35,7 +35,9 @@ def test_slurm_names_the_job_with_its_cluster_and_step_and_its_counts_are_read_i
     job = detect_job(env)
     assert (job.key, job.how, job.window_s) == ("slurm:lab/4711.3", "slurm", None)
     assert (job.rank, job.local_rank, job.world_size, job.local_world_size, job.node_rank) == (6, 2, 8, 4, 1)
-    assert detect_job({"SLURM_JOB_ID": "9", "SLURM_PROCID": "1", "SLURM_NTASKS": "2"}).key == "slurm:9"
+    assert detect_job({"SLURM_JOB_ID": "9", "SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "2"}).key == "slurm:9"
+    step = {"SLURM_JOB_ID": "9", "SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_NTASKS": "2"}
+    assert detect_job(step).key == "slurm:9.0" and detect_job(step).world_size == 2
     assert [slurm_count(t) for t in ("8", "4(x2)", "2(x3),1", " 3 ", "x", "4(x)", "", "2(x3),")] == [
         8, 8, 7, 3, None, None, None, None
     ]
@@ -43,10 +45,11 @@ def test_slurm_names_the_job_with_its_cluster_and_step_and_its_counts_are_read_i
     assert detect_job(uneven).local_world_size == 1
 
 
-def test_torch_s_ranks_win_over_slurm_s_when_srun_starts_torchrun():
-    env = {"SLURM_JOB_ID": "4711", "SLURM_PROCID": "1", "SLURM_NTASKS": "2", **TORCHRUN}
+def test_torch_s_ranks_win_over_slurm_s_when_srun_starts_torchrun_and_each_restart_is_its_own_job():
+    env = {"SLURM_JOB_ID": "4711", "SLURM_STEP_ID": "0", "SLURM_PROCID": "1", "SLURM_NTASKS": "2", **TORCHRUN}
     job = detect_job(env)
-    assert job.key == "slurm:4711" and (job.rank, job.world_size) == (5, 8)
+    assert job.key == "slurm:4711.0" and (job.rank, job.world_size) == (5, 8)
+    assert detect_job({**env, "TORCHELASTIC_RESTART_COUNT": "1"}).key == "slurm:4711.0#1"
 
 
 def test_mpi_launchers():
@@ -69,7 +72,10 @@ def test_no_job_when_nothing_says_one_or_the_launcher_started_one_process():
     assert detect_job({}, said=said) is None and said == []
     assert detect_job({"MASTER_ADDR": "a", "MASTER_PORT": "1"}) is None  # no rank: not a rank of anything
     assert detect_job({**TORCHRUN, "WORLD_SIZE": "1", "RANK": "0"}) is None
-    assert detect_job({"SLURM_JOB_ID": "4711", "SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) is None  # sbatch, one task
+    assert detect_job({"SLURM_JOB_ID": "4711", "SLURM_PROCID": "0", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "1"}) is None
+    # a batch script's own process: --ntasks=4 is the allocation's, the script is one process
+    batch = {"SLURM_JOB_ID": "4711", "SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_TASKS_PER_NODE": "4"}
+    assert detect_job(batch) is None and detect_job({**batch, "SLURM_STEP_ID": "4294967294"}) is None
     assert detect_job({**TORCHRUN, "MASTER_PORT": ""}, said=said) is None and "rank 5 of 8" in said[0]
 
 

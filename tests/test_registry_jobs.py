@@ -187,3 +187,33 @@ def test_only_the_first_running_rank_s_checkpoints_write_the_job_s_run(reg):
     jobs.update_part(reg, first["uid"], final([cpu(3.0, 9.0)]), final=True)
     jobs.update_part(reg, second["uid"], {"energy_j": 5.0, "duration_s": 2.0, "devices": [cpu(5.0, 9.0)]}, final=False)
     assert reg.get_run(run)["energy_j"] == 8.0  # rank 1 is now the first running rank
+
+
+def test_a_driver_s_local_ranks_stay_inside_it_after_other_nodes_report_and_its_own_threads_too(reg):
+    driver = part_row(None, "kernel-host", job="cell-2", block=None, pid=4242)
+    run = jobs.start_part(reg, run_row(job="cell-2", block=None, world=None, host="kernel-host", pid=4242), driver,
+                          driver=True)  # fmt: skip
+    remote = part_row(0, "node-b", job="cell-2", block=1)
+    jobs.start_part(reg, run_row(job="cell-2"), remote)
+    jobs.update_part(reg, remote["uid"], final([cpu(1.0, 2.0)]), final=True)
+    jobs.update_part(reg, driver["uid"], {"energy_j": 1.0, "devices": [cpu(1.0, 3.0)]}, final=False)
+    assert reg.get_run(run)["host"] == "kernel-host, node-b"  # the run now names both nodes
+    local = part_row(1, "kernel-host", job="cell-2", block=1, pid=555)
+    thread = part_row(None, "kernel-host", job="cell-2", block=1, pid=4242)  # a track() on another thread of the kernel
+    jobs.start_part(reg, run_row(job="cell-2"), local, ancestors=(4242, 1))
+    jobs.start_part(reg, run_row(job="cell-2"), thread, ancestors=(1,))
+    counted = {p["uid"]: p["counted"] for p in parts(reg, reg.get_run(run)["uid"])}
+    assert not counted[local["uid"]] and not counted[thread["uid"]] and counted[remote["uid"]]
+
+
+def test_unknown_water_and_embodied_stay_unknown_and_a_finished_job_of_unknown_size_is_not_joined(reg):
+    first = part_row(None, job="eval")
+    run = jobs.start_part(reg, run_row(job="eval", world=None), first)
+    end = final([cpu(2.0, 4.0)], at=T0 + 100)
+    end.update(water_l=None, embodied_g=None)
+    jobs.update_part(reg, first["uid"], end, final=True)
+    done = reg.get_run(run)
+    assert done["water_l"] is None and done["embodied_g"] is None and done["emissions_g"] == pytest.approx(0.2)
+    assert done["ended_at"] == T0 + 110.0
+    # the same name in a later launch of the script: its own run, not a part of the finished one
+    assert jobs.start_part(reg, run_row(job="eval", world=None), part_row(None, job="eval", at=T0 + 900)) != run

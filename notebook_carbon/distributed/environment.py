@@ -16,9 +16,13 @@ The rank facts come from whichever launcher set them, torch's first (a ``torchru
 ``srun`` gives each worker the global ``RANK``, while every worker of a node shares its
 ``SLURM_PROCID``): ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``LOCAL_WORLD_SIZE``/``GROUP_RANK``,
 then ``OMPI_COMM_WORLD_*``, then ``PMIX_RANK``, ``PMI_RANK``/``PMI_SIZE``/``MPI_LOCALRANKID``/
-``MPI_LOCALNRANKS`` (MPICH, Intel MPI), then ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_NTASKS``/
-``SLURM_NODEID``. A launcher's job of one process (``sbatch`` running a plain script) is no
-distributed job: its runs are recorded as any other. A variable that does not read as a number is
+``MPI_LOCALNRANKS`` (MPICH, Intel MPI), then, in a step ``srun`` started, ``SLURM_PROCID``/
+``SLURM_LOCALID``/``SLURM_STEP_NUM_TASKS`` else ``SLURM_NTASKS`` (either may read ``4(x2)``)/
+``SLURM_NODEID``. A launcher's
+job of one process is no distributed job, and neither is a batch script's own process (no
+``srun``: ``SLURM_NTASKS`` there is the allocation's, not its processes'): their runs are recorded
+as any other. A torchrun restart (``TORCHELASTIC_RESTART_COUNT`` above 0) makes each attempt a job
+of its own, whatever names the job. A variable that does not read as a number is
 left out and said so (``Job.notes``).
 """
 
@@ -51,8 +55,19 @@ _RANK_SOURCES = (
      "OMPI_COMM_WORLD_NODE_RANK"),
     ("PMIX_RANK", None, None, None, None),
     ("PMI_RANK", "MPI_LOCALRANKID", "PMI_SIZE", "MPI_LOCALNRANKS", None),
-    ("SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS", None, "SLURM_NODEID"),
+    ("SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS", None, "SLURM_NODEID"),  # in an srun step only
 )  # fmt: skip
+
+_SLURM_SPECIAL_STEPS = 0xFFFFFFF0
+"""Step ids from here up are SLURM's own steps (the batch script's, the extern step), no srun's."""
+
+
+def _in_slurm_step(environ: Mapping[str, str]) -> bool:
+    """Whether this process is a task of a step ``srun`` started (which sets the step's task count)."""
+    if "SLURM_STEP_NUM_TASKS" in environ:
+        return True
+    step = (environ.get("SLURM_STEP_ID") or environ.get("SLURM_STEPID") or "").strip()
+    return step.isdigit() and int(step) < _SLURM_SPECIAL_STEPS
 
 
 def detect_job(environ: Mapping[str, str], explicit: str | None = None, said: list[str] | None = None) -> Job | None:
@@ -65,8 +80,9 @@ def detect_job(environ: Mapping[str, str], explicit: str | None = None, said: li
     """
     notes: list[str] = []
     rank, local_rank, world_size, local_world_size, node_rank = _rank_facts(environ, notes)
-    if local_world_size is None and "SLURM_TASKS_PER_NODE" in environ and node_rank is not None:
-        local_world_size = _slurm_tasks_on_node(environ["SLURM_TASKS_PER_NODE"], node_rank)
+    per_node = environ.get("SLURM_STEP_TASKS_PER_NODE") or environ.get("SLURM_TASKS_PER_NODE")
+    if local_world_size is None and per_node and node_rank is not None and _in_slurm_step(environ):
+        local_world_size = _slurm_tasks_on_node(per_node, node_rank)
     facts = {"rank": rank, "local_rank": local_rank, "world_size": world_size,
              "local_world_size": local_world_size, "node_rank": node_rank}  # fmt: skip
     named = explicit if explicit is not None else environ.get(JOB_VARIABLE) or None
@@ -90,6 +106,15 @@ def detect_job(environ: Mapping[str, str], explicit: str | None = None, said: li
 
 
 def _launcher_key(environ: Mapping[str, str]) -> tuple[str, str, float | None] | None:
+    found = _launcher(environ)
+    restart = environ.get("TORCHELASTIC_RESTART_COUNT", "0").strip()
+    if found is None or restart in ("", "0"):
+        return found
+    key, how, window_s = found  # a torchrun restart (under srun too): each attempt is a job of its own
+    return f"{key}#{restart}", how, window_s
+
+
+def _launcher(environ: Mapping[str, str]) -> tuple[str, str, float | None] | None:
     job_id = environ.get("SLURM_JOB_ID", "").strip()
     if job_id:
         step = (environ.get("SLURM_STEP_ID") or environ.get("SLURM_STEPID") or "").strip()
@@ -97,9 +122,7 @@ def _launcher_key(environ: Mapping[str, str]) -> tuple[str, str, float | None] |
         return f"slurm:{cluster + '/' if cluster else ''}{job_id}{'.' + step if step else ''}", "slurm", None
     run_id = environ.get("TORCHELASTIC_RUN_ID", "").strip()
     if run_id and run_id != "none":
-        restart = environ.get("TORCHELASTIC_RESTART_COUNT", "0").strip()
-        attempt = f"#{restart}" if restart not in ("", "0") else ""
-        return f"torchelastic:{run_id}{attempt}", "torchelastic", RENDEZVOUS_WINDOW_S
+        return f"torchelastic:{run_id}", "torchelastic", RENDEZVOUS_WINDOW_S
     for variable in ("OMPI_MCA_ess_base_jobid", "OMPI_MCA_orte_ess_jobid", "PMIX_NAMESPACE"):
         value = environ.get(variable, "").strip()
         if value:
@@ -114,12 +137,16 @@ def _rank_facts(environ: Mapping[str, str], notes: list[str]) -> tuple[int | Non
     """Rank, local rank, world size, local world size and node rank, each from the first launcher
     that set it (torch's first), so the five describe one launcher where it set them all."""
     found: list[int | None] = [None] * 5
-    for source in _RANK_SOURCES:
+    sources = _RANK_SOURCES[:-1]
+    if _in_slurm_step(environ):  # not a batch script's own process: SLURM_NTASKS there is the allocation's
+        tasks = "SLURM_STEP_NUM_TASKS" if "SLURM_STEP_NUM_TASKS" in environ else "SLURM_NTASKS"
+        sources += (("SLURM_PROCID", "SLURM_LOCALID", tasks, None, "SLURM_NODEID"),)
+    for source in sources:
         for i, variable in enumerate(source):
             if variable is None or found[i] is not None or variable not in environ:
                 continue
             text = environ[variable].strip()
-            value = slurm_count(text) if variable == "SLURM_NTASKS" else _natural(text)
+            value = slurm_count(text) if variable in ("SLURM_NTASKS", "SLURM_STEP_NUM_TASKS") else _natural(text)
             if value is None:
                 notes.append(f"{variable}={text[:40]!r} is not a count or rank; left out")
             found[i] = value

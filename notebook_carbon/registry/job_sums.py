@@ -108,15 +108,19 @@ def _figures(parts: list[dict], counted: list[dict], devices: Mapping[tuple, dic
     )  # fmt: skip
     part_energy = math.fsum(part["energy_j"] or 0.0 for part in counted)
     for column in ("emissions_g", "water_l"):
-        total = math.fsum(part[column] or 0.0 for part in counted)
-        figures[column] = total * energy / part_energy if part_energy > 0 else 0.0
+        known = [part[column] for part in counted if part[column] is not None]
+        # none known (no water use set on any node): unknown, never zero
+        figures[column] = (math.fsum(known) * energy / part_energy if part_energy > 0 else 0.0) if known else None
     nodes = sorted({part["node"] or "" for part in parts})
-    figures["embodied_g"] = math.fsum(
-        max((part["embodied_g"] or 0.0 for part in counted if (part["node"] or "") == node), default=0.0) for node in nodes
-    )  # fmt: skip
+    embodied = [max(part["embodied_g"] for part in known) for node in nodes
+                if (known := [p for p in counted if (p["node"] or "") == node and p["embodied_g"] is not None])]  # fmt: skip
+    figures["embodied_g"] = math.fsum(embodied) if embodied else None
     figures["started_at"] = min(part["started_at"] for part in parts)
     figures["duration_s"] = max(_span([part for part in parts if (part["node"] or "") == node]) for node in nodes)
-    figures["ended_at"] = None if status == "running" else figures["started_at"] + figures["duration_s"]
+    # the last end seen (on its own node's clock): for a job that waited in a queue after its driving
+    # cell ended, later than the start plus the longest node's span
+    ends = [part["ended_at"] for part in parts if part["ended_at"] is not None]
+    figures["ended_at"] = None if status == "running" else max([figures["started_at"] + figures["duration_s"], *ends])
     figures.update(status=status, job_parts=len(parts), job_nodes=len(nodes), updated_at=time.time())
     figures["host"] = _hosts([n for n in nodes if n])
     gpus = {key for key, row in devices.items() if key[1] == "gpu" and (row["share"] is None or row["energy_j"] > 0)}

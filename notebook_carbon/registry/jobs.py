@@ -1,8 +1,10 @@
 """Distributed jobs: the ranks of one job, on one node or many, recorded as one run.
 
 Each rank's block is a part (``run_parts``, with its rank, node, devices and heartbeat); the run
-is what its parts add up to, computed again here whenever a part is written (``_settle``), in the
-same transaction, so every reader (totals, sweeps, statements, the dashboard) sees one run:
+is what its parts add up to (``job_sums.settle``), computed again in the transaction that writes
+the job's first running part (the driver, else the lowest rank: ``_leads``), and the job's last
+end, so every reader (totals, sweeps, statements, the dashboard) sees one run, at most a checkpoint
+interval behind its ranks:
 
 - energy: per device (node, component, device), what the ranks were charged of it, summed, never
   more than the device drew; a rank charged the whole device (``attribution = "machine"``) counts
@@ -74,12 +76,25 @@ def _start(conn: Connection, run_row, values: dict, window_s, driver: bool, ance
         run_id, run_uid, counted = insert_run(conn, start), start["uid"], True
     else:
         run_id, run_uid = found["id"], found["uid"]
-        inside = found["job_block"] is None and found["host"] == values.get("node") and found["pid"] in set(ancestors)
-        counted = not inside
+        counted = not (found["job_block"] is None and _inside_driver(conn, run_uid, values, ancestors))
     values.update(parent_uid=run_uid, status="running", counted=counted, updated_at=time.time())
     conn.execute(insert(run_parts), values)
-    settle(conn, run_uid)
+    if found is None or _leads(conn, run_uid, values.get("rank")):
+        settle(conn, run_uid)
     return run_id
+
+
+def _inside_driver(conn: Connection, run_uid: str, part: Mapping[str, Any], ancestors: Sequence[int]) -> bool:
+    """Whether a part joining a driver's run is inside the driver's own measurement: on the driver's
+    machine, its process the driver's (a block on another thread of the kernel) or one below it."""
+    driver = conn.execute(
+        select(run_parts.c.node, run_parts.c.pid)
+        .where(run_parts.c.parent_uid == run_uid, run_parts.c.rank.is_(None), run_parts.c.block.is_(None))
+        .order_by(run_parts.c.id).limit(1)
+    ).first()  # fmt: skip
+    if driver is None or driver.pid is None or driver.node != part.get("node"):
+        return False
+    return driver.pid == part.get("pid") or driver.pid in set(ancestors)
 
 
 def _joinable(conn: Connection, project: str, part: Mapping[str, Any], window_s: float | None) -> dict | None:
@@ -106,7 +121,9 @@ def _joinable(conn: Connection, project: str, part: Mapping[str, Any], window_s:
     if part.get("rank") is not None and any(rank == part["rank"] for rank, _ in ranks):
         return None  # this rank's block is recorded already: a later job reusing the key
     size = run["job_world_size"]
-    complete = size and len({rank for rank, _ in ranks if rank is not None}) >= size
+    reported = len({rank for rank, _ in ranks if rank is not None})
+    # complete: every rank reported, none runs; of an unknown size, a job none of whose parts runs
+    complete = reported >= size if size else True
     if complete and all(status != "running" for _, status in ranks):
         return None
     return run
@@ -139,15 +156,21 @@ def _update(conn: Connection, where: str, uid: str, values: dict, final: bool) -
     conn.execute(update(run_parts).where(run_parts.c.uid == uid), values)
     if final:
         _reap(conn, time.time(), None, process_started_at, parent_uid=found.parent_uid)
-    if final or _leads(conn, found.parent_uid, found.rank):
+    if _leads(conn, found.parent_uid, found.rank) or final and not _running(conn, found.parent_uid):
         settle(conn, found.parent_uid)
     return True
 
 
+def _running(conn: Connection, run_uid: str) -> bool:
+    query = select(run_parts.c.id).where(run_parts.c.parent_uid == run_uid, run_parts.c.status == "running")
+    return conn.execute(query.limit(1)).first() is not None
+
+
 def _leads(conn: Connection, run_uid: str, rank: int | None) -> bool:
     """Whether a part of rank ``rank`` is the first of its job's running parts (the driver first,
-    then the lowest rank): its checkpoints alone settle the run, so a job of hundreds of ranks
-    writes its run once per checkpoint interval, not once per rank and interval."""
+    then the lowest rank). Its writes alone settle the run, and the job's last part's end: a job of
+    hundreds of ranks writes its run once per checkpoint interval, not once per rank and interval,
+    and its run shows the others' starts and ends at most one interval late."""
     if rank is None:
         return True
     lower = (run_parts.c.rank < rank) | run_parts.c.rank.is_(None)
