@@ -1,5 +1,5 @@
-"""The commands of ``notebook-carbon`` that only read a registry: runs, sweeps, summary, statement,
-chart and check.
+"""The commands of ``notebook-carbon`` that only read a registry: sweeps, summary, statement, chart
+and check (``runs`` is in ``cli_runs``).
 
 They never create anything: the registry is opened read-only, and a missing one is one error that
 names it as it was given. Every name given (project, notebook, sweep) must be known to the registry,
@@ -21,10 +21,8 @@ from pathlib import Path
 
 from .errors import ConfigError, RegistryError
 from .units import (
-    duration_text,
     emissions_text,
     energy_text,
-    mass_text,
     percent_text,
     ranged_text,
     ratio_text,
@@ -33,46 +31,6 @@ from .units import (
 )
 
 NO_RUNS = "no runs recorded"
-
-
-def runs(args: argparse.Namespace) -> int:
-    with _Reading(args) as reading:
-        if args.project is not None:
-            reading.project(args.project)
-        elif not reading.projects:
-            print(NO_RUNS)
-            return 0
-        crashed = reading.settle_crashed()
-        rows = reading.registry.runs(project=args.project, limit=args.limit)
-    print_rows(rows, crashed)
-    return 0
-
-
-def print_runs(location: str) -> None:
-    """Every run of the registry at ``location``, oldest first (the end of the demo)."""
-    from .registry.store import Registry
-
-    with Registry.open(location, read_only=True) as registry:
-        print_rows(registry.runs(), frozenset())
-
-
-def print_rows(rows: list[dict], crashed: frozenset[int]) -> None:
-    if not rows:
-        print(NO_RUNS)
-        return
-    print(f"{'id':>4}  {'status':<11} {'name':<16} {'sweep':<10} {'energy':>10} {'CO2e':>10} {'time':>11}  methods")
-    for row in reversed(rows):
-        methods = ", ".join(
-            f"{c} {row[f'{c}_method']}" for c in ("gpu", "cpu", "ram") if row.get(f"{c}_method") not in (None, "none")
-        )
-        energy, co2 = energy_text(row.get("energy_j")), mass_text(row.get("emissions_g"))
-        duration = duration_text(row.get("duration_s"))
-        status = "crashed" if row["id"] in crashed and row["status"] == "running" else row["status"]
-        print(
-            f"{row['id']:>4}  {status:<11} {terminal_text(row.get('name') or None, 16):<16}"
-            f" {terminal_text(row.get('sweep') or None, 10):<10} {energy:>10} {co2:>10} {duration:>11}"
-            f"  {terminal_text(methods)}"
-        )
 
 
 def sweeps(args: argparse.Namespace) -> int:
