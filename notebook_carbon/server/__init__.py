@@ -9,7 +9,10 @@ package, which the magic imports, stays free of server code). Every endpoint is 
 ======================  ==============================================================
 ``summary``             a project's (or one notebook's) totals with ranges, overhead
 ``sweeps``              the project's sweeps, most energy first
-``runs``                a page of runs, newest first, with the total count
+``runs``                a page of runs, newest first, with the total count (a distributed
+                        job is one run, with its ranks and nodes counted)
+``parts``               one run (``run=ID``, else the newest) and its parts: a distributed
+                        job's ranks, the blocks metered inside it
 ``redundant``           a page of redundant runs, each with the run it repeats
 ``statement``           the impact statement as Markdown, LaTeX, JSON or model-card YAML
 ======================  ==============================================================

@@ -1,7 +1,9 @@
 """The endpoints' JSON documents, made from what the registry answers: pure, no I/O.
 
-``sweep_row`` and ``run_row`` make one sweep (``registry.sweeps.SweepSummary``) or one run (a row of
-``Registry.page``) a JSON object; the summary is a statement's figures (``statements.tally``).
+``sweep_row``, ``run_row`` and ``part_row`` make one sweep (``registry.sweeps.SweepSummary``), one run
+(a row of ``Registry.page``) or one part of a run (a row of ``run_parts``: a rank of a distributed
+job, or a block metered inside the run) a JSON object; the summary is a statement's figures
+(``statements.tally``).
 Energy in J, emissions in g CO2e, water in L, run time in s.
 
 JSON has no infinity or NaN, and one stored row must never make a page fail: a figure that is not
@@ -22,16 +24,27 @@ from ..record import implausible
 if TYPE_CHECKING:
     from ..registry.sweeps import SweepSummary
 
-__all__ = ["RUN_COLUMNS", "json_ready", "run_row", "sweep_row"]
+__all__ = ["PART_COLUMNS", "RUN_COLUMNS", "json_ready", "part_row", "run_row", "sweep_row"]
 
 RUN_COLUMNS = (
     "id", "uid", "project", "notebook", "name", "sweep", "sweep_key", "code_fingerprint", "status", "error",
     "started_at", "ended_at", "duration_s", "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j",
     "emissions_g", "water_l", "embodied_g", "intensity_region", "host", "gpu_model", "tags", "params",
     "redundant_of", "is_final", "pue", "intensity_g_per_kwh", "gpu_count",
+    "job", "job_block", "job_world_size", "job_parts", "job_nodes",
 )  # fmt: skip
 """What a page of runs says of each run: not the cell's source, most of a row's bytes; every
-column of ``record.BOUNDS``, so a row's ``excluded`` gives the reason the totals leave it out."""
+column of ``record.BOUNDS``, so a row's ``excluded`` gives the reason the totals leave it out; and
+for a distributed job's one run (``registry.jobs``), its key, block, world size and how many parts
+and nodes it is made of (null for a run that is no job)."""
+
+PART_COLUMNS = (
+    "id", "uid", "parent_uid", "name", "sweep", "status", "error", "started_at", "ended_at", "duration_s",
+    "updated_at", "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method",
+    "ram_method", "machine_energy_j", "emissions_g", "water_l", "embodied_g", "pid", "attribution",
+    "job", "block", "rank", "local_rank", "node", "counted", "tags", "params", "notes", "devices",
+)  # fmt: skip
+"""What the parts endpoint says of each part of a run."""
 
 def sweep_row(sweep: SweepSummary, *, params: bool = True) -> dict[str, Any]:
     """One sweep: its key, label, runs and costs, overhead and selected run; with ``params``, each
@@ -74,6 +87,30 @@ def run_row(run: Mapping[str, Any]) -> dict[str, Any]:
     if "repeats" in run:
         row["repeats"] = run["repeats"]
     return json_ready(row)
+
+
+def part_row(part: Mapping[str, Any]) -> dict[str, Any]:
+    """One part of a run (a row of ``run_parts``): ``PART_COLUMNS``, ``counted`` as a boolean (whether
+    the run's figures count its energy: a nested block's never are, its run measured it), ``devices``
+    as the list of what it metered per device (empty when the stored text is not such a list)."""
+    row = {name: part.get(name) for name in PART_COLUMNS}
+    row["counted"] = bool(row["counted"])
+    row["devices"] = _listed(row["devices"])
+    for name in ("tags", "params", "notes"):
+        row[name] = json_ready(row[name], as_text=True)
+    return json_ready(row)
+
+
+def _listed(text: Any) -> list:
+    """A JSON list of objects stored as text, decoded; anything else (edited by hand) as []."""
+    if isinstance(text, str):
+        try:
+            text = json.loads(text)
+        except ValueError:
+            return []
+    if not isinstance(text, list):
+        return []
+    return [item for item in text if isinstance(item, dict)]
 
 
 def json_ready(value: Any, *, as_text: bool = False) -> Any:

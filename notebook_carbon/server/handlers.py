@@ -29,6 +29,8 @@ from .reader import RegistryReader
 PREFIX = "notebook-carbon"
 AUTH_RESOURCE = "notebook_carbon"
 DEFAULT_LIMIT = 50
+MAX_RUN_ID = 2**63 - 1
+"""Run ids are 64-bit signed integers in every registry database."""
 MAX_OFFSET = 10**12
 """The largest ``offset`` a request may ask for: more runs than any registry holds, and well inside
 the 64-bit integers SQLite and PostgreSQL take for OFFSET (a larger one would fail in the database)."""
@@ -139,6 +141,35 @@ class RunsHandler(_Handler):
         )
 
 
+class PartsHandler(_Handler):
+    """``GET parts?run=ID``: one run (its id or uid) and its parts, a distributed job's ranks and
+    the blocks metered inside it; 404 when the registry has no such run. Without ``run``: the
+    newest run of the project (``project=P``), or ``"run": null`` when it has none."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        text = self.get_query_argument("run", "").strip()
+        run = _run_id(text) if text else None
+        found = await self._read(self.reader.parts, run, self._project())
+        if found is None:
+            raise web.HTTPError(404, f"there is no run {run} in the notebook-carbon registry; see the runs endpoint")
+        self._json(found)
+
+
+def _run_id(text: str) -> int | str:
+    """A run id (ASCII digits, 1 to 2**63 - 1) or uid (32 hex digits), else 400."""
+    from ..registry.values import is_uid
+
+    if is_uid(text):
+        return text
+    if text.isascii() and text.isdigit() and len(text) <= len(str(MAX_RUN_ID)) and 1 <= int(text) <= MAX_RUN_ID:
+        return int(text)
+    raise web.HTTPError(
+        400, f"{text[:40]!r} is neither a run id (a number from 1 to {MAX_RUN_ID}) nor a run uid (32 hex digits)"
+    )
+
+
 class RedundantHandler(_Handler):
     """``GET redundant?project=P&limit=50&offset=0``: redundant runs, each with the run it repeats."""
 
@@ -170,6 +201,7 @@ ROUTES = (
     ("summary", SummaryHandler),
     ("sweeps", SweepsHandler),
     ("runs", RunsHandler),
+    ("parts", PartsHandler),
     ("redundant", RedundantHandler),
     ("statement", StatementHandler),
 )

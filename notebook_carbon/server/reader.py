@@ -106,6 +106,20 @@ class RegistryReader:
         rows, total = self.registry().page(project, status=status, sweep=sweep, limit=limit, offset=offset)
         return {"total": total, "runs": [documents.run_row(row) for row in rows]}
 
+    def parts(self, run: int | str | None, project: str) -> dict[str, Any] | None:
+        """Run ``run`` (an id or a uid; None: the newest run of ``project``), as a page gives it, and
+        its ``parts``, each as ``documents.part_row``: a distributed job's ranks (the driver first,
+        then by block and rank), then the blocks metered inside the run, by start. None when there
+        is no run ``run``; ``"run": None`` and no parts when ``project`` has no runs."""
+        from ..registry.parts import parts
+
+        registry = self.registry()
+        found = registry.get_run(run) if run is not None else registry.last_run(project)
+        if found is None:
+            return None if run is not None else {"run": None, "parts": []}
+        rows = sorted(parts(registry, found["uid"]), key=_part_order)
+        return {"run": documents.run_row(found), "parts": [documents.part_row(row) for row in rows]}
+
     def redundant(self, project: str, *, limit: int, offset: int) -> dict:
         """A page of the redundant runs of ``project``, and how many there are with their energy
         and emissions (the totals': runs left out for implausible figures are not counted)."""
@@ -124,3 +138,12 @@ class RegistryReader:
             self.registry(), format=fmt, training_type=training_type,
             project=project, notebook=notebook, settings=self.settings,
         )  # fmt: skip
+
+
+def _part_order(part: dict[str, Any]) -> tuple:
+    """The driver, then ranks by block and rank, then blocks metered inside the run, by start."""
+    if not part.get("job"):
+        return (2, 0, 0, part["started_at"], part["id"])
+    if part.get("rank") is None:
+        return (0, 0, 0, part["started_at"], part["id"])
+    return (1, part.get("block") or 0, part["rank"], part["started_at"], part["id"])
