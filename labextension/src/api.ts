@@ -5,7 +5,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IRanged, queryString } from './format';
+import { IJobCounts, IRanged, queryString } from './format';
 
 export interface ISummary {
   project: string;
@@ -46,7 +46,24 @@ export interface ISweep {
   redundant_runs: number;
 }
 
-export interface IRedundantRun {
+/** A run of a page of runs; a distributed job is one run, its `job_*` counts set. */
+export interface IRun extends IJobCounts {
+  id: number;
+  name: string | null;
+  notebook: string | null;
+  status: string;
+  host: string | null;
+  energy_j: number | null;
+  emissions_g: number | null;
+  duration_s: number | null;
+}
+
+export interface IRuns {
+  total: number;
+  runs: IRun[];
+}
+
+export interface IRedundantRun extends IJobCounts {
   id: number;
   name: string | null;
   notebook: string | null;
@@ -105,6 +122,10 @@ export function fetchSummary(notebook?: string | null): Promise<ISummary> {
 
 export async function fetchSweeps(): Promise<ISweep[]> {
   return (await get('sweeps', {})).sweeps;
+}
+
+export function fetchRuns(limit: number): Promise<IRuns> {
+  return get('runs', { limit });
 }
 
 export function fetchRedundant(limit: number): Promise<IRedundant> {

@@ -262,6 +262,35 @@ export function formatStatuses(statuses: Record<string, number> | null | undefin
   return entries.map(([status, n]) => `${n} ${status}`).join(', ');
 }
 
+/** What a page of runs says of a run that is a distributed job (all null for a run that is none). */
+export interface IJobCounts {
+  job?: string | null;
+  job_block?: number | null;
+  job_world_size?: number | null;
+  job_parts?: number | null;
+  job_nodes?: number | null;
+}
+
+/**
+ * What a distributed job's one run is made of, as `notebook-carbon runs` says it: "4 ranks · 2 nodes",
+ * "3 of 4 ranks · 2 nodes" while ranks are missing, "driver + 4 parts · 1 node" for the run of a
+ * notebook cell that drives the job (its own part, and every part of the ranks that joined it);
+ * '' for a run that is no job.
+ */
+export function describeJob(run: IJobCounts | null | undefined): string {
+  if (!run?.job) {
+    return '';
+  }
+  const parts = run.job_parts ?? 0;
+  const nodes = plural(run.job_nodes ?? 0, 'node');
+  if (run.job_block === null || run.job_block === undefined) {
+    return `driver + ${plural(Math.max(parts - 1, 0), 'part')} \u00b7 ${nodes}`;
+  }
+  const size = run.job_world_size;
+  const ranks = size && parts < size ? `${parts} of ${size} ranks` : plural(parts, 'rank');
+  return `${ranks} \u00b7 ${nodes}`;
+}
+
 /**
  * What a redundant run repeats, as one line: "repeats #12 baseline (ok)". The server keeps the
  * id of an earlier run that was deleted since, with no name, status or start.

@@ -1,6 +1,6 @@
 /**
- * The sidebar panel: project totals, the current notebook's total, sweeps and redundant runs,
- * and the statement downloads. Every string from the server is set as text (textContent), never
+ * The sidebar panel: project totals, the current notebook's total, the latest runs (a distributed
+ * job is one run, its ranks and nodes said), sweeps and redundant runs, and the statement downloads. Every string from the server is set as text (textContent), never
  * parsed as HTML: run, sweep and notebook names are user input.
  */
 import { Widget } from '@lumino/widgets';
@@ -9,14 +9,18 @@ import { Message } from '@lumino/messaging';
 import {
   ApiError,
   fetchRedundant,
+  fetchRuns,
   fetchStatement,
   fetchSummary,
   fetchSweeps,
   IRedundant,
+  IRun,
+  IRuns,
   ISummary,
   ISweep
 } from './api';
 import {
+  describeJob,
   describeRepeat,
   formatEmissions,
   formatEnergy,
@@ -32,6 +36,9 @@ import {
 
 /** How many sweeps and redundant runs the panel lists; the statement has all of them. */
 const LISTED = 10;
+
+/** How many of the latest runs the panel lists. */
+const LATEST = 5;
 
 /** A burst of executed cells (Run All) is one refresh, this long after the last of them. */
 const SETTLE_MS = 1500;
@@ -62,6 +69,24 @@ function section(title: string): HTMLElement {
   const part = element('section', 'jp-NotebookCarbon-section');
   part.append(element('h3', 'jp-NotebookCarbon-heading', title));
   return part;
+}
+
+/** One of the latest runs: its id and name; its status, energy, emissions and, for a job, its ranks. */
+function runItem(run: IRun): HTMLElement {
+  const item = element('li', 'jp-NotebookCarbon-item');
+  const job = describeJob(run);
+  item.append(
+    element('div', 'jp-NotebookCarbon-name', `#${run.id}${run.name ? ` ${run.name}` : ''}`),
+    element(
+      'div',
+      'jp-NotebookCarbon-detail',
+      [run.status, formatEnergy(run.energy_j), formatEmissions(run.emissions_g), job].filter(Boolean).join(' \u00b7 ')
+    )
+  );
+  if (job) {
+    item.title = `distributed job ${run.job} on ${run.host ?? 'its nodes'}: one run of its ranks, each device counted once`;
+  }
+  return item;
 }
 
 export class CarbonPanel extends Widget {
@@ -97,16 +122,17 @@ export class CarbonPanel extends Widget {
     const notebook = this.notebookPath();
     this.status.textContent = 'Loading\u2026';
     try {
-      const [project, current, sweeps, redundant] = await Promise.all([
+      const [project, current, latest, sweeps, redundant] = await Promise.all([
         fetchSummary(),
         notebook ? fetchSummary(notebook) : Promise.resolve(null),
+        fetchRuns(LATEST),
         fetchSweeps(),
         fetchRedundant(LISTED)
       ]);
       if (generation !== this.generation) {
         return; // a later refresh started meanwhile: its answer is the one to show
       }
-      this.render(project, notebook, current, sweeps, redundant);
+      this.render(project, notebook, current, latest, sweeps, redundant);
       this.status.textContent = '';
     } catch (error) {
       if (generation === this.generation) {
@@ -138,6 +164,7 @@ export class CarbonPanel extends Widget {
     project: ISummary,
     notebook: string | null,
     current: ISummary | null,
+    latest: IRuns,
     sweeps: ISweep[],
     redundant: IRedundant
   ): void {
@@ -176,6 +203,16 @@ export class CarbonPanel extends Widget {
         row('Total with embodied', formatRange(current.totals.total_g, 'mass'))
       );
     }
+
+    const latestPart = section(`Latest runs (${latest.total})`);
+    if (!latest.runs.length) {
+      latestPart.append(element('p', 'jp-NotebookCarbon-note', 'No runs yet.'));
+    }
+    const latestList = element('ul', 'jp-NotebookCarbon-list');
+    for (const run of latest.runs) {
+      latestList.append(runItem(run));
+    }
+    latestPart.append(latestList);
 
     const sweepPart = section(`Sweeps (${sweeps.length})`);
     if (!sweeps.length) {
@@ -216,7 +253,7 @@ export class CarbonPanel extends Widget {
         element(
           'div',
           'jp-NotebookCarbon-detail',
-          `${describeRepeat(run.repeats)} \u00b7 ${formatEnergy(run.energy_j)}`
+          [describeRepeat(run.repeats), formatEnergy(run.energy_j), describeJob(run)].filter(Boolean).join(' \u00b7 ')
         )
       );
       redundantList.append(item);
@@ -228,7 +265,7 @@ export class CarbonPanel extends Widget {
       );
     }
 
-    this.body.replaceChildren(head, here, sweepPart, redundantPart);
+    this.body.replaceChildren(head, here, latestPart, sweepPart, redundantPart);
   }
 
   private download(format: 'md' | 'latex', label: string): HTMLButtonElement {

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { test } from 'node:test';
 
 import {
+  describeJob,
   describeRepeat,
   formatDuration,
   formatEmissions,
@@ -94,6 +95,16 @@ table('describeRepeat', describeRepeat, [
   [[{ id: 12, name: null, status: 'failed' }], 'repeats #12 (failed)'],
   [[{ id: 12, name: null, status: null }], 'repeats #12, no longer in the registry'],
   [[null], 'repeats an earlier run']
+]);
+
+table('describeJob', describeJob, [
+  [[{ job: 'slurm:1234.0', job_block: 1, job_world_size: 4, job_parts: 4, job_nodes: 2 }], '4 ranks \u00b7 2 nodes'],
+  [[{ job: 'slurm:1234.0', job_block: 1, job_world_size: 4, job_parts: 3, job_nodes: 2 }], '3 of 4 ranks \u00b7 2 nodes'],
+  [[{ job: 'mpi:9', job_block: 2, job_world_size: null, job_parts: 1, job_nodes: 1 }], '1 rank \u00b7 1 node'],
+  [[{ job: 'torchelastic:x', job_block: null, job_world_size: 2, job_parts: 3, job_nodes: 1 }], 'driver + 2 parts \u00b7 1 node'],
+  [[{ job: null, job_block: null, job_world_size: null, job_parts: null, job_nodes: null }], ''],
+  [[{}], ''],
+  [[null], '']
 ]);
 
 table('statementFilename', statementFilename, [
