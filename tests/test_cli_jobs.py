@@ -151,7 +151,7 @@ def test_a_driven_job_and_nested_blocks_are_listed_under_their_run(tmp_path, cap
     location = str(tmp_path / "r.sqlite")
     cell = {"uid": new_uid(), "project": "thesis", "name": "launch", "started_at": START, "job": "cell-job",
             "job_block": None, "host": "lab", "pid": 4242}  # fmt: skip
-    parts = [({"uid": new_uid(), "job": "cell-job", "node": "lab", "started_at": START}, {"driver": True}),
+    parts = [({"uid": new_uid(), "job": "cell-job", "node": "lab", "pid": 4242, "started_at": START}, {"driver": True}),
              ({"uid": new_uid(), "job": "cell-job", "block": 1, "rank": 0, "node": "lab", "started_at": START + 1},
               {"ancestors": (4242, 1)}),
              ({"uid": new_uid(), "job": "cell-job", "block": 1, "rank": 1, "node": "far", "started_at": START + 1},
