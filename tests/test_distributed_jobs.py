@@ -93,7 +93,7 @@ def checkpointed(location: str, *, rank: int, timeout_s: float = 60.0) -> None:
 
 
 def devices(part: dict, component: str) -> list[dict]:
-    return [d for d in json.loads(part["devices"]) if d["component"] == component]
+    return [d for d in part["devices"] if d["component"] == component]
 
 
 def test_four_torchrun_ranks_on_one_node_are_one_run_each_gpu_counted_once(tmp_path):

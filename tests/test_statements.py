@@ -281,9 +281,9 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
     # What issue 13 added: the rule each run was charged by, and what the machines drew. These runs
     # were recorded before shares (charged their process tree's estimates, or the whole of a measured
     # device), and kept no machine energy: the machines' figure is what they were charged.
-    added = {key: after["methods"].pop(key) for key in ("attribution_rules", "machine_energy_j", "idle")}
+    added = {key: after["methods"].pop(key) for key in ("attribution_rules", "machine_energy_j", "idle", "jobs")}
     (attribution,) = before["methods"]["attribution"]  # the earlier release's name for the runs' mode
-    assert added == {"attribution_rules": [ATTRIBUTION_RULES[attribution]], "idle": None,  # no host calibrated
+    assert added == {"attribution_rules": [ATTRIBUTION_RULES[attribution]], "idle": None, "jobs": None,  # no host calibrated, no job
                      "machine_energy_j": pytest.approx(after["totals"]["energy_j"]["value"])}  # fmt: skip
     _assert_same_facts(after, before)
     text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **scope)

@@ -100,7 +100,7 @@ def test_the_jobs_sentence_in_markdown_and_latex_only_where_there_are_jobs(tmp_p
     latex = impact_statement(location, project="p", settings=SETTINGS, format="latex")
     assert SENTENCE.replace("'", "{'}") in latex
     without = statement_facts(location, project="p", sweep="base", settings=SETTINGS)
-    assert "jobs" not in without["methods"]  # a statement of runs that are no jobs is as it was
+    assert without["methods"]["jobs"] is None  # a statement of runs that are no jobs says none
     for fmt in ("md", "latex"):
         assert "distributed" not in render(without, fmt)
     # facts of an earlier version (no jobs fact at all) render as they did
@@ -180,7 +180,9 @@ def test_the_run_report_of_a_ranks_block_lists_the_jobs_parts(tmp_path, monkeypa
                         "LOCAL_RANK": "0", "WORLD_SIZE": "4"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     key = f"report-{new_uid()[:8]}"  # this process numbers its blocks per key: a key of this test alone
-    with track(job=key, name="train") as block:
+    from notebook_carbon.settings import resolve
+
+    with track(job=key, name="train", settings=resolve()) as block:  # a session of this environment's settings
         pass
     assert block.result.job is not None and block.result.job.rank == 0
     run_id = block.result.run_id()

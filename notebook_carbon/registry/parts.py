@@ -9,6 +9,7 @@ stay visible (``parts``), and every reader of ``runs`` counts each joule once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,18 @@ def record_part(registry, row: Mapping[str, Any]) -> int:
 
 
 def parts(registry, parent_uid: str) -> list[dict[str, Any]]:
-    """The parts of run ``parent_uid``, in the order they started."""
+    """The parts of run ``parent_uid``, in the order they started; a rank's ``devices`` decoded (a
+    list of dicts: each device's method, what it drew and the rank's share; [] if none or unreadable)."""
     query = select(run_parts).where(run_parts.c.parent_uid == parent_uid).order_by(run_parts.c.started_at, run_parts.c.id)
-    return registry.select(query, "reading the parts of a run")
+    found = registry.select(query, "reading the parts of a run")
+    for part in found:
+        part["devices"] = _devices(part.get("devices"))
+    return found
+
+
+def _devices(text: Any) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:  # edited by hand into something else
+        return []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

@@ -102,7 +102,7 @@ def statement_data(
                                   "version of the tool did.") for a in _attributions(groups)],
             "machine_energy_j": t.machine_energy_j,
             "idle": _idle(found, t.machine_energy_j),
-            **({"jobs": jobs_fact(jobs)} if jobs is not None else {}),
+            "jobs": jobs_fact(jobs),
             "pue": sorted({float(g.pue) for g in groups if g.pue is not None}),
             "intensity": intensity,
             "wue_l_per_kwh": settings.wue_l_per_kwh,
