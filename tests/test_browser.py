@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import browser  # tests/browser.py
@@ -263,6 +264,23 @@ def sidebar_value(page, label: str) -> str:
     return row.locator(".jp-NotebookCarbon-value").text_content()
 
 
+def record_job(reg: Registry, *, ranks: int, nodes: int) -> int:
+    """A finished distributed job of ``ranks`` ranks on ``nodes`` nodes, one GPU each; its run id."""
+    from notebook_carbon.registry import jobs, new_uid
+
+    key, now = f"slurm:{new_uid()[:6]}", time.time() - 60
+    for rank in range(ranks):
+        node = f"node-{rank * nodes // ranks}"
+        part = {"uid": new_uid(), "job": key, "block": 1, "rank": rank, "node": node, "started_at": now}
+        run_id = jobs.start_part(reg, {"uid": new_uid(), "project": "default", "started_at": now, "name": "ddp",
+                                       "job": key, "job_block": 1, "job_world_size": ranks}, part)  # fmt: skip
+        device = {"component": "gpu", "device": f"GPU {rank}", "method": "nvml-counter", "energy_j": 50.0,
+                  "machine_energy_j": 50.0, "share": 1.0}  # fmt: skip
+        jobs.update_part(reg, part["uid"], {"status": "ok", "ended_at": now + 10, "duration_s": 10.0, "energy_j": 50.0,
+                                            "emissions_g": 0.5, "devices": [device]}, final=True)  # fmt: skip
+    return run_id
+
+
 def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page, tmp_path):
     """The sidebar (the built labextension over the server extension): its project totals are the
     registry's, a metered cell run in the notebook updates it, and a hostile label stays text."""
@@ -278,7 +296,8 @@ def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page,
     def registry_runs() -> int:
         return statement_facts(jupyterlab.registry, project="default")["totals"]["runs"]
 
-    Registry.open(jupyterlab.registry).close()  # run alone, this test may come first: an empty registry
+    with Registry.open(jupyterlab.registry) as reg:  # run alone, this test may come first: an empty registry
+        record_job(reg, ranks=4, nodes=2)
     before = registry_runs()
     try:
         browser.open_notebook(page, jupyterlab, name)
@@ -304,6 +323,7 @@ def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page,
         assert here.startswith(f"This notebook: {name}") and re.search(r"Runs1(?!\d)", here), here
         text = page.locator(SIDEBAR).text_content()
         assert f"# {HOSTILE}" in text, "the sweep labelled by the cell's first line is not listed as text"
+        assert "4 ranks · 2 nodes" in text, "the distributed job is not shown as one run of its ranks"
         assert page.locator(f"{SIDEBAR} img").count() == 0, "user text became an element in the sidebar"
     finally:
         shot = browser.screenshot(page, tmp_path, "sidebar")
