@@ -236,10 +236,11 @@ class _Reading:
         """Mark the runs whose process died as crashed, if the registry can be written; return the
         ids of those that could not be marked, for what is printed to show them crashed."""
         from .registry.catalog import dead_runs
+        from .registry.jobs import any_dead_parts
         from .registry.store import Registry
 
         dead = dead_runs(self.registry)
-        if not dead:
+        if not dead and not any_dead_parts(self.registry):  # a job's dead rank among live ones: marked too
             return frozenset()
         try:
             with Registry.open(self.location) as writable:  # it exists: opening creates nothing

@@ -43,6 +43,7 @@ class ComponentEnergy:
     """The run's fraction of ``machine_energy_j`` (``meters.shares``), None with it."""
     share_how: str | None = None
     """How ``share`` was obtained, in words and figures; or why the whole device was charged."""
+    device_id: str | None = None  # the meter's ``device_id``: the device in every process that sees it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,12 +183,7 @@ class Window:
     def energy_so_far_j(self) -> dict[str, float]:
         """Joules per component through the sampler's last read, the run's share of them (as of
         the last ``update_shares``): for checkpoints and live views."""
-        with self._lock:
-            totals: dict[str, float] = {}
-            for track in self._tracks:
-                charged = track.energy_j * track.fraction
-                totals[track.meter.component] = totals.get(track.meter.component, 0.0) + charged
-            return totals
+        return self._charged("energy_j")
 
     def devices_so_far(self) -> list[dict[str, Any]]:
         """Per device through the sampler's last read: its method, what it drew (``machine_energy_j``;
@@ -195,7 +191,8 @@ class Window:
         with self._lock:
             return [{"component": t.meter.component, "device": t.meter.device, "method": t.meter.method,
                      "energy_j": t.energy_j * t.fraction, "share": None if t.meter.share_rule is None else t.fraction,
-                     "machine_energy_j": None if t.meter.share_rule is None else t.energy_j} for t in self._tracks]  # fmt: skip
+                     "machine_energy_j": None if t.meter.share_rule is None else t.energy_j,
+                     "device_id": t.meter.device_id} for t in self._tracks]  # fmt: skip
 
     def update_shares(self) -> None:
         """Read each rule's share so far now (as every sampler read does), for ``energy_so_far_j``."""
@@ -222,12 +219,15 @@ class Window:
 
     def latest_power_w(self) -> dict[str, float]:
         """Watts per component from the sampler's last read, the run's share of them."""
+        return self._charged("power_w")
+
+    def _charged(self, figure: str) -> dict[str, float]:
         with self._lock:
             totals: dict[str, float] = {}
             for track in self._tracks:
-                if track.power_w is not None:
-                    charged = track.power_w * track.fraction
-                    totals[track.meter.component] = totals.get(track.meter.component, 0.0) + charged
+                value = getattr(track, figure)
+                if value is not None:
+                    totals[track.meter.component] = totals.get(track.meter.component, 0.0) + value * track.fraction
             return totals
 
     def _tick(self) -> None:
@@ -304,6 +304,7 @@ class Window:
                     machine_energy_j=None if share is None else machine_j,
                     share=None if share is None else share.fraction,
                     share_how=None if share is None else share.how,
+                    device_id=meter.device_id,
                 )
             )
         duration_s = now - self._t0

@@ -185,6 +185,8 @@ class Job:
     node_rank: int | None = None
     window_s: float | None = None
     driver: bool = False
+    attempt: int = 0
+    """Which attempt at the job this is (torchrun's restart count): a restart's ranks are a new group."""
     notes: tuple[str, ...] = ()
     """Variables of the launcher that were there but could not be read (and were left out)."""
 

@@ -268,7 +268,7 @@ def record_job(reg: Registry, *, ranks: int, nodes: int) -> int:
     """A finished distributed job of ``ranks`` ranks on ``nodes`` nodes, one GPU each; its run id."""
     from notebook_carbon.registry import jobs, new_uid
 
-    key, now = f"slurm:{new_uid()[:6]}", time.time() - 60
+    key, now = f"slurm:{new_uid()[:6]}", time.time() - 2  # the newest run: among the sidebar's latest
     for rank in range(ranks):
         node = f"node-{rank * nodes // ranks}"
         part = {"uid": new_uid(), "job": key, "block": 1, "rank": rank, "node": node, "started_at": now}
@@ -276,7 +276,7 @@ def record_job(reg: Registry, *, ranks: int, nodes: int) -> int:
                                        "job": key, "job_block": 1, "job_world_size": ranks}, part)  # fmt: skip
         device = {"component": "gpu", "device": f"GPU {rank}", "method": "nvml-counter", "energy_j": 50.0,
                   "machine_energy_j": 50.0, "share": 1.0}  # fmt: skip
-        jobs.update_part(reg, part["uid"], {"status": "ok", "ended_at": now + 10, "duration_s": 10.0, "energy_j": 50.0,
+        jobs.update_part(reg, part["uid"], {"status": "ok", "ended_at": now + 1, "duration_s": 1.0, "energy_j": 50.0,
                                             "emissions_g": 0.5, "devices": [device]}, final=True)  # fmt: skip
     return run_id
 

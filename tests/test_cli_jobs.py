@@ -224,17 +224,17 @@ def test_four_real_ranks_started_as_torchrun_starts_them(tmp_path, capsys):
     for rank in range(4):
         env = dict(base, NOTEBOOK_CARBON_REGISTRY=location, NOTEBOOK_CARBON_HOST=NODES[rank], RANK=str(rank),
                    LOCAL_RANK=str(rank % 2), WORLD_SIZE="4", LOCAL_WORLD_SIZE="2", GROUP_RANK=str(rank // 2),
-                   MASTER_ADDR="127.0.0.1", MASTER_PORT="29517", TORCHELASTIC_RUN_ID="none")  # fmt: skip
+                   MASTER_ADDR="node-a", MASTER_PORT="29517", TORCHELASTIC_RUN_ID="none")  # fmt: skip
         ranks.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=tmp_path,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
     for process in ranks:
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
-        assert "of job rendezvous:127.0.0.1:29517" in out + err
+        assert "of job rendezvous:node-a:29517" in out + err
     lines = runs(capsys, location, "--parts")
     assert len(lines) == 2 + 1 + 1 + 4
     assert lines[2].split()[1:3] == ["ok", "train"] and "4 ranks, 2 nodes" in lines[2]
-    assert lines[3] == "      job rendezvous:127.0.0.1:29517 (block 1)"
+    assert lines[3] == "      job rendezvous:node-a:29517 (block 1)"
     assert [line.split()[:4] for line in lines[4:]] == [["rank", str(rank), NODES[rank], "ok"] for rank in range(4)]
     assert all(line.split()[-2:] == ["yes", "-"] for line in lines[4:])  # no GPU here: none charged
 
@@ -251,3 +251,26 @@ def test_ranks_of_several_blocks_in_a_driven_run_say_their_block(capsys):
     lines = capsys.readouterr().out.split("\n")
     assert "driver + 2 parts, 1 node" in lines[2]
     assert [line[6:22].rstrip() for line in lines[4:7]] == ["driver", "rank 0 #1", "rank 0 #2"]
+
+
+def test_runs_marks_a_dead_rank_crashed_while_the_job_s_other_ranks_live(tmp_path, capsys):
+    """One rank of a running job died on this machine, another still runs: ``runs`` marks the dead
+    one crashed (its energy kept) and shows the job still running."""
+    from notebook_carbon.meters.detect import host_info
+    from notebook_carbon.registry.parts import parts
+
+    location = str(tmp_path / "r.sqlite")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here, key = host_info()["hostname"], "slurm:77.0"
+    with Registry.open(location) as reg:
+        for rank, pid in ((0, os.getpid()), (1, dead.pid)):
+            part = {"uid": new_uid(), "job": key, "block": 1, "rank": rank, "node": here, "pid": pid,
+                    "started_at": START, "checkpoint_interval_s": 2.0}  # fmt: skip
+            run_id = jobs.start_part(reg, {"uid": new_uid(), "project": "thesis", "started_at": START, "job": key,
+                                           "job_block": 1, "job_world_size": 2}, part)  # fmt: skip
+    lines = runs(capsys, location, "--parts")
+    assert "running" in lines[2] and "2 ranks, 1 node" in lines[2]
+    with Registry.open(location) as reg:
+        found = {p["rank"]: p["status"] for p in parts(reg, reg.get_run(run_id)["uid"])}
+    assert found == {0: "running", 1: "crashed"}

@@ -110,3 +110,23 @@ def test_no_framework_is_imported_to_find_out(monkeypatch):
         monkeypatch.delitem(sys.modules, name, raising=False)
     detect_job({**TORCHRUN, "OMPI_COMM_WORLD_RANK": "1", "SLURM_JOB_ID": "1"})
     assert not {"torch", "mpi4py", "deepspeed", "accelerate"} & set(sys.modules)
+
+
+def test_a_loopback_rendezvous_is_the_node_s_own_and_a_batch_script_s_torchrun_is_not_the_allocation():
+    from notebook_carbon.meters.detect import host_info
+
+    here = host_info()["hostname"]
+    local = {**TORCHRUN, "MASTER_ADDR": "127.0.0.1"}
+    assert detect_job(local).key == f"rendezvous:127.0.0.1@{here}:29500"  # every machine has a 127.0.0.1
+    assert detect_job({**local, "MASTER_ADDR": "localhost"}).key == f"rendezvous:localhost@{here}:29500"
+    # torchrun started by the batch script itself (no srun step): the allocation may run two at once
+    batch = {**local, "SLURM_JOB_ID": "4711", "SLURM_PROCID": "0", "SLURM_NTASKS": "8"}
+    assert detect_job(batch).key == f"rendezvous:127.0.0.1@{here}@slurm:4711:29500"
+    assert detect_job({**batch, "MASTER_PORT": "29501"}).key != detect_job(batch).key
+    assert detect_job({**batch, "TORCHELASTIC_RUN_ID": "ab12"}).key == "torchelastic:ab12"
+
+
+def test_the_attempt_is_read_whatever_names_the_job():
+    assert detect_job({**TORCHRUN, "TORCHELASTIC_RESTART_COUNT": "2"}, "cell-1").attempt == 2
+    assert detect_job({**TORCHRUN, "TORCHELASTIC_RESTART_COUNT": "2"}, "cell-1").key == "cell-1"  # joins its driver
+    assert detect_job(TORCHRUN).attempt == 0

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
+from distributed_worker import watts  # tests/distributed_worker.py: the fake devices' powers
 from notebook_carbon.registry import Registry
 from notebook_carbon.registry.parts import parts
 
 WORKER = str(Path(__file__).parent / "distributed_worker.py")
+HERE = socket.gethostname()  # a loopback rendezvous is every machine's own: the key names the node
 
 
 def torchrun_env(rank: int, world: int, *, local_world: int | None = None, group_rank: int = 0,
@@ -104,22 +107,29 @@ def test_four_torchrun_ranks_on_one_node_are_one_run_each_gpu_counted_once(tmp_p
     with Registry.open(registry) as reg:
         (run,) = reg.runs()
         found = parts(reg, run["uid"])
-    assert run["status"] == "ok" and run["job"] == "rendezvous:127.0.0.1:29500" and run["job_block"] == 1
+    assert run["status"] == "ok" and run["job"] == f"rendezvous:127.0.0.1@{HERE}:29500" and run["job_block"] == 1
     assert (run["job_world_size"], run["job_parts"], run["job_nodes"]) == (4, 4, 1)
     assert sorted(p["rank"] for p in found) == [0, 1, 2, 3] and all(p["counted"] for p in found)
     # each rank was charged the device it holds a context on, all of it, and none of the others
-    charged = []
+    drawn = []
     for part in found:
         gpus = devices(part, "gpu")
         mine = [d for d in gpus if d["share"] > 0]
         assert [d["device"].split(":")[0] for d in mine] == [f"GPU {part['local_rank']}"]
-        assert all(d["energy_j"] == 0.0 for d in gpus if d not in mine)
-        charged += [d["energy_j"] for d in mine]
-    assert run["gpu_energy_j"] == math.fsum(charged)  # the sum of the four devices, exactly
+        (device,) = mine
+        assert device["share"] == 1.0 and device["energy_j"] == device["machine_energy_j"]
+        # what that device drew: its constant power over the rank's window
+        assert device["energy_j"] == pytest.approx(watts(part["local_rank"]) * part["duration_s"], rel=0.05)
+        assert all(d["energy_j"] == 0.0 for d in gpus if d is not device)
+        drawn.append(device["energy_j"])
+    assert run["gpu_energy_j"] == math.fsum(drawn)  # the sum of the four devices, exactly
     assert run["gpu_count"] == 4
-    # the node's CPU is counted once, not once per rank: never more than the node drew
-    node_cpu = max(d["machine_energy_j"] for p in found for d in devices(p, "cpu"))
-    assert 0 < run["cpu_energy_j"] <= node_cpu
+    # the node's CPU is counted once, as the ranks' shares of it, not once per rank
+    cpus = [d for p in found for d in devices(p, "cpu")]
+    assert all(d["share"] < 1.0 for d in cpus)  # no rank was charged the whole node
+    node_cpu = max(d["machine_energy_j"] for d in cpus)
+    assert 0 < run["cpu_energy_j"] == pytest.approx(min(math.fsum(d["energy_j"] for d in cpus), node_cpu))
+    assert run["cpu_energy_j"] < math.fsum(d["machine_energy_j"] for d in cpus) / 2  # far from 4 x the node
     assert run["machine_energy_j"] < math.fsum(p["machine_energy_j"] for p in found)  # not the ranks' sum
     assert run["energy_j"] == pytest.approx(run["gpu_energy_j"] + run["cpu_energy_j"] + run["ram_energy_j"])
     with Registry.open(registry) as reg:
@@ -180,8 +190,8 @@ def test_two_unrelated_jobs_at_once_and_ranks_without_a_job_on_one_registry(tmp_
 
     with Registry.open(registry) as reg:
         runs = {run["job"]: run for run in reg.runs()}
-        assert set(runs) == {"rendezvous:127.0.0.1:29500", "torchelastic:b7c9", None} and len(reg.runs()) == 4
-        for key in ("rendezvous:127.0.0.1:29500", "torchelastic:b7c9"):
+        assert set(runs) == {f"rendezvous:127.0.0.1@{HERE}:29500", "torchelastic:b7c9", None} and len(reg.runs()) == 4
+        for key in (f"rendezvous:127.0.0.1@{HERE}:29500", "torchelastic:b7c9"):
             assert sorted(p["rank"] for p in parts(reg, runs[key]["uid"])) == [0, 1]
             assert runs[key]["job_parts"] == 2 and runs[key]["status"] == "ok"
 

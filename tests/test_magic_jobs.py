@@ -155,9 +155,10 @@ def test_a_rank_reporting_after_the_cell_ended_joins_its_run(ip, session, tmp_pa
     (run,), by_run = recorded(session)
     assert reported["run_id"] == run["id"]
     driver, rank = by_run[run["uid"]]
-    assert (rank["rank"], rank["status"], rank["counted"]) == (0, "ok", False)
+    # its block began after the cell's window closed: outside the cell's measurement, so counted
+    assert (rank["rank"], rank["status"], rank["counted"]) == (0, "ok", True)
     assert run["status"] == "ok" and run["job_parts"] == 2
-    assert run["energy_j"] == pytest.approx(driver["energy_j"])
+    assert run["energy_j"] == pytest.approx(driver["energy_j"] + rank["energy_j"])
 
 
 @pytest.mark.parametrize(
@@ -263,3 +264,22 @@ def test_a_job_cell_whose_post_run_event_never_came_puts_the_variable_back_at_th
     assert JOB_VARIABLE not in os.environ
     (run,), _ = recorded(session)
     assert (run["job"], run["status"]) == ("lost", "interrupted")
+
+
+def test_ranks_inherit_the_registry_and_project_the_notebook_records_into(ip, session, tmp_path):
+    """``%carbon config`` moved the notebook to another registry and project than its environment
+    names: the ranks the cell starts record where the cell's run is, and the environment is put back."""
+    lab = str(tmp_path / "lab.sqlite")
+    ip.run_cell(f"%carbon config registry={lab} project=bert")
+    before = dict(os.environ)
+    result = ip.run_cell("%%carbon --job --quiet\nranks = [finished(start_rank(r)) for r in (0, 1)]\n")
+    assert result.success, result.error_in_exec
+    assert session.writer().flush(10)
+    with Registry.open(lab) as registry:
+        (run,) = registry.runs()
+        listed = registry.select(select(run_parts).where(run_parts.c.parent_uid == run["uid"]), "reading the parts")
+    assert run["project"] == "bert" and sorted(p["rank"] for p in listed if p["rank"] is not None) == [0, 1]
+    assert {r["run_id"] for r in ip.user_ns["ranks"]} == {run["id"]}
+    assert {k: os.environ.get(k) for k in before if k.startswith("NOTEBOOK_CARBON_")} == {
+        k: v for k, v in before.items() if k.startswith("NOTEBOOK_CARBON_")}
+    assert "NOTEBOOK_CARBON_PROJECT" not in os.environ

@@ -217,3 +217,55 @@ def test_unknown_water_and_embodied_stay_unknown_and_a_finished_job_of_unknown_s
     assert done["ended_at"] == T0 + 110.0
     # the same name in a later launch of the script: its own run, not a part of the finished one
     assert jobs.start_part(reg, run_row(job="eval", world=None), part_row(None, job="eval", at=T0 + 900)) != run
+
+
+def test_gpus_are_told_apart_by_their_uuid_when_every_rank_calls_its_own_gpu_0(reg):
+    """A launcher or container that shows each rank only its GPU: all four call it GPU 0."""
+    ranks = [part_row(rank) for rank in range(4)]
+    run = {jobs.start_part(reg, run_row(world=4), p) for p in ranks}.pop()
+    for rank, part in enumerate(ranks):
+        device = {**gpu("GPU 0: NVIDIA H100", 100.0 + rank, 100.0 + rank), "device_id": f"GPU-{rank:04d}-uuid"}
+        jobs.update_part(reg, part["uid"], final([device]), final=True)
+    done = reg.get_run(run)
+    assert done["gpu_energy_j"] == 100.0 + 101.0 + 102.0 + 103.0 and done["gpu_count"] == 4
+    assert sorted(c["machine_energy_j"] for c in reg.components(done["uid"])) == [100.0, 101.0, 102.0, 103.0]
+
+
+def test_a_driver_s_blocks_and_restarts_that_ran_one_after_another_are_added_and_the_latest_attempt_says_how_it_ended(reg):
+    driver = part_row(None, "laptop", job="cell-3", block=None, pid=7)
+    run = jobs.start_part(reg, run_row(job="cell-3", block=None, world=None, host="laptop"), driver, driver=True)
+    blocks = []
+    for block, attempt, status, energy, at in ((1, 0, "failed", 300.0, T0), (1, 1, "ok", 500.0, T0 + 100),
+                                               (2, 1, "ok", 200.0, T0 + 700)):  # fmt: skip
+        part = {**part_row(0, "node-b", job="cell-3", block=block, at=at), "attempt": attempt}
+        jobs.start_part(reg, run_row(job="cell-3", block=block), part)
+        end = final([gpu("GPU 0", energy, energy), cpu(energy / 10, None)], status=status, at=at,
+                    error="RuntimeError: NCCL timeout" if status == "failed" else None)  # fmt: skip
+        jobs.update_part(reg, part["uid"], end, final=True)
+        blocks.append(part)
+    jobs.update_part(reg, driver["uid"], final([cpu(1.0, 2.0)], at=T0), final=True)
+    done = reg.get_run(run)
+    # one device, used in turn by three windows: each window's energy, added; machine attribution too
+    assert done["gpu_energy_j"] == 300.0 + 500.0 + 200.0 and done["cpu_energy_j"] == 30.0 + 50.0 + 20.0 + 1.0
+    assert done["status"] == "ok" and done["error"] is None  # the restart succeeded
+    assert any(note.startswith("restarted 1 time") for note in done["notes"])
+
+
+def test_blocks_metered_inside_a_rank_s_block_are_listed_with_the_job_s_parts(reg):
+    rank = part_row(0)
+    run = jobs.start_part(reg, run_row(world=1), rank)
+    reg.record_part({"uid": new_uid(), "parent_uid": rank["uid"], "name": "epoch-1", "status": "ok",
+                     "started_at": T0 + 1, "energy_j": 2.0})  # fmt: skip
+    listed = parts(reg, reg.get_run(run)["uid"])
+    assert [(p["rank"], p["name"], p["job"]) for p in listed] == [(0, None, "slurm:1"), (None, "epoch-1", None)]
+
+
+def test_a_failed_rank_named_in_the_error_is_the_first_to_fail(reg):
+    ranks = [part_row(rank) for rank in range(3)]
+    run = {jobs.start_part(reg, run_row(world=3), p) for p in ranks}.pop()
+    # rank 2 fails first (its NCCL error is the cause); ranks 0 and 1 fail after, waiting for it
+    for rank, ended in ((2, T0 + 5), (0, T0 + 9), (1, T0 + 9)):
+        end = final([cpu(1.0, 3.0)], status="failed", error=f"error of rank {rank}")
+        end["ended_at"] = ended
+        jobs.update_part(reg, ranks[rank]["uid"], end, final=True)
+    assert reg.get_run(run)["error"] == "rank 2 on node-a failed: error of rank 2"

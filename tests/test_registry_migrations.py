@@ -266,7 +266,7 @@ def test_v7_to_v8_on_either_database(registry_url, registry_engine):
         reg.record_run({"uid": parent, "project": "p", "started_at": 1.7e9}, {"status": "ok", "energy_j": 5.0})
         reg.record_part({"uid": new_uid(), "parent_uid": parent, "status": "ok", "started_at": 1.7e9 + 1, "energy_j": 2.0})
     job_columns = ("job", "job_block", "job_world_size", "job_parts", "job_nodes")
-    part_columns = ("job", "block", "rank", "local_rank", "node", "devices", "machine_energy_j", "water_l",
+    part_columns = ("job", "block", "attempt", "rank", "local_rank", "node", "devices", "machine_energy_j", "water_l",
                     "embodied_g", "attribution", "updated_at", "checkpoint_interval_s", "counted")  # fmt: skip
     quote = registry_engine.dialect.identifier_preparer.quote
     undo = ["DROP INDEX ix_runs_job", "DROP INDEX ix_run_parts_status"]

@@ -122,7 +122,8 @@ def test_parts_gives_the_ranks_with_their_nodes(get):
     charged = [[d["device"] for d in p["devices"] if d["component"] == "gpu" and d["share"] != 0] for p in ranks]
     assert charged == [["GPU 0: NVIDIA H100"], ["GPU 1: NVIDIA H100"]] * 2
     assert ranks[0]["devices"][1] == {"component": "cpu", "device": "package-0", "method": "rapl", "energy_j": 100.0,
-                                      "machine_energy_j": 400.0, "share": 0.25, "reason": None, "degraded": None}
+                                      "machine_energy_j": 400.0, "share": 0.25, "reason": None, "degraded": None,
+                                      "device_id": None}
     # by uid too
     assert _json(get("parts", run=body["run"]["uid"])) == body
 

@@ -116,13 +116,15 @@ def test_several_jobs_and_a_rank_a_notebook_cell_started_inside_its_measurement(
         add_ranks(reg, "slurm:8", range(4), ("node-a", "node-c"), started_at=T0 + 3600)
         # a cell driving job nb:1 on node-a: the rank it started there is inside its measurement
         driven = {"project": "p", "name": "cell", "started_at": T0 + 7200, "job": "nb:1", "job_world_size": 2, **WHERE}
+        uids = []
         for rank, node, pid, ancestors in ((None, "node-a", 4242, ()), (0, "node-a", 4243, (4242,)),
                                            (1, "node-d", 4243, ())):  # fmt: skip
-            uid = new_uid()
+            uids.append((new_uid(), rank))
             jobs.start_part(reg, {**driven, "uid": new_uid(), "host": "node-a", "pid": 4242},
-                            {"uid": uid, "job": "nb:1", "block": None if rank is None else 1, "rank": rank,
+                            {"uid": uids[-1][0], "job": "nb:1", "block": None if rank is None else 1, "rank": rank,
                              "node": node, "pid": pid, "started_at": T0 + 7200},
                             driver=rank is None, ancestors=ancestors)  # fmt: skip
+        for uid, rank in uids:  # the ranks started while the cell ran, which ends with them
             jobs.update_part(reg, uid, {"status": "ok", "energy_j": 15.0, "devices": _devices(rank or 0),
                                         "ended_at": T0 + 7260, "duration_s": 60.0}, final=True)  # fmt: skip
     fact = statement_facts(location, project="p", settings=SETTINGS)["methods"]["jobs"]

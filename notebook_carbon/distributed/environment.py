@@ -4,13 +4,16 @@ The job's identity is looked for in this order (``DETECTION_ORDER``); the first 
 
 1. an explicit ``track(job=...)``, else ``NOTEBOOK_CARBON_JOB`` (set by ``%%carbon --job`` for
    the processes a cell starts, or by hand);
-2. SLURM: ``SLURM_JOB_ID`` with the step (``SLURM_STEP_ID``) and ``SLURM_CLUSTER_NAME``;
+2. SLURM, in a step ``srun`` started: ``SLURM_JOB_ID`` with the step (``SLURM_STEP_ID``) and
+   ``SLURM_CLUSTER_NAME`` (outside a step, a batch script may start several jobs of its own);
 3. torchrun (torch.distributed.elastic): ``TORCHELASTIC_RUN_ID``, with the restart count as the
    attempt; the literal ``none``, which torchrun sets without ``--rdzv-id``, counts as absent;
 4. Open MPI and PMIx: ``OMPI_MCA_ess_base_jobid`` (``OMPI_MCA_orte_ess_jobid`` before Open MPI 5),
    else ``PMIX_NAMESPACE``;
 5. the rendezvous address: ``MASTER_ADDR:MASTER_PORT`` (torch.distributed's launchers, DeepSpeed,
-   accelerate), for ranks whose blocks start within ``RENDEZVOUS_WINDOW_S`` of each other.
+   accelerate), for ranks whose blocks start within ``RENDEZVOUS_WINDOW_S`` of each other; a
+   loopback address with the node's name (every machine has one), and the SLURM allocation's id
+   inside one.
 
 The rank facts come from whichever launcher set them, torch's first (a ``torchrun`` started by
 ``srun`` gives each worker the global ``RANK``, while every worker of a node shares its
@@ -47,6 +50,8 @@ reuse: a rendezvous address, or a torchrun id chosen by hand (``--rdzv-id=100`` 
 every day). The ranks of one job meet at their rendezvous, so their blocks start within seconds."""
 
 MAX_KEY_CHARS = 200
+
+_LOOPBACK = frozenset(("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"))
 
 _RANK_SOURCES = (
     # (rank, local rank, world size, local world size, node rank), by launcher, torch's first
@@ -85,6 +90,8 @@ def detect_job(environ: Mapping[str, str], explicit: str | None = None, said: li
         local_world_size = _slurm_tasks_on_node(per_node, node_rank)
     facts = {"rank": rank, "local_rank": local_rank, "world_size": world_size,
              "local_world_size": local_world_size, "node_rank": node_rank}  # fmt: skip
+    restart = environ.get("TORCHELASTIC_RESTART_COUNT", "0").strip()
+    facts["attempt"] = int(restart) if restart.isdigit() and len(restart) < 6 else 0
     named = explicit if explicit is not None else environ.get(JOB_VARIABLE) or None
     if named is not None:
         return Job(_checked_key(named, explicit is not None), "explicit", **facts, notes=tuple(notes))
@@ -116,7 +123,7 @@ def _launcher_key(environ: Mapping[str, str]) -> tuple[str, str, float | None] |
 
 def _launcher(environ: Mapping[str, str]) -> tuple[str, str, float | None] | None:
     job_id = environ.get("SLURM_JOB_ID", "").strip()
-    if job_id:
+    if job_id and _in_slurm_step(environ):  # outside a step, the allocation may run several jobs
         step = (environ.get("SLURM_STEP_ID") or environ.get("SLURM_STEPID") or "").strip()
         cluster = environ.get("SLURM_CLUSTER_NAME", "").strip()
         return f"slurm:{cluster + '/' if cluster else ''}{job_id}{'.' + step if step else ''}", "slurm", None
@@ -129,6 +136,12 @@ def _launcher(environ: Mapping[str, str]) -> tuple[str, str, float | None] | Non
             return f"mpi:{value}", "mpi", RENDEZVOUS_WINDOW_S
     address, port = environ.get("MASTER_ADDR", "").strip(), environ.get("MASTER_PORT", "").strip()
     if address and port:
+        if address in _LOOPBACK:  # every machine's own: the job is this node's
+            from ..meters.detect import host_info
+
+            address = f"{address}@{host_info()['hostname']}"
+        if job_id:  # a job of its own inside a SLURM allocation (torchrun run from the batch script)
+            address = f"{address}@slurm:{job_id}"
         return f"rendezvous:{address}:{port}", "rendezvous", RENDEZVOUS_WINDOW_S
     return None
 

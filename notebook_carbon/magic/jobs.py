@@ -2,8 +2,9 @@
 
 The cell's run is begun as the job's driver (``record.Job(key, "explicit", driver=True)``): a new
 run, never an earlier one, with the cell's own measurement as its "driver" part. While the cell
-runs, ``NOTEBOOK_CARBON_JOB`` holds the job's key, so every process it starts (``!torchrun ...``,
-``subprocess.run``, ``sbatch --export=ALL``) inherits it, and each rank's ``track()`` joins that
+runs, ``NOTEBOOK_CARBON_JOB`` holds the job's key (and ``NOTEBOOK_CARBON_REGISTRY`` and
+``NOTEBOOK_CARBON_PROJECT`` the notebook's), so every process it starts (``!torchrun ...``,
+``subprocess.run``, ``sbatch --export=ALL``) inherits them, and each rank's ``track()`` joins that
 run as a part, during the cell or after it (``registry.jobs``). The variable is put back as it was
 (its earlier value, or its absence) when the cell ends, however it ends. Without NAME, each run of
 the cell gets a key of its own, ``cell-`` and 8 hex digits.
@@ -50,29 +51,35 @@ def driver_job(args: CellArgs) -> Job | None:
 
 
 class JobVariable:
-    """``NOTEBOOK_CARBON_JOB`` set to a job's key while its cell runs, then put back exactly as it
-    was. ``restore`` is idempotent, and undoes only this object's ``set``."""
+    """``NOTEBOOK_CARBON_JOB`` set to a job's key while its cell runs, with the registry and project
+    the notebook records into (``%carbon config`` may have changed them from what the environment
+    says: its ranks must write where the cell's run is), then each put back exactly as it was.
+    ``restore`` is idempotent, and undoes only this object's ``set``."""
 
-    __slots__ = ("_saved", "_set", "key")
+    __slots__ = ("_saved", "_set", "key", "values")
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, registry: str | None = None, project: str | None = None) -> None:
         self.key = key
-        self._saved: str | None = None
+        self.values = {JOB_VARIABLE: key, "NOTEBOOK_CARBON_REGISTRY": registry, "NOTEBOOK_CARBON_PROJECT": project}
+        self._saved: dict[str, str | None] = {}
         self._set = False
 
     def set(self) -> None:
         if not self._set:
-            self._saved = os.environ.get(JOB_VARIABLE)
-            self._set = True  # first: an interrupt right after the change below still has it undone
-            os.environ[JOB_VARIABLE] = self.key
+            self._saved = {name: os.environ.get(name) for name in self.values}
+            self._set = True  # first: an interrupt right after the changes below still has them undone
+            for name, value in self.values.items():
+                if value is not None:
+                    os.environ[name] = value
 
     def restore(self) -> None:
         if not self._set:
             return
-        if self._saved is None:
-            os.environ.pop(JOB_VARIABLE, None)
-        else:
-            os.environ[JOB_VARIABLE] = self._saved
+        for name, saved in self._saved.items():
+            if saved is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = saved
         self._set = False
 
 
@@ -85,7 +92,7 @@ def job_variable(run: ActiveRun, warn: Callable[[str], None]) -> JobVariable | N
     if run.parent_uid is not None:
         warn(NESTED_WARNING)
         return None
-    return JobVariable(run.job.key)
+    return JobVariable(run.job.key, run.session.settings.registry_location(), run.row["project"])
 
 
 def summary(result: RunResult) -> str:

@@ -41,6 +41,9 @@ class EnergyMeter(abc.ABC):
     """Hardware model name where known (CPU brand string, GPU name)."""
     reason: str | None = None
     """Why this meter stands in for a better one (``RAPL present but not readable without root``)."""
+    device_id: str | None = None
+    """What names the device the same in every process that sees it (a GPU's UUID, where the label
+    holds a per-process index); None where the label does."""
     share_rule: Any = None
     """The ``shares.ShareRule`` that tells a run's share of this device's energy (``attribution =
     "share"``); None: the run is charged the whole device."""

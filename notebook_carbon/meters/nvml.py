@@ -158,6 +158,10 @@ class _NvmlMeter(EnergyMeter):
         self.index = index
         self.model = name
         self.device = f"GPU {index}: {name}"
+        try:  # CUDA_VISIBLE_DEVICES or a container renumbers devices per process; the UUID is the device's
+            self.device_id = _text(self._nvml.nvmlDeviceGetUUID(handle))
+        except Exception:  # noqa: BLE001 - a device that cannot say is told by its label
+            self.device_id = None
         self.reason = reason
         self._closed = False
         session.acquire()

@@ -41,12 +41,39 @@ def settle(conn: Connection, run_uid: str) -> None:
 
 
 def _devices(counted: Iterable[dict]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Per device (node, component, device): what it drew and what the job is charged of it."""
-    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    """Per device (node, component, device): what it drew and what the job is charged of it.
+
+    A device is told by its id where it has one (a GPU's UUID: ranks shown only their own GPU all
+    call it GPU 0), else by its label. The ranks of one block and attempt ran at the same time:
+    among them, a device drew its largest reading and is charged their shares summed (at most
+    that). Blocks and attempts that ran one after another (a driving cell's run takes every block
+    of its ranks, and each restart's) are added up."""
+    groups: dict[tuple, list[dict]] = {}
     for part in counted:
+        groups.setdefault((part["block"], part["attempt"] or 0, part["rank"] is None), []).append(part)
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for group in groups.values():
+        for key, entry in _group_devices(group).items():
+            row = rows.get(key)
+            if row is None:
+                rows[key] = entry
+                continue
+            row["energy_j"] += entry["energy_j"]
+            row["machine"] += entry["machine"]
+            row["whole"] |= entry["whole"]
+            row["ranks"] += entry["ranks"]
+            row["methods"] |= entry["methods"]
+            row["reason"] = row["reason"] or entry["reason"]
+            row["degraded"] += entry["degraded"]
+    return {key: _component(key, entry) for key, entry in rows.items()}
+
+
+def _group_devices(parts: list[dict]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    found: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for part in parts:
         for device in _decoded(part["devices"]):
-            key = (part["node"] or "", device["component"], device["device"])
-            entry = found.setdefault(key, {"charged": [], "machine": 0.0, "whole": False, "ranks": [],
+            key = (part["node"] or "", device["component"], device.get("device_id") or device["device"])
+            entry = found.setdefault(key, {"charged": [], "machine": 0.0, "whole": False, "ranks": [], "label": device["device"],
                                            "methods": set(), "reason": None, "degraded": []})  # fmt: skip
             entry["reason"] = entry["reason"] or device.get("reason")
             if device.get("degraded"):
@@ -59,19 +86,23 @@ def _devices(counted: Iterable[dict]) -> dict[tuple[str, str, str], dict[str, An
             entry["methods"].add(device["method"])
             if charged > 0:
                 entry["ranks"].append(part["rank"])
-    rows = {}
-    for (node, component, device), entry in found.items():
+    for entry in found.values():
         machine = entry["machine"]
-        energy = machine if entry["whole"] else min(math.fsum(entry["charged"]), machine)
-        rows[(node, component, device)] = {
-            "component": component, "device": f"{node}: {device}" if node else device,
-            "method": "+".join(sorted(entry["methods"])), "energy_j": energy,
-            "machine_energy_j": None if entry["whole"] else machine,
-            "share": None if entry["whole"] else (energy / machine if machine > 0 else 0.0),
-            "share_how": "the whole device, counted once" if entry["whole"] else _shares_how(entry["ranks"]),
-            "reason": entry["reason"], "degraded": "; ".join(entry["degraded"]) or None,
-        }  # fmt: skip
-    return rows
+        entry["energy_j"] = machine if entry["whole"] else min(math.fsum(entry["charged"]), machine)
+    return found
+
+
+def _component(key: tuple[str, str, str], entry: dict[str, Any]) -> dict[str, Any]:
+    node, component, _ = key
+    machine, energy, label = entry["machine"], entry["energy_j"], entry["label"]
+    return {
+        "component": component, "device": f"{node}: {label}" if node else label,
+        "method": "+".join(sorted(entry["methods"])), "energy_j": energy,
+        "machine_energy_j": None if entry["whole"] else machine,
+        "share": None if entry["whole"] else (energy / machine if machine > 0 else 0.0),
+        "share_how": "the whole device, counted once" if entry["whole"] else _shares_how(entry["ranks"]),
+        "reason": entry["reason"], "degraded": "; ".join(entry["degraded"]) or None,
+    }  # fmt: skip
 
 
 def _shares_how(ranks: list[int | None]) -> str:
@@ -88,8 +119,8 @@ def _who(part: Mapping[str, Any]) -> str:
 
 
 def _figures(parts: list[dict], counted: list[dict], devices: Mapping[tuple, dict]) -> dict[str, Any]:
-    statuses = [part["status"] for part in parts]
-    status = job_status(statuses)
+    current = _latest_attempts(parts)
+    status = job_status([part["status"] for part in current])
     by_component: dict[str, list[float]] = {}
     methods: dict[str, set[str]] = {}
     for row in devices.values():
@@ -125,9 +156,20 @@ def _figures(parts: list[dict], counted: list[dict], devices: Mapping[tuple, dic
     figures["host"] = _hosts([n for n in nodes if n])
     gpus = {key for key, row in devices.items() if key[1] == "gpu" and (row["share"] is None or row["energy_j"] > 0)}
     figures["gpu_count"] = len(gpus) or len({key for key in devices if key[1] == "gpu"})
-    figures["error"] = next((_said(part) for part in parts if part["status"] in ("crashed", "failed", "interrupted")), None)
+    failed = [part for part in current if part["status"] in ("crashed", "failed", "interrupted")]
+    first = min(failed, key=lambda part: part["ended_at"] or part["updated_at"] or math.inf, default=None)
+    figures["error"] = None if first is None else _said(first)  # the first to fail: likely the cause
     figures["notes"] = json.dumps(_notes(parts, counted, nodes))
     return figures
+
+
+def _latest_attempts(parts: list[dict]) -> list[dict]:
+    """The parts that say how the job ended: of each block, its latest attempt's (a restart that
+    succeeded is a job that succeeded; the attempts before it keep their energy and are noted)."""
+    latest: dict[Any, int] = {}
+    for part in parts:
+        latest[part["block"]] = max(latest.get(part["block"], 0), part["attempt"] or 0)
+    return [part for part in parts if (part["attempt"] or 0) == latest[part["block"]]]
 
 
 def _span(parts: list[dict]) -> float:
@@ -158,6 +200,10 @@ def _notes(parts: list[dict], counted: list[dict], nodes: list[str]) -> list[str
     if inside:
         said += f"; {inside} part{'s' if inside != 1 else ''} started by the notebook cell on its own machine, inside its measurement"
     notes = [said]
+    restarted = sorted({part["attempt"] for part in parts if part["attempt"]})
+    if restarted:
+        notes.append(f"restarted {len(restarted)} time{'s' if len(restarted) != 1 else ''}: the earlier attempts' "
+                     "energy is counted, their statuses are not the job's")  # fmt: skip
     for part in parts:
         for note in _decoded(part["notes"]):
             if note not in notes:

@@ -44,9 +44,9 @@ from .job_sums import settle
 from .liveness import process_started_at, why_dead
 from .schema import run_parts, runs, samples
 
-__all__ = ["dead_job_runs", "finish_part", "reap_parts", "start_part", "update_part"]
+__all__ = ["any_dead_parts", "dead_job_runs", "finish_part", "reap_parts", "start_part", "update_part"]
 
-DEVICE_FIELDS = ("component", "device", "method", "energy_j", "machine_energy_j", "share", "reason", "degraded")
+DEVICE_FIELDS = ("component", "device", "device_id", "method", "energy_j", "machine_energy_j", "share", "reason", "degraded")
 """What a part records of each device it metered (``devices``)."""
 
 def start_part(
@@ -88,12 +88,12 @@ def _inside_driver(conn: Connection, run_uid: str, part: Mapping[str, Any], ance
     """Whether a part joining a driver's run is inside the driver's own measurement: on the driver's
     machine, its process the driver's (a block on another thread of the kernel) or one below it."""
     driver = conn.execute(
-        select(run_parts.c.node, run_parts.c.pid)
+        select(run_parts.c.node, run_parts.c.pid, run_parts.c.status)
         .where(run_parts.c.parent_uid == run_uid, run_parts.c.rank.is_(None), run_parts.c.block.is_(None))
         .order_by(run_parts.c.id).limit(1)
     ).first()  # fmt: skip
-    if driver is None or driver.pid is None or driver.node != part.get("node"):
-        return False
+    if driver is None or driver.pid is None or driver.node != part.get("node") or driver.status != "running":
+        return False  # a rank started after the cell ended runs outside its measurement: counted
     return driver.pid == part.get("pid") or driver.pid in set(ancestors)
 
 
@@ -267,6 +267,16 @@ def _dead_parts(conn: Connection, host: str, now: float, started_at_of, parent_u
         why = why_dead({**part, "host": part["node"]}, host, now, started_at_of)
         if why is not None:
             yield part, why.replace("its process", "its rank's process", 1)
+
+
+def any_dead_parts(registry, *, host: str | None = None, now: float | None = None, started_at_of=process_started_at) -> bool:
+    """Whether any ``running`` rank's process is gone (what ``reap_parts`` would mark), found without writing."""
+    if host is None:
+        from ..meters.detect import host_info
+
+        host = host_info()["hostname"]
+    with registry.read("looking for ranks whose process died") as conn:
+        return next(_dead_parts(conn, host, time.time() if now is None else now, started_at_of), None) is not None
 
 
 def dead_job_runs(registry, *, host: str | None = None, now: float | None = None,

@@ -147,7 +147,7 @@ def _to_v8(conn: Connection) -> None:
     wanted = {
         "runs": {"job": "TEXT", "job_block": integer, "job_world_size": integer, "job_parts": integer,
                  "job_nodes": integer},
-        "run_parts": {"job": "TEXT", "block": integer, "rank": integer, "local_rank": integer, "node": "TEXT",
+        "run_parts": {"job": "TEXT", "block": integer, "attempt": integer, "rank": integer, "local_rank": integer, "node": "TEXT",
                       "devices": "TEXT", "machine_energy_j": double, "water_l": double, "embodied_g": double,
                       "attribution": String(16).compile(dialect=dialect), "updated_at": double,
                       "checkpoint_interval_s": double, "counted": f"{boolean} NOT NULL DEFAULT {no}"},

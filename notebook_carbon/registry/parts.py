@@ -32,10 +32,15 @@ def record_part(registry, row: Mapping[str, Any]) -> int:
 
 
 def parts(registry, parent_uid: str) -> list[dict[str, Any]]:
-    """The parts of run ``parent_uid``, in the order they started; a rank's ``devices`` decoded (a
-    list of dicts: each device's method, what it drew and the rank's share; [] if none or unreadable)."""
+    """The parts of run ``parent_uid``, in the order they started, then the blocks metered inside a
+    job's ranks (whose ``parent_uid`` is the rank's part); a rank's ``devices`` decoded (a list of
+    dicts: each device's method, what it drew and the rank's share; [] if none or unreadable)."""
     query = select(run_parts).where(run_parts.c.parent_uid == parent_uid).order_by(run_parts.c.started_at, run_parts.c.id)
     found = registry.select(query, "reading the parts of a run")
+    ranks = [part["uid"] for part in found if part.get("job") is not None]
+    if ranks:  # blocks metered inside a rank's block hang from the rank's part: parts of this run too
+        inner = select(run_parts).where(run_parts.c.parent_uid.in_(ranks)).order_by(run_parts.c.started_at, run_parts.c.id)
+        found += registry.select(inner, "reading the parts of a job's ranks")
     for part in found:
         part["devices"] = _devices(part.get("devices"))
     return found

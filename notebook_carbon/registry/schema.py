@@ -239,6 +239,7 @@ run_parts = Table(
     # notebook cell that drives the job, on its machine, is inside the cell's own measurement).
     Column("job", Text),
     Column("block", Integer),
+    Column("attempt", Integer),  # torchrun's restart count: a restart's ranks are a group of their own
     Column("rank", Integer),
     Column("local_rank", Integer),
     Column("node", Text),

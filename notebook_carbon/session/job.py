@@ -9,6 +9,7 @@ that meters its training and then its evaluation records two runs, each made of 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import uuid
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..record import Job
 
 if TYPE_CHECKING:
-    from ..measure import Window
+    from ..measure import Measurement, Window
     from ..registry.writer import BackgroundWriter
 
 _blocks: dict[str, itertools.count] = {}  # per job key: this process's blocks of it so far
@@ -49,8 +50,8 @@ class JobPart:
         if not job.driver:
             run_row["pid"] = None  # a job's run is no one process: its parts say which (and live by them)
         part = {k: row.get(k) for k in ("uid", "name", "sweep", "tags", "params", "started_at", "pid", "attribution")}
-        part.update(job=job.key, block=self.block, rank=job.rank, local_rank=job.local_rank, node=row.get("host"),
-                    checkpoint_interval_s=checkpoint_interval_s, status="running")  # fmt: skip
+        part.update(job=job.key, block=self.block, attempt=job.attempt, rank=job.rank, local_rank=job.local_rank,
+                    node=row.get("host"), checkpoint_interval_s=checkpoint_interval_s, status="running")  # fmt: skip
         self.start_args = {"run_row": run_row, "part": part, "window_s": job.window_s, "driver": job.driver,
                            "ancestors": _ancestors()}  # fmt: skip
 
@@ -63,10 +64,10 @@ class JobPart:
     def checkpoint(self, writer: BackgroundWriter, uid: str, row: dict[str, Any], window: Window) -> None:
         writer.checkpoint_part(uid, {**row, "devices": window.devices_so_far()})
 
-    def finish(self, writer: BackgroundWriter, row: dict[str, Any], components: list, samples: list) -> Future:
+    def finish(self, writer: BackgroundWriter, row: dict[str, Any], measurement: Measurement, samples: list) -> Future:
         """Queue the part's end with its devices and samples; the caller waits for it."""
         part = {k: row.get(k) for k in PART_FIELDS if k != "uid"}
-        part["devices"] = components
+        part["devices"] = [dataclasses.asdict(component) for component in measurement.components]
         return writer.finish_part(row["uid"], part, samples, self.start_args, awaited=True)
 
 

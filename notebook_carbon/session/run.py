@@ -318,7 +318,7 @@ class ActiveRun:
             part["parent_uid"] = self.parent_uid
             return writer.record_part(part, awaited=True)
         if self._job_part is not None:
-            return self._job_part.finish(writer, row, components, samples)
+            return self._job_part.finish(writer, row, self._closing[1], samples)
         final = {k: v for k, v in row.items() if k != "uid"}
         if self.id_future is None:  # interrupted before its start was queued: the whole run at once
             return writer.record_run(dict(self.row), final, components, samples, awaited=True)
