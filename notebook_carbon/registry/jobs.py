@@ -2,8 +2,8 @@
 
 Each rank's block is a part (``run_parts``, with its rank, node, devices and heartbeat); the run
 is what its parts add up to (``job_sums.settle``), computed again in the transaction that writes
-the job's first running part (the driver, else the lowest rank: ``_leads``), and the job's last
-end, so every reader (totals, sweeps, statements, the dashboard) sees one run, at most a checkpoint
+the start or a checkpoint of the job's first running part (the driver, else the lowest rank:
+``_leads``), and the job's last end, so every reader (totals, sweeps, statements, the dashboard) sees one run, at most a checkpoint
 interval behind its ranks:
 
 - energy: per device (node, component, device), what the ranks were charged of it, summed, never
@@ -156,7 +156,7 @@ def _update(conn: Connection, where: str, uid: str, values: dict, final: bool) -
     conn.execute(update(run_parts).where(run_parts.c.uid == uid), values)
     if final:
         _reap(conn, time.time(), None, process_started_at, parent_uid=found.parent_uid)
-    if _leads(conn, found.parent_uid, found.rank) or final and not _running(conn, found.parent_uid):
+    if not _running(conn, found.parent_uid) if final else _leads(conn, found.parent_uid, found.rank):
         settle(conn, found.parent_uid)
     return True
 
@@ -168,9 +168,9 @@ def _running(conn: Connection, run_uid: str) -> bool:
 
 def _leads(conn: Connection, run_uid: str, rank: int | None) -> bool:
     """Whether a part of rank ``rank`` is the first of its job's running parts (the driver first,
-    then the lowest rank). Its writes alone settle the run, and the job's last part's end: a job of
-    hundreds of ranks writes its run once per checkpoint interval, not once per rank and interval,
-    and its run shows the others' starts and ends at most one interval late."""
+    then the lowest rank). Its start and checkpoints alone settle the run, and the job's last end:
+    a job of hundreds of ranks writes its run once per checkpoint interval, not once per rank and
+    interval, and its run shows the others' starts and ends at most one interval late."""
     if rank is None:
         return True
     lower = (run_parts.c.rank < rank) | run_parts.c.rank.is_(None)
