@@ -44,26 +44,40 @@ def render(data: dict[str, Any], fmt: str, *, training_type: str = "pre-training
     raise ConfigError(f"unknown statement format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def model_card(data: dict[str, Any], *, training_type: str = "pre-training") -> str:
+def model_card(
+    data: dict[str, Any], *, training_type: str | None = None, include_embodied: bool = False
+) -> str:
     """The ``co2_eq_emissions`` metadata of a Hugging Face model card (YAML between ``---`` lines),
-    for the whole development: emissions in grams, as the model-card specification asks."""
+    for the whole development: emissions in grams, as the model-card specification asks, to 3
+    significant figures (a project of 0.4 mg writes 0.0004, never 0.0). The operational emissions,
+    or with ``include_embodied`` those plus the hardware's embodied emissions; ``source`` says which.
+    ``training_type`` (one of ``TRAINING_TYPES``) is written only when given: nothing is assumed."""
     from huggingface_hub import ModelCardData
 
-    if training_type not in TRAINING_TYPES:
+    if training_type is not None and training_type not in TRAINING_TYPES:
         raise ConfigError(f"training type {training_type!r}: choose one of {', '.join(TRAINING_TYPES)}")
-    methods = data["methods"]
+    methods, totals = data["methods"], data["totals"]
     grids = methods["intensity"]["grids"]
     location = ", ".join(str(g["region"]) for g in grids if g["region"]) or "unknown"
     hardware = [f"{g['count'] or 1} x {g['model']}" for g in data["hardware"]["gpus"]] + data["hardware"]["cpus"]
-    emissions = {
-        "emissions": round(data["totals"]["emissions_g"]["value"], 3),
+    embodied_g = totals["embodied_g"]["value"] or 0.0
+    grams = totals["emissions_g"]["value"] + (embodied_g if include_embodied else 0.0)
+    if include_embodied:
+        included = ("operational emissions (electricity x PUE x grid intensity) and embodied emissions "
+                    "(hardware manufacturing)")  # fmt: skip
+    else:
+        included = (f"operational emissions only (electricity x PUE x grid intensity); embodied emissions "
+                    f"(hardware manufacturing, {emissions_text(embodied_g)}) not included")  # fmt: skip
+    emissions: dict[str, Any] = {
+        "emissions": float(f"{grams:.3g}") if grams else 0.0,
         "source": f"{data['generator']}: {data['scope']['runs']} metered runs of project "
-        f"{data['scope'].get('project')!s}, every sweep, failed and redundant run included; "
+        f"{data['scope'].get('project')!s}, every sweep, failed and redundant run included; {included}; "
         f"{_measured_text(methods)}{_excluded_text(data['scope'].get('excluded', []))}",
-        "training_type": training_type,
-        "geographical_location": location,
-        "hardware_used": ", ".join(hardware) or "unknown",
     }
+    if training_type is not None:
+        emissions["training_type"] = training_type
+    emissions["geographical_location"] = location
+    emissions["hardware_used"] = ", ".join(hardware) or "unknown"
     card = ModelCardData(co2_eq_emissions=emissions)
     text = card.to_yaml()
     import yaml
