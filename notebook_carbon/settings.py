@@ -85,11 +85,11 @@ SETTING_BOUNDS: Mapping[str, Bound] = {
         "on-site water per kWh of IT energy, between 0 and 20 L/kWh (a typical data centre: "
         "0.2-2); none records no water",
     ),
-    # impact.embodied.FACTORS: a laptop ~400 kg, an 8-GPU server ~3700 kg; a whole rack-scale
+    # impact.embodied.FACTORS: a laptop ~236 kg, an 8-GPU server ~3700 kg; a whole rack-scale
     # system is tens of tonnes. 100 t catches grams or kilotonnes typed as kilograms.
     "embodied_kg": Bound(
         0.0, 100_000.0, "kg",
-        "the whole machine's embodied emissions in kg CO2e, between 0 and 100000 (a laptop ~400, "
+        "the whole machine's embodied emissions in kg CO2e, between 0 and 100000 (a laptop ~236, "
         "an 8-GPU server ~3700); none uses the figure of the hardware setting",
     ),
     # A few months (hardware rented or replaced quickly) to 30 years (the oldest machines still
@@ -98,6 +98,12 @@ SETTING_BOUNDS: Mapping[str, Bound] = {
         0.25, 30.0, "years",
         "the hardware's expected lifespan in years, between 0.25 and 30 (servers and laptops: "
         "usually 3-6)",
+    ),
+    # A share of a machine: 0 charges none of its embodied emissions, 1 all of it (SCI RR / ToR).
+    "resource_share": Bound(
+        0.0, 1.0, "",
+        "the share of the machine reserved for a run's embodied emissions, between 0 and 1 (a "
+        "2-vCPU VM on a 64-vCPU host: 0.03125); none reads the process's CPU affinity",
     ),
     # Below 50 ms the sampler's own CPU time and NVML's power-update period (~20-100 ms) dominate;
     # above 60 s a RAPL counter can wrap twice between reads on a busy multi-socket server (the
@@ -172,6 +178,9 @@ class Settings:
     """Total embodied emissions of the whole machine (kg CO2e), overriding the figure for ``hardware``."""
     lifetime_years: float = 4.0
     """Expected lifespan of the hardware, over which its embodied emissions are amortised."""
+    resource_share: float | None = None
+    """Share of the machine reserved for the run (SCI ``RR / ToR``), for embodied emissions; unset: the
+    process's CPU affinity over the host's logical CPUs (a VM cannot see its host: set it there)."""
     reused_hardware: bool = False
     """Refurbished or second-life hardware: its manufacturing counts as already amortised (embodied 0)."""
 

@@ -18,13 +18,16 @@ from notebook_carbon.impact.embodied import (
     resolve_hardware,
     sci,
 )
+from notebook_carbon.impact.resources import resource_share
 from notebook_carbon.meters.detect import Detection
 from notebook_carbon.registry.store import Registry
 from notebook_carbon.session import Session
+from notebook_carbon.session.figures import cpu_affinity
 from notebook_carbon.settings import HARDWARE, Settings
 from notebook_carbon.testing import FakeMeter
 
 FOUR_YEARS_S = 4 * 365 * 24 * 3600  # 126,144,000 s
+BLOOM_IN_USE_S = 6 * 0.85 * 365 * 24 * 3600  # Luccioni et al. (2023): 6 years at 85 % use, 160,833,600 s
 
 
 def test_a_year_is_365_days_as_in_the_sci_example():
@@ -35,38 +38,56 @@ def test_a_year_is_365_days_as_in_the_sci_example():
     assert got.embodied_g == pytest.approx(28.5388128, rel=1e-8)
 
 
-def test_four_gpu_server_reserved_two_hours_of_a_four_year_life():
+def test_four_gpu_server_reserved_two_hours_amortised_as_bloom_did():
     got = embodied(2 * 3600, hardware="gpu-server", gpu_count=4)
-    # TE = 2,500 kg + 4 x 150 kg = 3,100 kg; M = 3.1e6 g x 7,200 s / 126,144,000 s = 176.94 g
+    # TE = 2,500 kg + 4 x 150 kg = 3,100 kg over Luccioni et al.'s 6 years at 85 % use:
+    # lifespan in use = 6 x 0.85 x 31,536,000 s = 160,833,600 s; M = 3.1e6 g x 7,200 / 160,833,600 = 138.78 g
     assert got.total_kg == 3100.0
-    assert got.embodied_g == pytest.approx(3.1e6 * 7200 / FOUR_YEARS_S, rel=1e-12)
-    assert got.embodied_g == pytest.approx(176.940639, rel=1e-8)
+    assert got.embodied_g == pytest.approx(3.1e6 * 7200 / BLOOM_IN_USE_S, rel=1e-12)
+    assert got.embodied_g == pytest.approx(138.776972, rel=1e-8)
     assert got.low_g is None and got.high_g is None  # no published range for this factor
-    assert (got.hardware, got.gpu_count, got.lifetime_years, got.resource_share) == (
+    assert (got.hardware, got.gpu_count, got.lifetime_years, got.use_fraction, got.resource_share) == (
         "gpu-server",
         4,
-        4.0,
+        6.0,
+        0.85,
         1.0,
     )
-    assert got.basis == "SCI time-share: 3.1 t CO2e x 2 h 00 min / 4 years = 177 g CO2e"
+    assert got.lower_bound  # the paper calls its 150 kg per GPU a lower bound
+    assert got.basis == (
+        "SCI time-share: 3.1 t CO2e x 2 h 00 min / 6 years at 85 % use = 139 g CO2e; "
+        "a lower bound (the per-GPU figure is one)"
+    )
     assert got.source.startswith("gpu-server with 4 GPUs: 3.1 t CO2e; 2,500 kg per server")
     assert "BLOOM" in got.source and got.hardware_reason is None
 
 
+def test_gpu_server_without_gpus_is_no_lower_bound_and_a_set_lifetime_wins():
+    assert not embodied(3600, hardware="gpu-server").lower_bound
+    got = embodied(3600, hardware="gpu-server", gpu_count=8, lifetime_years=4)
+    # a lifetime given: full use unless use_fraction is given too; 3,700 kg x 3,600 / 126,144,000 = 105.59 g
+    assert (got.lifetime_years, got.use_fraction) == (4.0, 1.0)
+    assert got.embodied_g == pytest.approx(3.7e6 * 3600 / FOUR_YEARS_S, rel=1e-12)
+
+
 def test_resource_share_scales_the_time_share():
-    # a quarter of an 8-GPU server for one hour: 3,700 kg x 3,600 / 126,144,000 x 0.25 = 26.398 g
-    got = embodied(3600, hardware="gpu-server", gpu_count=8, resource_share=0.25)
-    assert got.embodied_g == pytest.approx(26.3984018, rel=1e-8)
-    assert got.basis.endswith("/ 4 years x 0.25 of its resources = 26.4 g CO2e")
+    # a quarter of an 8-GPU server for one hour: 3,700 kg x 3,600 / 160,833,600 x 0.25 = 20.705 g
+    got = embodied(3600, hardware="gpu-server", gpu_count=8, resource_share=0.25, resource_how="by hand")
+    assert got.embodied_g == pytest.approx(3.7e6 * 3600 / BLOOM_IN_USE_S * 0.25, rel=1e-12)
+    assert got.embodied_g == pytest.approx(20.7046288, rel=1e-8)
+    assert got.basis.startswith("SCI time-share: 3.7 t CO2e x 1 h 00 min / 6 years at 85 % use x 0.25 of its")
+    assert got.resource_how == "by hand"
 
 
 def test_laptop_carries_its_range_and_ignores_gpus():
     got = embodied(3600, hardware="laptop", gpu_count=1)
-    # 400 kg (200-600) x 3,600 / 126,144,000: 11.416 g (5.708-17.123)
-    assert got.total_kg == 400.0
+    # Boavizta's 226 laptops: median 236 kg, p10-p90 132-315 kg; x 3,600 / 126,144,000 s:
+    # 236 x 3,600,000 / 126,144,000 = 6.735 g (132 -> 3.767 g, 315 -> 8.990 g)
+    assert got.total_kg == 236.0
     assert (got.low_g, got.embodied_g, got.high_g) == pytest.approx(
-        (5.7077626, 11.4155251, 17.1232877), rel=1e-7
+        (132e3 * 3600 / FOUR_YEARS_S, 236e3 * 3600 / FOUR_YEARS_S, 315e3 * 3600 / FOUR_YEARS_S), rel=1e-12
     )
+    assert (got.low_g, got.embodied_g, got.high_g) == pytest.approx((3.7671233, 6.7351598, 8.9897260), rel=1e-7)
 
 
 def test_workstation_range_includes_the_gpu_add_on():
@@ -85,11 +106,11 @@ def test_user_value_replaces_the_table_and_longer_life_divides():
 def test_reused_hardware_attributes_nothing_and_says_so():
     got = embodied(3600, hardware="laptop", reused=True)
     assert got.embodied_g == 0.0 and got.low_g == 0.0 and got.high_g == 0.0
-    assert got.reused and got.as_new_g == pytest.approx(11.4155251, rel=1e-7)
+    assert got.reused and got.as_new_g == pytest.approx(6.7351598, rel=1e-7)  # 236 kg x 1 h / 4 years
     assert got.basis.startswith(
         "reused hardware: its manufacturing emissions are counted as already amortised"
     )
-    assert got.basis.endswith("(as new hardware: 11.4 g)")
+    assert got.basis.endswith("(as new hardware: 6.74 g)")
 
 
 def test_zero_time_is_zero():
@@ -133,6 +154,8 @@ def test_unknown_kind_lists_the_known_ones():
         ({"reserved_s": float("nan")}, "not a finite number"),
         ({"embodied_kg": -5}, "embodied_kg=-5.0 is negative"),
         ({"lifetime_years": 0}, "lifetime_years=0.0 must be a positive number of years"),
+        ({"use_fraction": 0}, "use_fraction=0.0 must be a share above 0, at most 1"),
+        ({"use_fraction": 1.2}, "use_fraction=1.2 must be a share above 0, at most 1"),
         ({"resource_share": 1.5}, "resource_share=1.5 must be between 0 and 1"),
         ({"gpu_count": -1}, "gpu_count=-1 must be a whole number >= 0"),
         ({"gpu_count": 1.5}, "gpu_count=1.5 must be a whole number >= 0"),
@@ -180,7 +203,8 @@ def test_sci_per_functional_unit_by_hand():
 def test_sci_of_a_run_equals_its_emissions_plus_embodied():
     e = embodied(2 * 3600, hardware="gpu-server", gpu_count=4)
     got = sci(10 * 3.6e6, 56.0, e.embodied_g, unit="training run")
-    assert got.sci_g_per_unit == pytest.approx(560.0 + 176.940639, rel=1e-8)
+    # 10 kWh x 56 g/kWh + 3.1e6 g x 7,200 s / 160,833,600 s (6 years at 85 % use) = 560 + 138.777 g
+    assert got.sci_g_per_unit == pytest.approx(560.0 + 138.776972, rel=1e-8)
     assert got.basis.endswith("per training run; E is facility energy (IT energy x PUE)")
 
 
@@ -215,8 +239,11 @@ def test_factors_are_those_documented_in_methods_md():
         "gpu-server": (2500.0, 150.0, None, None),
         "server": (1215.0, 150.0, 684.0, 1669.0),
         "workstation": (249.0, 150.0, 187.0, 405.0),
-        "laptop": (400.0, 0.0, 200.0, 600.0),
+        "laptop": (236.0, 0.0, 132.0, 315.0),
     }
+    amortised = {k: (f.lifetime_years, f.use_fraction, f.per_gpu_lower_bound) for k, f in FACTORS.items()}
+    assert amortised["gpu-server"] == (6.0, 0.85, True)  # as Luccioni et al. (2023) amortised it
+    assert all(v == (None, 1.0, False) for k, v in amortised.items() if k != "gpu-server")
     methods = (Path(__file__).parent.parent / "docs" / "methods.md").read_text()
     for kind in KINDS:
         assert f"| `{kind}` |" in methods
@@ -237,12 +264,18 @@ def test_a_run_records_embodied_and_water(tmp_path):
     with Registry.open(settings.registry_location()) as registry:
         (row,) = registry.runs()
     duration_s = result.measurement.duration_s
-    # one GPU: TE = 2,650 kg over 4 years; water follows IT energy (not facility) x 1.8 L/kWh
-    assert row["embodied_g"] == pytest.approx(2.65e6 * duration_s / FOUR_YEARS_S, rel=1e-9)
+    share = resource_share(cpus_reserved=cpu_affinity()[0], cpus_total=cpu_affinity()[1]).share
+    # one GPU: TE = 2,650 kg over 6 years at 85 % use, times the CPU-affinity share;
+    # water follows IT energy (not facility) x 1.8 L/kWh
+    assert row["embodied_g"] == pytest.approx(2.65e6 * duration_s / BLOOM_IN_USE_S * share, rel=1e-9)
     assert row["water_l"] == pytest.approx(result.measurement.energy_j / 3.6e6 * 1.8, rel=1e-9)
     assert result.footprint.water_l == pytest.approx(row["water_l"])
     assert any(
-        n.startswith("embodied: gpu-server with 1 GPU, 2650 kg CO2e amortised over 4 years")
+        n.startswith(
+            "embodied: gpu-server with 1 GPU, 2650 kg CO2e amortised over 6 years at 85 % use (SCI "
+            f"time-share); resource share {share:.4g} ("
+        )
+        and n.endswith("; a lower bound: the 150 kg per GPU is one")
         for n in row["notes"]
     )
 
@@ -257,3 +290,46 @@ def test_a_run_on_reused_hardware_records_zero_embodied(tmp_path):
         (row,) = registry.runs()
     assert row["embodied_g"] == 0.0 and row["water_l"] is None
     assert any("reused hardware: none attributed" in n for n in row["notes"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "share", "how"),
+    [
+        ({"override": 0.03125, "cpus_reserved": 2, "cpus_total": 2}, 0.03125, "0.03125 of the machine, set by resource_share"),
+        ({"gpus_used": 2, "gpus_total": 8, "cpus_reserved": 128, "cpus_total": 128}, 0.25, "2 of the host's 8 GPUs"),
+        ({"gpus_used": 0, "gpus_total": 8, "cpus_reserved": 16, "cpus_total": 64}, 0.25, "16 of the host's 64"),
+        ({"cpus_reserved": 4, "cpus_total": 16}, 0.25, "4 of the host's 16 logical CPUs, by the process's CPU"),
+        ({}, 1.0, "the whole machine: no count of its resources could be read"),
+    ],
+)
+def test_resource_share_takes_the_first_rule_that_applies(kwargs, share, how):
+    got = resource_share(**kwargs)
+    assert got.share == share and got.how.startswith(how)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"override": 1.5}, "resource_share=1.5 must be between 0 and 1"),
+        ({"gpus_used": 9, "gpus_total": 8}, "9 GPUs used of 8 on the host"),
+        ({"cpus_reserved": 9, "cpus_total": 8}, "9 CPUs reserved of 8"),
+    ],
+)
+def test_resource_share_refuses_impossible_counts(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        resource_share(**kwargs)
+
+
+def test_a_run_on_a_vm_takes_the_resource_share_setting(tmp_path):
+    # a 2-vCPU VM on a 64-vCPU host cannot see its host: the setting gives 2/64
+    settings = Settings(registry=str(tmp_path / "r.sqlite"), hardware="workstation", resource_share=2 / 64)
+    session = Session(settings, detection=Detection(meters=(), notes=()))
+    with track(session=session, quiet=True) as run:
+        pass
+    assert session.writer().flush(10)
+    with Registry.open(settings.registry_location()) as registry:
+        (row,) = registry.runs()
+    # 249 kg x duration / 4 years x 2/64
+    expected = 249e3 * run.result.measurement.duration_s / FOUR_YEARS_S * 2 / 64
+    assert row["embodied_g"] == pytest.approx(expected, rel=1e-9)
+    assert any("resource share 0.03125 (0.03125 of the machine, set by resource_share)" in n for n in row["notes"])

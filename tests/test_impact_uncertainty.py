@@ -11,6 +11,7 @@ from notebook_carbon.errors import ConfigError
 from notebook_carbon.impact.embodied import embodied
 from notebook_carbon.impact.uncertainty import (
     METHOD_RANGES,
+    UNATTRIBUTED_RANGE,
     EmissionsRange,
     EnergyRange,
     Range,
@@ -135,14 +136,35 @@ def test_emissions_range_rejects_bad_inputs(kwargs, message):
 
 def test_embodied_range_from_the_factor_or_a_point():
     laptop = embodied_range(embodied(3600, hardware="laptop"))
+    # Boavizta's laptops: 236 kg (p10-p90 132-315) x 1 h / (4 x 365 x 24 h)
     assert (laptop.low_g, laptop.central_g, laptop.high_g) == pytest.approx(
-        (5.7077626, 11.4155251, 17.1232877)
+        (132e3 / 35040, 236e3 / 35040, 315e3 / 35040)
     )
     server = embodied_range(embodied(3600, hardware="gpu-server", gpu_count=4))
+    # 3,100 kg x 1 h / (6 years x 85 % use x 8,760 h), as Luccioni et al. (2023) amortised it
     assert (
-        server.low_g == server.central_g == server.high_g == pytest.approx(3.1e6 * 3600 / (4 * 365 * 86400))
+        server.low_g == server.central_g == server.high_g == pytest.approx(3.1e6 / (6 * 0.85 * 8760))
     )
-    assert server.basis.startswith("no published range for this factor")
+    assert server.basis.startswith("at least this: a lower bound, as its per-GPU factor is one")
+    assert server.lower_bound and not laptop.lower_bound
+    bare = embodied_range(embodied(3600, hardware="gpu-server"))  # no GPUs counted: no lower bound
+    assert bare.basis.startswith("no published range for this factor") and not bare.lower_bound
+    assert total_range(laptop, server).lower_bound  # a sum with a lower bound in it is one
+
+
+def test_each_method_range_says_whether_it_is_cited_or_assumed():
+    provenance = {m: r.provenance for m, r in METHOD_RANGES.items()}
+    # rapl: no vendor states an accuracy; estimate-ram: no study of the heuristic's error is known
+    assert provenance == {
+        "rapl": "assumed",
+        "nvml-counter": "cited",
+        "nvml-power": "cited",
+        "estimate-tdp": "cited",
+        "estimate-ram": "assumed",
+        "none": "exact",
+    }
+    assert all(r.source for r in METHOD_RANGES.values() if r.cited)
+    assert UNATTRIBUTED_RANGE.provenance == "assumed"
 
 
 def test_total_range_sums_lows_and_highs():

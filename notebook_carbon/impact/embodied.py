@@ -60,6 +60,12 @@ class HardwareFactor:
     base_high_kg: float | None
     """High end of the published range of ``base_kg``; ``None`` when no range is published."""
     source: str
+    lifetime_years: float | None = None
+    """Lifespan the source amortised the machine over, years; ``None``: the ``lifetime_years`` setting."""
+    use_fraction: float = 1.0
+    """Share of its lifespan the source took the machine to be in use (BLOOM's cluster: 0.85)."""
+    per_gpu_lower_bound: bool = False
+    """True when the source calls ``per_gpu_kg`` a lower bound: a figure with GPUs is then one too."""
 
 
 FACTORS: dict[str, HardwareFactor] = {
@@ -67,8 +73,10 @@ FACTORS: dict[str, HardwareFactor] = {
     for f in (
         HardwareFactor(
             "gpu-server", 2500.0, 150.0, None, None,
-            f"2,500 kg per server without its GPUs + 150 kg per GPU, the figures of {_BLOOM} "
+            f"2,500 kg per server without its GPUs + 150 kg per GPU (a lower bound, as the paper says), "
+            f"amortised over 6 years at 85 % use, the figures of {_BLOOM} "
             "(also Boavizta e-footprint's GPUServer defaults)",
+            lifetime_years=6.0, use_fraction=0.85, per_gpu_lower_bound=True,
         ),
         HardwareFactor(
             "server", 1215.0, 150.0, 684.0, 1669.0,
@@ -81,9 +89,9 @@ FACTORS: dict[str, HardwareFactor] = {
             f"{_BOAVIZTA_PCF}; + 150 kg per GPU ({_BLOOM})",
         ),
         HardwareFactor(
-            "laptop", 400.0, 0.0, 200.0, 600.0,
-            "midpoint of the 200-600 kg range commonly cited for manufacturing a new laptop, any GPU "
-            f"included (the median of 226 laptops in {_BOAVIZTA_PCF} is 236 kg)",
+            "laptop", 236.0, 0.0, 132.0, 315.0,
+            "median manufacturing footprint of 226 laptops (10th-90th percentile 132-315 kg), any GPU "
+            f"included, {_BOAVIZTA_PCF}",
         ),
     )
 }  # fmt: skip
@@ -115,16 +123,21 @@ class Embodied:
     """Time the hardware was reserved for the run, seconds."""
     lifetime_years: float
     resource_share: float
-    """Share of the machine's resources reserved for the run, 0 to 1."""
+    """Share of the machine's resources reserved for the run, 0 to 1 (the SCI's ``RR / ToR``)."""
     reused: bool
     """True for refurbished or second-life hardware: its manufacturing counts as already amortised."""
+    use_fraction: float = 1.0
+    """Share of the lifespan the machine is in use: the time-share is ``reserved_s / (lifespan x use)``."""
+    resource_how: str | None = None
+    """How ``resource_share`` was found (``4 of 16 logical CPUs in the process's CPU affinity``)."""
+    lower_bound: bool = False
+    """True when ``total_kg`` rests on a per-GPU figure its source calls a lower bound."""
 
     @property
     def as_new_g(self) -> float:
         """What ``embodied_g`` would be for new hardware (equal to it unless ``reused``)."""
-        return (
-            self.total_kg * 1000 * self.reserved_s / (self.lifetime_years * S_PER_YEAR) * self.resource_share
-        )
+        lifespan_s = self.lifetime_years * self.use_fraction * S_PER_YEAR
+        return self.total_kg * 1000 * self.reserved_s / lifespan_s * self.resource_share
 
     @property
     def source(self) -> str:
@@ -148,10 +161,12 @@ class Embodied:
                 f"(as new hardware: {format_mass_g(self.as_new_g)})"
             )
         resources = "" if self.resource_share == 1 else f" x {self.resource_share:g} of its resources"
+        use = "" if self.use_fraction == 1 else f" at {self.use_fraction * 100:g} % use"
         total, reserved = format_mass_g(self.total_kg * 1000), format_duration(self.reserved_s)
+        bound = "; a lower bound (the per-GPU figure is one)" if self.lower_bound else ""
         return (
-            f"SCI time-share: {total} CO2e x {reserved} / {self.lifetime_years:g} years{resources} = "
-            f"{format_mass_g(self.embodied_g)} CO2e"
+            f"SCI time-share: {total} CO2e x {reserved} / {self.lifetime_years:g} years{use}{resources} = "
+            f"{format_mass_g(self.embodied_g)} CO2e{bound}"
         )
 
 
@@ -221,8 +236,10 @@ def embodied(
     hardware: str = "workstation",
     gpu_count: int = 0,
     embodied_kg: float | None = None,
-    lifetime_years: float = DEFAULT_LIFETIME_YEARS,
+    lifetime_years: float | None = None,
+    use_fraction: float | None = None,
     resource_share: float = 1.0,
+    resource_how: str | None = None,
     reused: bool = False,
     has_battery: bool = False,
 ) -> Embodied:
@@ -230,32 +247,43 @@ def embodied(
 
     ``TE`` is ``embodied_kg`` when given (the whole machine, GPUs included), else the ``FACTORS``
     entry of ``hardware`` plus ``per_gpu_kg`` for each of ``gpu_count`` GPUs. ``hardware="auto"``
-    is resolved with ``resolve_hardware`` (``has_battery`` is only used then). ``reused=True``
-    attributes nothing: the manufacturing of refurbished hardware was amortised over its first life.
-    Raises ``ConfigError`` for a negative time, count or factor, a lifetime that is not positive, a
-    resource share outside 0..1 or an unknown kind.
+    is resolved with ``resolve_hardware`` (``has_battery`` is only used then). The lifespan is
+    ``lifetime_years`` at ``use_fraction`` of the time in use; unset, the factor's own (gpu-server:
+    BLOOM's 6 years at 85 %), else 4 years at full use. ``resource_share`` is the SCI's
+    ``RR / ToR``, ``resource_how`` the rule that found it. ``reused=True`` attributes nothing: the
+    manufacturing of refurbished hardware was amortised over its first life. Raises ``ConfigError``
+    for a negative time, count or factor, a lifetime or use that is not positive, a share outside
+    0..1 or an unknown kind.
     """
     reserved_s = _non_negative(reserved_s, "reserved_s", "s")
-    lifetime_years = _finite(lifetime_years, "lifetime_years", "years")
-    if not lifetime_years > 0:
-        raise ConfigError(f"lifetime_years={lifetime_years} must be a positive number of years")
     resource_share = _finite(resource_share, "resource_share", "")
     if not 0 <= resource_share <= 1:
         raise ConfigError(f"resource_share={resource_share} must be between 0 and 1 (a share of the machine)")
     if isinstance(gpu_count, bool) or not isinstance(gpu_count, int) or gpu_count < 0:
         raise ConfigError(f"gpu_count={gpu_count!r} must be a whole number >= 0")
     kind, guessed = resolve_hardware(hardware, gpu_count=gpu_count, has_battery=has_battery)
-    if embodied_kg is not None:
+    factor = None if embodied_kg is not None else FACTORS[kind]
+    if factor is None:
         total_kg = _non_negative(embodied_kg, "embodied_kg", "kg CO2e")
         low_kg = high_kg = None
         guessed = None  # the kind does not matter then
     else:
-        factor = FACTORS[kind]
         gpus_kg = factor.per_gpu_kg * gpu_count
         total_kg = factor.base_kg + gpus_kg
         low_kg = None if factor.base_low_kg is None else factor.base_low_kg + gpus_kg
         high_kg = None if factor.base_high_kg is None else factor.base_high_kg + gpus_kg
-    g_per_kg = 0.0 if reused else 1000 * reserved_s / (lifetime_years * S_PER_YEAR) * resource_share
+    if lifetime_years is None:
+        lifetime_years = (factor and factor.lifetime_years) or DEFAULT_LIFETIME_YEARS
+        use_fraction = factor.use_fraction if factor and use_fraction is None else use_fraction
+    use_fraction = 1.0 if use_fraction is None else use_fraction
+    for name, value in (("lifetime_years", lifetime_years), ("use_fraction", use_fraction)):
+        number = _finite(value, name, "")
+        if not number > 0 or (name == "use_fraction" and number > 1):
+            what = "a positive number of years" if name == "lifetime_years" else "a share above 0, at most 1"
+            raise ConfigError(f"{name}={number} must be {what}")
+    lifetime_years, use_fraction = float(lifetime_years), float(use_fraction)
+    lifespan_s = lifetime_years * use_fraction * S_PER_YEAR
+    g_per_kg = 0.0 if reused else 1000 * reserved_s / lifespan_s * resource_share
     return Embodied(
         embodied_g=total_kg * g_per_kg,
         low_g=None if low_kg is None else low_kg * g_per_kg,
@@ -269,6 +297,9 @@ def embodied(
         lifetime_years=lifetime_years,
         resource_share=resource_share,
         reused=bool(reused),
+        use_fraction=use_fraction,
+        resource_how=resource_how,
+        lower_bound=bool(factor and factor.per_gpu_lower_bound and gpu_count),
     )
 
 

@@ -45,6 +45,17 @@ class Range:
     high: float
     basis: str
     """Why this range, with its source."""
+    cited: bool = False
+    """True when a published source gives this range; False when it is our assumption (disclose it)."""
+    source: str | None = None
+    """The publication the range (or the figure it extends) comes from; ``None`` for none."""
+
+    @property
+    def provenance(self) -> str:
+        """``cited`` or ``assumed``, as a statement discloses each range; ``exact`` for (1, 1)."""
+        if self.low == self.high == 1:
+            return "exact"
+        return "cited" if self.cited else "assumed"
 
     @property
     def label(self) -> str:
@@ -69,26 +80,31 @@ METHOD_RANGES: dict[str, Range] = {
         f"assumption. Per {_JAY}, tools reading the same RAPL counters disagree (CodeCarbon reads about "
         "2x other RAPL tools), so how a tool reads the counters matters. The figure covers the CPU "
         "packages and DRAM only, not the rest of the machine as a wall meter would",
+        cited=False, source=_JAY,
     ),
     "nvml-counter": Range(
         0.95, 1.05,
         f"GPU energy counter; ±5 % is the accuracy NVIDIA states for its power readings ({_NVML_DOC}, "
         "stated for Fermi and Kepler; the reference gives no figure for newer GPUs)",
+        cited=True, source=_NVML_DOC,
     ),
     "nvml-power": Range(
         0.94, 1.06,
         f"GPU power sampled and integrated: the ±5 % NVIDIA states ({_NVML_DOC}) plus up to 1 % between "
         f"integrated power polling and the energy counter ({_ZEUS})",
+        cited=True, source=f"{_NVML_DOC}; {_ZEUS}",
     ),
     "estimate-tdp": Range(
         0.6, 1.4,
         "CPU estimated from TDP x utilisation, no measurement: TDP-based estimates are off by up to 40 % "
         "per Fischer (2025)",
+        cited=True, source="Fischer (2025)",
     ),
     "estimate-ram": Range(
         0.6, 1.4,
         "RAM estimated as W per GB of memory, no measurement: ±40 % by analogy with TDP-based CPU estimates "
         "(Fischer, 2025); an assumption, as no study of this heuristic's error is known to us",
+        cited=False, source=None,
     ),
     "none": Range(
         1.0, 1.0,
@@ -101,6 +117,7 @@ UNATTRIBUTED_RANGE = Range(
     0.6, 1.4,
     "energy a run recorded without saying how each component was obtained (an imported log whose "
     "components do not add up to its total): taken as uncertain as an estimate, ±40 %",
+    cited=False,
 )  # fmt: skip
 """The range of ``unattributed`` energy (``analysis.energy_by_method``), which has no method."""
 
@@ -123,6 +140,9 @@ class EmissionsRange:
     central_g: float
     high_g: float
     basis: str
+    lower_bound: bool = False
+    """True when the figure is a lower bound with no published high end (``high_g`` is then the
+    figure itself, not a ceiling): a GPU server's per-GPU embodied factor is one."""
 
 
 GPU_UPDATE_S = {"nvml-counter": 0.1, "nvml-power": 1.0}
@@ -272,6 +292,13 @@ def emissions_range(
 
 def embodied_range(embodied: Any) -> EmissionsRange:
     """The range of an ``embodied.Embodied`` result: its factor's published range, if it has one."""
+    if getattr(embodied, "lower_bound", False):
+        return EmissionsRange(
+            embodied.embodied_g, embodied.embodied_g, embodied.embodied_g,
+            f"at least this: a lower bound, as its per-GPU factor is one ({embodied.source}); no high end "
+            "is published",
+            lower_bound=True,
+        )  # fmt: skip
     if embodied.low_g is None or embodied.high_g is None:
         return EmissionsRange(
             embodied.embodied_g, embodied.embodied_g, embodied.embodied_g,
@@ -293,4 +320,5 @@ def total_range(*parts: EmissionsRange) -> EmissionsRange:
         high_g=sum(p.high_g for p in parts),
         basis="sum of parts, lows summed and highs summed (conservative): "
         + " | ".join(p.basis for p in parts),
+        lower_bound=any(p.lower_bound for p in parts),
     )

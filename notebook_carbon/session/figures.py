@@ -8,19 +8,50 @@ import functools
 from ..settings import Settings
 
 
-def embodied_share(settings: Settings, gpu_count: int, reserved_s: float):
-    """The run's share of its hardware's embodied emissions (``impact.embodied.Embodied``)."""
-    from ..impact.embodied import embodied
+def embodied_share(
+    settings: Settings, gpu_count: int, reserved_s: float, *, gpus_used: int | None = None,
+    gpus_total: int | None = None,
+):
+    """The run's share of its hardware's embodied emissions (``impact.embodied.Embodied``).
 
+    ``gpu_count`` GPUs (those the run metered) add their embodied emissions to the machine's. The
+    resource share (``impact.resources``) is the ``resource_share`` setting, else ``gpus_used`` of
+    ``gpus_total`` when the caller knows both, else the process's CPU affinity over the host's
+    logical CPUs. ``lifetime_years`` left at its default lets a factor keep its source's own
+    lifespan (gpu-server: BLOOM's 6 years at 85 % use).
+    """
+    from ..impact.embodied import DEFAULT_LIFETIME_YEARS, embodied
+    from ..impact.resources import resource_share
+
+    cpus_reserved, cpus_total = cpu_affinity()
+    share = resource_share(
+        cpus_reserved=cpus_reserved, cpus_total=cpus_total, gpus_used=gpus_used or 0,
+        gpus_total=gpus_total, override=settings.resource_share,
+    )  # fmt: skip
+    lifetime = None if settings.lifetime_years == DEFAULT_LIFETIME_YEARS else settings.lifetime_years
     return embodied(
         reserved_s,
         hardware=settings.hardware,
         gpu_count=gpu_count,
         embodied_kg=settings.embodied_kg,
-        lifetime_years=settings.lifetime_years,
+        lifetime_years=lifetime,
+        resource_share=share.share,
+        resource_how=share.how,
         reused=settings.reused_hardware,
         has_battery=settings.hardware == "auto" and has_battery(),
     )
+
+
+def cpu_affinity() -> tuple[int | None, int | None]:
+    """Logical CPUs this process may run on, and the host's logical CPUs (``None`` when unknown)."""
+    import os
+
+    total = os.cpu_count()
+    try:
+        reserved = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity API (macOS, Windows): the whole machine
+        reserved = total
+    return reserved, total
 
 
 def embodied_note(e) -> str:
@@ -28,7 +59,13 @@ def embodied_note(e) -> str:
     gpus = f" with {e.gpu_count} GPU{'' if e.gpu_count == 1 else 's'}" if e.gpu_count else ""
     what = "user-provided" if e.user_total else e.hardware + gpus
     note = f"embodied: {what}, {e.total_kg:g} kg CO2e amortised over {e.lifetime_years:g} years"
+    if getattr(e, "use_fraction", 1.0) != 1:
+        note += f" at {e.use_fraction * 100:g} % use"
     note += " (SCI time-share)"
+    how = getattr(e, "resource_how", None)
+    note += f"; resource share {e.resource_share:.4g}" + (f" ({how})" if how else "")
+    if getattr(e, "lower_bound", False):
+        note += "; a lower bound: the 150 kg per GPU is one"
     if e.reused:
         note += "; reused hardware: none attributed"
     return note + (f"; {e.hardware_reason}" if e.hardware_reason else "")
