@@ -68,9 +68,13 @@ def test_sci_for_ai_by_hand_includes_every_intermediate_run(facts):
     assert section["m_embodied_g"]["value"] == pytest.approx(60.0)
     assert section["c_total_g"]["value"] == pytest.approx(420.0)
     assert section["sci"]["value"] == pytest.approx(420.0 / 1.2e9)
-    # energy ranges: GPU counter +/-5 %, RAPL +/-10 % -> 0.8 x 0.05 + 0.2 x 0.1 = 6 % of the operational part
-    assert section["sci"]["low"] == pytest.approx((360.0 * 0.94 + section["m_embodied_g"]["low"]) / 1.2e9)
-    assert section["sci"]["high"] == pytest.approx((360.0 * 1.06 + section["m_embodied_g"]["high"]) / 1.2e9)
+    # the range: the statement's operational range (each method's) plus embodied's, over the same R
+    low = facts["totals"]["emissions_g"]["low"] + facts["totals"]["embodied_g"]["low"]
+    high = facts["totals"]["emissions_g"]["high"] + facts["totals"]["embodied_g"]["high"]
+    assert section["sci"]["low"] == pytest.approx(low / 1.2e9) and section["sci"]["high"] == pytest.approx(
+        high / 1.2e9
+    )
+    assert low < 420.0 < high
     b = section["boundary"]
     assert (b["persona"], b["runs"], b["failed_runs"]) == ("provider", 3, 1)
     assert "intermediate" in b["includes"]
@@ -159,6 +163,17 @@ def test_boamps_report_is_valid_against_the_published_schema(facts):
     assert given["task"]["algorithms"] == [{"algorithmType": "llm", "parametersNumber": 7}]
     with pytest.raises(ConfigError):
         boamps_report(facts, infra_type="cloud")
+    # the referenced schemas are enforced too: a measure without its energy, a component without its count
+    import jsonschema
+
+    broken = json.loads(json.dumps(report))
+    del broken["measures"][0]["powerConsumption"]
+    with pytest.raises(jsonschema.ValidationError, match="powerConsumption"):
+        validator.validate(broken)
+    broken = json.loads(json.dumps(report))
+    del broken["infrastructure"]["components"][0]["nbComponent"]
+    with pytest.raises(jsonschema.ValidationError, match="nbComponent"):
+        validator.validate(broken)
 
 
 def test_boamps_report_of_an_empty_selection_is_still_valid(tmp_path, settings):
