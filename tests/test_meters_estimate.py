@@ -9,6 +9,7 @@ import pytest
 
 from notebook_carbon.meters.estimate import (
     BYTES_PER_GB,
+    CPU_IDLE_FRACTION,
     DEFAULT_TDP_W,
     DEFAULT_W_PER_THREAD,
     RAM_W_PER_GB,
@@ -113,25 +114,25 @@ def test_read_cpuinfo_counts_sockets(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "sockets", "n_cpus", "override", "tdp_w", "note"),
+    ("model", "sockets", "n_cpus", "override", "tdp_w", "note", "source"),
     [
         ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", 1, 40, None, 150.0,
-         "TDP 150 W for Intel Xeon Gold 6248 (codecarbon CPU table)"),
+         "TDP 150 W for Intel Xeon Gold 6248 (codecarbon CPU table)", "table"),
         ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", 2, 80, None, 300.0,
-         "TDP 150 W x 2 sockets for Intel Xeon Gold 6248 (codecarbon CPU table)"),
+         "TDP 150 W x 2 sockets for Intel Xeon Gold 6248 (codecarbon CPU table)", "table"),
         ("Mystery CPU 9000", 1, 16, None, 64.0,
-         "CPU model 'Mystery CPU 9000' not found in codecarbon's CPU table; assumed 4 W x 16 threads "
-         "= 64 W (set cpu_tdp_w to correct it)"),
+         ("fallback TDP, a guess: CPU model 'Mystery CPU 9000' not found in codecarbon's CPU table; "
+          "assumed 4 W x 16 threads = 64 W (set cpu_tdp_w to correct it)"), "fallback"),
         ("Mystery CPU 9000", 1, None, None, 85.0,
-         "CPU model 'Mystery CPU 9000' not found in codecarbon's CPU table; assumed 85 W "
-         "(set cpu_tdp_w to correct it)"),
+         ("fallback TDP, a guess: CPU model 'Mystery CPU 9000' not found in codecarbon's CPU table; "
+          "assumed 85 W (set cpu_tdp_w to correct it)"), "fallback"),
         ("Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", 2, 80, 220.0, 220.0,
-         "TDP 220 W from settings (cpu_tdp_w)"),
+         "TDP 220 W from settings (cpu_tdp_w)", "setting"),
     ],
-)
-def test_resolve_tdp_w(model, sockets, n_cpus, override, tdp_w, note) -> None:
+)  # fmt: skip
+def test_resolve_tdp_w(model, sockets, n_cpus, override, tdp_w, note, source) -> None:
     settings = Settings(cpu_tdp_w=override)
-    assert resolve_tdp_w(settings, CpuInfo(model, sockets), n_cpus) == (tdp_w, note)
+    assert resolve_tdp_w(settings, CpuInfo(model, sockets), n_cpus) == (tdp_w, note, source)
     assert (DEFAULT_W_PER_THREAD, DEFAULT_TDP_W) == (4.0, 85.0)
 
 
@@ -143,20 +144,50 @@ def test_cpu_energy_is_tdp_times_busy_seconds_over_cpus() -> None:
     assert meter.end(state, 3.0) == pytest.approx(150.0)  # 100 W x 6 busy s / 4 CPUs
 
 
-def test_cpu_energy_does_not_depend_on_sampling() -> None:
+def test_cpu_energy_does_not_depend_on_sampling_below_saturation() -> None:
+    # 8 CPUs, 40 busy s over 10 s; no interval has more than 8 busy s per second
     sparse = EstimateCpuMeter(80.0, 8, scripted(0.0, 40.0))
-    dense = EstimateCpuMeter(80.0, 8, scripted(0.0, 3.0, 17.0, 25.0, 40.0))
+    dense = EstimateCpuMeter(80.0, 8, scripted(0.0, 3.0, 10.0, 25.0, 40.0))
     sparse_state, dense_state = sparse.begin(0.0), dense.begin(0.0)
     for t in (1.0, 2.0, 7.0):
         dense.update(dense_state, t)
     assert sparse.end(sparse_state, 10.0) == dense.end(dense_state, 10.0) == pytest.approx(400.0)
 
 
+def test_idle_floor_is_drawn_with_no_work() -> None:
+    # 100 W TDP, idle 0.74 / 3.5 = 21.14 % (Cloud Carbon Footprint, AWS, SPECpower):
+    # 10 s with no work: 100 x 0.2114 x 10 = 211.4 J; 10 s fully busy: 100 x 10 = 1,000 J
+    idle = EstimateCpuMeter(100.0, 4, scripted(0.0, 0.0), idle_fraction=CPU_IDLE_FRACTION)
+    assert idle.end(idle.begin(0.0), 10.0) == pytest.approx(100 * 0.74 / 3.5 * 10)
+    busy = EstimateCpuMeter(100.0, 4, scripted(0.0, 40.0), idle_fraction=CPU_IDLE_FRACTION)
+    assert busy.end(busy.begin(0.0), 10.0) == pytest.approx(1000.0)
+    # half busy: 100 x (0.2114 + 0.7886 x 0.5) x 10 = 605.7 J
+    half = EstimateCpuMeter(100.0, 4, scripted(0.0, 20.0), idle_fraction=CPU_IDLE_FRACTION)
+    assert half.end(half.begin(0.0), 10.0) == pytest.approx(100 * (0.74 / 3.5 + (1 - 0.74 / 3.5) * 0.5) * 10)
+
+
+def test_one_thread_per_core_on_an_smt_host_is_full_use_not_half() -> None:
+    # 8 physical cores, 16 logical CPUs; 8 threads busy for 10 s: 80 busy s
+    smt = EstimateCpuMeter(100.0, 16, scripted(0.0, 80.0), n_cores=8)
+    assert smt.end(smt.begin(0.0), 10.0) == pytest.approx(1000.0)  # 100 W x 80 / 8 cores, not / 16
+    # every thread of every core busy: 160 busy s is still the package's TDP, capped at 100 %
+    full = EstimateCpuMeter(100.0, 16, scripted(0.0, 160.0), n_cores=8)
+    assert full.end(full.begin(0.0), 10.0) == pytest.approx(1000.0)
+
+
+def test_bad_core_counts_and_idle_fractions_are_refused() -> None:
+    with pytest.raises(ValueError, match="n_cores must be between 1 and n_cpus=4"):
+        EstimateCpuMeter(100.0, 4, scripted(0.0), n_cores=8)
+    with pytest.raises(ValueError, match="idle_fraction must be between 0 and 1"):
+        EstimateCpuMeter(100.0, 4, scripted(0.0), idle_fraction=1.5)
+
+
 def test_cpu_time_going_backwards_counts_as_no_work() -> None:
     meter = EstimateCpuMeter(100.0, 1, scripted(5.0, 4.0, 6.0))
     state = meter.begin(0.0)
     assert meter.update(state, 1.0) == 0.0
-    assert meter.end(state, 2.0) == pytest.approx(200.0)
+    # then 2 busy s over the next 2 s on 1 CPU count from 4.0: 100 W x 2 s
+    assert meter.end(state, 3.0) == pytest.approx(200.0)
 
 
 def test_ram_machine_energy_is_w_per_gb_times_installed_memory() -> None:
@@ -181,11 +212,15 @@ def test_build_cpu_estimate_unknown_model(tmp_path) -> None:
     n_cpus = os.cpu_count()
     assert meter.method == "estimate-tdp" and meter.model == "Mystery CPU 9000"
     assert meter.tdp_w == 4.0 * n_cpus and meter.n_cpus == n_cpus
+    assert meter.tdp_source == "fallback"
     assert meter.reason == (
-        "no RAPL counters: CPU energy estimated from TDP x machine utilisation; CPU model "
-        f"'Mystery CPU 9000' not found in codecarbon's CPU table; assumed 4 W x {n_cpus} threads = "
-        f"{4 * n_cpus} W (set cpu_tdp_w to correct it)"
+        "no RAPL counters: CPU energy estimated from TDP x machine utilisation; fallback TDP, a guess: "
+        f"CPU model 'Mystery CPU 9000' not found in codecarbon's CPU table; assumed 4 W x {n_cpus} "
+        f"threads = {4 * n_cpus} W (set cpu_tdp_w to correct it)"
     )
+    # the builder applies the idle floor and counts utilisation over physical cores
+    assert meter.idle_fraction == CPU_IDLE_FRACTION == pytest.approx(0.2114, abs=1e-4)
+    assert meter.n_cores == (psutil.cpu_count(logical=False) or n_cpus)
 
 
 def test_build_cpu_estimate_known_model_is_of_the_whole_machine(tmp_path) -> None:
@@ -193,7 +228,7 @@ def test_build_cpu_estimate_known_model_is_of_the_whole_machine(tmp_path) -> Non
     rule's, attached by detection)."""
     path = write_cpuinfo(tmp_path, "AMD EPYC 7763 64-Core Processor", sockets=2)
     meter = build_cpu_estimate(Settings(attribution="share"), read_cpuinfo(path), why="RAPL absent")
-    assert meter.tdp_w == 560.0
+    assert meter.tdp_w == 560.0 and meter.tdp_source == "table"
     assert meter.reason.startswith("RAPL absent: CPU energy estimated from TDP x machine utilisation;")
     state = meter.begin(0.0)
     assert meter.end(state, 1.0) >= 0.0
@@ -208,7 +243,10 @@ def test_build_ram_estimate_defaults_and_override() -> None:
     )
     custom = build_ram_estimate(Settings(ram_w_per_gb=0.5, attribution="share"), why="no dram")
     assert custom.w_per_gb == 0.5
-    assert custom.reason == "no dram: RAM energy estimated as 0.5 W/GB (settings (ram_w_per_gb)) x installed memory"
+    assert (
+        custom.reason
+        == "no dram: RAM energy estimated as 0.5 W/GB (settings (ram_w_per_gb)) x installed memory"
+    )
 
 
 def test_real_utilisation_sources_are_monotonic() -> None:

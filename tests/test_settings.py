@@ -83,6 +83,8 @@ def test_registry_from_environment(tmp_path):
         ({"embodied_kg": "default"}, {"embodied_kg": None}),
         ({"lifetime_years": "6"}, {"lifetime_years": 6.0}),
         ({"reused_hardware": "on"}, {"reused_hardware": True}),
+        ({"resource_share": "0.03125"}, {"resource_share": 0.03125}),
+        ({"resource_share": "none"}, {"resource_share": None}),
     ],
 )
 def test_values_typed_as_strings_are_parsed(changes, expected):
@@ -117,6 +119,8 @@ def test_values_typed_as_strings_are_parsed(changes, expected):
         ({"lifetime_years": "1e-300"}, "lifetime_years=1e-300 is below 0.25 years"),
         ({"lifetime_years": "nan"}, "lifetime_years=nan is not a finite number"),
         ({"reused_hardware": "perhaps"}, "expected on/off"),
+        ({"resource_share": "1.5"}, "resource_share=1.5 is above 1"),
+        ({"resource_share": "-0.1"}, "resource_share=-0.1 is below 0"),
     ],
 )
 def test_bad_values_say_what_is_wrong(changes, message):

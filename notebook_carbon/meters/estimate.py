@@ -1,20 +1,29 @@
 """Estimated CPU and RAM energy, used where no counter can be read. Always labelled ``estimate-*``.
 
-CPU (``estimate-tdp``): energy = TDP x utilisation x time. With utilisation = busy CPU seconds over
-(logical CPUs x wall seconds), the wall time cancels::
+CPU (``estimate-tdp``): power = TDP x (idle + (1 - idle) x utilisation), over each interval
+between reads::
 
-    energy_j = tdp_w * busy_cpu_s / n_cpus
+    energy_j = tdp_w * (idle * dt + (1 - idle) * min(busy_cpu_s / n_cores, dt))
 
-so the figure does not depend on how often it is sampled. It counts the whole machine's busy time
-(``psutil.cpu_times()``: everything but idle and iowait; ``usage.py`` reads it): a run's share of
-it is that of ``shares.CpuTimeShare``, as of a RAPL package's energy.
+- ``idle`` (``CPU_IDLE_FRACTION`` = 0.74 / 3.5, 21 % of TDP, applied by ``build_cpu_estimate``) is
+  the power drawn with no work: the average minimum over maximum watts per vCPU that Cloud Carbon
+  Footprint derived from SPECpower results for AWS's processors (0.74 W and 3.5 W).
+- utilisation is busy CPU seconds over *physical cores* x wall seconds, at most 1: on a host with
+  SMT (two threads per core), a job running one thread on every core uses the package fully, as
+  Green Algorithms counts it, not half; both threads of every core busy is still 100 %.
+
+Below saturation of the physical cores the dynamic part does not depend on how often it is
+sampled (the wall time cancels); the cap is applied per interval. It counts the whole machine's
+busy time (``psutil.cpu_times()``: everything but idle and iowait; ``usage.py`` reads it): a run's
+share of it is that of ``shares.CpuTimeShare``, as of a RAPL package's energy.
 
 The TDP is looked up by CPU model in codecarbon's bundled table (``hardware/cpu_power.csv``,
 columns ``Name,TDP``, watts per package) and multiplied by the socket count. A model not in the
 table gets ``DEFAULT_W_PER_THREAD`` = 4 W per logical CPU, codecarbon 3.3.2's own fallback
 (``DEFAULT_POWER_PER_CORE = 4`` in ``codecarbon/core/cpu.py``, multiplied by the thread count), or
 ``DEFAULT_TDP_W`` = 85 W when the CPU count is unknown (codecarbon's ``POWER_CONSTANT`` in
-``codecarbon/external/hardware.py``). ``Settings.cpu_tdp_w`` overrides all of this.
+``codecarbon/external/hardware.py``); such a guess is marked ``fallback`` (``TdpChoice.source``,
+``EstimateCpuMeter.tdp_source``) and its reason says so. ``Settings.cpu_tdp_w`` overrides all of this.
 
 RAM (``estimate-ram``): ``RAM_W_PER_GB`` = 0.375 W per GB (3 W per 8 GB of DDR3/DDR4, Crucial's
 "How much power does memory use?", the heuristic codecarbon used before v3 and still cites in
@@ -40,6 +49,8 @@ RAM_W_PER_GB = 0.375
 BYTES_PER_GB = 2**30
 DEFAULT_W_PER_THREAD = 4.0
 DEFAULT_TDP_W = 85.0
+CPU_IDLE_FRACTION = 0.74 / 3.5
+"""Idle power over TDP: Cloud Carbon Footprint's average min / max W per vCPU for AWS (SPECpower)."""
 
 # Words that vendors put around the model number and the table leaves out.
 _NOISE = r"\(r\)|\(tm\)|®|™|@.*$"  # compiled on first use: importing stays cheap
@@ -157,39 +168,56 @@ def lookup_tdp(model: str, table: dict[str, TdpMatch] | None = None) -> TdpMatch
     return table[" ".join(best)] if best else None
 
 
-def resolve_tdp_w(settings: Settings, info: CpuInfo, n_cpus: int | None) -> tuple[float, str]:
-    """The whole machine's TDP in W and a sentence saying where it comes from."""
+class TdpChoice(NamedTuple):
+    tdp_w: float
+    """The whole machine's TDP, W."""
+    note: str
+    """Where it comes from, in one sentence."""
+    source: str
+    """``setting`` (cpu_tdp_w), ``table`` (a codecarbon table match) or ``fallback`` (a guess)."""
+
+
+def resolve_tdp_w(settings: Settings, info: CpuInfo, n_cpus: int | None) -> TdpChoice:
+    """The whole machine's TDP in W, a sentence saying where it comes from, and which kind of source."""
     if settings.cpu_tdp_w is not None:
-        return settings.cpu_tdp_w, f"TDP {settings.cpu_tdp_w:g} W from settings (cpu_tdp_w)"
+        return TdpChoice(
+            settings.cpu_tdp_w, f"TDP {settings.cpu_tdp_w:g} W from settings (cpu_tdp_w)", "setting"
+        )
     model = cpu_model(info)
     match = lookup_tdp(model)
     if match is not None:
         tdp_w = match.tdp_w * info.sockets
         sockets = f" x {info.sockets} sockets" if info.sockets > 1 else ""
-        return tdp_w, f"TDP {match.tdp_w:g} W{sockets} for {match.name} (codecarbon CPU table)"
+        return TdpChoice(
+            tdp_w, f"TDP {match.tdp_w:g} W{sockets} for {match.name} (codecarbon CPU table)", "table"
+        )
     if n_cpus:
         tdp_w = DEFAULT_W_PER_THREAD * n_cpus
-        return tdp_w, (
-            f"CPU model {model!r} not found in codecarbon's CPU table; assumed "
+        return TdpChoice(tdp_w, (
+            f"fallback TDP, a guess: CPU model {model!r} not found in codecarbon's CPU table; assumed "
             f"{DEFAULT_W_PER_THREAD:g} W x {n_cpus} threads = {tdp_w:g} W (set cpu_tdp_w to correct it)"
-        )
-    return DEFAULT_TDP_W, (
-        f"CPU model {model!r} not found in codecarbon's CPU table; assumed {DEFAULT_TDP_W:g} W "
-        "(set cpu_tdp_w to correct it)"
-    )
+        ), "fallback")  # fmt: skip
+    return TdpChoice(DEFAULT_TDP_W, (
+        f"fallback TDP, a guess: CPU model {model!r} not found in codecarbon's CPU table; assumed "
+        f"{DEFAULT_TDP_W:g} W (set cpu_tdp_w to correct it)"
+    ), "fallback")  # fmt: skip
 
 
 class _CpuWindow:
-    __slots__ = ("last_busy_s", "busy_s", "last_t")
+    __slots__ = ("busy_s", "energy_j", "last_busy_s", "last_t")
 
     def __init__(self, busy_s: float, now: float) -> None:
         self.last_busy_s = busy_s
         self.busy_s = 0.0
+        self.energy_j = 0.0
         self.last_t = now
 
 
 class EstimateCpuMeter(EnergyMeter):
-    """CPU energy as TDP x utilisation; ``busy_cpu_s`` returns cumulative busy CPU seconds."""
+    """CPU energy as TDP x (idle + (1 - idle) x utilisation); ``busy_cpu_s`` returns cumulative busy
+    CPU seconds. Utilisation is over ``n_cores`` physical cores (default: ``n_cpus``), capped at 1;
+    ``idle_fraction`` defaults to 0 here (pure dynamic power) and to ``CPU_IDLE_FRACTION`` in
+    ``build_cpu_estimate``."""
 
     component = "cpu"
     method = "estimate-tdp"
@@ -202,11 +230,21 @@ class EstimateCpuMeter(EnergyMeter):
         *,
         model: str | None = None,
         reason: str | None = None,
+        n_cores: int | None = None,
+        idle_fraction: float = 0.0,
+        tdp_source: str = "table",
     ) -> None:
         if n_cpus < 1:
             raise ValueError(f"n_cpus must be at least 1, got {n_cpus}")
+        if n_cores is not None and not 1 <= n_cores <= n_cpus:
+            raise ValueError(f"n_cores must be between 1 and n_cpus={n_cpus}, got {n_cores}")
+        if not 0 <= idle_fraction <= 1:
+            raise ValueError(f"idle_fraction must be between 0 and 1, got {idle_fraction}")
         self.tdp_w = tdp_w
         self.n_cpus = n_cpus
+        self.n_cores = n_cores or n_cpus
+        self.idle_fraction = idle_fraction
+        self.tdp_source = tdp_source
         self._busy_cpu_s = busy_cpu_s
         self.model = model
         self.device = model or "CPU"
@@ -216,10 +254,15 @@ class EstimateCpuMeter(EnergyMeter):
         busy_s = self._busy_cpu_s()
         # A descendant reparented away takes its time with it; never count negative work.
         step_s = max(0.0, busy_s - state.last_busy_s)
+        dt = max(0.0, now - state.last_t)
         state.last_busy_s = busy_s
         state.busy_s += step_s
         state.last_t = now
-        return step_s * self.tdp_w / self.n_cpus
+        # busy core-seconds over physical cores, at most the interval: an SMT sibling adds no TDP
+        dynamic_s = min(step_s / self.n_cores, dt)
+        step_j = self.tdp_w * (self.idle_fraction * dt + (1 - self.idle_fraction) * dynamic_s)
+        state.energy_j += step_j
+        return step_j
 
     def begin(self, now: float) -> _CpuWindow:
         return _CpuWindow(self._busy_cpu_s(), now)
@@ -231,9 +274,9 @@ class EstimateCpuMeter(EnergyMeter):
         return step_j / elapsed_s if elapsed_s > 0 else None
 
     def end(self, state: _CpuWindow, now: float) -> float:
-        """Joules since ``begin``: TDP x busy CPU seconds / logical CPUs."""
+        """Joules since ``begin``: the sum over intervals of TDP x (idle + (1 - idle) x utilisation)."""
         self._advance(state, now)
-        return state.busy_s * self.tdp_w / self.n_cpus
+        return state.energy_j
 
 
 class EstimateRamMeter(EnergyMeter):
@@ -283,12 +326,19 @@ def build_cpu_estimate(settings: Settings, info: CpuInfo, *, why: str) -> Estima
     describes (see ``read_cpuinfo``); ``why`` says why no counter is used. A run's share of it is
     ``shares.CpuTimeShare``'s, attached by ``detect``."""
     # The readers load with the first estimate, not with the package: importing the meters stays light.
+    import psutil
+
     from .usage import machine_busy_cpu_s
 
     n_cpus = os.cpu_count()
-    tdp_w, tdp_note = resolve_tdp_w(settings, info, n_cpus)
-    reason = f"{why}: CPU energy estimated from TDP x machine utilisation; {tdp_note}"
-    return EstimateCpuMeter(tdp_w, n_cpus or 1, machine_busy_cpu_s, model=cpu_model(info), reason=reason)
+    tdp = resolve_tdp_w(settings, info, n_cpus)
+    reason = f"{why}: CPU energy estimated from TDP x machine utilisation; {tdp.note}"
+    n_cores = psutil.cpu_count(logical=False)
+    n_cores = n_cores if n_cores and n_cpus and n_cores <= n_cpus else None  # unknown: the logical CPUs
+    return EstimateCpuMeter(
+        tdp.tdp_w, n_cpus or 1, machine_busy_cpu_s, model=cpu_model(info), reason=reason, n_cores=n_cores,
+        idle_fraction=CPU_IDLE_FRACTION, tdp_source=tdp.source,
+    )  # fmt: skip
 
 
 def build_ram_estimate(settings: Settings, *, why: str) -> EstimateRamMeter:
