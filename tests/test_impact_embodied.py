@@ -87,7 +87,9 @@ def test_laptop_carries_its_range_and_ignores_gpus():
     assert (got.low_g, got.embodied_g, got.high_g) == pytest.approx(
         (132e3 * 3600 / FOUR_YEARS_S, 236e3 * 3600 / FOUR_YEARS_S, 315e3 * 3600 / FOUR_YEARS_S), rel=1e-12
     )
-    assert (got.low_g, got.embodied_g, got.high_g) == pytest.approx((3.7671233, 6.7351598, 8.9897260), rel=1e-7)
+    assert (got.low_g, got.embodied_g, got.high_g) == pytest.approx(
+        (3.7671233, 6.7351598, 8.9897260), rel=1e-7
+    )
 
 
 def test_workstation_range_includes_the_gpu_add_on():
@@ -295,10 +297,26 @@ def test_a_run_on_reused_hardware_records_zero_embodied(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "share", "how"),
     [
-        ({"override": 0.03125, "cpus_reserved": 2, "cpus_total": 2}, 0.03125, "0.03125 of the machine, set by resource_share"),
-        ({"gpus_used": 2, "gpus_total": 8, "cpus_reserved": 128, "cpus_total": 128}, 0.25, "2 of the host's 8 GPUs"),
-        ({"gpus_used": 0, "gpus_total": 8, "cpus_reserved": 16, "cpus_total": 64}, 0.25, "16 of the host's 64"),
-        ({"cpus_reserved": 4, "cpus_total": 16}, 0.25, "4 of the host's 16 logical CPUs, by the process's CPU"),
+        (
+            {"override": 0.03125, "cpus_reserved": 2, "cpus_total": 2},
+            0.03125,
+            "0.03125 of the machine, set by resource_share",
+        ),
+        (
+            {"gpus_used": 2, "gpus_total": 8, "cpus_reserved": 128, "cpus_total": 128},
+            0.25,
+            "2 of the host's 8 GPUs",
+        ),
+        (
+            {"gpus_used": 0, "gpus_total": 8, "cpus_reserved": 16, "cpus_total": 64},
+            0.25,
+            "16 of the host's 64",
+        ),
+        (
+            {"cpus_reserved": 4, "cpus_total": 16},
+            0.25,
+            "4 of the host's 16 logical CPUs, by the process's CPU",
+        ),
         ({}, 1.0, "the whole machine: no count of its resources could be read"),
     ],
 )
@@ -332,4 +350,6 @@ def test_a_run_on_a_vm_takes_the_resource_share_setting(tmp_path):
     # 249 kg x duration / 4 years x 2/64
     expected = 249e3 * run.result.measurement.duration_s / FOUR_YEARS_S * 2 / 64
     assert row["embodied_g"] == pytest.approx(expected, rel=1e-9)
-    assert any("resource share 0.03125 (0.03125 of the machine, set by resource_share)" in n for n in row["notes"])
+    assert any(
+        "resource share 0.03125 (0.03125 of the machine, set by resource_share)" in n for n in row["notes"]
+    )

@@ -142,9 +142,7 @@ def test_embodied_range_from_the_factor_or_a_point():
     )
     server = embodied_range(embodied(3600, hardware="gpu-server", gpu_count=4))
     # 3,100 kg x 1 h / (6 years x 85 % use x 8,760 h), as Luccioni et al. (2023) amortised it
-    assert (
-        server.low_g == server.central_g == server.high_g == pytest.approx(3.1e6 / (6 * 0.85 * 8760))
-    )
+    assert server.low_g == server.central_g == server.high_g == pytest.approx(3.1e6 / (6 * 0.85 * 8760))
     assert server.basis.startswith("at least this: a lower bound, as its per-GPU factor is one")
     assert server.lower_bound and not laptop.lower_bound
     bare = embodied_range(embodied(3600, hardware="gpu-server"))  # no GPUs counted: no lower bound

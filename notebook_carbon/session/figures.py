@@ -9,7 +9,11 @@ from ..settings import Settings
 
 
 def embodied_share(
-    settings: Settings, gpu_count: int, reserved_s: float, *, gpus_used: int | None = None,
+    settings: Settings,
+    gpu_count: int,
+    reserved_s: float,
+    *,
+    gpus_used: int | None = None,
     gpus_total: int | None = None,
 ):
     """The run's share of its hardware's embodied emissions (``impact.embodied.Embodied``).
