@@ -54,14 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     _selection_arguments(summary)
 
     statement = sub.add_parser(
-        "statement", help="write the environmental impact statement (Markdown, LaTeX, JSON or model-card metadata)"
+        "statement", help="write the environmental impact statement (Markdown, LaTeX, JSON, BibTeX, model card, checklists)"
     )
     _selection_arguments(statement)
-    statement.add_argument("--format", "-f", choices=("md", "latex", "json", "model-card"), default="md",
-                           help="md (default), latex (a document pdflatex compiles), json, model-card (YAML)")
+    statement.add_argument("--format", "-f", default="md",
+                           choices=("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist"),
+                           help="md (default: paragraph, appendix, checklist answers), latex (a document pdflatex "
+                           "compiles), latex-fragment (to \\input in a paper), json, model-card (YAML), bib (the "
+                           "sources, BibTeX), checklist (NeurIPS and ACL compute answers)")
     statement.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
+    statement.add_argument("--bib", metavar="FILE",
+                           help="also write the sources the statement cites as BibTeX (the LaTeX's \\cite keys)")
     statement.add_argument("--region", action="append", default=[], metavar="CODE",
-                           help="also show the emissions on this grid (repeatable; see `notebook-carbon regions`)")
+                           help="also show the emissions on this grid (repeatable; see `notebook-carbon regions`); "
+                           "no other grid is compared unless named")
+    statement.add_argument("--equivalents", action="store_true",
+                           help="also say what the emissions equal in everyday terms (a distance driven by car)")
     statement.add_argument("--training-type", choices=("pre-training", "fine-tuning"), default="pre-training",
                            help="for --format model-card (default pre-training)")
 

@@ -90,8 +90,11 @@ def statement(args: argparse.Namespace) -> int:
     with _Reading(args) as reading:
         selection = reading.selection()
         reading.settle_crashed()
-        facts = reading.facts(selection, regions=args.region)
+        facts = reading.facts(selection, regions=args.region, equivalents=args.equivalents)
     text = render(facts, args.format, training_type=args.training_type)
+    if args.bib:
+        Path(args.bib).write_text(render(facts, "bib"), encoding="utf-8")
+        print(f"wrote {terminal_text(args.bib)}", file=sys.stderr)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {terminal_text(args.output)}", file=sys.stderr)
@@ -225,12 +228,12 @@ class _Reading:
             sweep = args.sweep
         return {"project": project, "notebook": notebook, "sweep": sweep}
 
-    def facts(self, selection: dict, regions: Iterable[str] = ()) -> dict:
+    def facts(self, selection: dict, regions: Iterable[str] = (), equivalents: bool = False) -> dict:
         from .statements import statement_facts
 
         args = self.args
         return statement_facts(self.registry, **selection, tags=args.tags, since=args.since, until=args.until,
-                               regions=list(regions))
+                               regions=list(regions), equivalents=equivalents)
 
     def settle_crashed(self) -> frozenset[int]:
         """Mark the runs whose process died as crashed, if the registry can be written; return the

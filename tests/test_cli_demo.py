@@ -39,7 +39,9 @@ def test_demo_executes_the_quickstart_and_records_its_runs(demo, capsys):
 def test_demo_ends_with_the_statement_and_a_chart(demo):
     out, _ = demo
     markdown = (out / "statement.md").read_text()
-    assert markdown.startswith("## Environmental impact statement") and "5 metered runs" in markdown
+    # the paragraph for a paper's main text comes first, then the appendix
+    assert markdown.startswith("## Environmental impact\n") and "5 metered runs" in markdown
+    assert "## Appendix: environmental impact statement" in markdown
     assert "| lr-sweep | 4 |" in markdown and "Development overhead" in markdown
     assert "the carbon intensity of France (FR), 56 g CO2e/kWh (" in markdown and ", data year 20" in markdown
     assert (out / "statement.tex").read_text().rstrip().endswith(r"\end{document}")

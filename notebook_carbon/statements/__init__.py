@@ -6,12 +6,16 @@
 
     print(impact_statement(project="vision", format="md"))            # Markdown, for a README or appendix
     impact_statement(project="vision", format="latex")                # a LaTeX document (pdflatex)
+    impact_statement(project="vision", format="latex-fragment")       # the same, to \\input in a paper
+    impact_statement(project="vision", format="bib")                  # its sources, as BibTeX
+    impact_statement(project="vision", format="checklist")            # NeurIPS and ACL compute answers
     impact_statement(project="vision", format="json")                 # the facts (schema/statement.schema.json)
     impact_statement(project="vision", format="model-card")           # Hugging Face co2_eq_emissions
 
 Every statement covers the whole development of the selected runs — every sweep, failed and
 redundant run — with how each figure was obtained, its range, embodied emissions and water, the
-development overhead, a per-sweep table, the SCI per run, other grids and an equivalent.
+development overhead, a per-sweep table and the SCI per run; other grids and an everyday
+equivalent when asked for.
 ``build`` computes the facts once; ``render`` lays them out; ``escape`` keeps user text text.
 """
 
@@ -49,15 +53,19 @@ def statement_facts(
     since: Any = None,
     until: Any = None,
     regions: Sequence[str] = (),
+    equivalents: bool = False,
     settings: Any = None,
     now: datetime.datetime | None = None,
 ) -> dict[str, Any]:
     """The facts of the statement of ``project``'s runs (default: the settings' project), as a
     JSON-ready dict: what ``format="json"`` writes. Filters as ``analysis.runs``. The figures are
-    the registry's (``Registry.figures``): summed by the database, not from a frame of every run."""
+    the registry's (``Registry.figures``): summed by the database, not from a frame of every run.
+    ``regions``: other grids to compare with (none unless named); ``equivalents``: also say what
+    the emissions equal in everyday terms (a distance driven by car)."""
     from ..analysis.filters import opened, scope_of
     from ..settings import resolve
     from .build import statement_data
+    from .disclosure import read_disclosure
     from .jobs import read_jobs
 
     settings = settings or resolve()
@@ -67,6 +75,7 @@ def statement_facts(
     with opened(registry if registry is not None else settings.registry_location()) as reg:
         found = reg.figures(project, **selected)
         jobs = read_jobs(reg, project, **selected)
+        disclosed = read_disclosure(reg, project, **selected)
     scope = {
         "project": project,
         "notebook": notebook,
@@ -75,7 +84,8 @@ def statement_facts(
         "since": _when(since),
         "until": _when(until),
     }
-    return statement_data(found, scope=scope, settings=settings, regions=regions, now=now, jobs=jobs)
+    return statement_data(found, scope=scope, settings=settings, regions=regions, now=now, jobs=jobs,
+                          disclosed=disclosed, equivalents=equivalents)
 
 
 def impact_statement(

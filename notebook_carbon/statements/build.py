@@ -29,6 +29,7 @@ from ..impact.whatif import cleanest_regions, in_regions
 from ..record import ESTIMATED, MEASURED, method_kind
 from ..registry.figures import Group, ScopeFigures
 from ..settings import Settings
+from .disclosure import Disclosed, disclosure_fact
 from .jobs import JobFigures, hosts_count, jobs_fact
 from .tally import figures
 
@@ -54,7 +55,6 @@ SOURCES = {
     "(ISO/IEC 21031:2024): SCI = (E x I + M) per R; M = TE x (time reserved / expected lifespan)",
     "jay2023": "Jay et al. (2023), An experimental comparison of software-based power meters: focus on CPU and "
     "GPU, CCGrid 2023",
-    "fischer2025": "Fischer (2025), on the error of TDP-based energy estimates (up to 40 %)",
 }
 
 
@@ -64,9 +64,11 @@ def statement_data(
     scope: dict[str, Any],
     settings: Settings,
     regions: Sequence[str] = (),
-    cleanest: int = 3,
+    cleanest: int = 0,
     now: datetime.datetime | None = None,
     jobs: JobFigures | None = None,
+    disclosed: Disclosed | None = None,
+    equivalents: bool = False,
 ) -> dict[str, Any]:
     """The statement of a scope's runs, as a JSON-ready dict.
 
@@ -76,7 +78,10 @@ def statement_data(
     which no figure counts. ``settings`` give the hardware, lifetime and reuse used to compute
     embodied emissions for runs recorded without them, and the WUE for water. ``regions`` are grids
     to compare with, besides the ``cleanest`` ones. ``jobs``: the distributed jobs among the runs
-    (``jobs.read_jobs``), stated as ``methods.jobs`` when there are any.
+    (``jobs.read_jobs``), stated as ``methods.jobs`` when there are any. Other grids are compared
+    only when the user names them (``regions``; ``cleanest`` adds that many of the cleanest
+    countries, none by default); an everyday equivalent only with ``equivalents``. ``disclosed``
+    (``disclosure.read_disclosure``): the TDP notes and the runs never checked for repeats.
     """
     now = now or datetime.datetime.now(datetime.timezone.utc)
     t, groups = found.totals, found.groups
@@ -107,7 +112,7 @@ def statement_data(
             "intensity": intensity,
             "wue_l_per_kwh": settings.wue_l_per_kwh,
             "embodied": counted["embodied"],
-            "uncertainty": "each component's energy has a range from its method (docs/methods.md); a run's "
+            "uncertainty": "each component's energy has a range from its method; a run's "
             "range is the sum of its components' lows and of their highs (conservative); emissions scale with "
             "energy (grid intensity and PUE taken as exact); embodied emissions take the range of their factor",
         },
@@ -123,9 +128,12 @@ def statement_data(
         },
         "what_if": _what_if(facility, emissions, intensity, regions, cleanest),
         "lifetime_extension": _lifetime(embodied_g, settings),
-        "equivalents": [_equivalent(emissions + embodied_g)],
+        "equivalents": [_equivalent(emissions + embodied_g)] if equivalents else [],
         "sources": list(SOURCES.values()),
     }
+    data["methods"]["disclosure"] = disclosure_fact(
+        data["methods"], disclosed, runs=t.runs, wue_l_per_kwh=settings.wue_l_per_kwh
+    )
     return plain(data)
 
 

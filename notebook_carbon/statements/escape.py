@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["latex_escape", "markdown_escape", "plain_text"]
+__all__ = ["latex_cell", "latex_escape", "latex_typeset", "markdown_escape", "plain_text"]
 
 # LaTeX's ten special characters, each as text (textcomp's commands are in the LaTeX kernel since 2020).
 _LATEX = {
@@ -112,15 +112,58 @@ def plain_text(value: object) -> str:
 # Inline Markdown (CommonMark + GitHub's tables and strikethrough, and the ``$`` of the math that
 # Jupyter and GitHub render); the rest (``-``, ``+``, ``(``) is special only at the start of a line,
 # where a value never is.
-_MARKDOWN_RE = re.compile(r"([\\`*_\[\]#|~>$])")
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+_MARKDOWN_RE = re.compile(r"([\\`*_\[\]#|~>$&])")
 
 
 def markdown_escape(value: object) -> str:
     """``value`` as inline Markdown text: HTML special characters as entities (so it is never markup,
     whatever renderer), Markdown's inline punctuation and ``$`` backslash-escaped (so ``*`` and ``_``
     are not emphasis, ``|`` does not split a table cell and ``$x$`` is not math), and as
-    ``plain_text``: one line, without control characters."""
+    ``plain_text``: one line, without control characters. ``&`` is backslash-escaped rather than
+    written ``&amp;``: the text stays readable as Markdown source, and ``\\&lt;`` is not an entity."""
     text = plain_text(value)
-    text = _MARKDOWN_RE.sub(r"\\\1", text.replace("&", "&amp;"))
+    text = _MARKDOWN_RE.sub(r"\\\1", text)
     return text.replace("<", "&lt;").replace("\\>", "&gt;").replace('"', "&quot;")
+
+
+CELL_CHARACTERS = 90
+"""The longest user text a LaTeX table cell prints; longer text ends with ``...``."""
+
+_LONG_WORD = 8
+_CHUNK = 6
+_BREAK = "\\penalty300{}"
+"""A place a long word may break (no hyphen: a name must read back as written), dearer than a space."""
+
+
+def latex_cell(value: object, limit: int = CELL_CHARACTERS) -> str:
+    """``value`` escaped as ``latex_escape`` does, for a narrow table column: at most ``limit``
+    characters (the rest abbreviated to ``...``), and a word longer than eight characters may
+    break after every sixth, so that no name makes a table wider than its column."""
+    text = plain_text(value)
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    words = []
+    for word in re.split(r"( )", text):
+        if len(word) <= _LONG_WORD:
+            words.append(latex_escape(word))
+            continue
+        chunks = [word[i : i + _CHUNK] for i in range(0, len(word), _CHUNK)]
+        words.append(_BREAK.join(latex_escape(c) for c in chunks))
+    return "".join(words)
+
+
+_UNIT_AFTER = re.compile(r"(?<=\d) (?=(?:[kMGTm\u00b5]?(?:Wh|J|W|g|L|t)\b|kg\b|mg\b|h\b|s\b|min\b|d\b|\\%|g/kWh))")
+
+
+_TIMES = re.compile(r"(?<=[\w)]) x (?=[\w(])")
+
+
+def latex_typeset(text: str, *, names: bool = False) -> str:
+    """Figures' typography in escaped LaTeX text: CO$_2$e, $\\times$ for multipliers, $\\pm$, and a
+    thin space between a number and its unit; in our own sentences (not ``names``, which print
+    as written) also `` x `` between two terms as $\\times$."""
+    text = text.replace("CO2e", "CO$_2$e").replace("CO2", "CO$_2$")
+    if not names:
+        text = _TIMES.sub(lambda _: " $\\times$ ", text)
+    text = text.replace("\u00d7", "$\\times$").replace("\u00b1", "$\\pm$")
+    return _UNIT_AFTER.sub(r"\\,", text)

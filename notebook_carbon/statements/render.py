@@ -26,10 +26,15 @@ from ..units import (
     span_text,
     water_text,
 )
-from .escape import latex_escape, markdown_escape
+from .escape import CELL_CHARACTERS, latex_cell, latex_escape, latex_typeset, markdown_escape
 
-FORMATS = ("md", "latex", "json", "model-card")
-"""What ``impact_statement`` writes: Markdown, a LaTeX document, JSON, Hugging Face model-card metadata."""
+FORMATS = ("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist")
+"""What ``impact_statement`` writes: Markdown (a paragraph for the main text, the appendix and the
+checklists' answers), a LaTeX document, the same as a fragment to ``\\input``, JSON, Hugging Face
+model-card metadata, the sources as BibTeX, the NeurIPS and ACL checklists' compute answers."""
+
+_TEMPLATES = {"md": "statement.md.j2", "latex": "statement.tex.j2", "latex-fragment": "fragment.tex.j2",
+              "checklist": "checklist.md.j2"}  # fmt: skip
 
 TRAINING_TYPES = ("pre-training", "fine-tuning")
 
@@ -39,8 +44,18 @@ def render(data: dict[str, Any], fmt: str, *, training_type: str = "pre-training
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "model-card":
         return model_card(data, training_type=training_type)
-    if fmt in ("md", "latex"):
-        return _environment(fmt).get_template(f"statement.{'md' if fmt == 'md' else 'tex'}.j2").render(s=data)
+    if fmt == "bib":
+        from .bib import bibtex
+
+        return bibtex(data)
+    if fmt in _TEMPLATES:
+        from .bib import ENTRIES, bibitems, cited_keys
+        from .checklists import answers
+
+        keys = cited_keys(data)
+        return _environment("md" if fmt in ("md", "checklist") else "latex").get_template(_TEMPLATES[fmt]).render(
+            s=data, keys=keys, entries=ENTRIES, checklists=answers(data), bibliography=Raw(bibitems(keys))
+        )
     raise ConfigError(f"unknown statement format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -106,11 +121,21 @@ def _measured_text(methods: dict[str, Any]) -> str:
 # -- jinja2 ------------------------------------------------------------------------------------
 
 
+class Raw(str):
+    """Text already in the format's markup (a template's own emphasis, the bibliography): printed as is."""
+
+
 @functools.cache
 def _environment(fmt: str):
     import jinja2
 
-    escape = markdown_escape if fmt == "md" else latex_escape
+    if fmt == "md":
+        escape = markdown_escape
+    else:
+
+        def escape(value: Any) -> str:
+            return latex_typeset(latex_escape(value))
+
     options: dict[str, Any] = {}
     if fmt == "latex":  # LaTeX is made of braces: jinja's own delimiters would clash with it
         options = dict(
@@ -121,7 +146,7 @@ def _environment(fmt: str):
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("notebook_carbon.statements", "templates"),
         autoescape=False,  # HTML autoescaping; ours is ``finalize`` below, for this format
-        finalize=lambda value: "" if value is None else escape(value),
+        finalize=lambda value: "" if value is None else value if isinstance(value, Raw) else escape(value),
         undefined=jinja2.StrictUndefined,  # a missing fact is a bug, not a blank in a paper
         trim_blocks=True,
         lstrip_blocks=True,
@@ -131,6 +156,12 @@ def _environment(fmt: str):
     env.filters.update(
         energy=energy_text, mass=emissions_text, pct=percent_text, ratio=ratio_text, water=water_text,
         duration=duration_text, num=number_text, span=_span, power=power_text,
+        cell=lambda value, limit=CELL_CHARACTERS: Raw(latex_typeset(latex_cell(value, limit), names=True)),
+        g=lambda grams: emissions_text(grams).replace(" CO2e", ""),
+        nounit=lambda text: str(text).replace(" CO2e", ""),
+    )
+    env.globals["strong"] = (
+        (lambda value: Raw(f"**{escape(value)}**")) if fmt == "md" else (lambda value: Raw(f"\\textbf{{{escape(value)}}}"))
     )
     return env
 

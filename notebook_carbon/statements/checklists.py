@@ -1,0 +1,69 @@
+"""Answers to the compute questions of the NeurIPS paper checklist and the ACL Responsible NLP
+Research checklist, their questions quoted as the checklists word them and the statement's figures
+filled in. ``answers(data)`` gives them as plain text, which the Markdown statement and
+``--format checklist`` print (escaped like every value)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..units import duration_text, emissions_text, energy_text, percent_text, ratio_text, span_text
+
+__all__ = ["CHECKLISTS", "answers"]
+
+CHECKLISTS = {
+    "neurips": {
+        "name": "NeurIPS Paper Checklist, 8. Experiments compute resources",
+        "question": "For each experiment, does the paper provide sufficient information on the computer "
+        "resources (type of compute workers, memory, time of execution) needed to reproduce the experiments?",
+        "guideline": "The paper should disclose whether the full research project required more compute than "
+        "the experiments reported in the paper (e.g., preliminary or failed experiments that didn't make it "
+        "into the paper).",
+    },
+    "acl": {
+        "name": "ACL Responsible NLP Research Checklist, C1",
+        "question": "Did you report the number of parameters in the models used, the total computational budget "
+        "(e.g., GPU hours), and computing infrastructure used?",
+        "guideline": None,
+    },
+}
+"""The questions, quoted; a ``guideline`` the answer also meets."""
+
+
+def answers(data: dict[str, Any]) -> list[dict[str, str | None]]:
+    """Each checklist's name, question, guideline and our answer, from the statement ``data``."""
+    hardware = _hardware(data)
+    t, d = data["totals"], data["development"]
+    time = duration_text(t["duration_s"])
+    budget = (
+        f"{data['scope']['runs']} metered runs took {time} of run time and "
+        f"{energy_text(t['energy_j']['value'])} ({span_text(t['energy_j']['value'], t['energy_j']['low'], t['energy_j']['high'], 'energy')}) "
+        f"on {hardware}, emitting {emissions_text(t['total_g']['value'])} including embodied emissions"
+    )  # fmt: skip
+    if d["selected_runs"]:
+        whole = (
+            f"The {d['selected_runs']} runs behind the reported results took "
+            f"{energy_text(d['selected_energy_j'])}; the whole project, including {d['failed_runs']} failed "
+            f"runs and every preliminary run, took {ratio_text(d['ratio'])} as much"
+        )
+    else:
+        whole = "The figures cover the whole project, preliminary and failed runs included"
+    measured = data["methods"].get("measured_share")
+    how = (f"{percent_text(measured)} of the energy was measured by hardware sensors, the rest estimated"
+           if measured is not None else "no energy was recorded")  # fmt: skip
+    out = []
+    for key, listed in CHECKLISTS.items():
+        answer = f"Yes. {budget}. {whole}. {how[0].upper() + how[1:]}."
+        if key == "acl":
+            answer += " The number of parameters of each model is not recorded by the meter and is to be added."
+        out.append({"checklist": key, "name": listed["name"], "question": listed["question"],
+                    "guideline": listed["guideline"], "answer": answer})  # fmt: skip
+    return out
+
+
+def _hardware(data: dict[str, Any]) -> str:
+    h = data["hardware"]
+    parts = [f"{g['count'] or 1} \u00d7 {g['model']}" for g in h["gpus"]] + list(h["cpus"])
+    hosts = h["hosts"]
+    where = f" on {hosts} host{'s' if hosts != 1 else ''}" if hosts else ""
+    return (", ".join(parts) or "unrecorded hardware") + where

@@ -1,0 +1,151 @@
+"""What a reviewer needs besides the figures: each range's basis and whether it is cited or assumed,
+where the CPU's TDP came from, the system boundary, each grid's intensity convention, the water
+factor and which runs were never checked for repeats.
+
+``read_disclosure`` reads the two things a statement's totals do not hold (a few queries over the
+scope's runs: the TDP notes of the runs whose CPU was estimated, and how many runs were recorded
+outside a notebook cell, by ``track()`` or an integration, where no repeat is ever looked for);
+``disclosure_fact`` turns them and the statement's methods into ``methods.disclosure``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+from sqlalchemy import text
+
+from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
+from ..registry.frames import Scope
+from ..registry.totals import plausible
+
+__all__ = ["BOUNDARY", "Disclosed", "convention", "disclosure_fact", "read_disclosure"]
+
+NOTES_SHOWN = 5
+"""Distinct TDP sentences stated; the JSON says how many more."""
+
+BOUNDARY = {
+    "included": [
+        "the energy of the GPUs, CPU packages and memory the runs used, as metered or estimated",
+        "the data centre's overhead through the PUE",
+        "the hardware's manufacturing emissions, amortised over its lifetime",
+    ],
+    "excluded": [
+        "power-supply and voltage-regulator losses inside the machine (a wall meter would count them)",
+        "storage, network and other machines (data loading, file servers, switches)",
+        "the devices' draw while no run was metered (idle time between cells)",
+        "the work done to develop outside metered cells and scripts",
+    ],
+}
+"""The system boundary of every figure: what it includes and what it leaves out."""
+
+_CONVENTIONS = (  # (prefix of the source, convention): the first match wins
+    ("Ember", "life-cycle emissions (CO2e) of the country's generation mix"),
+    ("US ", "emissions at the power plants (combustion only) of the state's generation, eGRID output rate"),
+    ("Canada", "fossil-fuel combustion only (hydro, nuclear, wind, solar counted as zero)"),
+    ("China", "CO2 only, of the province's generation"),
+    ("ENTSO-E", "the zone's generation mix times per-source life-cycle factors"),
+    ("Google", "the grid's average intensity where the region is located, as Google publishes it"),
+    ("IEA", "the world average of generation emissions"),
+)
+
+
+def convention(source: str | None) -> str:
+    """How the intensity of a grid with ``source`` counts emissions, in words; a user's own figure
+    (no bundled source matched) says it is the user's."""
+    found = str(source or "")
+    for prefix, words in _CONVENTIONS:
+        if found.startswith(prefix) or f"; {prefix}" in found:
+            return words
+    if "location-based" in found:
+        return "the grid where the cloud region is located"
+    return "a figure given by the user, whose convention was not recorded"
+
+
+@dataclasses.dataclass(frozen=True)
+class Disclosed:
+    """What a statement reads besides its figures (``read_disclosure``)."""
+
+    tdp_notes: tuple[str, ...] = ()
+    """Distinct sentences saying where an estimated CPU's TDP came from, at most ``NOTES_SHOWN``."""
+    tdp_notes_left_out: int = 0
+    unchecked_runs: int = 0
+    """Runs not recorded by a notebook cell (``track()``, integrations): never checked for repeats."""
+
+
+def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
+    """The ``Disclosed`` of the plausible runs of ``project`` in ``selected``."""
+    scope = Scope(project, **selected)
+    with registry.read(f"reading how the runs of project {project!r} were estimated") as conn:
+        where, params = scope.where(conn.dialect.name)
+        runs_in = f"{where} AND {plausible('runs')}"
+
+        def rows(sql: str) -> list[Any]:
+            return conn.execute(text(sql).bindparams(**params)).all()
+
+        ((unchecked,),) = rows(f"SELECT COUNT(*) FROM runs WHERE {runs_in} AND runs.cell_source IS NULL")
+        notes = rows(
+            f"SELECT DISTINCT runs.notes FROM runs WHERE {runs_in} AND runs.cpu_method LIKE '%estimate-tdp%' "
+            "AND runs.notes IS NOT NULL LIMIT 200"
+        )  # fmt: skip
+    found: list[str] = []
+    for (raw,) in notes:
+        for sentence in _listed(raw):
+            if _is_tdp(sentence) and _public(sentence) not in found:
+                found.append(_public(sentence))
+    return Disclosed(tuple(found[:NOTES_SHOWN]), max(len(found) - NOTES_SHOWN, 0), int(unchecked or 0))
+
+
+def _listed(raw: Any) -> list[str]:
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _is_tdp(sentence: str) -> bool:
+    return sentence.startswith("TDP ") or "codecarbon's CPU table" in sentence or "CPU table" in sentence
+
+
+def _public(sentence: str) -> str:
+    """A note as a paper may print it: without the advice meant for the tool's user."""
+    return re.sub(r"\s*\((?:set|see) [^)]*\)", "", sentence).strip()
+
+
+def disclosure_fact(methods: dict[str, Any], disclosed: Disclosed | None, *, runs: int,
+                    wue_l_per_kwh: float | None) -> dict[str, Any]:  # fmt: skip
+    """``methods.disclosure``: the ranges' bases, the TDP's source, the boundary, the grids'
+    conventions, the water factor and the repeats' check, from the statement's ``methods``."""
+    disclosed = disclosed or Disclosed()
+    ranges = []
+    for c in methods["components"]:
+        r = UNATTRIBUTED_RANGE if c["method"] == "unattributed" else method_range(c["method"])
+        ranges.append({"component": c["component"], "method": c["method"], "label": r.label,
+                       "basis": r.basis, **_cited(r)})  # fmt: skip
+    grids = [{"region": g["region"], "g_per_kwh": g["g_per_kwh"], "source": g["source"], "year": g["year"],
+              "convention": convention(g["source"])} for g in methods["intensity"]["grids"]]  # fmt: skip
+    checked = runs - disclosed.unchecked_runs
+    return {
+        "ranges": ranges,
+        "tdp": {"notes": list(disclosed.tdp_notes), "notes_left_out": disclosed.tdp_notes_left_out},
+        "boundary": BOUNDARY,
+        "grids": grids,
+        "wue": {"l_per_kwh": wue_l_per_kwh,
+                "source": "a configured value, its source not recorded" if wue_l_per_kwh is not None else None},
+        "repeats": {"checked_runs": max(checked, 0), "unchecked_runs": disclosed.unchecked_runs},
+    }  # fmt: skip
+
+
+def _cited(r: Any) -> dict[str, Any]:
+    """Whether a range is cited or assumed, with its source: the range's own ``cited`` and
+    ``source`` where the uncertainty model gives them, else read from its basis."""
+    provenance = getattr(r, "provenance", None)
+    if provenance is None:  # an uncertainty model that does not say: read it from the basis
+        basis = r.basis.lower()
+        assumed = "assumption" in basis or "by analogy" in basis or "taken as" in basis
+        provenance = "exact" if r.low == r.high == 1 else "assumed" if assumed else "cited"
+    return {"cited": provenance == "cited", "provenance": provenance, "source": getattr(r, "source", None)}
+
