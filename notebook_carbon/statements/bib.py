@@ -18,7 +18,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     "gsf2024sci": {
         "type": "misc",
         "author": "{Green Software Foundation}",
-        "title": "Software Carbon Intensity ({SCI}) Specification, version 1.1.0",
+        "title": "{Software Carbon Intensity (SCI) Specification}, version 1.1.0",
         "note": "Published as ISO/IEC 21031:2024",
         "year": "2024",
         "url": "https://github.com/Green-Software-Foundation/sci",
@@ -40,7 +40,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     "nvidia-nvml": {
         "type": "manual",
         "author": "{NVIDIA}",
-        "title": "{NVML} {API} Reference Guide: nvmlDeviceGetPowerUsage, nvmlDeviceGetTotalEnergyConsumption",
+        "title": "{NVML API Reference Guide}",
         "year": "2024",
         "url": "https://docs.nvidia.com/deploy/nvml-api/",
         "short": "NVIDIA, NVML API Reference Guide",
@@ -48,7 +48,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     "zeus-issue12": {
         "type": "misc",
         "author": "{ml-energy/zeus contributors}",
-        "title": "On using nvmlDeviceGetTotalEnergyConsumption (issue 12)",
+        "title": "On using {nvmlDeviceGetTotalEnergyConsumption} (issue 12)",
         "year": "2023",
         "url": "https://github.com/ml-energy/zeus/issues/12",
         "short": "ml-energy/zeus issue 12 (2023), energy counter versus integrated power",
@@ -65,7 +65,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     "luccioni2023bloom": {
         "type": "article",
         "author": "Luccioni, Alexandra Sasha and Viguier, Sylvain and Ligozat, Anne-Laure",
-        "title": "Estimating the Carbon Footprint of {BLOOM}, a 176B Parameter Language Model",
+        "title": "Estimating the Carbon Footprint of {BLOOM}, a {176B} Parameter Language Model",
         "journal": "Journal of Machine Learning Research",
         "volume": "24",
         "number": "253",
@@ -87,7 +87,7 @@ ENTRIES: dict[str, dict[str, str]] = {
     "greengrid2011wue": {
         "type": "techreport",
         "author": "{The Green Grid}",
-        "title": "Water Usage Effectiveness ({WUE}): A Green Grid Data Center Sustainability Metric",
+        "title": "Water Usage Effectiveness ({WUE}): A {Green Grid} Data Center Sustainability Metric",
         "institution": "The Green Grid",
         "number": "White Paper 35",
         "year": "2011",
@@ -130,9 +130,22 @@ def bibtex(data: dict[str, Any] | None = None) -> str:
     blocks = []
     for key in keys:
         entry = ENTRIES[key]
-        fields = ",\n".join(f"  {name} = {{{entry[name]}}}" for name in _FIELDS if name in entry)
+        fields = ",\n".join(f"  {name} = {{{_field(entry, name)}}}" for name in _FIELDS if name in entry or name == "note")
         blocks.append(f"@{entry['type']}{{{key},\n{fields}\n}}\n")
     return "\n".join(blocks)
+
+
+def _field(entry: dict[str, str], name: str) -> str:
+    """A field's BibTeX text; ``note`` also gives the identifier, since classic styles (``plain``)
+    print no ``url``, written so that it may break after a ``/`` or ``.`` in a narrow column."""
+    if name != "note":
+        return entry[name]
+    where = f"Online at {_bib_url(entry['url'])}" if "eprint" not in entry else f"arXiv:{entry['eprint']}"
+    return ". ".join(part for part in (entry.get("note"), where) if part)
+
+
+def _bib_url(url: str) -> str:
+    return "\\allowbreak{}".join(re.split(r"(?<=[/.])(?=.)", url))
 
 
 def bibitems(keys: list[str]) -> str:
