@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
 from .errors import ConfigError
@@ -23,7 +23,8 @@ from .settings import INTENSITY_BOUNDS, PUE_BOUNDS
 
 __all__ = [
     "BOUNDS", "FAILED_STATUSES", "FINAL_STATUSES", "MAX_ENERGY_J", "STATUSES", "RunRow", "check_figure", "check_text",
-    "energy_range", "implausible", "recordable_param", "sweep_key", "sweep_label",
+    "cell_label", "energy_range", "implausible", "is_result", "names_label", "recordable_param", "sweep_key",
+    "sweep_label",
     "ESTIMATED", "ESTIMATED_METHODS", "MEASURED", "MEASURED_METHODS", "NONE", "UNATTRIBUTED", "method_kind",
     "Job", "job_status",
 ]  # fmt: skip
@@ -222,15 +223,50 @@ def sweep_key(sweep: str | None, code_fingerprint: str | None) -> str | None:
     return None
 
 
-def sweep_label(key: str | None, cell_source: str | None, name: str | None) -> str | None:
-    """What to show for a run's sweep: the sweep name, else the first line of the cell's code, else
-    the run's name, else the key; at most ``LABEL_LENGTH`` characters. A sweep shows its first run's."""
+def sweep_label(key: str | None, notebook: str | None = None, execution_count: int | None = None,
+                code_fingerprint: str | None = None) -> str | None:
+    """A run's own label for its sweep, never a line of its code: the sweep name, else its notebook
+    and cell (``cell_label``). A sweep without a name shows what its runs' names share
+    (``names_label``, kept by the database), else its first run's label. At most ``LABEL_LENGTH``."""
     if key is None:
         return None
-    if not key.startswith("code:"):
-        return key
-    lines = [line for line in (cell_source or "").splitlines() if line.strip()]
-    return (lines[0].strip() if lines else name or key)[:LABEL_LENGTH]
+    return key[:LABEL_LENGTH] if not key.startswith("code:") else cell_label(notebook, execution_count, code_fingerprint)
+
+
+def cell_label(notebook: str | None, execution_count: int | None, code_fingerprint: str | None) -> str:
+    """``"digits.ipynb, cell 5"``: the notebook's file name and the cell's execution count (``In [5]``),
+    else 8 digits of the code fingerprint (``"digits.ipynb, code 1a2b3c4d"``: a run recorded before
+    counts were); without a notebook, the cell alone."""
+    cell = f"cell {execution_count}" if execution_count is not None else f"code {(code_fingerprint or '')[:8]}".rstrip()
+    where = (notebook or "").replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or notebook
+    return f"{where[: LABEL_LENGTH - len(cell) - 2]}, {cell}" if where else cell[:LABEL_LENGTH]
+
+
+NAME_DIGITS, NAME_SEPARATORS = "0123456789.", " =_-:,;/|"
+"""Trimmed from the end of the names' common prefix, in this order (``names_label``)."""
+
+
+def names_label(names: Sequence[str | None]) -> str | None:
+    """What a sweep's run names share; None when no run has a name. The names all alike: that name.
+    Else their longest common prefix (of their first ``LABEL_LENGTH`` characters), trimmed at its end
+    of digits and dots (a number cut short), then of separators: ``lr=0.1`` and ``lr=0.5`` give
+    ``lr``, ``resnet50-a`` and ``resnet50-b`` give ``resnet50``. Nothing left: the first and last
+    names in code-point order, ``"adam ... sgd"``. The triggers compute the same from the smallest
+    and largest name."""
+    named = [name for name in names if name]
+    if not named:
+        return None
+    lo, hi = min(named)[:LABEL_LENGTH], max(named)[:LABEL_LENGTH]
+    if min(named) == max(named):
+        return lo
+    n = next((i for i, (x, y) in enumerate(zip(lo, hi)) if x != y), min(len(lo), len(hi)))
+    return lo[:n].rstrip(NAME_DIGITS).rstrip(NAME_SEPARATORS) or f"{lo[:28]} ... {hi[:27]}"
+
+
+def is_result(marked: bool, runs: int) -> bool:
+    """Whether a sweep is a result: a run of it marked final, or several runs (a single unmarked
+    run, an ad-hoc cell, is development). Kept per sweep by the database (``sweeps.is_result``)."""
+    return bool(marked) or runs >= 2
 
 
 def energy_range(row: Mapping[str, Any]) -> tuple[float, float]:

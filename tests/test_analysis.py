@@ -192,7 +192,7 @@ def test_one_row_per_run_with_every_column_decoded_and_derived(project):
     assert r1["ended"] == pd.Timestamp("2025-03-01T01:01Z")
     assert str(df["started"].dt.tz) == "UTC"
     assert r1["sweep_key"] == "lr-search" and r1["sweep_label"] == "lr-search"
-    assert r5["sweep_key"] == "code:cb" and r5["sweep_label"] == "model.fit(x)  # B"
+    assert r5["sweep_key"] == "code:cb" and r5["sweep_label"] == "cpu.ipynb, code cb"
     assert pd.isna(r7["sweep_key"]) and pd.isna(r7["sweep_label"])
     assert df["is_failed"].tolist() == [False, True, False, False, False, False, False]
     assert df["is_redundant"].tolist() == [False, False, True, False, False, False, False]
@@ -309,7 +309,7 @@ def test_a_filtered_frame_still_knows_each_sweeps_selected_run(project):
     assert not analysis.runs(reg, status="failed")["is_selected"].any()
     b_only = analysis.runs(reg, notebook="cpu.ipynb", status="ok", until=DAY2 + 1.5 * H)
     assert ids_of(b_only, ids, "r5") and not b_only["is_selected"].any()  # r6 is selected, outside
-    assert b_only["sweep_label"].tolist() == ["model.fit(x)  # B"]
+    assert b_only["sweep_label"].tolist() == ["cpu.ipynb, code cb"]
     other = analysis.runs(reg, sweep="lr-search", since=DAY1 + 1.2 * H)
     assert other.loc[ids["r8"], "is_selected"] and not other.loc[ids["r4"], "is_selected"]
 
@@ -472,7 +472,7 @@ def test_aggregate_by_sweep_tag_day_and_device(project):
     assert lr[SPLIT].tolist() == [428.0, 22.0, 0.0]
     assert lr["emissions_g"] == pytest.approx(45.0) and lr["water_l"] == pytest.approx(0.45)
     cb = sweeps.loc[("paper", "code:cb")]
-    assert cb["sweep_label"] == "model.fit(x)  # B" and cb["runs"] == 2
+    assert cb["sweep_label"] == "cpu.ipynb, code cb" and cb["runs"] == 2
     assert cb[SPLIT].tolist() == [0.0, 700.0, 0.0] and cb["energy_j"] == 700.0
     no_sweep = sweeps[sweeps.index.get_level_values("sweep_key").isna()]
     assert no_sweep["runs"].tolist() == [1] and no_sweep["unattributed_energy_j"].tolist() == [50.0]

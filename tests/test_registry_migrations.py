@@ -37,7 +37,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
     with Registry.open(str(v1_file)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 8
+        assert reg.schema_version() == SCHEMA_VERSION == 9
         runs = list(reversed(reg.runs()))
         assert [r["name"] for r in runs] == ["lr=0.1", "lr=0.5", "lr=1.0", "still running"]
         assert [r["status"] for r in runs] == ["ok", "ok", "failed", "running"]
@@ -107,7 +107,8 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
                             "params": {"lr": t, "bs": 32, "layers": [t, 2]}},
                            {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"})
     sqlite = registry_engine.dialect.name == "sqlite"
-    undo = ["DROP TABLE run_totals", "DROP TABLE sweeps", "DROP TABLE sweep_params", "DROP INDEX ix_runs_sweep_key",
+    undo = ["DROP INDEX ix_runs_sweep_names", "DROP TABLE run_totals", "DROP TABLE sweeps", "DROP TABLE sweep_params",
+            "DROP INDEX ix_runs_sweep_key",
             "DROP INDEX ix_runs_final", "DROP INDEX ix_runs_notebook", "DROP INDEX ix_runs_groups",
             "ALTER TABLE runs DROP COLUMN sweep_key", "ALTER TABLE runs DROP COLUMN sweep_label",
             "ALTER TABLE runs DROP COLUMN energy_low_factor", "ALTER TABLE runs DROP COLUMN energy_high_factor",
@@ -278,7 +279,7 @@ def test_v7_to_v8_on_either_database(registry_url, registry_engine):
             conn.execute(text(statement))
 
     with Registry.open(registry_url) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 8
+        assert reg.schema_version() == SCHEMA_VERSION == 9
         (run,) = reg.runs(project="p")
         assert run["energy_j"] == 5.0 and all(run[c] is None for c in job_columns)
         (part,) = parts(reg, parent)

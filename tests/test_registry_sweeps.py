@@ -35,7 +35,7 @@ def test_runs_sharing_code_form_a_sweep_with_overhead_by_hand(registry_url):
             {"t": 5, "code": "other", "energy": 50.0},
         ])
         big, small = reg.sweeps("proj")
-    assert big.key == "code:c1" and big.label == "train(lr)  # cell c1" and not big.explicit
+    assert big.key == "code:c1" and big.label == "code c1" and not big.explicit  # no name, notebook or cell number
     assert big.runs == 4
     assert big.energy_j == 700.0 and big.emissions_g == pytest.approx(7.0)
     assert big.failed_energy_j == 200.0 and big.failed_runs == 1
@@ -178,11 +178,12 @@ def test_a_sweep_named_by_hand_shows_its_name_and_an_absurd_result_is_no_result(
         with registry_engine.begin() as conn:
             conn.execute(text(f"UPDATE runs SET sweep = 'manual' WHERE id = {ids[0]}"))
         labels = {s.key: s.label for s in reg.sweeps("proj")}
-        assert labels == {"manual": "manual", "code:c1": "train(lr)  # cell c1"}
+        assert labels == {"manual": "manual", "code:c1": "code c1"}
         with registry_engine.begin() as conn:  # the selected run of code:c1 edited into nonsense
             conn.execute(text(f"UPDATE runs SET energy_j = 1e300 WHERE id = {ids[1]}"))
         assert reg.sweeps("proj")[0].key == "manual"
         (auto,) = [s for s in reg.sweeps("proj") if s.key == "code:c1"] or [None]
         assert auto is None  # its only run is left out: no sweep to show
         total = reg.totals("proj")
-        assert total.excluded_runs == 1 and total.selected_energy_j == 10.0 and total.last_at == 1.7e9 + 1
+        # and manual's single unmarked run is development, no result either
+        assert total.excluded_runs == 1 and total.selected_energy_j == 0.0 and total.last_at == 1.7e9 + 1

@@ -49,9 +49,10 @@ def test_totals_by_hand(registry_url):
         assert total.facility_energy_j == pytest.approx(100 * 1.5 + 50 * 1.5 + 100 + 400 + 10)
         # rapl and nvml-counter are measured within their ranges; imported totals are unattributed
         assert total.energy_low_j < total.energy_j < total.energy_high_j
-        assert total.sweeps == 2 and total.selected_runs == 2
-        assert total.selected_energy_j == 500.0  # a3 (latest ok of sweep a) and the lr run
-        assert total.overhead_ratio == pytest.approx(660.0 / 500.0)  # all the energy, the run of no sweep too
+        # a3 (latest ok of sweep a, a result: several runs); the lr sweep's one unmarked run is development
+        assert total.sweeps == 2 and total.selected_runs == 1 and total.results == (("code:a", "nb.ipynb, code a"),)
+        assert total.selected_energy_j == 100.0
+        assert total.overhead_ratio == pytest.approx(660.0 / 100.0)  # all the energy, the run of no sweep too
         assert total.unembodied_s_by_gpus == {0: 16.0, 2: 20.0}
         assert (total.first_at, total.last_at) == (t, t + 4)
 

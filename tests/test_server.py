@@ -201,7 +201,8 @@ def test_sweeps(get):
     assert (lr["failed_runs"], lr["failed_energy_j"]) == (1, pytest.approx(2 * HOUR))
     assert lr["varying_params"] == {"lr": [0.1, 0.2, 0.3]} and lr["statuses"] == {"ok": 2, "failed": 1}
     assert lr["varying_counts"] == {"lr": 3}
-    assert (b["key"], b["label"], b["runs"], b["selected_run_id"]) == ("code:b", "train(b)", 2, 5)
+    # labelled by what its runs' names share, here nothing: the first and last name (issue 15)
+    assert (b["key"], b["label"], b["runs"], b["selected_run_id"]) == ("code:b", "again ... orig", 2, 5)
     assert b["overhead_ratio"] == pytest.approx(2.0)
     assert (b["redundant_runs"], b["redundant_energy_j"]) == (1, pytest.approx(HOUR / 2))
     assert set(lr) == {

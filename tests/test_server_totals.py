@@ -105,7 +105,11 @@ def expected(reg: Registry, settings: Settings, notebook=ALL, project: str = "pr
 
     low, high = (lambda r: r["energy_low_factor"] or 1.0), (lambda r: r["energy_high_factor"] or 1.0)
     pue = lambda r: r["pue"] or 1.0
-    chosen = [r for r in _selected(rows).values() if r["id"] in kept_ids]
+    # only results count (issue 15): a sweep with a run marked final, or several runs
+    results = {key for key in {r["sweep_key"] for r in rows if r["sweep_key"]}
+               if sum(r["sweep_key"] == key for r in rows) > 1 or any(r["is_final"] for r in rows if r["sweep_key"] == key)}
+    chosen = [r for key, r in sorted(_selected(rows).items()) if r["id"] in kept_ids and key in results]
+    labels = {s.key: s.label for s in reg.sweeps(project, params=False)}
     energy, selected_j = total("energy_j"), sum(r["energy_j"] or 0.0 for r in chosen)
     failed = lambda r: r["status"] in FAILED_STATUSES
     redundant = lambda r: r["redundant_of"] is not None
@@ -144,6 +148,7 @@ def expected(reg: Registry, settings: Settings, notebook=ALL, project: str = "pr
             "all_energy_j": energy, "all_emissions_g": emissions[0],
             "ratio": energy / selected_j if selected_j else None,
             "sweeps": len({r["sweep_key"] for r in kept if r["sweep_key"]}),
+            "results": [{"sweep": r["sweep_key"], "label": labels[r["sweep_key"]]} for r in chosen],
             "failed_runs": sum(map(failed, kept)), "failed_energy_j": total("energy_j", where=failed),
             "failed_share": total("energy_j", where=failed) / energy if energy else None,
             "redundant_runs": sum(map(redundant, kept)), "redundant_energy_j": total("energy_j", where=redundant),

@@ -282,7 +282,7 @@ def test_sweeps_and_redundant_runs(known, settings):
     assert lr.varying == {"lr": (0.1, 0.2, 0.3)}
     assert (b.key, b.label, b.runs, b.overhead_ratio, b.redundant_runs, b.varying) == (
         "code:b",
-        "train(b)",
+        "again ... first b",  # what its runs' names share: nothing, so the first and last (issue 15)
         2,
         2.0,
         1,

@@ -4,6 +4,8 @@ the runs as they are stored, one by one (the tests' independent reckoning, not t
 from __future__ import annotations
 
 import math
+import re
+import os
 from collections import Counter
 from typing import Any
 
@@ -101,10 +103,32 @@ def check(reg: Any, project: str) -> None:
     assert set(listed) == {k for k in expected if any(plausible(r) for r in runs if r["sweep_key"] == k)}
     for key, summary in listed.items():
         assert summary.selected_run_id == expected[key], key
+        members_all = [r for r in runs if r["sweep_key"] == key]
+        assert summary.is_result == (any(r["is_final"] for r in members_all) or len(members_all) > 1), key
+        expected_label = label(key, members_all)
+        if expected_label is None:  # no names: the cell of the run that made its row (moved or deleted since, maybe)
+            assert re.search(r"(code \w{1,8}|cell \d+)$", summary.label), (key, summary.label)
+        else:
+            assert summary.label == expected_label, (key, summary.label, expected_label)
         members = sorted((r for r in runs if r["sweep_key"] == key), key=lambda r: (r["started_at"], r["id"]))
         params = [r["params"] if isinstance(r["params"], dict) else None for r in members]
         assert summary.varying_params == varying(params), key
         _same(summary.totals, totals([r for r in runs if r["sweep_key"] == key]), f"sweep {key!r}")
+
+
+def label(key: str, members: list[dict[str, Any]]) -> str | None:
+    """A sweep's label from its names, reckoned over all of them (not from the smallest and largest):
+    the sweep name; the name they all have; their common prefix of 60 characters, trimmed of digits
+    and dots then separators, else "first ... last"; None without names."""
+    if not key.startswith("code:"):
+        return key
+    names = sorted({r["name"] for r in members if isinstance(r["name"], str) and r["name"]})
+    if not names:
+        return None
+    if len(names) == 1:
+        return names[0][:60]
+    shared = os.path.commonprefix([n[:60] for n in names]).rstrip("0123456789.").rstrip(" =_-:,;/|")
+    return shared or f"{names[0][:28]} ... {names[-1][:27]}"
 
 
 def varying(all_params: list[dict | None]) -> dict[str, tuple]:

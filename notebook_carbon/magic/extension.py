@@ -273,6 +273,8 @@ class CarbonExtension:
             intensity, pue = self.session.intensity(), self.session.settings.pue
             meter = self.frontend.meter(name=fields.get("name"), intensity=intensity, pue=pue)
         on_sample = meter.on_sample if meter is not None else None
+        count = getattr(self.shell, "execution_count", None)  # the cell's In [n], as it runs
+        fields.setdefault("execution_count", count if isinstance(count, int) else None)
         run = self.session.begin(cell_source=source, notebook=notebook, on_sample=on_sample, **fields)
         if meter is not None:
             self._live[run.uid] = meter

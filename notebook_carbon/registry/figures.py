@@ -158,6 +158,7 @@ def _summed(
         sums, excluded,
         sweeps=len(sweeps),
         selected_runs=len(selected),
+        results=tuple(sorted((s.key, s.label) for s in sweeps if s.key in selected)),
         selected_energy_j=sum(energy for energy, _ in selected.values()),
         selected_emissions_g=sum(emissions for _, emissions in selected.values()),
         unembodied_s_by_gpus=_by_gpus(rows, "unembodied_us"),
@@ -208,24 +209,24 @@ def _sweeps(
     where, params = scope.where(conn.dialect.name)
     sql = (
         "SELECT sweeps.sweep_key, sweeps.label, sweeps.selected_run_id, runs.is_final, runs.energy_j, "
-        f"runs.emissions_g, CASE WHEN {where} AND {kept.plausible('runs')} THEN 1 ELSE 0 END "
+        f"runs.emissions_g, CASE WHEN {where} AND {kept.plausible('runs')} THEN 1 ELSE 0 END, sweeps.is_result "
         "FROM sweeps LEFT JOIN runs ON runs.id = sweeps.selected_run_id "
         "WHERE sweeps.project = :sweeps_project"
     )
     found = conn.execute(text(sql).bindparams(**params, sweeps_project=scope.project))
     selected: dict[str, tuple[float, float]] = {}
     sweeps = []
-    for key, label, run_id, marked, energy, emissions, in_scope in found:
+    for key, label, run_id, marked, energy, emissions, in_scope, result in found:
         if key not in totals:
             continue
         chosen = run_id is not None and bool(in_scope)
-        if chosen:
+        if chosen and result:  # only a result's selected run counts in the scope's overhead
             selected[key] = (float(energy or 0.0), float(emissions or 0.0))
         explicit = not key.startswith("code:")
         sweeps.append(SweepSummary(
             key=key, label=key if explicit else label or key, explicit=explicit, totals=totals[key],
             varying_params={}, selected_run_id=run_id, selected_is_marked=bool(marked),
-            selected_energy_j=energy if chosen else None,
+            selected_energy_j=energy if chosen else None, is_result=bool(result),
         ))  # fmt: skip
     return selected, sorted(sweeps, key=lambda s: (-s.energy_j, s.key))
 

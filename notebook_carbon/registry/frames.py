@@ -50,7 +50,8 @@ and label are not among them: ``SWEEP_COLUMNS`` gives its sweep's."""
 
 SWEEP_COLUMNS = ("sweep_key", "sweep_label", "is_selected")
 """What ``columns`` adds after the columns asked for: the run's sweep key (None: in no sweep), its
-sweep's label (the sweep name, or its first run's first line of code) and whether it is its sweep's
+sweep's label as the database keeps it (the sweep name, else what its runs' names share, else its
+first run's notebook and cell) and whether it is its sweep's
 selected run."""
 
 _LABEL = (

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Double, Integer, String, bindparam, false, func, insert, inspect, select, update
+from sqlalchemy import Boolean, Connection, Double, Integer, String, bindparam, false, insert, inspect, select, update
 
 from ..errors import RegistryError
 from ..record import energy_range, sweep_key, sweep_label
@@ -161,6 +161,35 @@ def _to_v8(conn: Connection) -> None:
         next(index for index in table.indexes if index.name == name).create(conn, checkfirst=True)
 
 
+def _to_v9(conn: Connection) -> None:
+    """Sweep labels that are never a line of code, and results told from development (issue 15).
+
+    Adds ``runs.execution_count`` (NULL for what is recorded), the sweeps' ``first_label`` and
+    ``is_result`` (where missing: the step to version 5 makes ``sweeps`` as today's code does), and
+    ``ix_runs_sweep_names``; relabels every recorded run (``record.sweep_label``: the sweep name,
+    else its notebook and code) and every sweep (its name, else what its runs' names share, else its
+    first run's label), decides each sweep's ``is_result`` again, and makes the triggers again.
+    Nothing recorded changes but the derived label, and no kept total: a run's energy range stays
+    the one it was counted with."""
+    dialect = conn.dialect
+    boolean, no = Boolean().compile(dialect=dialect), false().compile(dialect=dialect)
+    wanted = {"runs": {"execution_count": Integer().compile(dialect=dialect)},
+              "sweeps": {"first_label": "TEXT", "is_result": f"{boolean} NOT NULL DEFAULT {no}"}}  # fmt: skip
+    for table, columns in wanted.items():
+        found = {column["name"] for column in inspect(conn).get_columns(table)}
+        for column, kind in columns.items():
+            if column not in found:
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    conn.exec_driver_sql(triggers.names_index_statement(dialect.name))
+    remove_triggers(conn)
+    _derive_recorded(conn, factors=False)
+    for statement in triggers.fill_statements(dialect.name)[-2:]:
+        conn.exec_driver_sql(statement)
+    install_triggers(conn)
+    if dialect.name == "postgresql":  # statistics for the new index
+        conn.exec_driver_sql("ANALYZE runs")
+
+
 def _quoted(conn: Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote(name)  # ``rank`` is a function's name in PostgreSQL
 
@@ -188,20 +217,20 @@ def _has_rowid(conn: Connection, name: str) -> bool:
 _DERIVE_BATCH = 5000
 
 
-def _derive_recorded(conn: Connection) -> None:
-    """Each recorded run's sweep label and energy range, as ``values.start_values`` gives a new run.
+def _derive_recorded(conn: Connection, *, factors: bool = True) -> None:
+    """Each recorded run's sweep label and energy range, as ``values.start_values`` gives a new run
+    (``factors=False``: its label only; the kept totals hold the factors it was counted with).
 
-    Read in batches by id (a few thousand runs in memory at a time, and of each cell only its
-    first lines: what a label is made of), each batch's values written with one executemany."""
-    columns = [runs.c.id, runs.c.sweep, runs.c.code_fingerprint, func.substr(runs.c.cell_source, 1, 4000).label("cell_source"),
-               runs.c.name, runs.c.energy_j]  # fmt: skip
+    Read in batches by id (a few thousand runs in memory at a time), each batch's values written
+    with one executemany. A run recorded before version 9 has no execution count: its label names
+    its notebook and code (``record.cell_label``)."""
+    columns = [runs.c.id, runs.c.sweep, runs.c.code_fingerprint, runs.c.notebook, runs.c.energy_j]
     for component in ("gpu", "cpu", "ram"):
         columns += [runs.c[f"{component}_energy_j"], runs.c[f"{component}_method"]]
-    statement = (
-        update(runs)
-        .where(runs.c.id == bindparam("run_id"))
-        .values(sweep_label=bindparam("label"), energy_low_factor=bindparam("low"), energy_high_factor=bindparam("high"))
-    )
+    derived = {"sweep_label": bindparam("label")}
+    if factors:
+        derived.update(energy_low_factor=bindparam("low"), energy_high_factor=bindparam("high"))
+    statement = update(runs).where(runs.c.id == bindparam("run_id")).values(**derived)
     last = None
     while True:
         query = select(*columns).order_by(runs.c.id).limit(_DERIVE_BATCH)
@@ -212,9 +241,10 @@ def _derive_recorded(conn: Connection) -> None:
             return
         batch = []
         for row in rows:
-            key = sweep_key(_text(row["sweep"]), _text(row["code_fingerprint"]))
-            low, high = energy_range(row)
-            label = sweep_label(key, _text(row["cell_source"]), _text(row["name"]))
+            fingerprint = _text(row["code_fingerprint"])
+            key = sweep_key(_text(row["sweep"]), fingerprint)
+            low, high = energy_range(row) if factors else (None, None)
+            label = sweep_label(key, _text(row["notebook"]), None, fingerprint)
             batch.append({"run_id": row["id"], "label": label, "low": low, "high": high})
         conn.execute(statement, batch)
         last = rows[-1]["id"]
@@ -254,7 +284,7 @@ def remove_triggers(conn: Connection) -> None:
 
 
 MIGRATIONS: Mapping[int, Migration] = {
-    2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7, 8: _to_v8,
+    2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7, 8: _to_v8, 9: _to_v9,
 }
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 
@@ -262,6 +292,7 @@ MIGRATIONS: Mapping[int, Migration] = {
 def create(conn: Connection) -> None:
     """A new registry of the newest schema, stamped as ours, in an empty database."""
     schema.metadata.create_all(conn)
+    conn.exec_driver_sql(triggers.names_index_statement(conn.dialect.name))
     install_triggers(conn)
     conn.execute(
         insert(meta),

@@ -34,7 +34,7 @@ from ..meters.base import COMPONENTS, METHODS
 from ..record import FINAL_STATUSES, STATUSES
 from . import totals
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 GROUPED_BY = (
@@ -150,6 +150,8 @@ runs = Table(
     Column("job_world_size", Integer),
     Column("job_parts", Integer),
     Column("job_nodes", Integer),
+    # v9: the cell's execution count (its ``In [5]``): what an unnamed sweep's label names
+    Column("execution_count", Integer),
     Index("ix_runs_project_started_at", "project", "started_at"),
     Index("ix_runs_status", "status"),
     # v2: the redundancy lookup before every metered cell must be an index search.
@@ -311,5 +313,9 @@ sweeps = Table(
     Column("label", Text),
     # Not a foreign key: a trigger sets it, and a deleted run must not be blocked by it.
     Column("selected_run_id", Integer),
+    # v9: the first run's own label (``record.sweep_label``), shown when no run has a name, and
+    # whether the sweep is a result (``record.is_result``: a run marked final, or several runs)
+    Column("first_label", Text),
+    Column("is_result", Boolean, nullable=False, server_default=false()),
     sqlite_with_rowid=False,  # v6, as run_totals
 )

@@ -3,7 +3,7 @@
 The ``run_totals`` table holds, per (project, notebook, sweep), the sums of its runs' figures in
 integers of small units (µJ, µs, ng CO2e, nL), so adding a run and taking it away again leaves the
 totals exactly as they were, whatever the order. The ``sweeps`` table holds each sweep's label and
-its selected run (the run marked final, else the latest ``ok`` run). Triggers on ``runs`` keep both
+its selected run (the run marked final, else the latest ``ok`` run), and whether it is a result. Triggers on ``runs`` keep both
 current on every insert, update and delete, whoever writes: a kernel, a script, the importer, an
 older notebook-carbon, or a person fixing a row by hand. Readers never add up a project's runs.
 
@@ -97,9 +97,10 @@ TRIGGER_COLUMNS = (
     "project", "notebook", "sweep", "code_fingerprint", "status", "started_at", "duration_s", "energy_j",
     "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method", "ram_method", "energy_low_factor", "energy_high_factor", "pue",
     "intensity_g_per_kwh", "emissions_g", "water_l", "embodied_g", "redundant_of", "is_final", "ended_at",
-    "gpu_count", "machine_energy_j",
+    "gpu_count", "machine_energy_j", "name",
 )  # fmt: skip
-"""The run columns the totals and selections depend on: an update of any other leaves them alone."""
+"""The run columns the totals, selections and labels depend on (``name`` since v9: a sweep's label
+is what its runs' names share): an update of any other leaves them alone."""
 
 
 def _scaled(expression: str, scale: int | None, dialect: str) -> str:
@@ -181,8 +182,8 @@ class Totals:
 
     Energy in J (IT energy before PUE; ``facility_energy_j`` after it), emissions in g CO2e, water
     in L, run time in s, each ``*_low``/``*_high`` the range from the runs' measurement methods.
-    ``selected_*``: the selected runs of the sweeps in scope (each sweep's result); the development
-    overhead is ``energy_j / selected_energy_j``. ``excluded_runs`` broke the plausible bounds and
+    ``selected_*``: the selected runs of the result sweeps in scope (``results``; a single unmarked
+    run is development, no result); the development overhead is ``energy_j / selected_energy_j``. ``excluded_runs`` broke the plausible bounds and
     are in no figure. ``unembodied_s_by_gpus``: run time of the runs recorded without embodied
     emissions, by GPU count (a statement computes theirs from the settings).
     """
@@ -230,6 +231,9 @@ class Totals:
     selected_runs: int = 0
     selected_energy_j: float = 0.0
     selected_emissions_g: float = 0.0
+    results: tuple[tuple[str, str], ...] = ()
+    """The result sweeps in scope whose selected run counts, as ``(key, label)`` sorted by key:
+    a sweep with a run marked final or several runs (``record.is_result``)."""
     first_at: float | None = None
     last_at: float | None = None
     """Epoch seconds (UTC) of the first and last run started in scope."""

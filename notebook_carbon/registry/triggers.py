@@ -9,10 +9,12 @@ for the scaling of amounts (``totals.contributions``) and the reading of JSON pa
 
 from __future__ import annotations
 
+from ..record import LABEL_LENGTH, NAME_DIGITS, NAME_SEPARATORS
 from .totals import COLUMNS, KEYS, TRIGGER_COLUMNS, contributions, key_values, plausible
 
 __all__ = [
-    "SQLITE_TRIGGERS", "drop_statements", "fill_params_statements", "fill_statements", "param_trigger_statements",
+    "SQLITE_TRIGGERS", "drop_statements", "fill_params_statements", "fill_statements", "names_index_statement",
+    "param_trigger_statements",
     "trigger_statements",
 ]
 
@@ -62,13 +64,47 @@ def _remove(row: str, dialect: str) -> str:
     )
 
 
-def _label(row: str) -> str:
-    """A new sweep's label: its name (a hand edit of ``sweep`` included), else its run's label."""
-    return f"CASE WHEN substr({row}.sweep_key, 1, 5) = 'code:' THEN COALESCE({row}.sweep_label, {row}.sweep_key) ELSE {row}.sweep_key END"
+def _names_label(row: str, dialect: str) -> str:
+    """SQL of what the names of run ``row``'s sweep share (``record.names_label``), or NULL: their
+    common prefix is that of the smallest and the largest name, found by ``ix_runs_sweep_names``
+    (in code-point order: PostgreSQL's ``C`` collation, SQLite's own)."""
+    same = f"r.project = {row}.project AND r.sweep_key = {row}.sweep_key"
+    name = 'r.name COLLATE "C"' if dialect == "postgresql" else "r.name"
+    lo, hi = (f"(SELECT {pick}({name}) FROM runs r WHERE {same} AND {name} > '')" for pick in ("MIN", "MAX"))
+    length = " + ".join(
+        f"CASE WHEN substr(n.lo, 1, {k}) = substr(n.hi, 1, {k}) THEN 1 ELSE 0 END" for k in range(1, LABEL_LENGTH + 1)
+    )
+    shared = f"rtrim(rtrim(substr(n.lo, 1, {length}), '{NAME_DIGITS}'), '{NAME_SEPARATORS}')"
+    return (
+        f"(SELECT CASE WHEN n.lo IS NULL THEN NULL WHEN n.lo = n.hi THEN substr(n.lo, 1, {LABEL_LENGTH}) "
+        f"ELSE COALESCE(NULLIF({shared}, ''), substr(n.lo, 1, 28) || ' ... ' || substr(n.hi, 1, 27)) END "
+        f"FROM (SELECT {lo} AS lo, {hi} AS hi) AS n)"
+    )
 
 
-def _selection(row: str) -> str:
-    """(Re)decide the selected run of run ``row``'s sweep; create the sweep's row with its label."""
+def _is_result(row: str) -> str:
+    """SQL: whether run ``row``'s sweep is a result (``record.is_result``): a run of it marked
+    final, or two runs or more (counted up to two, by index)."""
+    same = f"r.project = {row}.project AND r.sweep_key = {row}.sweep_key"
+    return (
+        f"(EXISTS (SELECT 1 FROM runs r WHERE {same} AND r.is_final) "
+        f"OR (SELECT COUNT(*) FROM (SELECT 1 FROM runs r WHERE {same} LIMIT 2) AS two) > 1)"
+    )
+
+
+def _relabel(row: str, dialect: str) -> str:
+    """Set the label of run ``row``'s sweep: its name; else what its runs' names share; else its
+    first run's label (``first_label``); else its key."""
+    return (
+        "UPDATE sweeps SET label = CASE WHEN substr(sweeps.sweep_key, 1, 5) = 'code:' "
+        f"THEN COALESCE({_names_label(row, dialect)}, sweeps.first_label, sweeps.sweep_key) ELSE sweeps.sweep_key END "
+        f"WHERE sweeps.project = {row}.project AND sweeps.sweep_key = {row}.sweep_key"
+    )
+
+
+def _selection(row: str, dialect: str) -> str:
+    """(Re)decide the selected run of run ``row``'s sweep, whether it is a result, and its label;
+    create the sweep's row, with its first run's label."""
     same = f"r.project = {row}.project AND r.sweep_key = {row}.sweep_key"
     latest = "ORDER BY r.started_at DESC, r.id DESC LIMIT 1"
     chosen = (
@@ -76,18 +112,26 @@ def _selection(row: str) -> str:
         f"(SELECT r.id FROM runs r WHERE {same} AND r.status = 'ok' {latest}))"
     )
     return (
-        f"INSERT INTO sweeps (project, sweep_key, label, selected_run_id) "
-        f"SELECT {row}.project, {row}.sweep_key, {_label(row)}, {chosen} "
+        f"INSERT INTO sweeps (project, sweep_key, first_label, selected_run_id, is_result) "
+        f"SELECT {row}.project, {row}.sweep_key, {row}.sweep_label, {chosen}, {_is_result(row)} "
         f"WHERE {row}.sweep_key IS NOT NULL "
-        "ON CONFLICT (project, sweep_key) DO UPDATE SET selected_run_id = excluded.selected_run_id"
+        "ON CONFLICT (project, sweep_key) DO UPDATE SET selected_run_id = excluded.selected_run_id, "
+        f"is_result = excluded.is_result; {_relabel(row, dialect)}"
     )
+
+
+def names_index_statement(dialect: str) -> str:
+    """``ix_runs_sweep_names``: a sweep's smallest and largest run name found in its index (in the
+    order ``_names_label`` compares them), so a run's write does not read its sweep's runs."""
+    name = 'name COLLATE "C"' if dialect == "postgresql" else "name"
+    return f"CREATE INDEX IF NOT EXISTS ix_runs_sweep_names ON runs (project, sweep_key, {name})"
 
 
 def trigger_statements(dialect: str) -> list[str]:
     """The DDL of the triggers that keep ``run_totals`` and ``sweeps`` (SQLite or PostgreSQL)."""
-    on_insert = [_add("NEW", dialect), _selection("NEW")]
-    on_delete = [_remove("OLD", dialect), _selection("OLD")]
-    on_update = [_remove("OLD", dialect), _add("NEW", dialect), _selection("OLD"), _selection("NEW")]
+    on_insert = [_add("NEW", dialect), _selection("NEW", dialect)]
+    on_delete = [_remove("OLD", dialect), _selection("OLD", dialect)]
+    on_update = [_remove("OLD", dialect), _add("NEW", dialect), _selection("OLD", dialect), _selection("NEW", dialect)]
     columns = ", ".join(TRIGGER_COLUMNS)
     if dialect == "sqlite":
         return [
@@ -213,8 +257,9 @@ def fill_statements(dialect: str, sum_: str = "SUM") -> list[str]:
         "INSERT INTO sweeps (project, sweep_key) "
         "SELECT runs.project, runs.sweep_key FROM runs WHERE runs.sweep_key IS NOT NULL "
         "GROUP BY runs.project, runs.sweep_key",
-        "UPDATE sweeps SET label = CASE WHEN substr(sweeps.sweep_key, 1, 5) = 'code:' "
-        f"THEN COALESCE(({first}), sweeps.sweep_key) ELSE sweeps.sweep_key END, selected_run_id = COALESCE("
+        f"UPDATE sweeps SET first_label = ({first}), is_result = {_is_result('sweeps')}, selected_run_id = COALESCE("
         f"(SELECT r.id FROM runs r WHERE {same} AND r.is_final {latest}), "
         f"(SELECT r.id FROM runs r WHERE {same} AND r.status = 'ok' {latest}))",
+        _relabel("sweeps", dialect),
     ]
+

@@ -129,7 +129,9 @@ def start_values(row: Mapping[str, Any], doing: str) -> dict[str, Any]:
     for column, empty in JSON_COLUMNS.items():
         values.setdefault(column, json.dumps(empty()))
     key = sweep_key(values.get("sweep"), values.get("code_fingerprint"))
-    values["sweep_label"] = sweep_label(key, values.get("cell_source"), values.get("name"))
+    values["sweep_label"] = sweep_label(
+        key, values.get("notebook"), values.get("execution_count"), values.get("code_fingerprint")
+    )
     return derive(values)
 
 

@@ -123,11 +123,13 @@ class Session:
         fingerprints: Mapping[str, str | None] | None = None,
         redundant_of: int | None = None,
         job: Job | None = None,
+        execution_count: int | None = None,
     ) -> ActiveRun:
         """Prepare a run; ``start()`` it. ``fingerprints``: ``code_fingerprint``, ``inputs_fingerprint``
         and ``params_fingerprint`` (see ``notebook_carbon.cell``), recorded for sweeps and redundancy.
         ``job``: the distributed job this run is a rank's block of (``distributed.detect_job``), or
-        the job a notebook cell drives: recorded as a part of the job's run (``session.job``)."""
+        the job a notebook cell drives: recorded as a part of the job's run (``session.job``).
+        ``execution_count``: the cell's ``In [n]``, what an unnamed sweep's label names."""
         detection = self.detection()
         intensity = self.intensity()
         notes = list(detection.notes)
@@ -154,6 +156,7 @@ class Session:
             cell_source=cell_source,
             notebook=notebook if notebook is not None else current_notebook(),
             redundant_of=redundant_of,
+            execution_count=execution_count,
             checkpoint_interval_s=self._settings.checkpoint_interval_s,
             **{k: (fingerprints or {}).get(k) for k in _FINGERPRINTS},
         )

@@ -46,7 +46,7 @@ _CONVENTIONS = (  # (prefix of the source, convention): the first match wins
     ("US ", "emissions at the power plants (combustion only) of the state's generation, eGRID output rate"),
     ("Canada", "fossil-fuel combustion only (hydro, nuclear, wind, solar counted as zero)"),
     ("China", "CO2 only, of the province's generation"),
-    ("ENTSO-E", "the zone's generation mix times per-source life-cycle factors"),
+    ("ENTSO-E", "the zone's generation mix times codecarbon's per-source emission factors"),
     ("Google", "the grid's average intensity where the region is located, as Google publishes it"),
     ("IEA", "the world average of generation emissions"),
 )

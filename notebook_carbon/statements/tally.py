@@ -22,7 +22,8 @@ __all__ = ["figures"]
 def figures(t: Totals, settings: Settings) -> dict[str, Any]:
     """What a statement says of the runs of ``t``: ``scope`` (runs, first and last start, statuses),
     ``totals`` (each of energy, facility energy, emissions, embodied and their sum as ``{value,
-    low, high}``; water; run time), ``development`` and ``embodied`` (the method of the embodied
+    low, high}``; water; run time), ``development`` (the overhead; ``results``: the result sweeps
+    whose selected runs are its denominator, each ``{sweep, label}``) and ``embodied`` (the method of the embodied
     figure). ``settings`` give embodied emissions for runs recorded without them (from ``t``'s run
     time of those, by GPU count), and water when no run recorded it.
     """
@@ -52,6 +53,7 @@ def figures(t: Totals, settings: Settings) -> dict[str, Any]:
         "all_emissions_g": t.emissions_g,
         "ratio": t.overhead_ratio,
         "sweeps": t.sweeps,
+        "results": [{"sweep": key, "label": label} for key, label in t.results],
         "failed_runs": t.failed_runs,
         "failed_energy_j": t.failed_energy_j,
         "failed_share": t.failed_share,
