@@ -92,10 +92,9 @@ def test_figures_by_hand(known, settings):
     # SCI per run: (E x I + M) / R, E the facility energy at the runs' 100 g/kWh
     assert facts["methods"]["intensity"]["g_per_kwh"] == pytest.approx(100.0)
     assert facts["sci"]["g_per_run"] == pytest.approx((0.675 + 30.0 + computed) / 4)
-    # other grids: the same facility energy times each intensity, cleanest first
-    rows = facts["what_if"]["rows"]
-    assert [r["g_per_kwh"] for r in rows] == sorted(r["g_per_kwh"] for r in rows) and len(rows) == 3
-    assert all(r["emissions_g"] == pytest.approx(24300 / 3.6e6 * r["g_per_kwh"]) for r in rows)
+    # no other grid unless the user names one (issue 15: comparing with the three cleanest countries
+    # of the data was arbitrary), and no everyday equivalent unless asked for
+    assert facts["what_if"]["rows"] == [] and facts["equivalents"] == []
     assert facts["lifetime_extension"]["change_fraction"] == pytest.approx(-1 / 3)
 
 
@@ -103,8 +102,9 @@ def test_chosen_regions_are_compared_and_an_unknown_one_is_refused(known, settin
     from notebook_carbon.errors import UnknownRegionError
 
     facts = statement_facts(known, project="thesis", settings=settings, regions=["DE"])
-    de = next(r for r in facts["what_if"]["rows"] if r["region"] == "DE")
-    assert de["chosen"] and de["ratio"] == pytest.approx(de["g_per_kwh"] / 100.0)
+    (de,) = facts["what_if"]["rows"]  # the grid named, and only it
+    assert de["region"] == "DE" and de["chosen"] and de["ratio"] == pytest.approx(de["g_per_kwh"] / 100.0)
+    assert de["emissions_g"] == pytest.approx(24300 / 3.6e6 * de["g_per_kwh"])  # the same facility energy
     with pytest.raises(UnknownRegionError):
         statement_facts(known, project="thesis", settings=settings, regions=["Atlantis"])
 
@@ -142,7 +142,7 @@ def test_markdown_lays_out_the_figures(known, settings):
     assert "GPU energy (62.2 % of the total) was read from the GPU's NVML energy counter" in text
     assert "Failed runs used 44.4 % of the energy" in text and "Grid intensity of FR: test grid 2024" in text
     # a figure that is not the bundled data's (the test's own) has no data year to give
-    assert "100 g CO2e/kWh (test grid 2024, year not recorded)" in text
+    assert "100 g CO2e/kWh (test grid 2024, year not recorded; a figure given by the user" in text
 
 
 def test_names_reach_the_statement_escaped(tmp_path, settings):
@@ -155,8 +155,11 @@ def test_names_reach_the_statement_escaped(tmp_path, settings):
                                                       "ended_at": 1.8e9 + i + 1})  # fmt: skip
     md = impact_statement(path, project="p", settings=settings, format="md")
     assert "&lt;img src=x onerror=alert(1)&gt;" in md and "<img" not in md
-    assert r"50%\_lr&amp;{bs}\#1" in md and r"a\|b \*c\* \`d\`" in md
+    assert r"50%\_lr\&{bs}\#1" in md and r"a\|b \*c\* \`d\`" in md
+    assert "&amp;" not in md  # issue 15: `&` is backslash-escaped, never an entity a reader sees in the source
     tex = impact_statement(path, project="p", settings=settings, format="latex")
+    # a table cell's long word may break (issue 15: no name makes a table overflow its column)
+    tex = tex.replace(r"\penalty300{}", "")
     assert r"50\%\_lr\&\{bs\}\#1" in tex and r"\textless{}img src=x onerror=alert(1)\textgreater{}" in tex
     assert r"\$x\$ café ??" in tex and "日本" not in tex
 
@@ -193,13 +196,13 @@ def test_cli_statement_summary_chart_and_check(known, tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert "4 runs" in out and "1 failed, 3 ok" in out and "overhead:    4.5\u00d7" in out
     assert "energy:      4.5 Wh (3.92\u20135.08 Wh); 80 % measured" in out
-    for fmt, check in (("md", "## Environmental impact statement"), ("latex", r"\documentclass"),
+    for fmt, check in (("md", "## Appendix: environmental impact statement"), ("latex", r"\documentclass"),
                        ("json", '"schema_version": 1'), ("model-card", "co2_eq_emissions:")):
         target = tmp_path / f"statement.{fmt}"
         assert cli.main(["statement", *args, "--format", fmt, "-o", str(target)]) == 0
         assert check in target.read_text()
     assert cli.main(["statement", *args, "--region", "DE"]) == 0
-    assert "Germany (DE), chosen" in capsys.readouterr().out
+    assert "| Germany (DE) |" in capsys.readouterr().out  # every grid shown is one the user named
     for kind, suffix, magic in (("cumulative", "svg", b"<svg"), ("sweeps", "png", b"\x89PNG"), ("power", "pdf", b"%PDF")):
         target = tmp_path / f"chart.{suffix}"
         extra = ["--run", "1"] if kind == "power" else []
@@ -287,6 +290,17 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
     (attribution,) = before["methods"]["attribution"]  # the earlier release's name for the runs' mode
     assert added == {"attribution_rules": [ATTRIBUTION_RULES[attribution]], "idle": None, "jobs": None,  # no host calibrated, no job
                      "machine_energy_j": pytest.approx(after["totals"]["energy_j"]["value"])}  # fmt: skip
+    # What issue 15 changed: other grids only when the user names them, an everyday equivalent only on
+    # request, the sources without a reference that has no title or identifier, and each figure's
+    # disclosure (ranges cited or assumed, TDP source, boundary, grid conventions, water, repeats).
+    disclosure = after["methods"].pop("disclosure")
+    assert disclosure["repeats"] == {"checked_runs": after["scope"]["runs"] - disclosure["repeats"]["unchecked_runs"],
+                                     "unchecked_runs": disclosure["repeats"]["unchecked_runs"]}  # fmt: skip
+    assert [r["method"] for r in disclosure["ranges"]] == [c["method"] for c in after["methods"]["components"]]
+    before["what_if"].update(rows=[], basis="no other grids asked for")
+    before["equivalents"] = []
+    before["sources"] = [s for s in before["sources"] if not s.startswith("Fischer")]
+    before["methods"]["uncertainty"] = before["methods"]["uncertainty"].replace(" (docs/methods.md)", "")
     # Issue 15 too: sweeps labelled by their names or notebook and cell, never a line of code, and
     # only results (a run marked final, or several runs) in the overhead's denominator.
     labels = {s["key"]: s["label"] for s in after["sweeps"]}
@@ -303,6 +317,7 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
         before["development"][key] = after["development"][key]
     _assert_same_facts(after, before)
     after["development"]["results"] = results
+    before["methods"]["disclosure"] = disclosure
     text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **scope)
     said = f"Energy was attributed per {attribution}. "
     assert said in render(before, "md")
@@ -424,7 +439,8 @@ def test_the_statement_states_each_runs_attribution_and_what_the_machines_drew(t
     assert ATTRIBUTION_RULES["share"] in markdown and ATTRIBUTION_RULES["machine"] in markdown
     assert "The devices metered drew 5 Wh during the runs' windows, of which the runs were charged 2 Wh" in markdown
     latex = impact_statement(path, project="shared", settings=settings, format="latex")
-    assert "The devices metered drew 5 Wh during the runs' windows, of which the runs were charged 2 Wh" in latex
+    # LaTeX sets a thin space between a figure and its unit (issue 15)
+    assert r"The devices metered drew 5\,Wh during the runs' windows, of which the runs were charged 2\,Wh" in latex
 
 
 def test_the_statement_gives_the_energy_above_idle_where_the_hosts_idle_power_was_measured(tmp_path):
@@ -454,7 +470,7 @@ def test_the_statement_gives_the_energy_above_idle_where_the_hosts_idle_power_wa
     idle = statement_facts(path, project="idle", settings=settings)["methods"]["idle"]
     assert (idle["idle_energy_j"], idle["above_idle_j"]) == (50.0 * HOUR, pytest.approx(250.0 * HOUR))
     latex = impact_statement(path, project="idle", settings=settings, format="latex")
-    assert "the devices' idle draw under the runs was 50 Wh, and they drew 250 Wh above idle" in latex
+    assert r"the devices' idle draw under the runs was 50\,Wh, and they drew 250\,Wh above idle" in latex
 
 
 def test_the_idle_draw_counts_only_the_devices_the_runs_metered(tmp_path):
