@@ -209,3 +209,18 @@ def test_the_checklists_quote_their_questions_and_fill_in_our_figures(project):
         assert f'"{listed["question"]}"' in text.replace("\\", "")
     assert "type of compute workers, memory, time of execution" in text and "GPU hours" in text
     assert "80 metered runs" in text and "8 × NVIDIA H100 80GB HBM3" in text
+
+
+def test_the_disclosure_is_in_the_json_schema(project):
+    import json
+
+    import jsonschema
+
+    from notebook_carbon.statements import SCHEMA_PATH
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    document = json.loads(impact_statement(project, project="paper", settings=SETTINGS, format="json"))
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
+    assert set(schema["properties"]["methods"]["properties"]["disclosure"]["required"]) == set(
+        document["methods"]["disclosure"]
+    )
