@@ -191,6 +191,8 @@ def test_each_figure_says_what_it_rests_on(project):
     for said in ("cited", "assumed", "its TDP came from: CPU model", "They leave out power-supply",
                  "life-cycle emissions", "of 1.8 L/kWh", "40 recorded by scripts were not checked"):
         assert said in md, said
+    # the gpu-server's per-GPU embodied factor is a lower bound: shown as one, and the total has no upper end
+    assert "| at least 8.45 kg CO2e |" in md and "Total emissions** | **107 kg CO2e** | at least 95 kg CO2e |" in md
 
 
 def test_repeats_of_script_runs_are_not_checked_rather_than_none(tmp_path):
