@@ -58,10 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _selection_arguments(statement)
     statement.add_argument("--format", "-f", default="md",
-                           choices=("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist"),
+                           choices=("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist",
+                                    "sci-ai", "boamps"),
                            help="md (default: paragraph, appendix, checklist answers), latex (a document pdflatex "
                            "compiles), latex-fragment (to \\input in a paper), json, model-card (YAML), bib (the "
-                           "sources, BibTeX), checklist (NeurIPS and ACL compute answers)")
+                           "sources, BibTeX), checklist (NeurIPS and ACL compute answers), sci-ai (the Green Software "
+                           "Foundation's SCI for AI section), boamps (Boavizta's AI energy report, JSON)")
     statement.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
     statement.add_argument("--bib", metavar="FILE",
                            help="also write the sources the statement cites as BibTeX (the LaTeX's \\cite keys)")
@@ -70,8 +72,12 @@ def _parser() -> argparse.ArgumentParser:
                            "no other grid is compared unless named")
     statement.add_argument("--equivalents", action="store_true",
                            help="also say what the emissions equal in everyday terms (a distance driven by car)")
-    statement.add_argument("--training-type", choices=("pre-training", "fine-tuning"), default="pre-training",
-                           help="for --format model-card (default pre-training)")
+    statement.add_argument("--training-type", choices=("pre-training", "fine-tuning"),
+                           help="for --format model-card: written only when given")
+    statement.add_argument("--include-embodied", action="store_true",
+                           help="for --format model-card: count embodied emissions in its figure (default: operational)")
+    statement.add_argument("--functional-unit", type=_functional_unit, metavar="UNIT=COUNT",
+                           help="for --format sci-ai: the SCI per token, parameter or flop, e.g. token=1.2e9")
 
     chart = sub.add_parser("chart", help="save a chart as SVG, PNG or PDF (by the file's suffix), offline")
     chart.add_argument("kind", choices=("cumulative", "sweeps", "power"),
@@ -145,6 +151,15 @@ def _run_argument(text: str) -> int | str:
     if not 1 <= value <= MAX_RUN_ID:
         raise argparse.ArgumentTypeError(f"a run id is from 1 to {MAX_RUN_ID}; got {_short(text)}")
     return value
+
+
+def _functional_unit(text: str) -> tuple[str, float]:
+    """``token=1.2e9``: SCI for AI's functional unit and how many of them."""
+    unit, _, count = text.partition("=")
+    try:
+        return unit.strip(), float(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_short(text)}: give UNIT=COUNT, e.g. token=1.2e9 or parameter=7e9") from None
 
 
 def _mass_argument(text: str) -> float:

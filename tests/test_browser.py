@@ -289,7 +289,7 @@ def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page,
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook.cells = [
         nbformat.v4.new_code_cell("%load_ext notebook_carbon"),
-        nbformat.v4.new_code_cell(f"%%carbon --name sidebar-check\n# {HOSTILE}\nx = sum(range(1000))"),
+        nbformat.v4.new_code_cell(f"%%carbon --name sidebar-check --sweep '{HOSTILE}'\nx = sum(range(1000))"),
     ]
     nbformat.write(notebook, jupyterlab.root / name)
 
@@ -322,7 +322,7 @@ def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page,
         here = page.locator(f"{SIDEBAR} .jp-NotebookCarbon-section >> nth=1").text_content()
         assert here.startswith(f"This notebook: {name}") and re.search(r"Runs1(?!\d)", here), here
         text = page.locator(SIDEBAR).text_content()
-        assert f"# {HOSTILE}" in text, "the sweep labelled by the cell's first line is not listed as text"
+        assert HOSTILE in text, "the sweep named by --sweep is not listed as text"
         assert "4 ranks · 2 nodes" in text, "the distributed job is not shown as one run of its ranks"
         assert page.locator(f"{SIDEBAR} img").count() == 0, "user text became an element in the sidebar"
     finally:

@@ -299,7 +299,8 @@ def test_statement_defaults_to_markdown(get):
 @pytest.mark.parametrize(
     ("endpoint", "params", "says"),
     [
-        ("statement", {"format": "pdf"}, "choose one of md, latex, json, model-card"),
+        ("statement", {"format": "pdf"}, "choose one of md, latex, latex-fragment, json, model-card, bib, checklist, "
+                                         "sci-ai, boamps"),
         ("statement", {"training_type": "pretraining"}, "choose one of pre-training, fine-tuning"),
         ("sweeps", {"params": "yes"}, "unknown params 'yes'; choose one of true, false"),
         ("runs", {"limit": "ten"}, "limit must be a whole number"),
@@ -397,3 +398,16 @@ def test_the_config_file_enables_the_extension(tmp_path):
     out = listed.stdout + listed.stderr
     assert "notebook_carbon.server \x1b[32menabled" in out or "notebook_carbon.server enabled" in out
     assert "notebook_carbon.server  \x1b[32mOK" in out or "notebook_carbon.server  OK" in out
+
+
+def test_every_statement_format_is_served_with_its_content_type(get):
+    from notebook_carbon.server.handlers import CONTENT_TYPES
+    from notebook_carbon.statements import FORMATS
+
+    for fmt in FORMATS:
+        response = get("statement", format=fmt)
+        assert response.code == 200, fmt
+        assert response.headers["Content-Type"] == CONTENT_TYPES[fmt], fmt
+    card = get("statement", format="model-card").body.decode()
+    assert "training_type" not in card  # asserted only when the request gives it
+    assert "training_type: fine-tuning" in get("statement", format="model-card", training_type="fine-tuning").body.decode()

@@ -233,3 +233,25 @@ def test_model_card_figures_keep_three_significant_figures(facts):
         facts["totals"]["emissions_g"]["value"] = grams
         metadata = yaml.safe_load(model_card(facts)[len("---\n") : -len("---\n")])
         assert metadata["co2_eq_emissions"]["emissions"] == pytest.approx(shown, rel=1e-12)
+
+
+def test_the_command_line_writes_the_standard_forms(tmp_path, capsys):
+    """``notebook-carbon statement --format sci-ai|boamps|model-card``: the functions above, from the CLI."""
+    import json
+
+    from notebook_carbon.cli import main
+
+    location = str(tmp_path / "cli.sqlite")
+    with Registry.open(location) as reg:
+        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.75e9},
+                       {"status": "ok", "energy_j": 3.6e6, "cpu_energy_j": 3.6e6, "cpu_method": "rapl",
+                        "intensity_g_per_kwh": 50.0, "pue": 1.0, "emissions_g": 50.0, "embodied_g": 10.0})  # fmt: skip
+    assert main(["statement", "--registry", location, "--project", "p", "--format", "sci-ai",
+                 "--functional-unit", "token=1e6"]) == 0  # fmt: skip
+    assert "g CO2e per training token" in capsys.readouterr().out
+    assert main(["statement", "--registry", location, "--project", "p", "--format", "boamps"]) == 0
+    assert json.loads(capsys.readouterr().out)["header"]
+    assert main(["statement", "--registry", location, "--project", "p", "--format", "model-card"]) == 0
+    assert "training_type" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["statement", "--registry", location, "--project", "p", "--format", "sci-ai", "--functional-unit", "token"])

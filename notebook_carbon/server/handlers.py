@@ -39,6 +39,11 @@ CONTENT_TYPES = {
     "latex": "application/x-latex; charset=UTF-8",
     "json": "application/json; charset=UTF-8",
     "model-card": "text/markdown; charset=UTF-8",  # the YAML block a model card's README.md starts with
+    "latex-fragment": "application/x-latex; charset=UTF-8",
+    "bib": "application/x-bibtex; charset=UTF-8",
+    "checklist": "text/markdown; charset=UTF-8",
+    "sci-ai": "text/markdown; charset=UTF-8",
+    "boamps": "application/json; charset=UTF-8",
 }
 
 
@@ -183,13 +188,13 @@ class RedundantHandler(_Handler):
 
 
 class StatementHandler(_Handler):
-    """``GET statement?project=P&format=md|latex|json|model-card&training_type=...&notebook=N``."""
+    """``GET statement?project=P&format=FORMAT&training_type=...&notebook=N`` (``statements.FORMATS``)."""
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         fmt = self._choice("format", FORMATS, "md")
-        training_type = self._choice("training_type", TRAINING_TYPES, TRAINING_TYPES[0])
+        training_type = self._choice("training_type", TRAINING_TYPES, None)  # the model card's: only when given
         project = self._project()
         text = await self._read(
             self.reader.statement, project, fmt, notebook=await self._notebook(project), training_type=training_type,

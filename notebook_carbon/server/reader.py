@@ -130,7 +130,7 @@ class RegistryReader:
                 "emissions_g": float(t.redundant_emissions_g), "runs": [documents.run_row(row) for row in rows]}  # fmt: skip
 
     def statement(self, project: str, fmt: str, *, notebook: str | None = None,
-                  training_type: str = "pre-training") -> str:  # fmt: skip
+                  training_type: str | None = None) -> str:  # fmt: skip
         """The impact statement in ``fmt`` (``statements.FORMATS``), computed from the runs."""
         from ..statements import impact_statement
 

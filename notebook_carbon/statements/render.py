@@ -28,7 +28,7 @@ from ..units import (
 )
 from .escape import CELL_CHARACTERS, latex_cell, latex_escape, latex_typeset, markdown_escape
 
-FORMATS = ("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist")
+FORMATS = ("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist", "sci-ai", "boamps")
 """What ``impact_statement`` writes: Markdown (a paragraph for the main text, the appendix and the
 checklists' answers), a LaTeX document, the same as a fragment to ``\\input``, JSON, Hugging Face
 model-card metadata, the sources as BibTeX, the NeurIPS and ACL checklists' compute answers."""
@@ -39,11 +39,22 @@ _TEMPLATES = {"md": "statement.md.j2", "latex": "statement.tex.j2", "latex-fragm
 TRAINING_TYPES = ("pre-training", "fine-tuning")
 
 
-def render(data: dict[str, Any], fmt: str, *, training_type: str = "pre-training") -> str:
+def render(data: dict[str, Any], fmt: str, *, training_type: str | None = None, include_embodied: bool = False,
+           functional_unit: str | None = None, units: float | None = None) -> str:
+    """``data`` (a statement's facts) in ``fmt``. ``training_type`` and ``include_embodied``: the
+    model card's (``model_card``); ``functional_unit`` and ``units``: SCI for AI's (``sci.sci_for_ai``)."""
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "model-card":
-        return model_card(data, training_type=training_type)
+        return model_card(data, training_type=training_type, include_embodied=include_embodied)
+    if fmt == "sci-ai":
+        from .sci import sci_for_ai, sci_for_ai_markdown
+
+        return sci_for_ai_markdown(sci_for_ai(data, functional_unit=functional_unit, units=units))
+    if fmt == "boamps":
+        from .boamps import boamps_report
+
+        return json.dumps(boamps_report(data), indent=2, ensure_ascii=False) + "\n"
     if fmt == "bib":
         from .bib import bibtex
 
