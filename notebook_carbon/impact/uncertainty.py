@@ -96,14 +96,14 @@ METHOD_RANGES: dict[str, Range] = {
     ),
     "estimate-tdp": Range(
         0.6, 1.4,
-        "CPU estimated from TDP x utilisation, no measurement: TDP-based estimates are off by up to 40 % "
-        "per Fischer (2025)",
-        cited=True, source="Fischer (2025)",
+        "CPU estimated from TDP x utilisation, no measurement: ±40 % is an assumption, as no study of this "
+        "heuristic's error across CPUs is known to us",
+        cited=False, source=None,
     ),
     "estimate-ram": Range(
         0.6, 1.4,
-        "RAM estimated as W per GB of memory, no measurement: ±40 % by analogy with TDP-based CPU estimates "
-        "(Fischer, 2025); an assumption, as no study of this heuristic's error is known to us",
+        "RAM estimated as W per GB of memory, no measurement: ±40 % as for TDP-based CPU estimates; an "
+        "assumption, as no study of this heuristic's error is known to us",
         cited=False, source=None,
     ),
     "none": Range(
