@@ -237,3 +237,28 @@ def test_review_numpy_and_enum_params_are_recorded(tmp_path):
     with _Registry.open(location) as reg:
         params = sorted((r["params"] for r in reg.runs()), key=lambda p: p["lr"])
     assert params == [{"lr": pytest.approx(v), "bs": 32, "opt": "adam"} for v in (0.001, 0.01, 0.1)]
+
+
+def test_a_run_on_one_gpu_of_four_is_charged_a_quarter_of_the_server_s_embodied_emissions(tmp_path):
+    """The SCI resource share from the GPUs the run used (its process holds a context on one of the
+    host's four): a quarter of the machine, said in the run's embodied note."""
+    import os
+
+    from notebook_carbon.meters.detect import detect_meters
+    from notebook_carbon.registry import Registry
+    from notebook_carbon.session import Session
+    from notebook_carbon.settings import Settings
+    from notebook_carbon.testing import FakeNVML
+
+    nvml = FakeNVML()
+    for _ in range(4):
+        nvml.add_gpu(energy_mj=lambda t: 200_000.0 * t)
+    nvml.add_process(2, os.getpid(), sm_util=90)
+    settings = Settings(registry=str(tmp_path / "r.sqlite"), region="FR")
+    session = Session(settings, detection=detect_meters(settings, nvml=nvml))
+    with track(name="one-gpu", session=session, quiet=True) as block:
+        sum(range(10000))
+    with Registry.open(settings.registry) as reg:
+        run = reg.get_run(block.result.uid)
+    (note,) = [n for n in run["notes"] if n.startswith("embodied:")]
+    assert "resource share 0.25 (1 of the host's 4 GPUs)" in note, note

@@ -201,7 +201,8 @@ class ActiveRun:
             "energy_j": energy_j,
             "emissions_g": fp.emissions_g,
             "water_l": fp.water_l,
-            "embodied_g": embodied_share(settings, self.row["gpu_count"], elapsed_s).embodied_g,
+            "embodied_g": embodied_share(settings, self.row["gpu_count"], elapsed_s,
+                                         **_gpus(window.devices_so_far())).embodied_g,
             "duration_s": elapsed_s,
         }
         devices = window.devices_so_far()
@@ -271,7 +272,8 @@ class ActiveRun:
         wue = settings.wue_l_per_kwh
         fp = footprint(measurement.energy_j, pue=settings.pue, intensity=self.intensity, wue_l_per_kwh=wue)
         # the run reserved the machine for its duration (SCI time-share, resource share 1)
-        embodied = embodied_share(settings, self.row["gpu_count"], measurement.duration_s)
+        embodied = embodied_share(settings, self.row["gpu_count"], measurement.duration_s,
+                                  **_gpus([dataclasses.asdict(c) for c in measurement.components]))
         by_component = measurement.by_component()
         row = dict(self.row)
         row.update(
@@ -330,6 +332,13 @@ class ActiveRun:
         with state._open_lock:
             if self in state._open_runs:
                 state._open_runs.remove(self)
+
+
+def _gpus(devices: list[dict[str, Any]]) -> dict[str, int | None]:
+    """The GPUs a run used (charged some of, or whole) of those on its host: its resource share."""
+    gpus = [d for d in devices if d["component"] == "gpu"]
+    used = sum(1 for d in gpus if d["share"] is None or d["share"] > 0)
+    return {"gpus_used": used, "gpus_total": len(gpus) or None}
 
 
 def close_left_open() -> None:
