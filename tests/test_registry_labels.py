@@ -103,6 +103,11 @@ def test_the_statement_names_its_results(registry_url):
     facts = statement_facts(registry_url, project="p", settings=Settings())
     assert facts["development"]["results"] == [{"sweep": "code:a", "label": "seed"}]
     assert facts["development"]["ratio"] == pytest.approx(4.0)
+    from notebook_carbon.statements.render import render
+
+    said = "The results are “seed”: a sweep counts as a result when one of its runs is marked final"
+    assert said in render(facts, "md")
+    assert "The results are ``seed'': a sweep counts" in render(facts, "latex")
 
 
 def test_v8_to_v9_relabels_what_is_recorded(registry_url, registry_engine):

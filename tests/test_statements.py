@@ -321,7 +321,7 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
     for key in ("selected_runs", "selected_energy_j", "selected_emissions_g", "ratio"):
         before["development"][key] = after["development"][key]
     _assert_same_facts(after, before)
-    after["development"]["results"] = results
+    after["development"]["results"] = before["development"]["results"] = results  # named in the text too
     before["methods"]["disclosure"] = disclosure
     text = impact_statement(location, project="paper", settings=settings, now=made.NOW, **scope)
     said = f"Energy was attributed per {attribution}. "
