@@ -356,7 +356,7 @@ def test_a_run_that_ended_before_it_started_is_left_out_and_named(tmp_path):
         got = reader.summary("proj")
     finally:
         reader.close()
-    one = embodied(100.0, hardware=settings.hardware, gpu_count=1, lifetime_years=settings.lifetime_years)
+    one = embodied(100.0, hardware=settings.hardware, gpu_count=1, lifetime_years=None)  # the factor's own lifespan, as the statement takes it
     assert got["totals"]["embodied_g"]["value"] == pytest.approx(one.embodied_g)
     assert got["totals"]["energy_j"]["value"] == pytest.approx(10.0) and got["runs"] == 1
     assert [(e["id"], e["reason"]) for e in got["excluded"]] == [(1, check_figure("duration_s", -100.0))]

@@ -81,7 +81,9 @@ def _embodied(t: Totals, settings: Settings) -> dict[str, Any]:
             hardware=settings.hardware,
             gpu_count=count,
             embodied_kg=settings.embodied_kg,
-            lifetime_years=settings.lifetime_years,
+            # left at its default, each factor keeps its source's lifespan (as a run's own is computed)
+            lifetime_years=None if settings.lifetime_years == embodied_maths.DEFAULT_LIFETIME_YEARS
+            else settings.lifetime_years,
             reused=settings.reused_hardware,
         )
         for count in counts
@@ -100,7 +102,9 @@ def _embodied(t: Totals, settings: Settings) -> dict[str, Any]:
     else:
         basis = (
             f"each run's share of its hardware's manufacturing emissions, TE x run time / "
-            f"{example.lifetime_years:g}-year lifetime (the SCI specification's time-share), "
+            f"{example.lifetime_years:g}-year lifetime"
+            + (f" at {example.use_fraction * 100:g} % use" if example.use_fraction < 1 else "")
+            + " (the SCI specification's time-share), "
             f"recorded with {recorded_runs} run{'s' if recorded_runs != 1 else ''}"
         )
         if computed_runs:
