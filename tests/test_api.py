@@ -262,3 +262,29 @@ def test_a_run_on_one_gpu_of_four_is_charged_a_quarter_of_the_server_s_embodied_
         run = reg.get_run(block.result.uid)
     (note,) = [n for n in run["notes"] if n.startswith("embodied:")]
     assert "resource share 0.25 (1 of the host's 4 GPUs)" in note, note
+
+
+def test_a_run_shown_some_gpus_through_cuda_visible_devices_is_not_charged_the_whole_server(tmp_path, monkeypatch):
+    """Two GPUs of eight, through CUDA_VISIBLE_DEVICES: the two it sees are not the host's, so the
+    GPU rule is not used (it would say 2 of 2: the whole server); its CPU affinity gives the share."""
+    import os
+
+    from notebook_carbon.meters.detect import detect_meters
+    from notebook_carbon.registry import Registry
+    from notebook_carbon.session import Session
+    from notebook_carbon.settings import Settings
+    from notebook_carbon.testing import FakeNVML
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    nvml = FakeNVML()
+    for _ in range(8):
+        nvml.add_gpu(energy_mj=lambda t: 200_000.0 * t)
+    nvml.add_process(0, os.getpid(), sm_util=90)
+    nvml.add_process(1, os.getpid(), sm_util=90)
+    settings = Settings(registry=str(tmp_path / "r.sqlite"), region="FR")
+    session = Session(settings, detection=detect_meters(settings, nvml=nvml))
+    with track(name="two-gpus", session=session, quiet=True) as block:
+        sum(range(10000))
+    with Registry.open(settings.registry) as reg:
+        (note,) = [n for n in reg.get_run(block.result.uid)["notes"] if n.startswith("embodied:")]
+    assert "GPUs)" not in note and "by the process's CPU affinity" in note, note

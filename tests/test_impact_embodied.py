@@ -129,7 +129,7 @@ def test_auto_guesses_from_gpus_and_battery(gpu_count, has_battery, kind):
     assert resolved == kind and reason.endswith(f": {kind}")
     got = embodied(3600, hardware="auto", gpu_count=gpu_count, has_battery=has_battery)
     assert got.hardware == kind and got.hardware_reason == reason
-    assert "set hardware to change" in got.source
+    assert f"({reason})" in got.source and "set hardware" not in got.source  # the source goes into papers as is
 
 
 def test_auto_with_a_user_value_gives_no_guess():

@@ -229,3 +229,20 @@ def test_the_disclosure_is_in_the_json_schema(project):
     assert set(schema["properties"]["methods"]["properties"]["disclosure"]["required"]) == set(
         document["methods"]["disclosure"]
     )
+
+
+def test_the_resource_share_setting_scales_the_embodied_emissions_the_statement_computes(tmp_path):
+    """Runs recorded without their embodied emissions: the statement computes them with the
+    setting's share of the machine (a 2-vCPU VM of a 64-vCPU host: 1/32), not the whole machine."""
+    from notebook_carbon.registry import Registry, new_uid
+    from notebook_carbon.statements import statement_facts
+
+    location = str(tmp_path / "vm.sqlite")
+    with Registry.open(location) as reg:
+        reg.record_run({"uid": new_uid(), "project": "vm", "started_at": 1.75e9},
+                       {"status": "ok", "energy_j": 3.6e6, "cpu_energy_j": 3.6e6, "cpu_method": "rapl",
+                        "duration_s": 36000.0})  # fmt: skip
+    whole = statement_facts(location, project="vm", settings=resolve({"hardware": "server"}, environ={}))
+    vm = statement_facts(location, project="vm",
+                         settings=resolve({"hardware": "server", "resource_share": 0.03125}, environ={}))  # fmt: skip
+    assert vm["totals"]["embodied_g"]["value"] == pytest.approx(whole["totals"]["embodied_g"]["value"] / 32)

@@ -148,7 +148,7 @@ class Embodied:
         factor = FACTORS[self.hardware]
         n = self.gpu_count
         with_gpus = f" with {n} GPU{'' if n == 1 else 's'}" if factor.per_gpu_kg and n else ""
-        guessed = f" ({self.hardware_reason}; set hardware to change)" if self.hardware_reason else ""
+        guessed = f" ({self.hardware_reason})" if self.hardware_reason else ""  # a fact: no advice in a paper
         return f"{self.hardware}{with_gpus}: {total}; {factor.source}{guessed}"
 
     @property

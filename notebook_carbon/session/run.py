@@ -335,10 +335,15 @@ class ActiveRun:
 
 
 def _gpus(devices: list[dict[str, Any]]) -> dict[str, int | None]:
-    """The GPUs a run used (charged some of, or whole) of those on its host: its resource share."""
+    """The GPUs a run used (charged some of, or whole) of those on its host: its resource share.
+    Where ``CUDA_VISIBLE_DEVICES`` hides some, the GPUs seen are not the host's: no GPU count is
+    given, and the share falls to the CPUs the process may use."""
+    import os
+
     gpus = [d for d in devices if d["component"] == "gpu"]
     used = sum(1 for d in gpus if d["share"] is None or d["share"] > 0)
-    return {"gpus_used": used, "gpus_total": len(gpus) or None}
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES") is not None
+    return {"gpus_used": used, "gpus_total": None if hidden or not gpus else len(gpus)}
 
 
 def close_left_open() -> None:

@@ -85,6 +85,9 @@ def _embodied(t: Totals, settings: Settings) -> dict[str, Any]:
             lifetime_years=None if settings.lifetime_years == embodied_maths.DEFAULT_LIFETIME_YEARS
             else settings.lifetime_years,
             reused=settings.reused_hardware,
+            # the share of the machine reserved (SCI's RR/ToR): only the setting is known for runs
+            # recorded without their embodied emissions
+            resource_share=1.0 if settings.resource_share is None else settings.resource_share,
         )
         for count in counts
     }
