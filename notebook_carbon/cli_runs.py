@@ -15,7 +15,6 @@ the one display scheme (``units``).
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -136,14 +135,9 @@ def parts_of(registry, uids: Iterable[str]) -> dict[str, list[dict]]:
 def charged_gpus(devices: Any) -> list[dict[str, Any]]:
     """The GPUs of a part's ``devices`` (JSON text or a list) it was charged some of: a share above
     zero, or the whole device (share None). Text that is not such a list (edited by hand) has none."""
-    if isinstance(devices, str):
-        try:
-            devices = json.loads(devices)
-        except ValueError:
-            return []
-    if not isinstance(devices, list):
-        return []
-    gpus = [d for d in devices if isinstance(d, dict) and d.get("component") == "gpu"]
+    from .registry.parts import decode_devices
+
+    gpus = [d for d in decode_devices(devices) if d.get("component") == "gpu"]
     return [d for d in gpus if d.get("share") is None or (isinstance(d["share"], (int, float)) and d["share"] > 0)]
 
 

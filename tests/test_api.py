@@ -239,9 +239,9 @@ def test_review_numpy_and_enum_params_are_recorded(tmp_path):
     assert params == [{"lr": pytest.approx(v), "bs": 32, "opt": "adam"} for v in (0.001, 0.01, 0.1)]
 
 
-def test_a_run_on_one_gpu_of_four_is_charged_a_quarter_of_the_server_s_embodied_emissions(tmp_path):
-    """The SCI resource share from the GPUs the run used (its process holds a context on one of the
-    host's four): a quarter of the machine, said in the run's embodied note."""
+def _embodied_note_of_a_gpu_run(tmp_path, gpus: int, used: tuple[int, ...]) -> str:
+    """The embodied note of a ``track()`` run on a fake node of ``gpus`` GPUs, holding a context on
+    those in ``used``."""
     import os
 
     from notebook_carbon.meters.detect import detect_meters
@@ -251,40 +251,29 @@ def test_a_run_on_one_gpu_of_four_is_charged_a_quarter_of_the_server_s_embodied_
     from notebook_carbon.testing import FakeNVML
 
     nvml = FakeNVML()
-    for _ in range(4):
+    for _ in range(gpus):
         nvml.add_gpu(energy_mj=lambda t: 200_000.0 * t)
-    nvml.add_process(2, os.getpid(), sm_util=90)
+    for index in used:
+        nvml.add_process(index, os.getpid(), sm_util=90)
     settings = Settings(registry=str(tmp_path / "r.sqlite"), region="FR")
     session = Session(settings, detection=detect_meters(settings, nvml=nvml))
-    with track(name="one-gpu", session=session, quiet=True) as block:
+    with track(name="gpu-run", session=session, quiet=True) as block:
         sum(range(10000))
     with Registry.open(settings.registry) as reg:
-        run = reg.get_run(block.result.uid)
-    (note,) = [n for n in run["notes"] if n.startswith("embodied:")]
+        (note,) = [n for n in reg.get_run(block.result.uid)["notes"] if n.startswith("embodied:")]
+    return note
+
+
+def test_a_run_on_one_gpu_of_four_is_charged_a_quarter_of_the_server_s_embodied_emissions(tmp_path):
+    """The SCI resource share from the GPUs the run used (its process holds a context on one of the
+    host's four): a quarter of the machine, said in the run's embodied note."""
+    note = _embodied_note_of_a_gpu_run(tmp_path, 4, (2,))
     assert "resource share 0.25 (1 of the host's 4 GPUs)" in note, note
 
 
 def test_a_run_shown_some_gpus_through_cuda_visible_devices_is_not_charged_the_whole_server(tmp_path, monkeypatch):
     """Two GPUs of eight, through CUDA_VISIBLE_DEVICES: the two it sees are not the host's, so the
     GPU rule is not used (it would say 2 of 2: the whole server); its CPU affinity gives the share."""
-    import os
-
-    from notebook_carbon.meters.detect import detect_meters
-    from notebook_carbon.registry import Registry
-    from notebook_carbon.session import Session
-    from notebook_carbon.settings import Settings
-    from notebook_carbon.testing import FakeNVML
-
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    nvml = FakeNVML()
-    for _ in range(8):
-        nvml.add_gpu(energy_mj=lambda t: 200_000.0 * t)
-    nvml.add_process(0, os.getpid(), sm_util=90)
-    nvml.add_process(1, os.getpid(), sm_util=90)
-    settings = Settings(registry=str(tmp_path / "r.sqlite"), region="FR")
-    session = Session(settings, detection=detect_meters(settings, nvml=nvml))
-    with track(name="two-gpus", session=session, quiet=True) as block:
-        sum(range(10000))
-    with Registry.open(settings.registry) as reg:
-        (note,) = [n for n in reg.get_run(block.result.uid)["notes"] if n.startswith("embodied:")]
+    note = _embodied_note_of_a_gpu_run(tmp_path, 8, (0, 1))
     assert "GPUs)" not in note and "by the process's CPU affinity" in note, note

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def torchrun_env(rank: int, world: int, *, local_world: int | None = None, group
         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "TORCHELASTIC_RESTART_COUNT": "0",
         "TORCHELASTIC_MAX_RESTARTS": "0", "TORCHELASTIC_RUN_ID": run_id, "TORCHELASTIC_USE_AGENT_STORE": "True",
         "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1", "OMP_NUM_THREADS": "1",
-        "TORCHELASTIC_ERROR_FILE": f"/tmp/torchelastic_{rank}/error.json",
+        "TORCHELASTIC_ERROR_FILE": os.path.join(tempfile.gettempdir(), f"torchelastic_{rank}", "error.json"),
     }  # fmt: skip
 
 

@@ -37,7 +37,7 @@ def _code_lines(cells: list[str]) -> set[str]:
 
 
 def test_names_cells_and_auto_mode_never_give_a_line_of_code(shell, session):
-    shell.user_ns["__session__"] = "/home/me/work/digits.ipynb"
+    shell.user_ns["__session__"] = "projects/vision/digits.ipynb"
     cells = [
         "%%carbon --name lr=0.1\nscores = {}\nacc = 0.1 * 2\n",
         "%%carbon --name lr=0.5\nscores = {}\nacc = 0.1 * 2\n",

@@ -31,7 +31,7 @@ def test_names_label(names, label):
 
 
 def test_cell_label():
-    assert cell_label("/home/me/digits.ipynb", 5, "ab") == "digits.ipynb, cell 5"
+    assert cell_label("projects/vision/digits.ipynb", 5, "ab") == "digits.ipynb, cell 5"
     assert cell_label("digits.ipynb", None, "0123456789abcdef") == "digits.ipynb, code 01234567"
     assert cell_label(None, 7, None) == "cell 7"
     assert len(cell_label("n" * 100 + ".ipynb", 12345, None)) == 60

@@ -42,11 +42,13 @@ def parts(registry, parent_uid: str) -> list[dict[str, Any]]:
         inner = select(run_parts).where(run_parts.c.parent_uid.in_(ranks)).order_by(run_parts.c.started_at, run_parts.c.id)
         found += registry.select(inner, "reading the parts of a job's ranks")
     for part in found:
-        part["devices"] = _devices(part.get("devices"))
+        part["devices"] = decode_devices(part.get("devices"))
     return found
 
 
-def _devices(text: Any) -> list[dict[str, Any]]:
+def decode_devices(text: Any) -> list[dict[str, Any]]:
+    """A part's ``devices`` as stored (JSON text) or decoded: the list of its device dicts; [] for
+    anything else (none, or edited by hand into something that is not such a list)."""
     try:
         value = json.loads(text) if isinstance(text, str) else text
     except ValueError:  # edited by hand into something else

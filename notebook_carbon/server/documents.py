@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..record import implausible
+from ..registry.parts import decode_devices
 
 if TYPE_CHECKING:
     from ..registry.sweeps import SweepSummary
@@ -95,22 +96,10 @@ def part_row(part: Mapping[str, Any]) -> dict[str, Any]:
     as the list of what it metered per device (empty when the stored text is not such a list)."""
     row = {name: part.get(name) for name in PART_COLUMNS}
     row["counted"] = bool(row["counted"])
-    row["devices"] = _listed(row["devices"])
+    row["devices"] = decode_devices(row["devices"])
     for name in ("tags", "params", "notes"):
         row[name] = json_ready(row[name], as_text=True)
     return json_ready(row)
-
-
-def _listed(text: Any) -> list:
-    """A JSON list of objects stored as text, decoded; anything else (edited by hand) as []."""
-    if isinstance(text, str):
-        try:
-            text = json.loads(text)
-        except ValueError:
-            return []
-    if not isinstance(text, list):
-        return []
-    return [item for item in text if isinstance(item, dict)]
 
 
 def json_ready(value: Any, *, as_text: bool = False) -> Any:
