@@ -22,6 +22,7 @@ from jupyter_client.manager import start_new_kernel
 from totals_oracle import check
 
 import notebook_carbon
+from notebook_carbon.registry.parts import parts
 from notebook_carbon.registry.store import Registry
 
 CLI = str(Path(sys.executable).with_name("notebook-carbon"))
@@ -185,3 +186,55 @@ def test_a_forked_worker_probes_its_own_meters(worker_registry: str) -> None:
     assert queue.get(timeout=60) is True
     child.join(60)
     assert parent._detection is not None  # the parent keeps its own
+
+
+RANK = "import sys, time, notebook_carbon\nwith notebook_carbon.track(name='rank', quiet=True):\n    time.sleep(float(sys.argv[1]))\n"
+DRIVER = (
+    "%%carbon --job lab-job --name driver\n"
+    "import os, subprocess, sys, time\n"
+    "ranks = [subprocess.Popen([sys.executable, '-c', {rank!r}, seconds], start_new_session=True,\n"
+    "                          env={{**os.environ, 'RANK': str(r), 'WORLD_SIZE': '2'}})\n"
+    "         for r, seconds in enumerate(('120', '6'))]\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_a_kernel_driving_a_job_killed_beside_its_ranks_and_a_reading_cli_loses_no_part(registry_url: str) -> None:
+    """A ``%%carbon --job`` cell in a real kernel starts two ranks; the CLI reads the registry while
+    they run; one rank and then the kernel are SIGKILLed. Every part keeps its energy, the dead are
+    marked crashed, the survivor's end is kept, and the kept totals stay exact."""
+    env = {**os.environ, "NOTEBOOK_CARBON_REGISTRY": registry_url, "NOTEBOOK_CARBON_REGION": "FR",
+           "NOTEBOOK_CARBON_GPU": "off", "NOTEBOOK_CARBON_CHECKPOINT_INTERVAL_S": "0.2"}  # fmt: skip
+    subprocess.run([sys.executable, "-c", SCRIPT], env=env, check=True)  # the registry exists
+    manager, client = start_new_kernel(kernel_name="python3", env=env)
+    try:
+        execute(client, "%load_ext notebook_carbon")
+        client.execute(DRIVER.format(rank=RANK))
+        deadline, parts_ = time.monotonic() + 90, []
+        while time.monotonic() < deadline and not (len(parts_) == 3 and all(p["energy_j"] for p in parts_)):
+            time.sleep(0.2)
+            with Registry.open(registry_url) as reg:
+                run = next((r for r in reg.runs() if r["job"] == "lab-job"), None)
+                parts_ = parts(reg, run["uid"]) if run else []
+        assert len(parts_) == 3 and all(p["energy_j"] for p in parts_), parts_
+        listed = subprocess.run([CLI, "runs", "--parts", "--registry", registry_url], env=env,
+                                capture_output=True, text=True)  # fmt: skip
+        assert listed.returncode == 0 and "lab-job" in listed.stdout, listed.stderr
+        os.kill(next(p["pid"] for p in parts_ if p["rank"] == 0), signal.SIGKILL)
+        manager.signal_kernel(signal.SIGKILL)  # the driver: no atexit, no post_run_cell
+    finally:
+        if manager.is_alive():
+            manager.shutdown_kernel(now=True)
+        client.stop_channels()
+    survivor = next(p["pid"] for p in parts_ if p["rank"] == 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{survivor}"):
+        time.sleep(0.2)
+    listed = subprocess.run([CLI, "runs", "--registry", registry_url], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr  # a reader marks the dead parts
+    with Registry.open(registry_url) as reg:
+        (run,) = [r for r in reg.runs() if r["job"] == "lab-job"]
+        found = {p["rank"]: p for p in parts(reg, run["uid"])}
+        check(reg, run["project"])
+    assert {rank: p["status"] for rank, p in found.items()} == {None: "crashed", 0: "crashed", 1: "ok"}
+    assert all(p["energy_j"] > 0 for p in found.values()) and run["status"] == "crashed"
