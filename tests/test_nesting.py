@@ -150,3 +150,32 @@ def test_final_on_a_nested_cell_is_ignored_with_a_word_not_a_false_registry_warn
     ip.run_cell("%%carbon --name outer\nget_ipython().run_cell('%%carbon --final --name inner\\nx = 1')")
     err = capsys.readouterr().err
     assert "--final is ignored" in err and "not recorded" not in err
+
+
+def test_a_run_whose_start_was_interrupted_takes_in_no_block_as_its_part(tmp_path, monkeypatch) -> None:
+    """An interrupt while a run opens its window (the researcher pressed it as a cell began): the run
+    records nothing measured, so a block that runs after it must not become its part, whose energy
+    its zero total would then leave out. The block is a run of its own."""
+    from notebook_carbon.measure import Window
+
+    session = Session(
+        Settings(registry=str(tmp_path / "registry.sqlite"), region="FR", project="nest"),
+        detection=Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 10.0),), notes=()),
+    )
+    start = Window.start
+
+    def interrupted(self):
+        monkeypatch.setattr(Window, "start", start)  # once
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Window, "start", interrupted)
+    outer = session.begin(name="outer")
+    with pytest.raises(KeyboardInterrupt):
+        outer.start()
+    with notebook_carbon.track(name="after", session=session, quiet=True) as block:
+        sum(range(1000))
+    finished = outer.finish("interrupted", "interrupted as it started")
+    assert block.result.parent_uid is None and finished.row["energy_j"] == 0.0
+    assert finished.recorded() is None and block.result.recorded() is None
+    with Registry.open(session.settings.registry_location()) as reg:
+        assert {r["name"] for r in reg.runs(project="nest")} == {"outer", "after"}

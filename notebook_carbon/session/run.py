@@ -155,7 +155,7 @@ class ActiveRun:
             else:
                 self.id_future = self.session.writer().start_run(dict(self.row))
             self.window.start()
-        except Exception:
+        except BaseException:  # an interrupt too: a run whose window did not start takes in no block as its part
             self._forget()
             if self.window.started:
                 self.window.stop()
