@@ -264,8 +264,9 @@ def names_label(names: Sequence[str | None]) -> str | None:
 
 
 def is_result(marked: bool, runs: int) -> bool:
-    """Whether a sweep is a result: a run of it marked final, or several runs (a single unmarked
-    run, an ad-hoc cell, is development). Kept per sweep by the database (``sweeps.is_result``)."""
+    """Whether a sweep is a result: a run of it marked final, or several ``runs`` that are not
+    repeats (a run with ``redundant_of`` set repeats an identical earlier one, so an ad-hoc cell run
+    twice is still one run, and development). Kept per sweep by the database (``sweeps.is_result``)."""
     return bool(marked) or runs >= 2
 
 

@@ -1,6 +1,6 @@
 """Sweep labels and results kept by the database (issue 15), on SQLite and PostgreSQL: the label
 rule (``record.names_label``, ``record.cell_label``), a single unmarked run as development, and the
-upgrade from schema v8 that relabels what is recorded."""
+upgrade from schema v8 that relabels what is recorded, and repeats that make no result (v10)."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_v8_to_v9_relabels_what_is_recorded(registry_url, registry_engine):
             "scores = {}", "time.sleep(5)", "study"]
 
     with Registry.open(registry_url) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 9
+        assert reg.schema_version() == SCHEMA_VERSION
         assert {s.key: (s.label, s.is_result) for s in reg.sweeps("p")} == {
             "code:a": ("lr", True), "code:b0123456789": ("nb.ipynb, code b0123456", False), "study": ("study", False)}
         assert [r["sweep_label"] for r in reg.runs(project="p")] == [
@@ -145,4 +145,47 @@ def test_v8_to_v9_relabels_what_is_recorded(registry_url, registry_engine):
         check(reg, "p")
         _run(reg, 9, 1.0, code_fingerprint="b0123456789", name="warm-up", execution_count=4)
         assert {s.key: (s.label, s.is_result) for s in reg.sweeps("p")}["code:b0123456789"] == ("warm-up", True)
+        check(reg, "p")
+
+
+def test_an_ad_hoc_cell_run_again_unchanged_is_still_development(registry_url):
+    """A cell run twice with nothing changed: the second run repeats the first (``redundant_of``),
+    so the sweep has one run that counts and stays development; the overhead keeps its 10x plus the
+    two runs' energy. A third run that is no repeat (another input) makes it a result."""
+    with Registry.open(registry_url) as reg:
+        for i in range(10):
+            _run(reg, i, 100.0, code_fingerprint="train", name=f"lr={i}")
+        first_id = _run(reg, 20, 500.0, code_fingerprint="sleep", notebook="nb.ipynb", execution_count=9)
+        _run(reg, 21, 500.0, code_fingerprint="sleep", notebook="nb.ipynb", execution_count=10, redundant_of=first_id)
+        repeated = reg.totals("p")
+        assert {s.key: s.is_result for s in reg.sweeps("p")} == {"code:train": True, "code:sleep": False}
+        assert repeated.results == (("code:train", "lr"),) and repeated.selected_energy_j == 100.0
+        assert repeated.overhead_ratio == pytest.approx(20.0)  # (1000 + 2 x 500) / 100
+        check(reg, "p")
+        _run(reg, 22, 500.0, code_fingerprint="sleep", notebook="nb.ipynb", execution_count=11, inputs_fingerprint="x")
+        assert {s.key: s.is_result for s in reg.sweeps("p")}["code:sleep"] is True
+        check(reg, "p")
+
+
+def test_v9_to_v10_decides_the_results_again(registry_url, registry_engine):
+    """A v9 registry, whose sweep of a cell run twice unchanged was a result, is upgraded on open:
+    that sweep becomes development, a real sweep stays a result, nothing recorded changes, and the
+    triggers then follow the rule."""
+    with Registry.open(registry_url) as reg:
+        for i in range(3):
+            _run(reg, i, 10.0, code_fingerprint="a", name=f"seed {i}")
+        first_id = _run(reg, 5, 5.0, code_fingerprint="b", notebook="nb.ipynb", execution_count=2)
+        _run(reg, 6, 5.0, code_fingerprint="b", notebook="nb.ipynb", execution_count=3, redundant_of=first_id)
+        runs_before = reg.runs(project="p")
+    with registry_engine.begin() as conn:  # as version 9 kept it: two runs made a result
+        conn.execute(text("UPDATE sweeps SET is_result = true WHERE sweep_key = 'code:b'"))
+        conn.execute(text("UPDATE meta SET value = '9' WHERE key = 'schema_version'"))
+    with Registry.open(registry_url) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION == 10
+        assert {s.key: s.is_result for s in reg.sweeps("p")} == {"code:a": True, "code:b": False}
+        assert reg.runs(project="p") == runs_before
+        assert reg.totals("p").results == (("code:a", "seed"),)
+        check(reg, "p")
+        _run(reg, 9, 1.0, code_fingerprint="b", notebook="nb.ipynb", execution_count=4, inputs_fingerprint="y")
+        assert {s.key: s.is_result for s in reg.sweeps("p")}["code:b"] is True
         check(reg, "p")

@@ -190,6 +190,15 @@ def _to_v9(conn: Connection) -> None:
         conn.exec_driver_sql("ANALYZE runs")
 
 
+def _to_v10(conn: Connection) -> None:
+    """Repeats do not make a result (issue 15): a sweep is a result when a run of it is marked final
+    or it has two runs that repeat no identical earlier run (``record.is_result``). Decides every
+    sweep's ``is_result`` again and makes the triggers again; nothing recorded changes."""
+    remove_triggers(conn)
+    conn.exec_driver_sql(f"UPDATE sweeps SET is_result = {triggers._is_result('sweeps')}")
+    install_triggers(conn)
+
+
 def _quoted(conn: Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote(name)  # ``rank`` is a function's name in PostgreSQL
 
@@ -284,7 +293,7 @@ def remove_triggers(conn: Connection) -> None:
 
 
 MIGRATIONS: Mapping[int, Migration] = {
-    2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7, 8: _to_v8, 9: _to_v9,
+    2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7, 8: _to_v8, 9: _to_v9, 10: _to_v10,
 }
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""
 

@@ -34,7 +34,7 @@ from ..meters.base import COMPONENTS, METHODS
 from ..record import FINAL_STATUSES, STATUSES
 from . import totals
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 GROUPED_BY = (
@@ -314,7 +314,7 @@ sweeps = Table(
     # Not a foreign key: a trigger sets it, and a deleted run must not be blocked by it.
     Column("selected_run_id", Integer),
     # v9: the first run's own label (``record.sweep_label``), shown when no run has a name, and
-    # whether the sweep is a result (``record.is_result``: a run marked final, or several runs)
+    # whether the sweep is a result (``record.is_result``: a run marked final, or several runs, repeats not counted)
     Column("first_label", Text),
     Column("is_result", Boolean, nullable=False, server_default=false()),
     sqlite_with_rowid=False,  # v6, as run_totals

@@ -84,11 +84,11 @@ def _names_label(row: str, dialect: str) -> str:
 
 def _is_result(row: str) -> str:
     """SQL: whether run ``row``'s sweep is a result (``record.is_result``): a run of it marked
-    final, or two runs or more (counted up to two, by index)."""
+    final, or two runs or more that repeat no identical earlier run (counted up to two)."""
     same = f"r.project = {row}.project AND r.sweep_key = {row}.sweep_key"
     return (
         f"(EXISTS (SELECT 1 FROM runs r WHERE {same} AND r.is_final) "
-        f"OR (SELECT COUNT(*) FROM (SELECT 1 FROM runs r WHERE {same} LIMIT 2) AS two) > 1)"
+        f"OR (SELECT COUNT(*) FROM (SELECT 1 FROM runs r WHERE {same} AND r.redundant_of IS NULL LIMIT 2) AS two) > 1)"
     )
 
 
