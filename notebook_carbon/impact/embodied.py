@@ -81,12 +81,14 @@ FACTORS: dict[str, HardwareFactor] = {
         HardwareFactor(
             "server", 1215.0, 150.0, 684.0, 1669.0,
             "median manufacturing footprint of 48 rack and tower servers (10th-90th percentile "
-            f"684-1,669 kg), {_BOAVIZTA_PCF}; + 150 kg per GPU ({_BLOOM})",
+            f"684-1,669 kg), {_BOAVIZTA_PCF}; + 150 kg per GPU, a lower bound ({_BLOOM})",
+            per_gpu_lower_bound=True,
         ),
         HardwareFactor(
             "workstation", 249.0, 150.0, 187.0, 405.0,
             f"median manufacturing footprint of 157 desktop computers (10th-90th percentile 187-405 kg), "
-            f"{_BOAVIZTA_PCF}; + 150 kg per GPU ({_BLOOM})",
+            f"{_BOAVIZTA_PCF}; + 150 kg per GPU, a lower bound ({_BLOOM})",
+            per_gpu_lower_bound=True,
         ),
         HardwareFactor(
             "laptop", 236.0, 0.0, 132.0, 315.0,

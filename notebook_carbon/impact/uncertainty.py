@@ -293,9 +293,11 @@ def emissions_range(
 def embodied_range(embodied: Any) -> EmissionsRange:
     """The range of an ``embodied.Embodied`` result: its factor's published range, if it has one."""
     if getattr(embodied, "lower_bound", False):
+        low = embodied.embodied_g if embodied.low_g is None else embodied.low_g  # the machine's range's low end
+        what = "this" if embodied.low_g is None else "the low end of the machine's range"
         return EmissionsRange(
-            embodied.embodied_g, embodied.embodied_g, embodied.embodied_g,
-            f"at least this: a lower bound, as its per-GPU factor is one ({embodied.source}); no high end "
+            low, embodied.embodied_g, embodied.embodied_g,
+            f"at least {what}: a lower bound, as its per-GPU factor is one ({embodied.source}); no high end "
             "is published",
             lower_bound=True,
         )  # fmt: skip

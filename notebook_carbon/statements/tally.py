@@ -41,6 +41,7 @@ def figures(t: Totals, settings: Settings) -> dict[str, Any]:
             "value": t.emissions_g + embodied["total"]["value"],
             "low": t.emissions_low_g + embodied["total"]["low"],
             "high": t.emissions_high_g + embodied["total"]["high"],
+            "lower_bound": embodied["method"]["lower_bound"],
         },
         "water_l": _water(t, settings),
         "duration_s": t.duration_s,
@@ -92,12 +93,14 @@ def _embodied(t: Totals, settings: Settings) -> dict[str, Any]:
         for count in counts
     }
     value = low = high = 0.0
+    lower_bound = False
     for count in counts:
         e = per_gpu_count[count]
         part = recorded_by_gpus.get(count, 0.0) + missing_s.get(count, 0.0) * e.embodied_g
         value += part
         low += part * (e.low_g / e.embodied_g if e.low_g is not None and e.embodied_g else 1.0)
         high += part * (e.high_g / e.embodied_g if e.high_g is not None and e.embodied_g else 1.0)
+        lower_bound = lower_bound or (e.lower_bound and part > 0)
     example = per_gpu_count[counts[0]]
     recorded_runs, computed_runs = t.embodied_runs, t.unembodied_runs
     if example.reused:
@@ -113,8 +116,10 @@ def _embodied(t: Totals, settings: Settings) -> dict[str, Any]:
         if computed_runs:
             basis += f" and computed for {computed_runs} recorded without it, with the current settings"
     return {
-        "total": {"value": value, "low": low, "high": high},
+        # lower_bound: a per-GPU figure its source calls a lower bound, so ``high`` is no upper end
+        "total": {"value": value, "low": low, "high": high, "lower_bound": lower_bound},
         "method": {
+            "lower_bound": lower_bound,
             "basis": basis,
             "source": example.source,
             "hardware": example.hardware,

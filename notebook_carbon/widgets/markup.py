@@ -144,8 +144,12 @@ def _cell(classes: str, shown: str, value: Any, *, extra: str = "", attributes: 
 
 
 def _ranged_cell(classes: str, ranged: dict[str, float], show, kind: str) -> str:
-    span = f'<div class="nc-range">{e(span_text(ranged["value"], ranged["low"], ranged["high"], kind))}</div>'
-    limits = f' data-nc-low="{_raw(ranged["low"])}" data-nc-high="{_raw(ranged["high"])}"'
+    if ranged.get("lower_bound"):  # a factor its source calls a lower bound: no upper end to show
+        shown, high = f"at least {show(ranged['low'])}", None
+    else:
+        shown, high = span_text(ranged["value"], ranged["low"], ranged["high"], kind), ranged["high"]
+    span = f'<div class="nc-range">{e(shown)}</div>'
+    limits = f' data-nc-low="{_raw(ranged["low"])}" data-nc-high="{_raw(high)}"'
     return _cell(classes, show(ranged["value"]), ranged["value"], extra=span, attributes=limits)
 
 
