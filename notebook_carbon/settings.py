@@ -171,6 +171,8 @@ class Settings:
     """What a cell identical to an earlier ok run does: ``warn`` (and run), ``skip`` or ``error``."""
     wue_l_per_kwh: float | None = None
     """Water usage effectiveness of the facility, litres per kWh of IT energy; unset: water not recorded."""
+    wue_source: str | None = None
+    """Where the WUE comes from (the operator's published figure, a report), stated beside it in statements."""
     hardware: str = "auto"
     """Hardware for embodied emissions: ``gpu-server``, ``server``, ``workstation``, ``laptop``, or ``auto``
     (4 or more GPUs: gpu-server; else a battery: laptop; else workstation)."""
@@ -199,6 +201,8 @@ class Settings:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+SOURCE_MAX_CHARS = 300
+"""The longest ``wue_source``: a citation, printed in statements."""
 
 
 def resolve(
@@ -346,6 +350,12 @@ def _validate(values: Mapping[str, Any], where: str, shown: Mapping[str, str] | 
     if values["attribution"] not in ATTRIBUTIONS and values["attribution"] not in _LEGACY_ATTRIBUTIONS:
         raise ConfigError(
             f"attribution={values['attribution']!r}{where} must be one of {', '.join(ATTRIBUTIONS)}"
+        )
+    source = values["wue_source"]
+    if source is not None and (len(source) > SOURCE_MAX_CHARS or "\x00" in source):
+        raise ConfigError(
+            f"wue_source must be at most {SOURCE_MAX_CHARS} characters without NUL{where}, got "
+            f"{len(source)}; name the document the WUE comes from, not its text"
         )
     if not values["project"]:
         raise ConfigError(f"project must not be empty{where}")

@@ -46,7 +46,7 @@ def resource_share(
     if override is not None:
         if not 0 <= override <= 1:
             raise ConfigError(f"resource_share={override} must be between 0 and 1 (a share of the machine)")
-        return ResourceShare(float(override), f"{override:g} of the machine, set by resource_share")
+        return ResourceShare(float(override), f"{override:g} of the machine, as the user set it")
     if gpus_total and gpus_used:
         if gpus_used > gpus_total:
             raise ConfigError(f"{gpus_used} GPUs used of {gpus_total} on the host: more than the host has")

@@ -45,7 +45,8 @@ METHOD_WORDS = {
     "rapl": "read from the processor's RAPL energy counters (Linux powercap)",
     "nvml-counter": "read from the GPU's NVML energy counter",
     "nvml-power": "integrated from NVML power readings sampled during the run",
-    "estimate-tdp": "estimated from the processor's TDP and its utilisation (no sensor could be read)",
+    "estimate-tdp": "estimated from the processor's TDP and its utilisation, with an idle floor of 21 % of "
+    "TDP (no sensor could be read)",
     "estimate-ram": "estimated at 0.375 W per GB of memory (no sensor could be read)",
     "unattributed": "recorded without a per-component method (imported logs)",
 }
@@ -127,13 +128,15 @@ def statement_data(
             "basis": sci.basis,
         },
         "what_if": _what_if(facility, emissions, intensity, regions, cleanest),
-        "lifetime_extension": _lifetime(embodied_g, settings),
+        "lifetime_extension": _lifetime(embodied_g, counted["embodied"]["lifetime_years"]),
         "equivalents": [_equivalent(emissions + embodied_g)] if equivalents else [],
         "sources": list(SOURCES.values()),
     }
     data["methods"]["disclosure"] = disclosure_fact(
-        data["methods"], disclosed, runs=t.runs, wue_l_per_kwh=settings.wue_l_per_kwh
+        data["methods"], disclosed, runs=t.runs, wue_l_per_kwh=settings.wue_l_per_kwh,
+        wue_source=settings.wue_source,
     )
+    data["methods"]["wue_l_per_kwh"] = data["methods"]["disclosure"]["wue"]["l_per_kwh"]  # as recorded
     return plain(data)
 
 
@@ -351,12 +354,12 @@ def _what_if(facility_j: float, emissions_g: float, intensity: dict, regions: Se
             "basis": found[0].basis if found else "no other grids asked for"}
 
 
-def _lifetime(embodied_g: float, settings: Settings) -> dict[str, Any] | None:
+def _lifetime(embodied_g: float, years: float) -> dict[str, Any] | None:
+    """The embodied emissions with the hardware kept half as long again as the ``years`` its factor
+    amortised it over (the setting, or the factor's source's own: 6 years for a gpu-server)."""
     if not embodied_g:
         return None
-    ext = embodied_maths.lifetime_extension(
-        embodied_g, from_years=settings.lifetime_years, to_years=settings.lifetime_years * 1.5
-    )
+    ext = embodied_maths.lifetime_extension(embodied_g, from_years=years, to_years=years * 1.5)
     return {"from_years": ext.from_years, "to_years": ext.to_years, "before_g": ext.before_g,
             "after_g": ext.after_g, "change_fraction": ext.change_fraction, "sentence": ext.sentence}
 

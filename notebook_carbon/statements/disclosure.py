@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from ..impact.footprint import J_PER_KWH
 from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
 from ..registry.frames import Scope
 from ..registry.totals import plausible
@@ -73,6 +74,12 @@ class Disclosed:
     tdp_notes_left_out: int = 0
     unchecked_runs: int = 0
     """Runs not recorded by a notebook cell (``track()``, integrations): never checked for repeats."""
+    embodied_notes: tuple[str, ...] = ()
+    """Distinct lines saying how runs' embodied emissions were obtained (factor, lifespan, resource
+    share and the rule that found it), at most ``NOTES_SHOWN``."""
+    embodied_notes_left_out: int = 0
+    wue_recorded: tuple[float, ...] = ()
+    """The distinct WUEs (L/kWh) the runs' water was recorded with: water over IT energy, 4 digits."""
 
 
 def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
@@ -90,12 +97,31 @@ def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
             f"SELECT DISTINCT runs.notes FROM runs WHERE {runs_in} AND runs.cpu_method LIKE '%estimate-tdp%' "
             "AND runs.notes IS NOT NULL LIMIT 200"
         )  # fmt: skip
+        embodied = rows(
+            f"SELECT DISTINCT runs.notes FROM runs WHERE {runs_in} AND runs.embodied_g IS NOT NULL "
+            "AND runs.notes LIKE '%embodied: %' LIMIT 200"
+        )  # fmt: skip
+        wues = rows(
+            f"SELECT DISTINCT runs.water_l * {J_PER_KWH!r} / runs.energy_j FROM runs WHERE {runs_in} "
+            "AND runs.water_l IS NOT NULL AND runs.energy_j > 0 LIMIT 200"
+        )  # fmt: skip
+    tdp = _distinct(notes, _is_tdp)
+    lines = [line.removeprefix("embodied: ") for line in _distinct(embodied, lambda line: line.startswith("embodied: "))]
+    recorded = sorted({float(f"{wue:.4g}") for (wue,) in wues if wue is not None})
+    return Disclosed(
+        tuple(tdp[:NOTES_SHOWN]), max(len(tdp) - NOTES_SHOWN, 0), int(unchecked or 0),
+        tuple(lines[:NOTES_SHOWN]), max(len(lines) - NOTES_SHOWN, 0), tuple(recorded),
+    )  # fmt: skip
+
+
+def _distinct(notes: list[Any], wanted: Any) -> list[str]:
+    """The distinct sentences of runs' ``notes`` that are ``wanted``, as a paper may print them."""
     found: list[str] = []
     for (raw,) in notes:
         for sentence in _listed(raw):
-            if _is_tdp(sentence) and _public(sentence) not in found:
+            if wanted(sentence) and _public(sentence) not in found:
                 found.append(_public(sentence))
-    return Disclosed(tuple(found[:NOTES_SHOWN]), max(len(found) - NOTES_SHOWN, 0), int(unchecked or 0))
+    return found
 
 
 def _listed(raw: Any) -> list[str]:
@@ -116,9 +142,12 @@ def _public(sentence: str) -> str:
 
 
 def disclosure_fact(methods: dict[str, Any], disclosed: Disclosed | None, *, runs: int,
-                    wue_l_per_kwh: float | None) -> dict[str, Any]:  # fmt: skip
-    """``methods.disclosure``: the ranges' bases, the TDP's source, the boundary, the grids'
-    conventions, the water factor and the repeats' check, from the statement's ``methods``."""
+                    wue_l_per_kwh: float | None, wue_source: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """``methods.disclosure``: the ranges' bases, the TDP's source (and whether it was a fallback
+    guess), how embodied emissions were obtained, the boundary, the grids' conventions, the water
+    factor and the repeats' check, from the statement's ``methods``. ``wue_l_per_kwh`` and
+    ``wue_source`` are the current settings: the WUE of runs recorded without water, and the source
+    of a recorded WUE equal to the setting."""
     disclosed = disclosed or Disclosed()
     ranges = []
     for c in methods["components"]:
@@ -130,13 +159,27 @@ def disclosure_fact(methods: dict[str, Any], disclosed: Disclosed | None, *, run
     checked = runs - disclosed.unchecked_runs
     return {
         "ranges": ranges,
-        "tdp": {"notes": list(disclosed.tdp_notes), "notes_left_out": disclosed.tdp_notes_left_out},
+        "tdp": {"notes": list(disclosed.tdp_notes), "notes_left_out": disclosed.tdp_notes_left_out,
+                "fallback": any(note.startswith("fallback TDP") for note in disclosed.tdp_notes)},
+        "embodied": {"notes": list(disclosed.embodied_notes), "notes_left_out": disclosed.embodied_notes_left_out},
         "boundary": BOUNDARY,
         "grids": grids,
-        "wue": {"l_per_kwh": wue_l_per_kwh,
-                "source": "a configured value, its source not recorded" if wue_l_per_kwh is not None else None},
+        "wue": _wue(disclosed.wue_recorded, wue_l_per_kwh, wue_source),
         "repeats": {"checked_runs": max(checked, 0), "unchecked_runs": disclosed.unchecked_runs},
     }  # fmt: skip
+
+
+def _wue(recorded: tuple[float, ...], setting: float | None, source: str | None) -> dict[str, Any]:
+    """The water factor: the WUEs the runs' water was recorded with, else the current setting (with
+    which a statement computes water for runs recorded without it); the source where it is known."""
+    given = source or "its source was not given"
+    if recorded:
+        same = setting is not None and list(recorded) == [float(f"{setting:.4g}")]
+        return {"l_per_kwh": recorded[0] if len(recorded) == 1 else None, "recorded": list(recorded),
+                "source": given if same else "as set when the runs ran; its source was not recorded"}  # fmt: skip
+    if setting is None:
+        return {"l_per_kwh": None, "recorded": [], "source": None}
+    return {"l_per_kwh": setting, "recorded": [], "source": given}
 
 
 def _cited(r: Any) -> dict[str, Any]:
