@@ -59,11 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     _selection_arguments(statement)
     statement.add_argument("--format", "-f", default="md",
                            choices=("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist",
-                                    "sci-ai", "boamps"),
+                                    "sci-ai", "sci-ai-json", "boamps"),
                            help="md (default: paragraph, appendix, checklist answers), latex (a document pdflatex "
                            "compiles), latex-fragment (to \\input in a paper), json, model-card (YAML), bib (the "
                            "sources, BibTeX), checklist (NeurIPS and ACL compute answers), sci-ai (the Green Software "
-                           "Foundation's SCI for AI section), boamps (Boavizta's AI energy report, JSON)")
+                           "Foundation's SCI for AI section; sci-ai-json, the same as JSON), boamps (Boavizta's AI energy report, JSON)")
     statement.add_argument("-o", "--output", metavar="FILE", help="write here (default: standard output)")
     statement.add_argument("--bib", metavar="FILE",
                            help="also write the sources the statement cites as BibTeX (the LaTeX's \\cite keys)")
@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
                            help="for --format model-card: count embodied emissions in its figure (default: operational)")
     statement.add_argument("--functional-unit", type=_functional_unit, metavar="UNIT=COUNT",
                            help="for --format sci-ai: the SCI per token, parameter or flop, e.g. token=1.2e9")
+    statement.add_argument("--sci-values", choices=("gross", "effective"),
+                           help="for --format sci-ai: whether the figures are gross or effective (SCI for AI 8.2.2)")
+    statement.add_argument("--sci-rationale", metavar="TEXT",
+                           help="for --format sci-ai: why this functional unit was chosen, stated as given")
 
     chart = sub.add_parser("chart", help="save a chart as SVG, PNG or PDF (by the file's suffix), offline")
     chart.add_argument("kind", choices=("cumulative", "sweeps", "power"),

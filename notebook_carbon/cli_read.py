@@ -93,7 +93,8 @@ def statement(args: argparse.Namespace) -> int:
         facts = reading.facts(selection, regions=args.region, equivalents=args.equivalents)
     unit, units = args.functional_unit or (None, None)
     text = render(facts, args.format, training_type=args.training_type, include_embodied=args.include_embodied,
-                  functional_unit=unit, units=units)  # fmt: skip
+                  functional_unit=unit, units=units, sci_values=args.sci_values,
+                  sci_rationale=args.sci_rationale)  # fmt: skip
     if args.bib:
         Path(args.bib).write_text(render(facts, "bib"), encoding="utf-8")
         print(f"wrote {terminal_text(args.bib)}", file=sys.stderr)

@@ -87,8 +87,9 @@ def test_one_label_in_the_statement_the_cli_and_the_server(shell, session, capsy
     from notebook_carbon.statements import statement_facts
 
     shell.user_ns["__session__"] = "digits.ipynb"
-    for name in ("resnet50-lr0.1", "resnet50-lr0.5"):
-        assert shell.run_cell(f"%%carbon --name {name}\nfit = 2 + 2\n", store_history=True).success
+    for lr in ("0.1", "0.5"):  # the same cell with another input: no repeat, so the sweep is a result
+        shell.user_ns["lr"] = float(lr)
+        assert shell.run_cell(f"%%carbon --name resnet50-lr{lr}\nfit = 2 * lr\n", store_history=True).success
     assert shell.run_cell("%%carbon --final\nother = 1\n", store_history=True).success
     sweeps = _sweeps(session)
     labels = sorted(s.label for s in sweeps.values())

@@ -16,6 +16,7 @@ from notebook_carbon.statements import statement_facts
 from notebook_carbon.statements.boamps import boamps_report
 from notebook_carbon.statements.render import model_card
 from notebook_carbon.statements.sci import sci_for_ai, sci_for_ai_markdown
+from notebook_carbon.units import emissions_text
 
 BOAMPS = Path(__file__).parent / "data" / "boamps"
 HOUR = 3600.0
@@ -255,3 +256,69 @@ def test_the_command_line_writes_the_standard_forms(tmp_path, capsys):
     assert "training_type" not in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["statement", "--registry", location, "--project", "p", "--format", "sci-ai", "--functional-unit", "token"])
+
+
+def test_the_sci_for_ai_options_and_its_json_form_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from notebook_carbon.cli import main
+
+    location = str(tmp_path / "cli.sqlite")
+    with Registry.open(location) as reg:
+        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.75e9},
+                       {"status": "ok", "energy_j": 3.6e6, "cpu_energy_j": 3.6e6, "cpu_method": "rapl",
+                        "intensity_g_per_kwh": 50.0, "pue": 1.0, "emissions_g": 50.0, "embodied_g": 10.0})  # fmt: skip
+    common = ["statement", "--registry", location, "--project", "p", "--functional-unit", "token=1e6",
+              "--sci-values", "effective", "--sci-rationale", "tokens seen in training"]  # fmt: skip
+    assert main([*common, "--format", "sci-ai"]) == 0
+    text = capsys.readouterr().out
+    assert "| effective |" in text and "Functional unit chosen because: tokens seen in training" in text
+    assert "gross or effective not stated" not in text
+    assert main([*common, "--format", "sci-ai-json"]) == 0
+    section = json.loads(capsys.readouterr().out)
+    assert section["functional_unit"]["values"] == "effective" and section["sci"]["value"] == pytest.approx(60.0 / 1e6)
+
+
+def test_a_lower_bound_embodied_figure_leaves_c_and_the_sci_without_an_upper_end(tmp_path):
+    """On a server with GPUs the embodied figure is a lower bound: SCI for AI's M, C and SCI say "at
+    least" and carry lower_bound, and a model card that includes embodied emissions says so."""
+    from notebook_carbon.settings import resolve
+    from notebook_carbon.statements import statement_facts
+    from notebook_carbon.statements.render import render
+
+    location = str(tmp_path / "gpu.sqlite")
+    with Registry.open(location) as reg:
+        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.75e9, "gpu_count": 2},
+                       {"status": "ok", "energy_j": 3.6e6, "gpu_energy_j": 3.6e6, "gpu_method": "nvml-counter",
+                        "intensity_g_per_kwh": 50.0, "pue": 1.0, "emissions_g": 50.0, "duration_s": 36000.0})  # fmt: skip
+    facts = statement_facts(location, project="p", settings=resolve({"hardware": "server"}, environ={}))
+    section = sci_for_ai(facts, functional_unit="token", units=1e6)
+    assert section["m_embodied_g"]["lower_bound"] and section["c_total_g"]["lower_bound"]
+    assert section["sci"]["lower_bound"]
+    text = sci_for_ai_markdown(section)
+    assert f"| at least {emissions_text(section['m_embodied_g']['low'])} |" in text
+    assert "M is a lower bound" in text and "C and the SCI have no upper end" in text
+    assert "at least" in text.split("**SCI = C / R**")[1].splitlines()[0]
+    import yaml
+
+    card = yaml.safe_load(render(facts, "model-card", include_embodied=True).split("---")[1])
+    assert "a lower bound as the per-GPU factor it rests on is one" in card["co2_eq_emissions"]["source"]
+    assert "1 metered run of project p" in card["co2_eq_emissions"]["source"]
+    laptop = statement_facts(location, project="p", settings=resolve({"hardware": "laptop"}, environ={}))
+    assert not sci_for_ai(laptop)["c_total_g"]["lower_bound"]
+    assert "lower bound" not in render(laptop, "model-card", include_embodied=True)
+
+
+@pytest.mark.parametrize(("grams", "tokens", "shown"), [(0.5, 1e3, "5 \u00d7 10^-4"), (60.0, 1e6, "6 \u00d7 10^-5"),
+                                                      (1.2345, 1e4, "1.23 \u00d7 10^-4"), (5.0, 1e3, "0.005")])  # fmt: skip
+def test_an_sci_between_a_ten_thousandth_and_a_thousandth_of_a_gram_is_printed(tmp_path, grams, tokens, shown):
+    """0.5 g over 1,000 tokens is 5 x 10^-4 g per token: printing it crashed (a 3-digit format
+    writes no exponent down to 10^-4)."""
+    location = str(tmp_path / "r.sqlite")
+    with Registry.open(location) as reg:
+        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.75e9},
+                       {"status": "ok", "energy_j": 3.6e6, "cpu_energy_j": 3.6e6, "cpu_method": "rapl",
+                        "intensity_g_per_kwh": 50.0, "pue": 1.0, "emissions_g": grams, "embodied_g": 0.0})  # fmt: skip
+    facts = statement_facts(location, project="p", settings=resolve({"reused_hardware": True}, environ={}))
+    text = sci_for_ai_markdown(sci_for_ai(facts, functional_unit="token", units=tokens))
+    assert f"**{shown} g CO2e per training token**" in text

@@ -157,3 +157,35 @@ def test_a_fallback_tdp_is_said_to_be_outside_the_estimates_range(tmp_path):
         assert (caveat in md) is guessed
         assert ("fallback TDP, a guess: CPU model 'AMD EPYC'" in md) is guessed and "set cpu_tdp_w" not in md
         assert (caveat in render(facts, "latex")) is guessed
+
+
+def test_the_embodied_method_is_the_one_the_runs_recorded_whatever_the_settings_today(tmp_path):
+    """Runs recorded on a gpu-server with 2 GPUs (6 years at 85 % use, a lower bound): a statement
+    made with other settings today (auto: a workstation here; a laptop) still states the factor,
+    lifespan, lower bound and longer life of what was recorded, and the same figure."""
+    location = str(tmp_path / "r.sqlite")
+    gpus = tuple(FakeMeter("gpu", "nvml-counter", f"GPU {i}: fake", 250.0, model="fake") for i in range(2))
+    session = Session(Settings(registry=location, region="DE", project="p", hardware="gpu-server"),
+                      detection=Detection(meters=gpus, notes=()))  # fmt: skip
+    with track("a", session=session, quiet=True):
+        sum(range(10_000))
+    assert session.writer().flush(10)
+    stated = {}
+    for today in ({}, {"hardware": "laptop"}, {"hardware": "workstation", "lifetime_years": 5}):
+        facts = statement_facts(location, project="p", settings=Settings(**today))
+        method, embodied = facts["methods"]["embodied"], facts["totals"]["embodied_g"]
+        assert method["source"].startswith("gpu-server: with 2 GPUs 2.8 t CO2e; 2,500 kg per server"), today
+        assert "workstation" not in method["source"] and "laptop" not in method["source"]
+        assert "6-year lifetime at 85 % use" in method["basis"] and method["lower_bound"] and embodied["lower_bound"]
+        assert (facts["lifetime_extension"]["from_years"], facts["lifetime_extension"]["to_years"]) == (6, 9)
+        assert embodied["low"] == embodied["high"] == embodied["value"]  # no range published, a lower bound
+        stated[str(today)] = embodied["value"]
+    assert len(set(stated.values())) == 1
+
+
+def test_a_wue_source_set_when_the_runs_ran_is_kept_with_them(tmp_path):
+    source = "the operator's 2024 sustainability report"
+    location = _tracked(tmp_path, 1.1, source)
+    for today in (Settings(), Settings(wue_l_per_kwh=0.3, wue_source="another report")):
+        wue = statement_facts(location, project="p", settings=today)["methods"]["disclosure"]["wue"]
+        assert wue == {"l_per_kwh": 1.1, "recorded": [1.1], "source": source}

@@ -16,7 +16,8 @@ import pytest
 
 from notebook_carbon import cli
 from notebook_carbon.registry import Registry, new_uid
-from notebook_carbon.settings import resolve
+from notebook_carbon.meters.estimate import CpuInfo, resolve_tdp_w
+from notebook_carbon.settings import Settings, resolve
 from notebook_carbon.statements import impact_statement, statement_facts
 from notebook_carbon.statements.bib import ENTRIES, cited_keys
 from notebook_carbon.statements.checklists import CHECKLISTS
@@ -29,9 +30,10 @@ needs_tex = pytest.mark.skipif(
 SETTINGS = resolve({"hardware": "gpu-server", "wue_l_per_kwh": 1.8}, environ={})
 HOSTILE = ["50%_lr&{bs}#1", "<img src=x onerror=alert(1)>", "[2J] \\input{/etc/passwd} ~^ $x$", "café Łódź 日本 😀",
            "x" * 200, "word " * 40, "a|b *c* `d`", "--- '' `` !` ?`"]  # fmt: skip
-TDP_NOTE = ("CPU model 'AMD EPYC' not found in codecarbon's CPU table; assumed 4 W x 2 threads = 8 W "
-            "(set cpu_tdp_w to correct it)")  # fmt: skip
-TOOL_NOTES = ("docs/", "methods.md", "set cpu_tdp_w", "set hardware", "to correct it", "notebook-carbon regions")
+# a run's note as the CPU estimate writes it: the meter's reason, then where its TDP came from (a guess)
+TDP_GUESS = resolve_tdp_w(Settings(), CpuInfo("AMD EPYC", 1), 2).note
+TDP_NOTE = f"cpu: no powercap interface: CPU energy estimated from TDP x machine utilisation; {TDP_GUESS}"
+TOOL_NOTES = ("docs/", "no powercap", "methods.md", "set cpu_tdp_w", "set hardware", "to correct it", "notebook-carbon regions")
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +183,15 @@ def test_each_figure_says_what_it_rests_on(project):
     assert set(ranges) == {"nvml-counter", "estimate-tdp", "estimate-ram"}
     assert all(r["provenance"] in ("cited", "assumed") and r["basis"] for r in ranges.values())
     assert ranges["estimate-ram"]["provenance"] == "assumed"  # no study of the heuristic's error
-    assert disclosure["tdp"]["notes"] == [TDP_NOTE.replace(" (set cpu_tdp_w to correct it)", "")]
+    assert disclosure["tdp"]["notes"] == [TDP_GUESS.replace(" (set cpu_tdp_w to correct it)", "")]
+    assert disclosure["tdp"]["fallback"] and TDP_GUESS.startswith("fallback TDP, a guess: CPU model 'AMD EPYC'")
     assert disclosure["repeats"] == {"checked_runs": 40, "unchecked_runs": 40}
     conventions = {g["region"]: g["convention"] for g in disclosure["grids"]}
     assert conventions["FR"].startswith("life-cycle") and "user" in conventions["lab"]
     assert disclosure["wue"]["l_per_kwh"] == 1.8
     assert "storage, network" in " ".join(disclosure["boundary"]["excluded"])
     md = impact_statement(project, project="paper", settings=SETTINGS, format="md")
-    for said in ("cited", "assumed", "its TDP came from: CPU model", "They leave out power-supply",
+    for said in ("cited", "assumed", "its TDP came from: fallback TDP, a guess: CPU model", "A fallback TDP is a guess", "They leave out power-supply",
                  "life-cycle emissions", "of 1.8 L/kWh", "40 recorded by scripts were not checked"):
         assert said in md, said
     # the gpu-server's per-GPU embodied factor is a lower bound: shown as one, and the total has no upper end

@@ -43,6 +43,7 @@ CONTENT_TYPES = {
     "bib": "application/x-bibtex; charset=UTF-8",
     "checklist": "text/markdown; charset=UTF-8",
     "sci-ai": "text/markdown; charset=UTF-8",
+    "sci-ai-json": "application/json; charset=UTF-8",
     "boamps": "application/json; charset=UTF-8",
 }
 

@@ -3,6 +3,7 @@ how it failed, as text any registry stores."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from ..settings import Settings
@@ -73,6 +74,70 @@ def embodied_note(e) -> str:
     if e.reused:
         note += "; reused hardware: none attributed"
     return note + (f"; {e.hardware_reason}" if e.hardware_reason else "")
+
+
+_EMBODIED_NOTE = None  # compiled on first use: importing stays cheap
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedEmbodied:
+    """What a run's embodied note (``embodied_note``) says of the factor it was computed with."""
+
+    kind: str
+    """``gpu-server``, ``server``, ``workstation``, ``laptop``, or ``user-provided`` (``embodied_kg``)."""
+    gpu_count: int
+    total_kg: float
+    lifetime_years: float
+    use_fraction: float
+    reused: bool
+
+
+def parse_embodied_note(note: str) -> RecordedEmbodied | None:
+    """The factor an ``embodied_note`` line names, or None for any other line (a note of another
+    kind, or of a format this version does not know)."""
+    global _EMBODIED_NOTE
+    if not note.startswith("embodied: "):
+        return None
+    if _EMBODIED_NOTE is None:
+        import re
+
+        number = r"[0-9][0-9.e+]*"
+        _EMBODIED_NOTE = re.compile(
+            rf"embodied: (?P<kind>[a-z-]+)(?: with (?P<gpus>[0-9]+) GPUs?)?, (?P<kg>{number}) kg CO2e amortised "
+            rf"over (?P<years>{number}) years(?: at (?P<use>{number}) % use)? \(SCI time-share\)"
+        )
+    found = _EMBODIED_NOTE.match(note)
+    if found is None:
+        return None
+    try:
+        return RecordedEmbodied(
+            found["kind"], int(found["gpus"] or 0), float(found["kg"]), float(found["years"]),
+            float(found["use"]) / 100 if found["use"] else 1.0, "; reused hardware: none attributed" in note,
+        )  # fmt: skip
+    except ValueError:
+        return None
+
+
+def water_note(settings: Settings) -> str | None:
+    """The run's line on its water figure: the WUE and where it comes from (``wue_source``); None
+    without a WUE (no water recorded)."""
+    if settings.wue_l_per_kwh is None:
+        return None
+    source = f"from {settings.wue_source}" if settings.wue_source else "its source not given"
+    return f"water: WUE {settings.wue_l_per_kwh:g} L/kWh, {source}"
+
+
+def parse_water_note(note: str) -> tuple[float, str | None] | None:
+    """The WUE and its source (None when not given) of a ``water_note`` line; None for another line."""
+    prefix = "water: WUE "
+    if not note.startswith(prefix) or " L/kWh, " not in note:
+        return None
+    figure, _, source = note[len(prefix):].partition(" L/kWh, ")
+    try:
+        wue = float(figure)
+    except ValueError:
+        return None
+    return wue, (source[len("from "):] if source.startswith("from ") else None)
 
 
 @functools.cache

@@ -25,7 +25,7 @@ from ..errors import RegistryError
 from ..measure import Measurement, Window
 from ..meters.frameworks import synchronize_gpu_work
 from . import state
-from .figures import embodied_note, embodied_share, error_text
+from .figures import embodied_note, embodied_share, error_text, water_note
 
 if TYPE_CHECKING:
     from . import Session
@@ -288,7 +288,8 @@ class ActiveRun:
             notes=list(measurement.notes)
             + self._sync_notes
             + [f"{c.component} {c.device}: {c.degraded}" for c in measurement.components if c.degraded]
-            + [embodied_note(embodied)],
+            + [embodied_note(embodied)]
+            + ([water] if (water := water_note(settings)) else []),
         )
         for component in ("gpu", "cpu", "ram"):
             energy_j, method = by_component.get(component, (None, "none"))

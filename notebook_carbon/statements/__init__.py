@@ -97,12 +97,15 @@ def impact_statement(
     include_embodied: bool = False,
     functional_unit: str | None = None,
     units: float | None = None,
+    sci_values: str | None = None,
+    sci_rationale: str | None = None,
     **selection: Any,
 ) -> str:
     """The statement of a project's runs in ``format`` (one of ``FORMATS``); also written to
     ``output`` if given. ``selection``: the keyword arguments of ``statement_facts``.
     ``training_type`` (the model card's, written only when given) and ``include_embodied``: see
-    ``render.model_card``; ``functional_unit`` and ``units`` (SCI for AI's): ``sci.sci_for_ai``."""
+    ``render.model_card``; ``functional_unit``, ``units``, ``sci_values`` and ``sci_rationale`` (SCI for
+    AI's): ``sci.sci_for_ai``."""
     from .render import render
 
     if format not in FORMATS:
@@ -110,7 +113,8 @@ def impact_statement(
     if training_type is not None and training_type not in TRAINING_TYPES:
         raise ConfigError(f"training type {training_type!r}: choose one of {', '.join(TRAINING_TYPES)}")
     text = render(statement_facts(registry, **selection), format, training_type=training_type,
-                  include_embodied=include_embodied, functional_unit=functional_unit, units=units)  # fmt: skip
+                  include_embodied=include_embodied, functional_unit=functional_unit, units=units,
+                  sci_values=sci_values, sci_rationale=sci_rationale)  # fmt: skip
     if output is not None:
         Path(output).write_text(text, encoding="utf-8")
     return text

@@ -86,7 +86,7 @@ def statement_data(
     """
     now = now or datetime.datetime.now(datetime.timezone.utc)
     t, groups = found.totals, found.groups
-    counted = figures(t, settings)
+    counted = figures(t, settings, disclosed.embodied_recorded if disclosed else ())
     embodied_g = counted["totals"]["embodied_g"]["value"]
     facility, emissions = t.facility_energy_j, t.emissions_g
     intensity = _intensity(groups, facility, emissions)

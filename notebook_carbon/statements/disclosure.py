@@ -80,6 +80,11 @@ class Disclosed:
     embodied_notes_left_out: int = 0
     wue_recorded: tuple[float, ...] = ()
     """The distinct WUEs (L/kWh) the runs' water was recorded with: water over IT energy, 4 digits."""
+    embodied_recorded: tuple[tuple[Any, float], ...] = ()
+    """``(RecordedEmbodied, grams)``: the embodied emissions recorded with the runs, by the factor
+    their notes name (``session.figures.parse_embodied_note``), for ``tally.figures``."""
+    wue_sources: tuple[tuple[float, str | None], ...] = ()
+    """``(WUE, source)`` as the runs' water notes give them (``session.figures.water_note``)."""
 
 
 def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
@@ -97,30 +102,51 @@ def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
             f"SELECT DISTINCT runs.notes FROM runs WHERE {runs_in} AND runs.cpu_method LIKE '%estimate-tdp%' "
             "AND runs.notes IS NOT NULL LIMIT 200"
         )  # fmt: skip
+        # the runs' notes with the embodied emissions recorded under each: one row per distinct notes
         embodied = rows(
-            f"SELECT DISTINCT runs.notes FROM runs WHERE {runs_in} AND runs.embodied_g IS NOT NULL "
-            "AND runs.notes LIKE '%embodied: %' LIMIT 200"
+            f"SELECT runs.notes, SUM(runs.embodied_g) FROM runs WHERE {runs_in} AND runs.notes IS NOT NULL "
+            "AND (runs.notes LIKE '%embodied: %' OR runs.notes LIKE '%water: WUE %') GROUP BY runs.notes"
         )  # fmt: skip
         wues = rows(
             f"SELECT DISTINCT runs.water_l * {J_PER_KWH!r} / runs.energy_j FROM runs WHERE {runs_in} "
             "AND runs.water_l IS NOT NULL AND runs.energy_j > 0 LIMIT 200"
         )  # fmt: skip
-    tdp = _distinct(notes, _is_tdp)
-    lines = [line.removeprefix("embodied: ") for line in _distinct(embodied, lambda line: line.startswith("embodied: "))]
+    tdp = _distinct(notes, _tdp_part)
+    lines = _distinct(embodied, lambda line: line.removeprefix("embodied: ") if line.startswith("embodied: ") else None)
     recorded = sorted({float(f"{wue:.4g}") for (wue,) in wues if wue is not None})
     return Disclosed(
         tuple(tdp[:NOTES_SHOWN]), max(len(tdp) - NOTES_SHOWN, 0), int(unchecked or 0),
         tuple(lines[:NOTES_SHOWN]), max(len(lines) - NOTES_SHOWN, 0), tuple(recorded),
+        *_recorded(embodied),
     )  # fmt: skip
 
 
+def _recorded(rows: list[Any]) -> tuple[tuple, tuple]:
+    """The embodied grams recorded under each factor the notes name, and the water notes' WUEs and
+    sources, from ``(notes, SUM(embodied_g))`` rows."""
+    from ..session.figures import parse_embodied_note, parse_water_note
+
+    by_factor: dict[Any, float] = {}
+    sources: set[tuple[float, str | None]] = set()
+    for raw, grams in rows:
+        for line in _listed(raw):
+            factor, water = parse_embodied_note(line), parse_water_note(line)
+            if factor is not None and grams is not None:
+                by_factor[factor] = by_factor.get(factor, 0.0) + float(grams)
+            if water is not None:
+                sources.add((float(f"{water[0]:.4g}"), water[1]))
+    return tuple(by_factor.items()), tuple(sorted(sources, key=lambda s: (s[0], s[1] or "")))
+
+
 def _distinct(notes: list[Any], wanted: Any) -> list[str]:
-    """The distinct sentences of runs' ``notes`` that are ``wanted``, as a paper may print them."""
+    """The distinct parts of runs' ``notes`` that ``wanted`` picks out of a line (None: not this
+    line), as a paper may print them."""
     found: list[str] = []
-    for (raw,) in notes:
-        for sentence in _listed(raw):
-            if wanted(sentence) and _public(sentence) not in found:
-                found.append(_public(sentence))
+    for raw, *_ in notes:
+        for line in _listed(raw):
+            part = wanted(line)
+            if part is not None and _public(part) not in found:
+                found.append(_public(part))
     return found
 
 
@@ -132,8 +158,12 @@ def _listed(raw: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def _is_tdp(sentence: str) -> bool:
-    return sentence.startswith("TDP ") or "codecarbon's CPU table" in sentence or "CPU table" in sentence
+def _tdp_part(line: str) -> str | None:
+    """Where a CPU's TDP came from, out of a note line: from its ``TDP ...`` or ``fallback TDP, a
+    guess: ...`` sentence on (a meter's reason before it, "cpu: no powercap interface ...", is for
+    the tool's user); None for a line that says nothing of a TDP."""
+    found = re.search(r"(?:^|; )((?:fallback )?TDP[ ,].*)$", line)
+    return None if found is None else found[1]
 
 
 def _public(sentence: str) -> str:
@@ -164,19 +194,26 @@ def disclosure_fact(methods: dict[str, Any], disclosed: Disclosed | None, *, run
         "embodied": {"notes": list(disclosed.embodied_notes), "notes_left_out": disclosed.embodied_notes_left_out},
         "boundary": BOUNDARY,
         "grids": grids,
-        "wue": _wue(disclosed.wue_recorded, wue_l_per_kwh, wue_source),
+        "wue": _wue(disclosed.wue_recorded, wue_l_per_kwh, wue_source, disclosed.wue_sources),
         "repeats": {"checked_runs": max(checked, 0), "unchecked_runs": disclosed.unchecked_runs},
     }  # fmt: skip
 
 
-def _wue(recorded: tuple[float, ...], setting: float | None, source: str | None) -> dict[str, Any]:
+def _wue(recorded: tuple[float, ...], setting: float | None, source: str | None,
+         noted: tuple[tuple[float, str | None], ...] = ()) -> dict[str, Any]:  # fmt: skip
     """The water factor: the WUEs the runs' water was recorded with, else the current setting (with
-    which a statement computes water for runs recorded without it); the source where it is known."""
+    which a statement computes water for runs recorded without it); the source the runs' water
+    notes give (``noted``), else ``source`` (the setting's) where the figure is the setting's."""
     given = source or "its source was not given"
     if recorded:
-        same = setting is not None and list(recorded) == [float(f"{setting:.4g}")]
-        return {"l_per_kwh": recorded[0] if len(recorded) == 1 else None, "recorded": list(recorded),
-                "source": given if same else "as set when the runs ran; its source was not recorded"}  # fmt: skip
+        sources = [s for wue, s in noted if wue in recorded]
+        if sources and all(sources) and {wue for wue, _ in noted} >= set(recorded):
+            said = "; ".join(dict.fromkeys(s for s in sources if s))
+        elif setting is not None and list(recorded) == [float(f"{setting:.4g}")] and source:
+            said = source
+        else:
+            said = "as set when the runs ran; its source was not recorded"
+        return {"l_per_kwh": recorded[0] if len(recorded) == 1 else None, "recorded": list(recorded), "source": said}
     if setting is None:
         return {"l_per_kwh": None, "recorded": [], "source": None}
     return {"l_per_kwh": setting, "recorded": [], "source": given}

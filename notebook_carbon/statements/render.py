@@ -28,7 +28,7 @@ from ..units import (
 )
 from .escape import CELL_CHARACTERS, latex_cell, latex_escape, latex_typeset, markdown_escape
 
-FORMATS = ("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist", "sci-ai", "boamps")
+FORMATS = ("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist", "sci-ai", "sci-ai-json", "boamps")
 """What ``impact_statement`` writes: Markdown (a paragraph for the main text, the appendix and the
 checklists' answers), a LaTeX document, the same as a fragment to ``\\input``, JSON, Hugging Face
 model-card metadata, the sources as BibTeX, the NeurIPS and ACL checklists' compute answers."""
@@ -40,17 +40,21 @@ TRAINING_TYPES = ("pre-training", "fine-tuning")
 
 
 def render(data: dict[str, Any], fmt: str, *, training_type: str | None = None, include_embodied: bool = False,
-           functional_unit: str | None = None, units: float | None = None) -> str:
+           functional_unit: str | None = None, units: float | None = None, sci_values: str | None = None,
+           sci_rationale: str | None = None) -> str:
     """``data`` (a statement's facts) in ``fmt``. ``training_type`` and ``include_embodied``: the
-    model card's (``model_card``); ``functional_unit`` and ``units``: SCI for AI's (``sci.sci_for_ai``)."""
+    model card's (``model_card``); ``functional_unit``, ``units``, ``sci_values`` (gross or
+    effective) and ``sci_rationale``: SCI for AI's (``sci.sci_for_ai``), as Markdown or JSON."""
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "model-card":
         return model_card(data, training_type=training_type, include_embodied=include_embodied)
-    if fmt == "sci-ai":
+    if fmt in ("sci-ai", "sci-ai-json"):
         from .sci import sci_for_ai, sci_for_ai_markdown
 
-        return sci_for_ai_markdown(sci_for_ai(data, functional_unit=functional_unit, units=units))
+        section = sci_for_ai(data, functional_unit=functional_unit, units=units, values=sci_values,
+                             rationale=sci_rationale)  # fmt: skip
+        return sci_for_ai_markdown(section) if fmt == "sci-ai" else json.dumps(section, indent=2, ensure_ascii=False) + "\n"
     if fmt == "boamps":
         from .boamps import boamps_report
 
@@ -89,14 +93,16 @@ def model_card(
     embodied_g = totals["embodied_g"]["value"] or 0.0
     grams = totals["emissions_g"]["value"] + (embodied_g if include_embodied else 0.0)
     if include_embodied:
+        bound = (", a lower bound as the per-GPU factor it rests on is one, so the figure is one too"
+                 if totals["embodied_g"].get("lower_bound") else "")  # fmt: skip
         included = ("operational emissions (electricity x PUE x grid intensity) and embodied emissions "
-                    "(hardware manufacturing)")  # fmt: skip
+                    f"(hardware manufacturing{bound})")  # fmt: skip
     else:
         included = (f"operational emissions only (electricity x PUE x grid intensity); embodied emissions "
                     f"(hardware manufacturing, {emissions_text(embodied_g)}) not included")  # fmt: skip
     emissions: dict[str, Any] = {
         "emissions": float(f"{grams:.3g}") if grams else 0.0,
-        "source": f"{data['generator']}: {data['scope']['runs']} metered runs of project "
+        "source": f"{data['generator']}: {data['scope']['runs']} metered run{'s' if data['scope']['runs'] != 1 else ''} of project "
         f"{data['scope'].get('project')!s}, every sweep, failed and redundant run included; {included}; "
         f"{_measured_text(methods)}{_excluded_text(data['scope'].get('excluded', []))}",
     }

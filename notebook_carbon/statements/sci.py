@@ -80,6 +80,7 @@ def sci_for_ai(
     operational = totals["emissions_g"]
     intensity = facts["methods"]["intensity"]["g_per_kwh"] if facility["value"] else 0.0
     carbon = {key: operational[key] + embodied[key] for key in ("value", "low", "high")}
+    carbon["lower_bound"] = bool(embodied.get("lower_bound"))  # M has no upper end, and so C has none
     unit = None
     if functional_unit is not None:
         what, scale = FUNCTIONAL_UNITS[functional_unit]
@@ -96,7 +97,8 @@ def sci_for_ai(
             "r": r,
             "values": values,
             "rationale": rationale,
-            "sci_g": {"value": point.sci_g_per_unit, "low": carbon["low"] / r, "high": carbon["high"] / r},
+            "sci_g": {"value": point.sci_g_per_unit, "low": carbon["low"] / r, "high": carbon["high"] / r,
+                      "lower_bound": carbon["lower_bound"]},
             "basis": f"SCI = (E x I + M) / R = ({energy_text(facility['value'])} x {number_text(intensity)} g/kWh + "
             f"{emissions_text(embodied['value'])}) / {_sig(r)} {_plural(what)} = {_sig(point.sci_g_per_unit)} g CO2e per {what}",
         }  # fmt: skip
@@ -161,6 +163,9 @@ def sci_for_ai_markdown(section: dict[str, Any]) -> str:
                       "final results alone.")  # fmt: skip
     lines += ["", "| Term | Value | Range |", "|---|---|---|"]
     lines += [f"| {name} | {value} | {span} |" for name, value, span in rows]
+    if c.get("lower_bound"):
+        lines += ["", "M is a lower bound, as the per-GPU factor it rests on is one, so C"
+                  + (" and the SCI have" if unit is not None else " has") + " no upper end."]
     if unit is None:
         lines += ["", ("No functional unit was given, so no SCI per unit: the specification asks a provider for "
                   "one of per FLOP, per training token or per billion parameters.")]  # fmt: skip
@@ -169,7 +174,8 @@ def sci_for_ai_markdown(section: dict[str, Any]) -> str:
         lines += [
             f"| R, {markdown_escape(_plural(unit['per']))} | {_sig(unit['r'])} | {markdown_escape(unit['values'] or 'gross or effective not stated')} |",
             (f"| **SCI = C / R** | **{_sig(s['value'])} g CO2e per {markdown_escape(unit['per'])}** "
-            f"| {_sig(s['low'])}\u2013{_sig(s['high'])} g CO2e |"),
+            + (f"| at least {_sig(s['low'])} g CO2e |" if s.get("lower_bound")
+               else f"| {_sig(s['low'])}\u2013{_sig(s['high'])} g CO2e |")),
         ]  # fmt: skip
         if unit["rationale"]:
             lines += ["", "Functional unit chosen because: " + markdown_escape(unit["rationale"])]
@@ -204,9 +210,12 @@ def _sig(value: float | None) -> str:
         return "n/a"
     if value == 0 or 1e-3 <= abs(value) < 1e6:
         return number_text(value)
-    mantissa, exponent = f"{value:.3g}".split("e")
-    return f"{mantissa} \u00d7 10^{int(exponent)}"
+    mantissa, exponent = f"{value:.2e}".split("e")  # .3g has no exponent down to 1e-4
+    return f"{float(mantissa):g} \u00d7 10^{int(exponent)}"
 
 
-def _span(figure: dict[str, float], kind: str) -> str:
+def _span(figure: dict[str, Any], kind: str) -> str:
+    """A figure's range; "at least" its low end where it is a lower bound (no upper end)."""
+    if figure.get("lower_bound"):
+        return "at least " + (energy_text if kind == "energy" else emissions_text)(figure["low"])
     return span_text(figure["value"], figure["low"], figure["high"], kind)
