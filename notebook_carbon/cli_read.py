@@ -222,14 +222,27 @@ class _Reading:
         if args.notebook is not None:
             notebook = _notebook(args.notebook, catalog.notebooks(self.registry, project), project, self.shown)
         if args.sweep is not None:
-            known = catalog.sweeps(self.registry, project)
-            if args.sweep not in known:
-                raise ConfigError(
-                    f"no sweep {args.sweep!r} in project {project!r} (registry {self.shown}); "
-                    f"{_close(args.sweep, known, 'sweeps')}"
-                )
-            sweep = args.sweep
+            sweep = self._sweep(args.sweep, project)
         return {"project": project, "notebook": notebook, "sweep": sweep}
+
+    def _sweep(self, given: str, project: str) -> str:
+        """The key of the sweep ``given`` names: its key, or the label it is shown with (``lr``,
+        ``digits.ipynb, cell 9``) when that label is one sweep's."""
+        from .registry import catalog
+
+        known = catalog.sweeps(self.registry, project)
+        if given in known:
+            return given
+        labels = {key: label for key, label in catalog.sweep_labels(self.registry, project).items() if key in known}
+        named = sorted(key for key, label in labels.items() if label == given)
+        if len(named) == 1:
+            return named[0]
+        where = f"project {project!r} (registry {self.shown})"
+        if named:
+            raise ConfigError(f"{len(named)} sweeps of {where} are labelled {given!r}; choose one by its key: "
+                              f"{_quoted(named)}")  # fmt: skip
+        shown = sorted(set(labels.values()))
+        raise ConfigError(f"no sweep {given!r} in {where}; {_close(given, shown, 'sweeps')}")
 
     def facts(self, selection: dict, regions: Iterable[str] = (), equivalents: bool = False) -> dict:
         from .statements import statement_facts

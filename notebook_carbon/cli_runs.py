@@ -36,8 +36,19 @@ def runs(args: argparse.Namespace) -> int:
         crashed = reading.settle_crashed()
         rows = reading.registry.runs(project=args.project, limit=args.limit)
         found = parts_of(reading.registry, [row["uid"] for row in rows]) if args.parts else None
-    print_rows(rows, crashed, found)
+        labels = sweep_labels(reading.registry, rows)
+    print_rows(rows, crashed, found, labels)
     return 0
+
+
+def sweep_labels(registry: Any, rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
+    """The label of each listed run's sweep, by ``(project, sweep key)``: what every other view shows."""
+    from .registry import catalog
+
+    labels: dict[tuple[str, str], str] = {}
+    for project in {row["project"] for row in rows if row.get("sweep_key")}:
+        labels.update({(project, key): label for key, label in catalog.sweep_labels(registry, project).items()})
+    return labels
 
 
 def print_runs(location: str) -> None:
@@ -45,19 +56,23 @@ def print_runs(location: str) -> None:
     from .registry.store import Registry
 
     with Registry.open(location, read_only=True) as registry:
-        print_rows(registry.runs(), frozenset())
+        rows = registry.runs()
+        print_rows(rows, frozenset(), labels=sweep_labels(registry, rows))
 
 
-def print_rows(rows: list[dict], crashed: frozenset[int], parts: Mapping[str, list[dict]] | None = None) -> None:
+def print_rows(rows: list[dict], crashed: frozenset[int], parts: Mapping[str, list[dict]] | None = None,
+               labels: Mapping[tuple[str, str], str] | None = None) -> None:  # fmt: skip
     """``rows`` (newest first) printed oldest first; ``crashed``: ids of runs shown crashed that the
-    registry still says run; ``parts``: each run's parts by its uid, printed under it."""
+    registry still says run; ``parts``: each run's parts by its uid, printed under it; ``labels``:
+    each sweep's label by ``(project, sweep key)`` (``sweep_labels``), else the run's own."""
+    labels = labels or {}
     if not rows:
         print(NO_RUNS)
         return
     hints = {row["id"]: job_text(row) for row in rows}
     width = max((len(hint) for hint in hints.values()), default=0)
     job = f" {'job':<{max(width, 3)}} " if width else ""
-    print(f"{'id':>4}  {'status':<11} {'name':<16} {'sweep':<10} {'energy':>10} {'CO2e':>10} {'time':>11} {job} methods")
+    print(f"{'id':>4}  {'status':<11} {'name':<16} {'sweep':<20} {'energy':>10} {'CO2e':>10} {'time':>11} {job} methods")
     if parts and any(parts.values()):
         print(f"{INDENT}{'part':<16} {'node':<16} {'status':<11} {'energy':>10}  {'counted':<9}  GPUs charged")
     for row in reversed(rows):
@@ -71,12 +86,20 @@ def print_rows(rows: list[dict], crashed: frozenset[int], parts: Mapping[str, li
         shown = f" {hints[row['id']]:<{max(width, 3)}} " if width else ""
         print(
             f"{row['id']:>4}  {status:<11} {terminal_text(row.get('name') or None, 16):<16}"
-            f" {terminal_text(row.get('sweep') or None, 10):<10} {energy:>10} {co2:>10} {duration:>11} {shown}"
+            f" {terminal_text(_sweep(row, labels), 20):<20} {energy:>10} {co2:>10} {duration:>11} {shown}"
             f" {terminal_text(methods)}"
         )
         if parts and parts.get(row["uid"]):
             for line in part_lines(row, parts[row["uid"]], dead=dead):
                 print(line)
+
+
+def _sweep(row: Mapping[str, Any], labels: Mapping[tuple[str, str], str]) -> str | None:
+    """A run's sweep as every view labels it; None (shown ``-``) for a run in no sweep."""
+    key = row.get("sweep_key")
+    if not key:
+        return None
+    return labels.get((row["project"], key)) or row.get("sweep_label") or row.get("sweep") or key
 
 
 def job_text(run: Mapping[str, Any]) -> str:

@@ -107,7 +107,7 @@ def test_truncation_never_cuts_an_osc_sequence_in_half(tmp_path, capsys):
     record(location, name="a" * 10 + OSC_LINK, sweep="b" * 5 + OSC_LINK)
     assert main(["runs", "--registry", location]) == 0
     row = lines_of(capsys.readouterr().out)[1]
-    assert "aaaaaaaaaa\\x1b]…" in row and "bbbbb\\x1b…" in row  # the escape whole, then the cut
+    assert "aaaaaaaaaa\\x1b]…" in row and "bbbbb\\x1b]8;;http:/…" in row  # the escape whole, then the cut
 
 
 def test_error_text_with_controls_is_escaped(tmp_path, capsys):

@@ -4,6 +4,8 @@ upgrade from schema v8 that relabels what is recorded, and repeats that make no 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -189,3 +191,25 @@ def test_v9_to_v10_decides_the_results_again(registry_url, registry_engine):
         _run(reg, 9, 1.0, code_fingerprint="b", notebook="nb.ipynb", execution_count=4, inputs_fingerprint="y")
         assert {s.key: s.is_result for s in reg.sweeps("p")}["code:b"] is True
         check(reg, "p")
+
+
+def test_the_command_line_takes_a_sweep_by_its_label_and_lists_runs_with_it(tmp_path, capsys):
+    """``--sweep`` takes the label every view shows (``lr``, ``nb.ipynb, cell 6``) as well as the key;
+    an unknown one is told with the labels, not ``code:`` fingerprints; ``runs`` shows the labels."""
+    from notebook_carbon.cli import main
+
+    location = str(tmp_path / "r.sqlite")
+    with Registry.open(location) as reg:
+        _run(reg, 0, 1.0, code_fingerprint="a", name="lr=0.1", notebook="nb.ipynb", execution_count=3)
+        _run(reg, 1, 2.0, code_fingerprint="a", name="lr=0.5", notebook="nb.ipynb", execution_count=4)
+        _run(reg, 2, 4.0, code_fingerprint="b", notebook="nb.ipynb", execution_count=6)
+    base = ["statement", "--registry", location, "--project", "p", "--format", "json"]
+    for given, energy in (("lr", 3.0), ("nb.ipynb, cell 6", 4.0), ("code:b", 4.0)):
+        assert main([*base, "--sweep", given]) == 0
+        assert json.loads(capsys.readouterr().out)["totals"]["energy_j"]["value"] == energy, given
+    assert main([*base, "--sweep", "l"]) == 2
+    err = capsys.readouterr().err
+    assert "no sweep 'l'" in err and "'lr'" in err and "code:" not in err
+    assert main(["runs", "--registry", location, "--project", "p"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in lines[1:3]] == ["lr", "lr"] and "nb.ipynb, cell 6" in lines[3]

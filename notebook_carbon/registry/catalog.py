@@ -16,8 +16,9 @@ from sqlalchemy import select
 from . import liveness
 from .jobs import dead_job_runs
 from .schema import run_totals, runs
+from .schema import sweeps as sweeps_table
 
-__all__ = ["dead_runs", "notebooks", "projects", "sweeps"]
+__all__ = ["dead_runs", "notebooks", "projects", "sweep_labels", "sweeps"]
 
 
 def dead_runs(registry, **options) -> dict[int, str]:
@@ -53,3 +54,11 @@ def sweeps(registry, project: str) -> list[str]:
         .distinct()
     )
     return sorted(row["sweep_key"] for row in registry.select(query, f"listing the sweeps of project {project!r}"))
+
+
+def sweep_labels(registry, project: str) -> dict[str, str]:
+    """Each sweep key of ``project`` and the label it is shown with (``sweeps.label``: its name,
+    what its runs' names share, or its notebook and cell)."""
+    query = select(sweeps_table.c.sweep_key, sweeps_table.c.label).where(sweeps_table.c.project == project)
+    return {row["sweep_key"]: row["label"] or row["sweep_key"]
+            for row in registry.select(query, f"listing the sweeps of project {project!r}")}  # fmt: skip
