@@ -71,6 +71,7 @@ __all__ = [
     "ratio_text",
     "span_text",
     "terminal_text",
+    "text_like",
     "unit_for",
     "water_text",
 ]
@@ -234,6 +235,15 @@ def _quantity(value: float | None, kind: str) -> str:
     if not _known(value):
         return MISSING
     factor, unit = unit_for(kind, value)
+    return f"{_signed(value / factor)} {unit}"
+
+
+def text_like(value: float | None, like: float | None, kind: str) -> str:
+    """``value`` of ``kind`` in the unit ``like`` is shown in, so two figures compared in one
+    sentence share a unit: ``text_like(2280.0, 9120.0, "energy") == "0.633 Wh"``."""
+    if not _known(value):
+        return MISSING
+    factor, unit = unit_for(kind, like if _known(like) and like else value)
     return f"{_signed(value / factor)} {unit}"
 
 

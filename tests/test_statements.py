@@ -314,6 +314,14 @@ def test_a_registry_written_before_the_database_kept_totals_gives_the_same_state
     for ranged in ("embodied_g", "total_g"):
         before["totals"][ranged]["lower_bound"] = after["totals"][ranged]["lower_bound"]
     before["methods"]["embodied"]["lower_bound"] = after["methods"]["embodied"]["lower_bound"]
+    # GPU hours, for the checklists' compute budget: each run's GPUs x its run time
+    if name == "project":  # by hand: every run but the one left out
+        with Registry.open(location) as reg:
+            left_out = {e["id"] for e in after["scope"]["excluded"]}
+            gpu_s = sum((r["gpu_count"] or 0) * (r["duration_s"] or 0) for r in reg.runs(project="paper")
+                        if r["id"] not in left_out)  # fmt: skip
+        assert gpu_s and after["hardware"]["gpu_hours"] == pytest.approx(gpu_s / 3600)
+    before["hardware"]["gpu_hours"] = after["hardware"]["gpu_hours"]
     # the source names the machine of each GPU count the runs used, each factor's source once
     source = after["methods"]["embodied"]["source"]
     assert source.startswith("workstation: ") and source.count("median manufacturing footprint") == 1

@@ -189,3 +189,56 @@ def test_a_wue_source_set_when_the_runs_ran_is_kept_with_them(tmp_path):
     for today in (Settings(), Settings(wue_l_per_kwh=0.3, wue_source="another report")):
         wue = statement_facts(location, project="p", settings=today)["methods"]["disclosure"]["wue"]
         assert wue == {"l_per_kwh": 1.1, "recorded": [1.1], "source": source}
+
+
+def _runs(path: str, rows: list[dict]) -> None:
+    with Registry.open(path) as reg:
+        for i, row in enumerate(rows):
+            run = {"uid": new_uid(), "project": "p", "started_at": 1.8e9 + i}
+            run.update({k: v for k, v in row.items() if k in ("sweep", "is_final", "gpu_count", "code_fingerprint")})
+            reg.record_run(run, {"status": "ok", "emissions_g": row["energy_j"] / 3.6e6 * 50, "duration_s": 1.0,
+                                 **{k: v for k, v in row.items() if k not in run and k not in ("sweep", "is_final", "gpu_count", "code_fingerprint")}})  # fmt: skip
+
+
+def test_a_gpu_range_widened_for_a_short_window_is_said(tmp_path):
+    """A 0.5 s run read by the GPU's energy counter (updated every 0.1 s) has its GPU range widened:
+    the statement counts such runs and says why; a 5 s run is no such run."""
+    path = str(tmp_path / "r.sqlite")
+    _runs(path, [{"energy_j": 100.0, "gpu_energy_j": 100.0, "gpu_method": "nvml-counter", "duration_s": 0.5},
+                 {"energy_j": 900.0, "gpu_energy_j": 900.0, "gpu_method": "nvml-counter", "duration_s": 5.0}])
+    facts = statement_facts(path, project="p", settings=Settings())
+    short = facts["methods"]["disclosure"]["short_windows"]
+    assert short["runs"] == 1 and "ten updates of its reading" in short["basis"]
+    assert facts["totals"]["energy_j"]["low"] < 0.95 * 1000  # wider than the counter's own ±5 %
+    assert "1 run was too short for the GPU's readings: a GPU figure from a window shorter" in render(facts, "md")
+    assert "1 run was too short for the GPU" in render(facts, "latex")
+
+
+def test_the_paragraph_compares_like_with_like(tmp_path):
+    """Results and the whole development in one unit, operational emissions beside operational
+    emissions, and the total with embodied emissions said apart; the checklists' counts agree in
+    number and give GPU hours."""
+    path = str(tmp_path / "r.sqlite")
+    _runs(path, [{"sweep": "lr", "energy_j": 2280.0, "is_final": True, "gpu_count": 2, "duration_s": 1800.0},
+                 {"sweep": "lr", "energy_j": 6840.0, "gpu_count": 2, "duration_s": 1800.0}])
+    facts = statement_facts(path, project="p", settings=Settings(hardware="laptop"))
+    paragraph = render(facts, "md").split("## Appendix")[0]
+    assert "The runs behind the reported results took 0.633 Wh and emitted 31.7 mg CO2e;" in paragraph
+    assert "the whole development took 2.53 Wh" in paragraph and "4× as much energy, and emitted 127 mg CO2e" in paragraph
+    assert "With the embodied emissions of the hardware's manufacturing, " in paragraph
+    answers = render(facts, "checklist")
+    assert "2 metered runs took 1 h 00 min of run time (2 GPU hours)" in answers
+    assert "including 0 failed runs and every preliminary run" in answers and "The 1 run behind" in answers
+    assert "to be added" not in answers
+
+
+def test_latex_prose_breaks_only_long_identifiers_and_signs_a_minus(tmp_path):
+    from notebook_carbon.statements.escape import latex_prose, latex_typeset
+
+    assert latex_prose("amortised over a gpu-server") == "amortised over a gpu-{}server"  # words left whole
+    assert "\\allowbreak{}" in latex_prose("codecarbon/data/private_infra/2024/global_energy_mix.json")
+    assert latex_typeset("At 9 instead of 6 years: -{}33\\,\\% (x-{}1)") == "At 9 instead of 6 years: $-$33\\,\\% (x-{}1)"
+    location = _tracked(tmp_path, 0.5, hardware="gpu-server")  # its embodied note ends the methods' embodied line
+    latex = render(statement_facts(location, project="p", settings=Settings()), "latex")
+    assert "$-$33" in latex and "\\penalty300{}" not in latex.split("\\subsection*{Totals}")[0]
+    assert "the 150\\,kg per GPU is one. Ranges:" in latex

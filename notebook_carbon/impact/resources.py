@@ -50,7 +50,7 @@ def resource_share(
     if gpus_total and gpus_used:
         if gpus_used > gpus_total:
             raise ConfigError(f"{gpus_used} GPUs used of {gpus_total} on the host: more than the host has")
-        return ResourceShare(gpus_used / gpus_total, f"{gpus_used} of the host's {gpus_total} GPUs")
+        return ResourceShare(gpus_used / gpus_total, f"{gpus_used} of the host's {gpus_total} GPU{'s' if gpus_total != 1 else ''}")
     if cpus_total and cpus_reserved:
         if cpus_reserved > cpus_total:
             raise ConfigError(f"{cpus_reserved} CPUs reserved of {cpus_total}: more than the host has")

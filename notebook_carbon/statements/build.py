@@ -255,8 +255,10 @@ def _bundled_name_and_year(grid: dict[str, Any]) -> dict[str, Any]:
 
 def _hardware(groups: Sequence[Group], jobs: JobFigures | None = None) -> dict[str, Any]:
     gpus = {(g.gpu_model, g.gpu_count) for g in groups if g.gpu_model is not None}
+    gpu_s = sum(g.gpu_count * g.run_time_s for g in groups if g.gpu_count and g.run_time_s)
     return {
         "hosts": hosts_count({str(g.host) for g in groups if g.host is not None}, jobs),
+        "gpu_hours": gpu_s / 3600 if gpu_s else None,  # each run's GPUs x its run time
         "cpus": sorted({str(g.cpu_model) for g in groups if g.cpu_model is not None}),
         "gpus": [{"model": str(model), "count": None if count is None else int(count)}
                  for model, count in sorted(gpus, key=lambda g: (str(g[0]), g[1] or 0))],

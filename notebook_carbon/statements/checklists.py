@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..units import duration_text, emissions_text, energy_text, percent_text, ratio_text, span_text
+from ..units import duration_text, emissions_text, energy_text, number_text, percent_text, ratio_text, span_text
 
 __all__ = ["CHECKLISTS", "answers"]
 
@@ -35,16 +35,19 @@ def answers(data: dict[str, Any]) -> list[dict[str, str | None]]:
     hardware = _hardware(data)
     t, d = data["totals"], data["development"]
     time = duration_text(t["duration_s"])
+    runs = data["scope"]["runs"]
+    gpu_hours = data["hardware"].get("gpu_hours")
+    gpus = f" ({number_text(gpu_hours) if gpu_hours >= 0.01 else f'{gpu_hours:.2g}'} GPU hours)" if gpu_hours else ""
     budget = (
-        f"{data['scope']['runs']} metered runs took {time} of run time and "
+        f"{runs} metered run{'s' if runs != 1 else ''} took {time} of run time{gpus} and "
         f"{energy_text(t['energy_j']['value'])} ({span_text(t['energy_j']['value'], t['energy_j']['low'], t['energy_j']['high'], 'energy')}) "
         f"on {hardware}, emitting {emissions_text(t['total_g']['value'])} including embodied emissions"
     )  # fmt: skip
     if d["selected_runs"]:
         whole = (
-            f"The {d['selected_runs']} runs behind the reported results took "
-            f"{energy_text(d['selected_energy_j'])}; the whole project, including {d['failed_runs']} failed "
-            f"runs and every preliminary run, took {ratio_text(d['ratio'])} as much"
+            f"The {_runs(d['selected_runs'])} behind the reported results took "
+            f"{energy_text(d['selected_energy_j'])}; the whole project, including {_runs(d['failed_runs'], 'failed ')} "
+            f"and every preliminary run, took {ratio_text(d['ratio'])} as much energy"
         )
     else:
         whole = "The figures cover the whole project, preliminary and failed runs included"
@@ -54,11 +57,14 @@ def answers(data: dict[str, Any]) -> list[dict[str, str | None]]:
     out = []
     for key, listed in CHECKLISTS.items():
         answer = f"Yes. {budget}. {whole}. {how[0].upper() + how[1:]}."
-        if key == "acl":
-            answer += " The number of parameters of each model is not recorded by the meter and is to be added."
         out.append({"checklist": key, "name": listed["name"], "question": listed["question"],
                     "guideline": listed["guideline"], "answer": answer})  # fmt: skip
     return out
+
+
+def _runs(count: int, what: str = "") -> str:
+    """``"1 failed run"``, ``"2 runs"``: a count of runs with its plural."""
+    return f"{count} {what}run{'s' if count != 1 else ''}"
 
 
 def _hardware(data: dict[str, Any]) -> str:

@@ -18,11 +18,18 @@ from typing import Any
 from sqlalchemy import text
 
 from ..impact.footprint import J_PER_KWH
-from ..impact.uncertainty import UNATTRIBUTED_RANGE, method_range
+from ..impact.uncertainty import GPU_UPDATE_S, UNATTRIBUTED_RANGE, method_range
 from ..registry.frames import Scope
 from ..registry.totals import plausible
 
 __all__ = ["BOUNDARY", "Disclosed", "convention", "disclosure_fact", "read_disclosure"]
+
+SHORT_WINDOWS = (
+    "a GPU figure from a window shorter than ten updates of its reading (1 s for NVML's energy "
+    "counter, 10 s for its power readings) may miss or add up to one update's energy at each edge, so "
+    "its range is widened by twice the update period over the window's length, an assumption"
+)
+"""Why a short run's GPU range is wider than its method's (``uncertainty.short_window_range``)."""
 
 NOTES_SHOWN = 5
 """Distinct TDP sentences stated; the JSON says how many more."""
@@ -85,6 +92,9 @@ class Disclosed:
     their notes name (``session.figures.parse_embodied_note``), for ``tally.figures``."""
     wue_sources: tuple[tuple[float, str | None], ...] = ()
     """``(WUE, source)`` as the runs' water notes give them (``session.figures.water_note``)."""
+    short_gpu_runs: int = 0
+    """Runs whose GPU figure came from a window under 10 of its sensor's update periods, its range
+    widened for it (``uncertainty.short_window_range``)."""
 
 
 def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
@@ -98,6 +108,9 @@ def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
             return conn.execute(text(sql).bindparams(**params)).all()
 
         ((unchecked,),) = rows(f"SELECT COUNT(*) FROM runs WHERE {runs_in} AND runs.cell_source IS NULL")
+        short = " OR ".join(f"(runs.gpu_method LIKE '%{method}%' AND runs.duration_s < {10 * period!r})"
+                            for method, period in GPU_UPDATE_S.items())  # fmt: skip
+        ((short_gpu,),) = rows(f"SELECT COUNT(*) FROM runs WHERE {runs_in} AND runs.duration_s > 0 AND ({short})")
         notes = rows(
             f"SELECT DISTINCT runs.notes FROM runs WHERE {runs_in} AND runs.cpu_method LIKE '%estimate-tdp%' "
             "AND runs.notes IS NOT NULL LIMIT 200"
@@ -117,7 +130,7 @@ def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
     return Disclosed(
         tuple(tdp[:NOTES_SHOWN]), max(len(tdp) - NOTES_SHOWN, 0), int(unchecked or 0),
         tuple(lines[:NOTES_SHOWN]), max(len(lines) - NOTES_SHOWN, 0), tuple(recorded),
-        *_recorded(embodied),
+        *_recorded(embodied), int(short_gpu or 0),
     )  # fmt: skip
 
 
@@ -196,6 +209,7 @@ def disclosure_fact(methods: dict[str, Any], disclosed: Disclosed | None, *, run
         "grids": grids,
         "wue": _wue(disclosed.wue_recorded, wue_l_per_kwh, wue_source, disclosed.wue_sources),
         "repeats": {"checked_runs": max(checked, 0), "unchecked_runs": disclosed.unchecked_runs},
+        "short_windows": {"runs": disclosed.short_gpu_runs, "basis": SHORT_WINDOWS},
     }  # fmt: skip
 
 

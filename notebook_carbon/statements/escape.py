@@ -152,9 +152,34 @@ def latex_cell(value: object, limit: int = CELL_CHARACTERS) -> str:
     return "".join(words)
 
 
+_PROSE_WORD = 20
+"""A word of running text longer than this (an identifier, a path, a URL) may break."""
+_PROSE_POINTS = re.compile(r"(?<=[/_.:,-])(?=.)")
+
+
+def latex_prose(value: object, limit: int = 300) -> str:
+    """``value`` escaped as ``latex_escape`` does, for running text: at most ``limit`` characters
+    (the rest abbreviated to ``...``), and only a word longer than 20 characters (an identifier, a
+    path) may break: after its ``/ _ . : , -``, else every sixth character. Ordinary words are left
+    whole, as TeX breaks them (``latex_cell`` breaks every long word, for narrow table columns)."""
+    text = plain_text(value)
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    words = []
+    for word in re.split(r"( )", text):
+        if len(word) <= _PROSE_WORD:
+            words.append(latex_escape(word))
+        elif _PROSE_POINTS.search(word[:-1]):
+            words.append("\\allowbreak{}".join(latex_escape(part) for part in _PROSE_POINTS.split(word)))
+        else:
+            words.append(_BREAK.join(latex_escape(word[i : i + _CHUNK]) for i in range(0, len(word), _CHUNK)))
+    return "".join(words)
+
+
 _UNIT_AFTER = re.compile(r"(?<=\d) (?=(?:[kMGTm\u00b5]?(?:Wh|J|W|g|L|t)\b|kg\b|mg\b|h\b|s\b|min\b|d\b|\\%|g/kWh))")
 
 
+_MINUS = re.compile(r"(?:^|(?<=[\s(]))-\{\}(?=\d)")
 _TIMES = re.compile(r"(?<=[\w)]) x (?=[\w(])")
 
 
@@ -166,4 +191,6 @@ def latex_typeset(text: str, *, names: bool = False) -> str:
     if not names:
         text = _TIMES.sub(lambda _: " $\\times$ ", text)
     text = text.replace("\u00d7", "$\\times$").replace("\u00b1", "$\\pm$")
+    if not names:  # a negative figure's sign is a minus, not a hyphen ("-{}33 %", escaped)
+        text = _MINUS.sub("$-$", text)
     return _UNIT_AFTER.sub(r"\\,", text)

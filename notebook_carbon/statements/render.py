@@ -24,9 +24,10 @@ from ..units import (
     power_text,
     ratio_text,
     span_text,
+    text_like,
     water_text,
 )
-from .escape import CELL_CHARACTERS, latex_cell, latex_escape, latex_typeset, markdown_escape
+from .escape import CELL_CHARACTERS, latex_cell, latex_escape, latex_prose, latex_typeset, markdown_escape
 
 FORMATS = ("md", "latex", "latex-fragment", "json", "model-card", "bib", "checklist", "sci-ai", "sci-ai-json", "boamps")
 """What ``impact_statement`` writes: Markdown (a paragraph for the main text, the appendix and the
@@ -171,9 +172,12 @@ def _environment(fmt: str):
         **options,
     )
     env.filters.update(
-        energy=energy_text, mass=emissions_text, pct=percent_text, ratio=ratio_text, water=water_text,
+        energy=energy_text, mass=emissions_text,
+        energy_as=lambda joules, like: text_like(joules, like, "energy"),
+        mass_as=lambda grams, like: text_like(grams, like, "emissions"), pct=percent_text, ratio=ratio_text, water=water_text,
         duration=duration_text, num=number_text, span=_span, power=power_text,
         cell=lambda value, limit=CELL_CHARACTERS: Raw(latex_typeset(latex_cell(value, limit), names=True)),
+        prose=lambda value, limit=300: Raw(latex_typeset(latex_prose(value, limit), names=True)),
         g=lambda grams: emissions_text(grams).replace(" CO2e", ""),
         nounit=lambda text: str(text).replace(" CO2e", ""),
     )

@@ -91,7 +91,9 @@ def _embodied(t: Totals, settings: Settings, recorded: Sequence[tuple[Any, float
             parts.append((grams, factor))
             noted += grams
     kept = sum(by_gpus.values())
-    unexplained = max(kept - noted, 0.0) / kept if kept and kept - noted > 1e-6 * kept else 0.0
+    # the kept sums are of figures rounded to micro-units (registry.totals): a run's worth of rounding is none
+    rounding = 1e-6 * max(t.embodied_runs, 1) + 1e-6 * kept
+    unexplained = (kept - noted) / kept if kept and kept - noted > rounding else 0.0
     for count in counts:
         e = per_gpu_count[count]
         parts.append((by_gpus.get(count, 0.0) * unexplained + missing_s.get(count, 0.0) * e.embodied_g, e))
