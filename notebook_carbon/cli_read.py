@@ -27,6 +27,7 @@ from .units import (
     ranged_text,
     ratio_text,
     terminal_text,
+    text_like,
     water_text,
 )
 
@@ -59,7 +60,7 @@ def summary(args: argparse.Namespace) -> int:
         if crashed:
             _count_crashed(facts, reading, selection, crashed)
     t, d, scope = facts["totals"], facts["development"], facts["scope"]
-    print(f"project {terminal_text(scope['project'], 100)}: {scope['runs']} runs"
+    print(f"project {terminal_text(scope['project'], 100)}: {scope['runs']} run{'s' if scope['runs'] != 1 else ''}"
           + (f" from {scope['first_run_at'][:10]} to {scope['last_run_at'][:10]}" if scope["runs"] else ""))
     _print_excluded(facts)
     if not scope["runs"]:
@@ -73,13 +74,15 @@ def summary(args: argparse.Namespace) -> int:
           f"{emissions_text(t['embodied_g']['value'])} embodied, {emissions_text(t['total_g']['value'])} in all")
     if t["water_l"]:
         print(f"  water:       {water_text(t['water_l']['value'])}")
+    selected = d["selected_runs"]
     print(f"  overhead:    {ratio_text(d['ratio'])} (all runs {energy_text(d['all_energy_j'])} vs the "
-          f"{d['selected_runs']} selected results {energy_text(d['selected_energy_j'])}); "
+          f"{selected} selected result{'s' if selected != 1 else ''} "
+          f"{text_like(d['selected_energy_j'], d['all_energy_j'], 'energy')}); "
           f"failed {percent_text(d['failed_share'])}, redundant {percent_text(d['redundant_share'])} of the energy")
     if facts["sweeps"]:
         print(f"  costliest sweeps (of {len(facts['sweeps'])}):")
         for sweep in facts["sweeps"][:5]:
-            print(f"    {terminal_text(sweep['label'], 40):<40} {sweep['runs']:>6} runs {energy_text(sweep['energy_j']):>11}"
+            print(f"    {terminal_text(sweep['label'], 40):<40} {sweep['runs']:>6} run{'s' if sweep['runs'] != 1 else ' '} {energy_text(sweep['energy_j']):>11}"
                   f" {emissions_text(sweep['emissions_g']):>14}  overhead {ratio_text(sweep['overhead_ratio'])}")
     return 0
 

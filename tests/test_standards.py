@@ -298,6 +298,9 @@ def test_a_lower_bound_embodied_figure_leaves_c_and_the_sci_without_an_upper_end
     text = sci_for_ai_markdown(section)
     assert f"| at least {emissions_text(section['m_embodied_g']['low'])} |" in text
     assert "M is a lower bound" in text and "C and the SCI have no upper end" in text
+    rows = text.splitlines()
+    c_row = next(i for i, line in enumerate(rows) if line.startswith("| C = E"))
+    assert rows[c_row + 1].startswith("| R, ") and rows[c_row + 2].startswith("| **SCI = C / R**")  # one table
     assert "at least" in text.split("**SCI = C / R**")[1].splitlines()[0]
     import yaml
 

@@ -8,6 +8,7 @@ into real SQLite files."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -95,15 +96,20 @@ def _tracked(tmp_path, wue: float, source: str | None = None, *, name: str = "a"
 
 
 def test_water_states_the_wue_the_runs_were_recorded_with_not_todays_setting(tmp_path):
-    """Runs recorded at 0.5 L/kWh, the setting 1.8 today: the statement states 0.5, and that its
-    source was not recorded, since it cannot know what it was then."""
+    """Runs recorded at 0.5 L/kWh with no source given, the setting 1.8 today: the statement states
+    0.5, and that no source was given for it; water recorded without a note (imported, or older)
+    says its source was not recorded."""
     location = _tracked(tmp_path, 0.5)
-    facts = statement_facts(location, project="p", settings=Settings(wue_l_per_kwh=1.8))
+    facts = statement_facts(location, project="p", settings=Settings(wue_l_per_kwh=1.8, wue_source="today's"))
     wue = facts["methods"]["disclosure"]["wue"]
-    assert wue == {"l_per_kwh": 0.5, "recorded": [0.5], "source": "as set when the runs ran; its source was not recorded"}
+    assert wue == {"l_per_kwh": 0.5, "recorded": [0.5], "source": "its source was not given"}
     assert facts["methods"]["wue_l_per_kwh"] == 0.5
     md = render(facts, "md")
-    assert "water usage effectiveness of 0.5 L/kWh (as set when the runs ran" in md and "1.8 L/kWh" not in md
+    assert "water usage effectiveness of 0.5 L/kWh (its source was not given)" in md and "1.8 L/kWh" not in md
+    path = str(tmp_path / "bare.sqlite")
+    _runs(path, [{"energy_j": 3.6e6, "water_l": 0.7}])
+    wue = statement_facts(path, project="p", settings=Settings(wue_l_per_kwh=1.8))["methods"]["disclosure"]["wue"]
+    assert wue["source"] == "as set when the runs ran; its source was not recorded"
 
 
 def test_the_wue_source_setting_is_stated_beside_the_figure_it_gave(tmp_path):
@@ -120,7 +126,8 @@ def test_the_wue_source_setting_is_stated_beside_the_figure_it_gave(tmp_path):
                        {"status": "ok", "energy_j": 3.6e6, "water_l": 1.2, "duration_s": 1.0})
     facts = statement_facts(location, project="p", settings=settings)
     wue = facts["methods"]["disclosure"]["wue"]
-    assert wue["l_per_kwh"] is None and wue["recorded"] == [0.5, 1.2] and "not recorded" in wue["source"]
+    assert wue["l_per_kwh"] is None and wue["recorded"] == [0.5, 1.2]
+    assert wue["source"] == f"0.5 L/kWh: {source}; 1.2 L/kWh: as set when the runs ran; its source was not recorded"
     assert "water usage effectiveness of 0.5, 1.2 L/kWh" in render(facts, "md")
 
 
@@ -242,3 +249,28 @@ def test_latex_prose_breaks_only_long_identifiers_and_signs_a_minus(tmp_path):
     latex = render(statement_facts(location, project="p", settings=Settings()), "latex")
     assert "$-$33" in latex and "\\penalty300{}" not in latex.split("\\subsection*{Totals}")[0]
     assert "the 150\\,kg per GPU is one. Ranges:" in latex
+
+
+def test_the_appendix_and_summary_compare_in_one_unit_and_count_in_number(tmp_path, capsys):
+    """The overhead sentence gives the results in the development's unit ("one per result"), one
+    script's run "was not checked", the GPU count stays with its model, and no two sentences of the
+    LaTeX methods run together; the CLI summary agrees."""
+    from notebook_carbon.cli import main
+
+    path = str(tmp_path / "r.sqlite")
+    _runs(path, [{"sweep": "lr", "is_final": True, "energy_j": 1000.0, "gpu_energy_j": 1000.0,
+                  "gpu_method": "nvml-counter", "duration_s": 0.5, "gpu_count": 2},
+                 {"sweep": "lr", "energy_j": 2880.0, "duration_s": 10.0}])
+    with Registry.open(path) as reg:  # one cell's run among them: the script's runs are the others
+        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.9e9, "cell_source": "x = 1",
+                        "code_fingerprint": "c", "gpu_model": "NVIDIA A100-SXM4-40GB", "gpu_count": 2},
+                       {"status": "ok", "energy_j": 10.0, "duration_s": 1.0})  # fmt: skip
+    facts = statement_facts(path, project="p", settings=Settings(hardware="laptop"))
+    md, latex = render(facts, "md"), render(facts, "latex")
+    assert "The final results (1 selected run, one per result) took 0.278 Wh (" in md
+    assert "among the 1 run checked for repeats (2 recorded by scripts were not checked)" in md
+    assert "one per result) took 0.278\\,Wh" in latex and "2~$\\times$~NVIDIA A100" in latex
+    assert re.search(r"[a-z]\.[A-Z]", latex.split("\\subsection*{Totals}")[0].split("\\section")[-1]) is None
+    assert main(["summary", "--registry", path, "--project", "p"]) == 0
+    out = capsys.readouterr().out
+    assert "project p: 3 runs" in out and "vs the 1 selected result 0.278 Wh)" in out

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..units import duration_text, emissions_text, energy_text, number_text, percent_text, ratio_text, span_text
+from ..units import (
+    duration_text, emissions_text, energy_text, number_text, percent_text, ratio_text, span_text, text_like,
+)
 
 __all__ = ["CHECKLISTS", "answers"]
 
@@ -46,7 +48,7 @@ def answers(data: dict[str, Any]) -> list[dict[str, str | None]]:
     if d["selected_runs"]:
         whole = (
             f"The {_runs(d['selected_runs'])} behind the reported results took "
-            f"{energy_text(d['selected_energy_j'])}; the whole project, including {_runs(d['failed_runs'], 'failed ')} "
+            f"{text_like(d['selected_energy_j'], t['energy_j']['value'], 'energy')}; the whole project, including {_runs(d['failed_runs'], 'failed ')} "
             f"and every preliminary run, took {ratio_text(d['ratio'])} as much energy"
         )
     else:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import text
 
 from ..impact.footprint import J_PER_KWH
+from ..units import number_text
 from ..impact.uncertainty import GPU_UPDATE_S, UNATTRIBUTED_RANGE, method_range
 from ..registry.frames import Scope
 from ..registry.totals import plausible
@@ -216,21 +217,29 @@ def disclosure_fact(methods: dict[str, Any], disclosed: Disclosed | None, *, run
 def _wue(recorded: tuple[float, ...], setting: float | None, source: str | None,
          noted: tuple[tuple[float, str | None], ...] = ()) -> dict[str, Any]:  # fmt: skip
     """The water factor: the WUEs the runs' water was recorded with, else the current setting (with
-    which a statement computes water for runs recorded without it); the source the runs' water
-    notes give (``noted``), else ``source`` (the setting's) where the figure is the setting's."""
-    given = source or "its source was not given"
-    if recorded:
-        sources = [s for wue, s in noted if wue in recorded]
-        if sources and all(sources) and {wue for wue, _ in noted} >= set(recorded):
-            said = "; ".join(dict.fromkeys(s for s in sources if s))
-        elif setting is not None and list(recorded) == [float(f"{setting:.4g}")] and source:
-            said = source
+    which a statement computes water for runs recorded without it); the source of each, as the
+    runs' water notes give it (``noted``), else ``source`` (the setting's) for a WUE equal to the
+    setting, else "not recorded". ``source`` says them all: one, or each WUE's after it."""
+    if not recorded:
+        if setting is None:
+            return {"l_per_kwh": None, "recorded": [], "source": None}
+        return {"l_per_kwh": setting, "recorded": [], "source": source or "its source was not given"}
+    by_value = {}
+    for wue in recorded:
+        given = {s for value, s in noted if value == wue}
+        if len(given) == 1 and None not in given:
+            by_value[wue] = given.pop()
+        elif given == {None}:
+            by_value[wue] = "its source was not given"
+        elif not given and source and setting is not None and wue == float(f"{setting:.4g}"):
+            by_value[wue] = source
         else:
-            said = "as set when the runs ran; its source was not recorded"
-        return {"l_per_kwh": recorded[0] if len(recorded) == 1 else None, "recorded": list(recorded), "source": said}
-    if setting is None:
-        return {"l_per_kwh": None, "recorded": [], "source": None}
-    return {"l_per_kwh": setting, "recorded": [], "source": given}
+            by_value[wue] = "as set when the runs ran; its source was not recorded"
+    if len(by_value) == 1:
+        said = next(iter(by_value.values()))
+    else:
+        said = "; ".join(f"{number_text(wue)} L/kWh: {text}" for wue, text in by_value.items())
+    return {"l_per_kwh": recorded[0] if len(recorded) == 1 else None, "recorded": list(recorded), "source": said}
 
 
 def _cited(r: Any) -> dict[str, Any]:

@@ -163,10 +163,10 @@ def sci_for_ai_markdown(section: dict[str, Any]) -> str:
                       "final results alone.")  # fmt: skip
     lines += ["", "| Term | Value | Range |", "|---|---|---|"]
     lines += [f"| {name} | {value} | {span} |" for name, value, span in rows]
-    if c.get("lower_bound"):
-        lines += ["", "M is a lower bound, as the per-GPU factor it rests on is one, so C"
-                  + (" and the SCI have" if unit is not None else " has") + " no upper end."]
+    bound = ("M is a lower bound, as the per-GPU factor it rests on is one, so C"
+             + (" and the SCI have" if unit is not None else " has") + " no upper end.")  # said below the table
     if unit is None:
+        lines += ["", bound] if c.get("lower_bound") else []
         lines += ["", ("No functional unit was given, so no SCI per unit: the specification asks a provider for "
                   "one of per FLOP, per training token or per billion parameters.")]  # fmt: skip
     else:
@@ -177,6 +177,8 @@ def sci_for_ai_markdown(section: dict[str, Any]) -> str:
             + (f"| at least {_sig(s['low'])} g CO2e |" if s.get("lower_bound")
                else f"| {_sig(s['low'])}\u2013{_sig(s['high'])} g CO2e |")),
         ]  # fmt: skip
+        if c.get("lower_bound"):
+            lines += ["", bound]
         if unit["rationale"]:
             lines += ["", "Functional unit chosen because: " + markdown_escape(unit["rationale"])]
         lines += ["", markdown_escape(unit["basis"]) + "."]
