@@ -236,17 +236,23 @@ def test_model_card_figures_keep_three_significant_figures(facts):
         assert metadata["co2_eq_emissions"]["emissions"] == pytest.approx(shown, rel=1e-12)
 
 
+def _one_run(tmp_path) -> str:
+    """A registry of one run of project p: 1 kWh measured, 50 g CO2e, 10 g embodied."""
+    location = str(tmp_path / "cli.sqlite")
+    with Registry.open(location) as reg:
+        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.75e9},
+                       {"status": "ok", "energy_j": 3.6e6, "cpu_energy_j": 3.6e6, "cpu_method": "rapl",
+                        "intensity_g_per_kwh": 50.0, "pue": 1.0, "emissions_g": 50.0, "embodied_g": 10.0})  # fmt: skip
+    return location
+
+
 def test_the_command_line_writes_the_standard_forms(tmp_path, capsys):
     """``notebook-carbon statement --format sci-ai|boamps|model-card``: the functions above, from the CLI."""
     import json
 
     from notebook_carbon.cli import main
 
-    location = str(tmp_path / "cli.sqlite")
-    with Registry.open(location) as reg:
-        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.75e9},
-                       {"status": "ok", "energy_j": 3.6e6, "cpu_energy_j": 3.6e6, "cpu_method": "rapl",
-                        "intensity_g_per_kwh": 50.0, "pue": 1.0, "emissions_g": 50.0, "embodied_g": 10.0})  # fmt: skip
+    location = _one_run(tmp_path)
     assert main(["statement", "--registry", location, "--project", "p", "--format", "sci-ai",
                  "--functional-unit", "token=1e6"]) == 0  # fmt: skip
     assert "g CO2e per training token" in capsys.readouterr().out
@@ -263,11 +269,7 @@ def test_the_sci_for_ai_options_and_its_json_form_from_the_command_line(tmp_path
 
     from notebook_carbon.cli import main
 
-    location = str(tmp_path / "cli.sqlite")
-    with Registry.open(location) as reg:
-        reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.75e9},
-                       {"status": "ok", "energy_j": 3.6e6, "cpu_energy_j": 3.6e6, "cpu_method": "rapl",
-                        "intensity_g_per_kwh": 50.0, "pue": 1.0, "emissions_g": 50.0, "embodied_g": 10.0})  # fmt: skip
+    location = _one_run(tmp_path)
     common = ["statement", "--registry", location, "--project", "p", "--functional-unit", "token=1e6",
               "--sci-values", "effective", "--sci-rationale", "tokens seen in training"]  # fmt: skip
     assert main([*common, "--format", "sci-ai"]) == 0

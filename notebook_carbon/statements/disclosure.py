@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import text
 
 from ..impact.footprint import J_PER_KWH
-from ..units import number_text
 from ..impact.uncertainty import GPU_UPDATE_S, UNATTRIBUTED_RANGE, method_range
 from ..registry.frames import Scope
 from ..registry.totals import plausible
+from ..units import number_text
 
 __all__ = ["BOUNDARY", "Disclosed", "convention", "disclosure_fact", "read_disclosure"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 __all__ = ["latex_cell", "latex_escape", "latex_typeset", "markdown_escape", "plain_text"]
 
@@ -139,17 +140,7 @@ def latex_cell(value: object, limit: int = CELL_CHARACTERS) -> str:
     """``value`` escaped as ``latex_escape`` does, for a narrow table column: at most ``limit``
     characters (the rest abbreviated to ``...``), and a word longer than eight characters may
     break after every sixth, so that no name makes a table wider than its column."""
-    text = plain_text(value)
-    if len(text) > limit:
-        text = text[: limit - 3].rstrip() + "..."
-    words = []
-    for word in re.split(r"( )", text):
-        if len(word) <= _LONG_WORD:
-            words.append(latex_escape(word))
-            continue
-        chunks = [word[i : i + _CHUNK] for i in range(0, len(word), _CHUNK)]
-        words.append(_BREAK.join(latex_escape(c) for c in chunks))
-    return "".join(words)
+    return _broken(value, limit, lambda word: _chunked(word) if len(word) > _LONG_WORD else latex_escape(word))
 
 
 _PROSE_WORD = 20
@@ -162,18 +153,29 @@ def latex_prose(value: object, limit: int = 300) -> str:
     (the rest abbreviated to ``...``), and only a word longer than 20 characters (an identifier, a
     path) may break: after its ``/ _ . : , -``, else every sixth character. Ordinary words are left
     whole, as TeX breaks them (``latex_cell`` breaks every long word, for narrow table columns)."""
+
+    def word_of_prose(word: str) -> str:
+        if len(word) <= _PROSE_WORD:
+            return latex_escape(word)
+        if _PROSE_POINTS.search(word[:-1]):
+            return "\\allowbreak{}".join(latex_escape(part) for part in _PROSE_POINTS.split(word))
+        return _chunked(word)
+
+    return _broken(value, limit, word_of_prose)
+
+
+def _broken(value: object, limit: int, word: Callable[[str], str]) -> str:
+    """``value`` as one line of at most ``limit`` characters (``...`` ending what is cut), each
+    word (and each space) escaped by ``word``."""
     text = plain_text(value)
     if len(text) > limit:
         text = text[: limit - 3].rstrip() + "..."
-    words = []
-    for word in re.split(r"( )", text):
-        if len(word) <= _PROSE_WORD:
-            words.append(latex_escape(word))
-        elif _PROSE_POINTS.search(word[:-1]):
-            words.append("\\allowbreak{}".join(latex_escape(part) for part in _PROSE_POINTS.split(word)))
-        else:
-            words.append(_BREAK.join(latex_escape(word[i : i + _CHUNK]) for i in range(0, len(word), _CHUNK)))
-    return "".join(words)
+    return "".join(word(part) for part in re.split(r"( )", text))
+
+
+def _chunked(word: str) -> str:
+    """A long word escaped, with a place to break after every sixth character (no hyphen)."""
+    return _BREAK.join(latex_escape(word[i : i + _CHUNK]) for i in range(0, len(word), _CHUNK))
 
 
 _UNIT_AFTER = re.compile(r"(?<=\d) (?=(?:[kMGTm\u00b5]?(?:Wh|J|W|g|L|t)\b|kg\b|mg\b|h\b|s\b|min\b|d\b|\\%|g/kWh))")
