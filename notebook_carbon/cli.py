@@ -20,7 +20,6 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from .errors import NotebookCarbonError
 
@@ -33,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the quickstart notebook headlessly and show the runs it recorded")
     demo.add_argument("--out", default="notebook-carbon-demo", help="folder for the executed notebook and registry")
-    demo.add_argument("--registry", help="registry to record into (default: OUT/registry.sqlite)")
+    demo.add_argument("--registry", help="registry to record into, added to if it has runs (default: a fresh "
+                      "OUT/registry.sqlite; an earlier demo's is kept beside it)")
+    demo.add_argument("--append", action="store_true",
+                      help="record into OUT/registry.sqlite even when an earlier demo left runs there")
     demo.add_argument("--timeout", type=float, default=600, help="seconds allowed per cell (default 600)")
 
     runs = sub.add_parser("runs", help="list the runs of a registry, newest first")
@@ -189,15 +191,17 @@ def _short(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns its exit status: 0, 1 (failed, or over budget), 2 (bad arguments)."""
     # module paths: the layer check counts `from notebook_carbon import x` as an import of the package
+    import notebook_carbon.cli_demo as cli_demo  # noqa: PLR0402
     import notebook_carbon.cli_read as cli_read  # noqa: PLR0402
     import notebook_carbon.cli_runs as cli_runs  # noqa: PLR0402
+
     from .errors import ConfigError
     from .units import terminal_text
 
     args = _parser().parse_args(argv)
     try:
         code = {
-            "demo": _demo,
+            "demo": cli_demo.demo,
             "runs": cli_runs.runs,
             "regions": _regions,
             "sweeps": cli_read.sweeps,
@@ -249,70 +253,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     print(f"idle power of {len(found.rows)} device{'s' if len(found.rows) != 1 else ''} over {found.seconds:.1f} s "
           f"(CPUs {100 * found.busy:.1f} % busy), kept in {terminal_text(location)}")  # fmt: skip
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    import nbformat
-    from nbclient import NotebookClient
-
-    import notebook_carbon.cli_runs as cli_runs  # noqa: PLR0402
-
-    out = Path(args.out).resolve()  # the kernel runs in OUT: relative paths would move
-    out.mkdir(parents=True, exist_ok=True)
-    registry = args.registry or str(out / "registry.sqlite")
-    if "://" not in registry:  # a file path, not a database URL
-        registry = str(Path(registry).resolve())
-    source = _quickstart_path()
-    executed = out / "quickstart.ipynb"
-    nb = nbformat.read(source, as_version=4)
-    env = dict(os.environ, NOTEBOOK_CARBON_REGISTRY=registry, JPY_SESSION_NAME=str(executed))
-    print(f"notebook-carbon demo: executing {source.name} in a real kernel ...", flush=True)
-    client = NotebookClient(
-        nb,
-        timeout=args.timeout,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(out)}},
-        # the kernel's own start-up warnings (loopback TCP is unencrypted) are not the demo's news
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-    )
-    client.execute(env=env)
-    nbformat.write(nb, executed)
-    print(f"executed notebook with outputs: {executed}")
-    print(f"registry: {registry}\n")
-    cli_runs.print_runs(registry)
-    _demo_statement(registry, out)
-    return 0
-
-
-def _demo_statement(registry: str, out: Path) -> None:
-    """The end of the demo: the statement of the quickstart's runs, as Markdown (printed and
-    written), LaTeX and JSON, and the chart of their cumulative emissions."""
-    from .analysis import runs
-    from .charts import cumulative_emissions, save
-    from .settings import resolve
-    from .statements import statement_facts
-    from .statements.render import render
-
-    facts = statement_facts(registry, project=resolve().project)
-    written = []
-    for fmt, name in (("md", "statement.md"), ("latex", "statement.tex"), ("json", "statement.json")):
-        (out / name).write_text(render(facts, fmt), encoding="utf-8")
-        written.append(out / name)
-    chart = out / "cumulative-emissions.svg"
-    save(cumulative_emissions(runs(registry, project=resolve().project)), chart)
-    written.append(chart)
-    print("\n" + render(facts, "md"))
-    print("written: " + ", ".join(str(path) for path in written))
-
-
-def _quickstart_path() -> Path:
-    packaged = Path(__file__).parent / "examples" / "quickstart.ipynb"
-    if packaged.is_file():
-        return packaged
-    checkout = Path(__file__).resolve().parent.parent / "example_notebooks" / "quickstart.ipynb"
-    if checkout.is_file():
-        return checkout
-    raise NotebookCarbonError("the quickstart notebook is missing from this installation; reinstall notebook-carbon")
 
 
 def _regions(args: argparse.Namespace) -> int:

@@ -9,13 +9,48 @@ import nbformat
 import pytest
 
 from notebook_carbon.cli import main
+from notebook_carbon.registry import new_uid
 from notebook_carbon.registry.store import Registry
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo run where an earlier demo left a registry with one run: it starts a fresh one."""
     out = tmp_path_factory.mktemp("demo")
+    _earlier(out / "registry.sqlite")
     return out, main(["demo", "--out", str(out), "--timeout", "120"])
+
+
+def _earlier(path) -> None:
+    with Registry.open(str(path)) as reg:
+        reg.record_run({"uid": new_uid(), "project": "default", "name": "earlier demo", "started_at": 1.7e9},
+                       {"status": "ok", "energy_j": 1.0})
+
+
+def test_a_second_demo_starts_fresh_and_keeps_the_earlier_registry(demo):
+    out, _ = demo
+    (kept,) = [p for p in out.glob("registry-*.sqlite")]
+    with Registry.open(str(kept), read_only=True) as reg:
+        assert [r["name"] for r in reg.runs()] == ["earlier demo"]
+    with Registry.open(str(out / "registry.sqlite"), read_only=True) as reg:
+        assert "earlier demo" not in [r["name"] for r in reg.runs()] and len(reg.runs()) == 5
+
+
+def test_the_demo_says_what_it_keeps_and_what_it_adds_to(tmp_path, capsys):
+    from notebook_carbon.cli_demo import _say_appending, _set_aside
+
+    registry = tmp_path / "registry.sqlite"
+    _earlier(registry)
+    _say_appending(str(registry), given=False)
+    said = capsys.readouterr().out
+    assert "adding to" in said and "which has 1 run already" in said and "leave out --append" in said
+    _set_aside(registry)
+    said = capsys.readouterr().out
+    assert "an earlier demo's registry was kept as" in said and "--append records into the earlier one" in said
+    assert not registry.exists() and len(list(tmp_path.glob("registry-*.sqlite"))) == 1
+    _earlier(registry)
+    _set_aside(registry)  # a second one the same second: another name, nothing overwritten
+    assert len(list(tmp_path.glob("registry-*.sqlite"))) == 2
 
 
 def test_demo_executes_the_quickstart_and_records_its_runs(demo, capsys):
