@@ -180,7 +180,7 @@ def sweeps_table(summaries, *, project: str) -> str:
     if not summaries:
         return f"no sweeps in project {terminal_text(repr(project))} yet: every metered cell starts one"
     header = f"{'sweep':<28} {'runs':>4}  {'ok/fail/redund':<14} {'energy':>10} {'CO2e':>10} {'overhead':>8}  selected; varying"
-    lines = [f"project {terminal_text(project, 100)}: {len(summaries)} sweeps", header]
+    lines = [f"project {terminal_text(project, 100)}: {len(summaries)} sweep{'s' if len(summaries) != 1 else ''}", header]
     for s in summaries:
         counts = f"{s.statuses.get('ok', 0)}/{s.runs - s.statuses.get('ok', 0) - s.statuses.get('running', 0)}/{s.redundant_runs}"
         overhead = ratio_text(s.overhead_ratio)

@@ -145,3 +145,28 @@ def test_auto_mode_records_repeats_without_warning(shell, session, capsys):
     assert "repeats" not in capsys.readouterr().err
     first, second = runs_of(session)
     assert second["redundant_of"] == first["id"]
+
+
+def test_the_repeat_count_includes_runs_whose_writes_are_still_queued(session):
+    """Identical runs finished while the registry's writes wait (another process holds its write
+    lock, as a colleague's long write would): the lookup before each next run counts every
+    identical ok run so far, 1, 2, 3, 4, not only those already in the file (a notebook saw its
+    count go 8, 8, 10, 11, 12, 12); once the writes land, the file holds them all."""
+    import sqlite3
+
+    fingerprints = {"code_fingerprint": "c", "inputs_fingerprint": "i", "params_fingerprint": "p"}
+    first = session.begin(name="train", fingerprints=fingerprints).start().finish("ok")
+    assert first.recorded() is None
+    blocker = sqlite3.connect(session.settings.registry_location(), timeout=1)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer's next transaction waits behind this one
+    counts = [session.find_redundant(fingerprints)["repeats"]]
+    try:
+        for _ in range(3):
+            session.begin(name="train", fingerprints=fingerprints).start().finish("ok")  # its write is queued
+            counts.append(session.find_redundant(fingerprints)["repeats"])
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert counts == [1, 2, 3, 4]
+    assert len(runs_of(session)) == 4
+    assert session.find_redundant(fingerprints)["repeats"] == 4  # from the file alone now

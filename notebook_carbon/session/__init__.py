@@ -69,6 +69,8 @@ class Session:
         self._lock = threading.Lock()
         # ok runs of this session by fingerprints, until their write has succeeded (bounded)
         self._recent: collections.OrderedDict[tuple[str | None, ...], dict[str, Any]] = collections.OrderedDict()
+        # how many ok runs of each fingerprint this session has whose write is still queued (bounded)
+        self._unwritten: collections.Counter[tuple[str | None, ...]] = collections.Counter()
         self._lookups: dict[tuple[str, int], Any] = {}  # per process: a connection never crosses a fork
         _sessions.add(self)
 
@@ -176,16 +178,19 @@ class Session:
         """
         if not all(fingerprints.get(k) for k in _FINGERPRINTS):
             return None  # unknown inputs are never called redundant
-        earlier = self._find_recorded(fingerprints, timeout_s)
-        if earlier is not None:
-            return earlier
         key = (self._settings.project, *(fingerprints[k] for k in _FINGERPRINTS))
+        with self._lock:  # counted before the registry is read: a write ending between is not missed
+            unwritten = self._unwritten[key]
+        earlier = self._find_recorded(fingerprints, timeout_s)
+        if earlier is not None:  # the identical runs: those recorded, and this session's still queued
+            return {**earlier, "repeats": (earlier.get("repeats") or 1) + unwritten}
         with self._lock:
             recent = self._recent.get(key)
         if recent is None:
             return None
         earlier = dict(recent)
         earlier["id"] = _result_or_none(earlier.pop("id_future"), timeout_s)
+        earlier["repeats"] = max(unwritten, 1)
         return earlier if earlier["id"] is not None else None
 
     def _find_recorded(self, fingerprints: Mapping[str, str | None], timeout_s: float):
@@ -228,17 +233,22 @@ class Session:
             "emissions_g": row.get("emissions_g"), "repeats": None,
         }
         with self._lock:
-            if key in self._recent:
-                return
-            self._recent[key] = earlier
-            while len(self._recent) > MAX_UNRECORDED:
-                self._recent.popitem(last=False)
+            counted = result.write_future is not None and (key in self._unwritten or len(self._unwritten) < MAX_UNRECORDED)
+            if counted:
+                self._unwritten[key] += 1
+            if key not in self._recent:
+                self._recent[key] = earlier
+                while len(self._recent) > MAX_UNRECORDED:
+                    self._recent.popitem(last=False)
 
         def forget(future: Future) -> None:
-            if not future.cancelled() and future.exception() is None:
-                with self._lock:
-                    if self._recent.get(key) is earlier:
-                        del self._recent[key]
+            with self._lock:
+                if counted and key in self._unwritten:  # written, or failed: the registry counts it now
+                    self._unwritten[key] -= 1
+                    if self._unwritten[key] <= 0:
+                        del self._unwritten[key]
+                if not future.cancelled() and future.exception() is None and self._recent.get(key) is earlier:
+                    del self._recent[key]
 
         if result.write_future is not None:
             result.write_future.add_done_callback(forget)
