@@ -50,7 +50,7 @@ def test_repeating_a_cell_with_the_same_inputs_is_flagged_and_a_new_lr_is_not(sh
 
     run(shell, "%carbon sweeps")
     out = capsys.readouterr().out
-    assert "project paper: 1 sweeps" in out
+    assert "project paper: 1 sweep\n" in out
     line = next(line for line in out.splitlines() if line.startswith("train "))  # its runs' name, not its code
     assert " 3 " in line and "3/0/1" in line and "lr: 0.1, 0.5" in line and "run 3 (latest ok)" in line
 

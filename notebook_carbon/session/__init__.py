@@ -69,8 +69,8 @@ class Session:
         self._lock = threading.Lock()
         # ok runs of this session by fingerprints, until their write has succeeded (bounded)
         self._recent: collections.OrderedDict[tuple[str | None, ...], dict[str, Any]] = collections.OrderedDict()
-        # how many ok runs of each fingerprint this session has whose write is still queued (bounded)
-        self._unwritten: collections.Counter[tuple[str | None, ...]] = collections.Counter()
+        # the writes of this session's ok runs of each fingerprint, until they end (bounded)
+        self._unwritten: dict[tuple[str | None, ...], list[Future]] = {}
         self._lookups: dict[tuple[str, int], Any] = {}  # per process: a connection never crosses a fork
         _sessions.add(self)
 
@@ -180,7 +180,7 @@ class Session:
             return None  # unknown inputs are never called redundant
         key = (self._settings.project, *(fingerprints[k] for k in _FINGERPRINTS))
         with self._lock:  # counted before the registry is read: a write ending between is not missed
-            unwritten = self._unwritten[key]
+            unwritten = sum(not write.done() for write in self._unwritten.get(key, ()))
         earlier = self._find_recorded(fingerprints, timeout_s)
         if earlier is not None:  # the identical runs: those recorded, and this session's still queued
             return {**earlier, "repeats": (earlier.get("repeats") or 1) + unwritten}
@@ -232,20 +232,21 @@ class Session:
             "started_at": row["started_at"], "ended_at": row.get("ended_at"), "energy_j": row.get("energy_j"),
             "emissions_g": row.get("emissions_g"), "repeats": None,
         }
+        write = result.write_future
         with self._lock:
-            counted = result.write_future is not None and (key in self._unwritten or len(self._unwritten) < MAX_UNRECORDED)
-            if counted:
-                self._unwritten[key] += 1
+            if write is not None and (key in self._unwritten or len(self._unwritten) < MAX_UNRECORDED):
+                self._unwritten.setdefault(key, []).append(write)
             if key not in self._recent:
                 self._recent[key] = earlier
                 while len(self._recent) > MAX_UNRECORDED:
                     self._recent.popitem(last=False)
 
         def forget(future: Future) -> None:
-            with self._lock:
-                if counted and key in self._unwritten:  # written, or failed: the registry counts it now
-                    self._unwritten[key] -= 1
-                    if self._unwritten[key] <= 0:
+            with self._lock:  # written, or failed: it is done, and the registry counts it (or never will)
+                writes = self._unwritten.get(key, [])
+                if future in writes:
+                    writes.remove(future)
+                    if not writes:
                         del self._unwritten[key]
                 if not future.cancelled() and future.exception() is None and self._recent.get(key) is earlier:
                     del self._recent[key]
