@@ -79,17 +79,39 @@ def cumulative_emissions(df: pd.DataFrame, *, by: str | None = None, max_points:
         for t, g, e in zip(frame["t_ms"].tolist(), frame["group"].tolist(), frame["total_g"].tolist())
     ]
     encoding: dict[str, Any] = {
-        "x": alt.X("time:T", title="run start (UTC)", scale=alt.Scale(type="utc")),
+        "x": alt.X("time:T", title="run start (UTC)", scale=_time_scale(frame["t_ms"]),
+                   axis=alt.Axis(format=_time_format(frame["t_ms"]), labelOverlap=True)),
         "y": alt.Y("emissions:Q", title=f"cumulative emissions ({unit})"),
-    }
+        "tooltip": [alt.Tooltip("time:T", title="run start (UTC)", format="%Y-%m-%d %H:%M:%S"),
+                    alt.Tooltip("emissions:Q", title=unit, format=".3~g")],
+    }  # fmt: skip
     if by:
         encoding["color"] = alt.Color("group:N", title=by)
     return (
         alt.Chart(alt.Data(values=values))
-        .mark_line(interpolate="step-after")
+        .mark_line(interpolate="step-after", point=len(values) <= 200)  # one run is a point, not nothing
         .encode(**encoding)
         .properties(title="Cumulative emissions", width=480, height=240)
     )
+
+
+MIN_SPAN_MS = 10 * 60 * 1000.0
+"""The least time a chart's axis spans: runs within a few seconds are not drawn over milliseconds."""
+
+
+def _time_scale(t_ms: pd.Series) -> alt.Scale:
+    """UTC; widened around the runs to ``MIN_SPAN_MS`` when they are closer in time than that."""
+    if not len(t_ms):
+        return alt.Scale(type="utc")
+    first, last = float(t_ms.min()), float(t_ms.max())
+    pad = max(MIN_SPAN_MS - (last - first), 0.0) / 2
+    return alt.Scale(type="utc", domain=[first - pad, last + pad], nice=False)
+
+
+def _time_format(t_ms: pd.Series) -> str:
+    """Hours and minutes within a day or two, else dates: never bare milliseconds (``.500``)."""
+    span = float(t_ms.max() - t_ms.min()) if len(t_ms) else 0.0
+    return "%H:%M" if span < 2 * 86400 * 1000 else "%Y-%m-%d"
 
 
 def sweep_energy(df: pd.DataFrame, *, top: int = 20) -> alt.Chart:

@@ -4,6 +4,7 @@ hostile run and sweep names as text."""
 from __future__ import annotations
 
 import json
+import re
 
 import altair as alt
 import pytest
@@ -187,3 +188,24 @@ def test_data_stays_inline_whatever_transformer_is_enabled(project, tmp_path, mo
         chart = charts.sweep_energy(df)
         assert len(values(chart)) == 5
     assert list((tmp_path / "cwd").iterdir()) == []
+
+
+def test_one_run_or_runs_seconds_apart_draw_points_on_a_readable_time_axis(tmp_path):
+    """A fresh session's single run was an empty chart whose axis read ".500 .500 .500": the run
+    is a point, and the axis spans at least ten minutes in hours and minutes; runs days apart get
+    dates."""
+    import pandas as pd
+
+    t = 1.8e9
+    one = charts.cumulative_emissions(pd.DataFrame({"started_at": [t], "emissions_g": [4.2e-4]}))
+    spec = one.to_dict()
+    assert spec["mark"] == {"type": "line", "interpolate": "step-after", "point": True}
+    x = spec["encoding"]["x"]
+    low, high = x["scale"]["domain"]
+    assert high - low == charts.MIN_SPAN_MS and low < t * 1000 < high and x["axis"]["format"] == "%H:%M"
+    charts.save(one, tmp_path / "one.svg")
+    labels = re.findall(r"<text[^>]*>([^<]*)</text>", (tmp_path / "one.svg").read_text())
+    assert not any(label.startswith(".") for label in labels)
+    assert sum(bool(re.fullmatch(r"\d\d:\d\d", label)) for label in labels) >= 5  # minutes on the axis
+    days = charts.cumulative_emissions(pd.DataFrame({"started_at": [t, t + 5 * 86400], "emissions_g": [1.0, 2.0]}))
+    assert days.to_dict()["encoding"]["x"]["axis"]["format"] == "%Y-%m-%d"

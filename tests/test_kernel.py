@@ -88,3 +88,29 @@ def test_bad_arguments_in_a_kernel_are_a_usage_error_without_traceback(tmp_path)
 def test_bad_arguments_stop_run_all(tmp_path):
     with pytest.raises(CellExecutionError, match="UsageError"):
         run_notebook(tmp_path, ["%load_ext notebook_carbon", "%%carbon --nmae typo\nran = True", "never = 1"])
+
+
+def test_the_dashboard_leaves_a_static_snapshot_that_nbconvert_shows(tmp_path):
+    """A dashboard is a widget, which a saved notebook without its kernel cannot draw: its output
+    also carries the dashboard as HTML with its charts as inline SVG, replaced as the dashboard
+    refreshes, and ``nbconvert --to html`` (which has no widget state) shows that."""
+    from nbconvert import HTMLExporter
+
+    nb, runs = run_notebook(tmp_path, [
+        "%load_ext notebook_carbon",
+        "%%carbon --name first --sweep lr\nx = 1",
+        "%carbon dashboard",
+        "%%carbon --name second --sweep lr\nx = 2",
+        "y = 3",  # its pre_run_cell sends the refreshed snapshot
+    ])  # fmt: skip
+    assert [r["name"] for r in runs] == ["first", "second"]
+    (output,) = [o for o in nb.cells[2].outputs if o.output_type == "display_data"]
+    assert "application/vnd.jupyter.widget-view+json" in output.data
+    static = output.data["text/html"]
+    assert 'class="nc-dashboard nc-static"' in static and static.count("<svg") == 2
+    assert 'data-nc-value="2"' in static  # the second run is in it: replaced after the refresh
+    # as JupyterLab saves a notebook by default, without the widgets' state (nbclient keeps it)
+    nb.metadata.pop("widgets", None)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert 'class="nc-dashboard nc-static"' in html and html.count("<svg") >= 2
+    assert "nc-total-project-runs" in html and "Cumulative emissions" in html

@@ -454,7 +454,9 @@ def test_charts_are_inline_svg_with_no_vega_in_the_front_end(known, settings):
 
         display(board)
     (output,) = shown.outputs
-    assert set(output.data) == {"text/plain", WIDGET_VIEW}  # never a Vega or Vega-Lite mimetype
+    # never a Vega or Vega-Lite mimetype; the static snapshot for a reader without the kernel
+    assert set(output.data) == {"text/plain", "text/html", WIDGET_VIEW}
+    assert output.data["text/html"] == board.static_html() and "<script" not in output.data["text/html"].lower()
     assert output.data[WIDGET_VIEW]["model_id"] == board.model_id
     assert output.data["text/plain"] == repr(board)
     assert "nc-dashboard" in board._dom_classes

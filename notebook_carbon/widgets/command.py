@@ -27,8 +27,9 @@ def dashboard_magic(extension: Any, args: list[str]) -> None:
             f"%carbon dashboard takes no argument, or --side to open it in a side panel; got {got!r}"
         )
     try:
-        # it follows the cells: its charts drawn apart, finished before the next cell starts
-        dashboard = Dashboard(session=extension.session, shell=extension.shell, wait=False)
+        # it follows the cells: its charts drawn apart, finished before the next cell starts; in
+        # the notebook, the first ones drawn before it is displayed, for its static snapshot
+        dashboard = Dashboard(session=extension.session, shell=extension.shell, wait=not args)
     except NotebookCarbonError as exc:
         raise UsageError(f"%carbon dashboard: {exc}") from None
     if args:
@@ -42,5 +43,5 @@ def dashboard_magic(extension: Any, args: list[str]) -> None:
         print(
             f"notebook-carbon: the dashboard of project {dashboard.project} is in the side panel", flush=True
         )
-    else:
-        display(dashboard)
+    else:  # with a display id: each refresh replaces the static snapshot the output carries
+        dashboard.display_handle = display(dashboard, display_id=True)

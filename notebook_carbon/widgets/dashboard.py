@@ -84,6 +84,8 @@ class Dashboard(widgets.VBox):
         self._drawing: list[threading.Thread] = []  # charts being drawn, the latest refresh's last
         self._chart_generation = 0
         self.sidecar: Any = None
+        self.display_handle: Any = None  # set by whoever displays it with a display id: see refresh_static
+        self._static_sent: str | None = None
         self._followed: Any = None  # the extension whose metered cells trigger a refresh
         self._last_seen: Any = None
         self._reader: tuple[str, Any] | None = None  # (location, Registry) the refreshes read, kept open
@@ -275,8 +277,32 @@ class Dashboard(widgets.VBox):
         return self._followed is not None
 
     def _before_cell(self, info: Any = None) -> None:
-        """``pre_run_cell``: wait for the charts of the last refresh (at most ``CHART_WAIT_S``)."""
+        """``pre_run_cell``: wait for the charts of the last refresh (at most ``CHART_WAIT_S``), then
+        replace the static snapshot the displayed output carries (``refresh_static``)."""
         self.charts_drawn(CHART_WAIT_S)
+        self.refresh_static()
+
+    # -- the static snapshot ---------------------------------------------------------------------
+
+    def static_html(self) -> str:
+        """What the dashboard shows now, as one piece of HTML with its charts as inline SVG: what a
+        saved notebook, ``nbconvert --to html`` or GitHub shows without a kernel."""
+        return markup.static(self._header.value, self._totals.value, self._cumulative.value,
+                             self._sweep_chart.value, self._sweeps.value, self._redundant.value)  # fmt: skip
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget's view, its line of text, and the static snapshot (``text/html``), which a
+        front end with the kernel's widgets passes over and one without them shows."""
+        data = super()._repr_mimebundle_(**kwargs)
+        self._static_sent = data["text/html"] = self.static_html()
+        return data
+
+    def refresh_static(self) -> None:
+        """Send the output displayed with ``display_handle`` again, when its snapshot has changed, so
+        the notebook saved now keeps the figures shown now. On the kernel's main thread only (a
+        cell's event), so the update goes where the dashboard was displayed."""
+        if self.display_handle is not None and self.static_html() != self._static_sent:
+            self.display_handle.update(self)
 
     def _after_cell(self, result: Any = None) -> None:
         """``post_run_cell``: registered after the extension's, so a metered cell's run is queued

@@ -57,6 +57,14 @@ def e(text: Any) -> str:
     return html.escape(plain_text(text), quote=True)
 
 
+def static(*parts: str) -> str:
+    """The dashboard's parts (each already escaped HTML) as one static snapshot, for a reader
+    without the kernel: said to be one, with the time it was read."""
+    note = ('<div class="nc-note nc-static-note">a snapshot of the notebook-carbon dashboard, as last '
+            "refreshed; open the notebook with its kernel running for the live one</div>")  # fmt: skip
+    return '<div class="nc-dashboard nc-static">' + "".join(parts) + note + "</div>"
+
+
 def header(snapshot: Snapshot, status: str | None = None) -> str:
     """The title line: project, notebook, registry, when the figures were read, and ``status``."""
     notebook = snapshot.notebook if snapshot.notebook is not None else "none (not run from a notebook)"
@@ -87,7 +95,7 @@ def totals(snapshot: Snapshot) -> str:
     return (
         '<div class="nc-totals"><h4>Totals</h4><table class="nc-table">' + "".join(rows) + "</table>"
         '<div class="nc-note">this session: the runs this kernel recorded; ranges from each '
-        "component's measurement method; overhead: all runs' energy over the selected results'</div>"
+        "component's measurement method; overhead: the energy of all runs over that of the selected results</div>"
         + _left_out(snapshot) + "</div>"
     )
 
