@@ -329,3 +329,51 @@ def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page,
         shot = browser.screenshot(page, tmp_path, "sidebar")
     if SIDEBAR_SCREENSHOT:  # a picture of the sidebar on request (see README)
         shutil.copy(shot, SIDEBAR_SCREENSHOT)
+
+
+# In the side panel: nothing wider than the panel, and no figure broken across two lines.
+SIDE_LAYOUT = """() => {
+    const board = [...document.querySelectorAll('.jp-LinkedOutputView .nc-dashboard, .jp-SideBar .nc-dashboard,'
+        + ' .lm-DockPanel .nc-dashboard')].find(b => !b.closest('.jp-Notebook'));
+    if (!board) return null;
+    const box = board.getBoundingClientRect();
+    const wider = [...board.querySelectorAll('*')].filter(el => {
+        const r = el.getBoundingClientRect();
+        return r.width > 0 && (r.right > box.right + 1 || r.left < box.left - 1)
+            && getComputedStyle(el).display !== 'none';
+    }).map(el => el.className || el.tagName).slice(0, 5);
+    const split = [...board.querySelectorAll('td[data-nc-value]')].filter(td => {
+        if (getComputedStyle(td).display === 'none') return false;
+        const range = document.createRange();
+        const text = [...td.childNodes].find(n => n.nodeType === 3 && n.textContent.trim());
+        if (!text) return false;
+        range.selectNodeContents(text);
+        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1;
+    }).map(td => td.className).slice(0, 5);
+    return {width: box.width, wider, split, scrolls: board.scrollWidth > board.clientWidth + 1};
+}"""
+
+
+def test_the_dashboard_in_its_side_panel_fits_its_width(jupyterlab, page, tmp_path):
+    """``%carbon dashboard --side`` at the side panel's default width: one column, nothing wider
+    than the panel and no figure split across lines."""
+    name = "side.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (
+        "%load_ext notebook_carbon",
+        "%%carbon --name side-check --sweep 'a sweep with a rather long name for a narrow panel'\nx = sum(range(1000))",
+        "%carbon dashboard --side",
+    )]  # fmt: skip
+    nbformat.write(notebook, jupyterlab.root / name)
+    try:
+        browser.open_notebook(page, jupyterlab, name)
+        browser.run_all_cells(page)
+        page.wait_for_function(SIDE_LAYOUT, timeout=60_000)
+        page.wait_for_timeout(1000)  # its charts, drawn on their own thread
+        found = page.evaluate(SIDE_LAYOUT)
+    finally:
+        browser.screenshot(page, tmp_path, "dashboard-side")
+    assert found["width"] < 540, f"the side panel is {found['width']} px wide: not the narrow layout"
+    assert not found["scrolls"] and not found["wider"], f"wider than the panel: {found['wider']}"
+    assert not found["split"], f"figures split across lines: {found['split']}"

@@ -643,3 +643,35 @@ print(sorted(m for m in ("ipywidgets", "sidecar", "notebook_carbon.widgets") if 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_latest_runs_a_page_at_a_time(tmp_path, settings):
+    """The dashboard lists the project's runs, newest first, ten to a page: run, sweep (its label),
+    status, energy, emissions and how long ago it started; Older and Newer turn the page."""
+    from notebook_carbon.registry import new_uid
+
+    path = str(tmp_path / "r.sqlite")
+    now = time.time()
+    with Registry.open(path) as reg:
+        for i in range(23):
+            reg.record_run({"uid": new_uid(), "project": "p", "name": f"lr={i}", "sweep": "lr",
+                            "started_at": now - 3600 * (23 - i)},
+                           {"status": "failed" if i == 22 else "ok", "energy_j": 3600.0 * (i + 1),
+                            "emissions_g": 0.1})  # fmt: skip
+    board = Dashboard(path, "p", settings=settings)
+    cells = _Elements(_markup(board))
+    rows = cells.found["nc-latest-run"]
+    assert [r["data-nc-run"] for r in rows] == [str(i) for i in range(23, 13, -1)]
+    assert cells.one("nc-latest")["data-nc-count"] == "23" and "Latest runs: 1\u201310 of 23" in _markup(board)
+    first = rows[0]
+    assert "run 23 lr=22" in first["text"] and "failed" in first["text"] and "1 h ago" in first["text"]
+    assert cells.found["nc-latest-sweep"][0]["text"] == "lr" and cells.found["nc-latest-energy"][0]["text"] == "23 Wh"
+    assert board._latest.newer.disabled and not board._latest.older.disabled
+    board._latest.older.click()
+    cells = _Elements(_markup(board))
+    assert [r["data-nc-run"] for r in cells.found["nc-latest-run"]][:2] == ["13", "12"]
+    assert "Latest runs: 11\u201320 of 23" in _markup(board) and not board._latest.newer.disabled
+    board._latest.older.click()
+    assert len(_Elements(_markup(board)).found["nc-latest-run"]) == 3 and board._latest.older.disabled
+    assert "Latest runs" in board.static_html()  # the page shown is in the snapshot too
+    board.close()

@@ -27,6 +27,7 @@ from ..analysis.frame import opened, runs
 from ..errors import ConfigError, NotebookCarbonError
 from ..settings import Settings
 from . import figures, markup
+from .pager import RunsPager
 
 FLUSH_TIMEOUT_S = 10.0
 """How long a refresh waits for the session's pending registry writes before reading anyway."""
@@ -75,8 +76,8 @@ class Dashboard(widgets.VBox):
             session = shell_session()
         self.session = session
         self._registry_arg, self._project_arg, self._settings_arg = registry, project, settings
-        self.notebook = notebook if notebook is not None else _current_notebook(shell)
-        self.kernel = _this_kernel()
+        self.notebook = notebook if notebook is not None else figures.current_notebook(shell)
+        self.kernel = figures.this_kernel()
         self.limits = {"top_sweeps": top_sweeps, "top_redundant": top_redundant}
         self.max_points, self.top_bars = max_points, top_bars
         self.snapshot: figures.Snapshot | None = None
@@ -101,15 +102,16 @@ class Dashboard(widgets.VBox):
         self._sweep_chart = _html("nc-chart-widget")
         self._sweeps = _html("nc-sweeps-widget")
         self._redundant = _html("nc-redundant-widget")
+        self._latest = RunsPager(self._refresh_reporting)
         top = widgets.HBox(
-            [self._header, self._button], layout=widgets.Layout(justify_content="space-between")
+            [self._header, self._button], layout=widgets.Layout(justify_content="space-between", flex_flow="row wrap")
         )
         charts = widgets.HBox(
             [self._cumulative, self._sweep_chart], layout=widgets.Layout(flex_flow="row wrap")
         )
         self._parts = (self._header, self._button, self._totals, self._cumulative, self._sweep_chart,
-                       self._sweeps, self._redundant, top, charts)  # fmt: skip
-        super().__init__([top, self._totals, charts, self._sweeps, self._redundant])
+                       self._sweeps, self._redundant, self._latest, top, charts)  # fmt: skip
+        super().__init__([top, self._totals, charts, self._sweeps, self._redundant, self._latest])
         self.add_class("nc-dashboard")
         try:
             self.refresh(wait=wait)
@@ -153,7 +155,7 @@ class Dashboard(widgets.VBox):
         try:
             snapshot = figures.snapshot(
                 self._read(registry), project=project, notebook=self.notebook, kernel=self.kernel,
-                settings=settings, **self.limits,
+                settings=settings, runs_offset=self._latest.offset, **self.limits,
             )  # fmt: skip
         except BaseException:
             self._close_reader()  # the next refresh opens the registry afresh
@@ -163,6 +165,7 @@ class Dashboard(widgets.VBox):
         self._totals.value = markup.totals(snapshot)
         self._sweeps.value = markup.sweeps(snapshot.sweeps, snapshot.sweeps_total)
         self._redundant.value = markup.redundant(snapshot)
+        self._latest.show(snapshot)
         self._draw_charts(registry, project, wait=wait)
         return snapshot
 
@@ -288,7 +291,8 @@ class Dashboard(widgets.VBox):
         """What the dashboard shows now, as one piece of HTML with its charts as inline SVG: what a
         saved notebook, ``nbconvert --to html`` or GitHub shows without a kernel."""
         return markup.static(self._header.value, self._totals.value, self._cumulative.value,
-                             self._sweep_chart.value, self._sweeps.value, self._redundant.value)  # fmt: skip
+                             self._sweep_chart.value, self._sweeps.value, self._redundant.value,
+                             self._latest.html.value)  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The widget's view, its line of text, and the static snapshot (``text/html``), which a
@@ -374,24 +378,3 @@ def _same_place(registry: Any, session: Any) -> bool:
     if isinstance(registry, (str, os.PathLike)):
         return os.fspath(registry) == session.settings.registry_location()
     return getattr(registry, "where", None) == session.settings.registry_location()
-
-
-def _current_notebook(shell: Any) -> str | None:
-    """The notebook runs of this kernel record, as the magic finds it: IPython's ``__session__``,
-    else what Jupyter tells its kernels."""
-    from ..session import current_notebook
-
-    if shell is None:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-    found = shell.user_ns.get("__session__") if shell is not None else None
-    return found or current_notebook()
-
-
-def _this_kernel() -> figures.Kernel:
-    from ..meters.detect import host_info
-    from ..registry.liveness import process_started_at
-
-    pid = os.getpid()
-    return figures.Kernel(host=host_info()["hostname"], pid=pid, started_at=process_started_at(pid) or 0.0)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from ..registry import catalog
 from ..settings import Settings
 from ..statements.tally import figures
 
@@ -89,6 +91,18 @@ class RedundantRow:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunRow:
+    """One of the latest runs: what it was, how it ended, what it cost, when it started."""
+
+    run: RunRef
+    sweep: str | None
+    """The label of its sweep, as every view shows it; None for a run in no sweep."""
+    status: str
+    energy_j: float | None
+    emissions_g: float | None
+
+
+@dataclasses.dataclass(frozen=True)
 class Snapshot:
     """Everything the dashboard shows, as of ``read_at``."""
 
@@ -104,6 +118,10 @@ class Snapshot:
     """The latest redundant runs, latest first, at most the ``top_redundant`` asked for."""
     redundant_total: int
     redundant_energy_j: float
+    latest: tuple[RunRow, ...] = ()
+    """A page of the project's runs, newest first (``runs_offset`` runs skipped)."""
+    runs_total: int = 0
+    runs_offset: int = 0
 
     def scope(self, name: str) -> Scope:
         return next(scope for scope in self.scopes if scope.name == name)
@@ -118,6 +136,8 @@ def snapshot(
     settings: Settings,
     top_sweeps: int = 20,
     top_redundant: int = 20,
+    latest: int = 10,
+    runs_offset: int = 0,
     now: datetime.datetime | None = None,
 ) -> Snapshot:
     """The dashboard's figures of ``project`` in the registry ``reg``, read from the totals the
@@ -146,6 +166,8 @@ def snapshot(
     listed = reg.sweeps(project, params=top_sweeps)  # the varying parameters of those shown only
     shown = listed[:top_sweeps]
     redundant = reg.redundant_page(project, limit=top_redundant)
+    page, runs_total = reg.page(project, limit=latest, offset=runs_offset)
+    labels = catalog.sweep_labels(reg, project) if page else {}
     return Snapshot(
         project=project,
         notebook=notebook,
@@ -157,6 +179,20 @@ def snapshot(
         redundant=tuple(_redundant_row(row) for row in redundant),
         redundant_total=whole.redundant_runs,
         redundant_energy_j=whole.redundant_energy_j,
+        latest=tuple(_run_row(row, labels) for row in page),
+        runs_total=runs_total,
+        runs_offset=runs_offset,
+    )
+
+
+def _run_row(row: dict[str, Any], labels: dict[str, str]) -> RunRow:
+    key = row.get("sweep_key")
+    return RunRow(
+        run=RunRef(row["id"], row.get("name") or None, _utc(row.get("started_at"))),
+        sweep=(labels.get(key) or row.get("sweep_label") or key) if key else None,
+        status=str(row["status"]),
+        energy_j=row.get("energy_j"),
+        emissions_g=row.get("emissions_g"),
     )
 
 
@@ -187,3 +223,25 @@ def _redundant_row(row: dict[str, Any]) -> RedundantRow:
 
 def _utc(epoch_s: float | None) -> pd.Timestamp | None:
     return None if epoch_s is None else pd.Timestamp(epoch_s, unit="s", tz="UTC")
+
+
+def current_notebook(shell: Any) -> str | None:
+    """The notebook runs of this kernel record, as the magic finds it: IPython's ``__session__``,
+    else what Jupyter tells its kernels."""
+    from ..session import current_notebook as jupyter_notebook
+
+    if shell is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    found = shell.user_ns.get("__session__") if shell is not None else None
+    return found or jupyter_notebook()
+
+
+def this_kernel() -> Kernel:
+    """This kernel as runs record it: host, process id and when the process started."""
+    from ..meters.detect import host_info
+    from ..registry.liveness import process_started_at
+
+    pid = os.getpid()
+    return Kernel(host=host_info()["hostname"], pid=pid, started_at=process_started_at(pid) or 0.0)

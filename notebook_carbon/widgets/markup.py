@@ -37,6 +37,26 @@ STYLE = """<style>
 .nc-dashboard .nc-chart svg text { font-family: "Liberation Sans", Arial, Helvetica, sans-serif; }
 .nc-dashboard .nc-sweep-varying { max-width: 32em; text-align: left !important; font-size: 90%; }
 .nc-dashboard h4 { margin: 8px 0 2px; }
+.nc-dashboard { container-type: inline-size; }
+.nc-dashboard .widget-html-content { line-height: 1.35; }
+.nc-dashboard td[data-nc-value], .nc-dashboard .nc-latest-when { white-space: nowrap; }
+.nc-dashboard td .nc-range { white-space: normal; }
+.nc-dashboard .nc-latest-run:not(.nc-status-ok) .nc-latest-name { color: var(--jp-error-color1, #c62828); }
+.nc-dashboard .nc-header, .nc-dashboard .nc-note { overflow-wrap: anywhere; }
+/* a side panel (about 250 px) or a narrow window: one column, each scope's figure on a line of its own */
+@container (max-width: 540px) {
+  .nc-dashboard .nc-totals .nc-table, .nc-dashboard .nc-totals .nc-table tbody { display: block; }
+  .nc-dashboard .nc-totals .nc-table tr:first-child { display: none; }
+  .nc-dashboard .nc-totals .nc-table tr { display: block; padding: 3px 0;
+    border-bottom: 1px solid var(--jp-border-color2, #ddd); }
+  .nc-dashboard .nc-totals .nc-table td { display: block; border: none; padding: 0; }
+  .nc-dashboard .nc-totals .nc-table td:first-child { font-weight: bold; }
+  .nc-dashboard .nc-totals .nc-table td[data-nc-scope]::before { content: attr(data-nc-scope);
+    float: left; margin-right: 8px; color: var(--jp-ui-font-color2, #666); }
+  .nc-dashboard .nc-table .nc-wide { display: none; }
+  .nc-dashboard .nc-table th, .nc-dashboard .nc-table td { padding: 2px 4px; }
+  .nc-dashboard .nc-sweep-label, .nc-dashboard .nc-redundant td { overflow-wrap: anywhere; }
+}
 </style>"""
 
 _FIGURES = ("runs", "energy", "emissions", "embodied", "total", "water", "overhead")
@@ -114,6 +134,12 @@ def _left_out(snapshot: Snapshot) -> str:
 
 
 def _total_cell(scope: Scope, figure: str) -> str:
+    """One scope's figure, with the scope's title in ``data-nc-scope`` (a narrow layout shows it)."""
+    cell = _scope_cell(scope, figure)
+    return cell.replace("<td ", f'<td data-nc-scope="{e(scope.title)}" ', 1)
+
+
+def _scope_cell(scope: Scope, figure: str) -> str:
     classes = f"nc-total nc-total-{scope.name}-{figure}"
     if scope.facts is None:
         return f'<td class="{classes} nc-missing">{e(scope.missing or "n/a")}</td>'
@@ -171,8 +197,8 @@ def sweeps(rows: Sequence[SweepRow], total: int) -> str:
     if not rows:
         return '<div class="nc-sweeps"><h4>Sweeps</h4><div class="nc-note">no sweeps yet</div></div>'
     head = (
-        "<tr><th>sweep</th><th>runs</th><th>varying</th><th>energy</th><th>CO2e</th><th>overhead</th>"
-        "<th>failed</th><th>redundant</th></tr>"
+        '<tr><th>sweep</th><th>runs</th><th class="nc-wide">varying</th><th>energy</th><th class="nc-wide">CO2e</th>'
+        '<th>overhead</th><th class="nc-wide">failed</th><th class="nc-wide">redundant</th></tr>'
     )
     repeated = {label for label, count in Counter(row.label for row in rows).items() if count > 1}
     body = "".join(_sweep_row(row, row.label in repeated) for row in rows)
@@ -199,17 +225,17 @@ def _sweep_row(row: SweepRow, ambiguous: bool) -> str:
             f'<tr class="nc-sweep" data-nc-sweep="{e(row.key)}">',
             f'<td class="nc-sweep-label" title="{e(row.key)}">{e(label)}</td>',
             _cell("nc-sweep-runs", f"{row.runs:,}", row.runs),
-            f'<td class="nc-sweep-varying">{e(varying)}</td>',
+            f'<td class="nc-sweep-varying nc-wide">{e(varying)}</td>',
             _cell("nc-sweep-energy", energy_text(row.energy_j), row.energy_j),
-            _cell("nc-sweep-emissions", emissions_text(row.emissions_g), row.emissions_g),
+            _cell("nc-sweep-emissions nc-wide", emissions_text(row.emissions_g), row.emissions_g),
             _cell("nc-sweep-overhead", ratio_text(row.overhead_ratio), row.overhead_ratio),
             _cell(
-                "nc-sweep-failed",
+                "nc-sweep-failed nc-wide",
                 f"{row.failed_runs:,} ({energy_text(row.failed_energy_j)})",
                 row.failed_energy_j,
             ),
             _cell(
-                "nc-sweep-redundant",
+                "nc-sweep-redundant nc-wide",
                 f"{row.redundant_runs:,} ({energy_text(row.redundant_energy_j)})",
                 row.redundant_energy_j,
             ),
@@ -249,6 +275,46 @@ def redundant(snapshot: Snapshot) -> str:
         '<table class="nc-table"><tr><th>run</th><th>energy</th><th>repeats</th></tr>'
         f"{rows}</table>{note}</div>"
     )
+
+
+def latest(snapshot: Snapshot) -> str:
+    """A page of the project's runs, newest first: run, sweep, status, energy, emissions, when."""
+    if not snapshot.latest:
+        return '<div class="nc-latest" data-nc-count="0"><h4>Latest runs</h4><div class="nc-note">no runs yet</div></div>'
+    now = snapshot.read_at
+    rows = "".join(
+        f'<tr class="nc-latest-run nc-status-{e(row.status)}" data-nc-run="{row.run.id}" title="{e(row.status)}">'
+        f'<td class="nc-latest-name">{e(f"run {row.run.id}" + (f" {row.run.name}" if row.run.name else ""))}</td>'
+        f'<td class="nc-latest-sweep nc-wide">{e(row.sweep or "–")}</td>'
+        f'<td class="nc-latest-status nc-wide">{e(row.status)}</td>'
+        + _cell("nc-latest-energy", energy_text(row.energy_j), row.energy_j)
+        + _cell("nc-latest-emissions nc-wide", emissions_text(row.emissions_g), row.emissions_g)
+        + f'<td class="nc-latest-when" title="{e(_utc_text(row.run.started))}">{e(_ago(row.run.started, now))}</td></tr>'
+        for row in snapshot.latest
+    )  # fmt: skip
+    first = snapshot.runs_offset + 1
+    last = snapshot.runs_offset + len(snapshot.latest)
+    return (
+        f'<div class="nc-latest" data-nc-count="{snapshot.runs_total}" data-nc-offset="{snapshot.runs_offset}">'
+        f"<h4>Latest runs: {first:,}\u2013{last:,} of {snapshot.runs_total:,}</h4>"
+        '<table class="nc-table"><tr><th>run</th><th class="nc-wide">sweep</th><th class="nc-wide">status</th><th>energy</th>'
+        f'<th class="nc-wide">CO2e</th><th>started</th></tr>{rows}</table></div>'
+    )
+
+
+def _ago(started: pd.Timestamp | None, now: Any) -> str:
+    """How long before ``now`` a run started: ``12 s ago``, ``5 min ago``, ``3 h ago``, ``2 d ago``."""
+    if started is None or pd.isna(started):
+        return "–"
+    seconds = max((pd.Timestamp(now) - started).total_seconds(), 0.0)
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def _utc_text(started: pd.Timestamp | None) -> str:
+    return "" if started is None or pd.isna(started) else started.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _run_text(ref: RunRef) -> str:
