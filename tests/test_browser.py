@@ -7,6 +7,7 @@ Each test leaves a screenshot in its ``tmp_path`` (and in ``NOTEBOOK_CARBON_TEST
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import pytest
 from pg import in_ci
 
 from notebook_carbon.impact.footprint import format_mass_g
+from notebook_carbon.registry import new_uid
 from notebook_carbon.registry.store import Registry
 from notebook_carbon.statements import statement_facts
 
@@ -313,7 +315,7 @@ def test_sidebar_shows_the_registry_and_follows_a_metered_cell(jupyterlab, page,
             """([selector, runs]) => {
                 const row = [...document.querySelectorAll(selector + ' .jp-NotebookCarbon-row')]
                     .find(r => r.querySelector('.jp-NotebookCarbon-label').textContent === 'Runs');
-                return row && row.querySelector('.jp-NotebookCarbon-value').textContent.startsWith(runs + ' ');
+                return row && row.querySelector('.jp-NotebookCarbon-value').textContent === String(runs);
             }""",
             arg=[SIDEBAR, before + 1],
             timeout=30_000,
@@ -377,3 +379,77 @@ def test_the_dashboard_in_its_side_panel_fits_its_width(jupyterlab, page, tmp_pa
     assert found["width"] < 540, f"the side panel is {found['width']} px wide: not the narrow layout"
     assert not found["scrolls"] and not found["wider"], f"wider than the panel: {found['wider']}"
     assert not found["split"], f"figures split across lines: {found['split']}"
+
+
+
+# The sidebar at a given width: what is wider than the panel, and which figures wrap onto two lines.
+SIDEBAR_LAYOUT = """selector => {
+    const panel = document.querySelector(selector);
+    const box = panel.getBoundingClientRect();
+    const wider = [...panel.querySelectorAll('*')].filter(el => {
+        const r = el.getBoundingClientRect();
+        return r.width > 0 && r.right > box.right + 1;
+    }).map(el => el.className || el.tagName).slice(0, 5);
+    const lines = el => new Set([...el.getClientRects()].map(r => Math.round(r.top))).size;
+    const split = [...panel.querySelectorAll('.jp-NotebookCarbon-value, .jp-NotebookCarbon-range')]
+        .filter(el => el.getClientRects().length && lines(el) > 1).map(el => el.textContent).slice(0, 5);
+    return {width: box.width, wider, split, scrolls: panel.scrollWidth > panel.clientWidth + 1};
+}"""
+
+LONG = "resnet50 " + "x" * 191  # 200 characters
+
+
+def resize_sidebar(page, width: int) -> None:
+    """Drag the handle between the notebook and the right sidebar, as a user does, until the
+    sidebar's panel is ``width`` px wide."""
+    for _ in range(3):
+        box = page.locator(SIDEBAR).bounding_box()
+        if abs(box["width"] - width) < 2:
+            return
+        handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:not(.lm-mod-hidden)").last.bounding_box()
+        x, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + box["width"] - width, y, steps=8)
+        page.mouse.up()
+
+
+def test_the_sidebar_fits_250_and_400_px_in_both_themes_and_downloads_the_statement(jupyterlab, page, tmp_path):
+    """A realistic project (sweeps, a failed run, a repeat, 200-character names) in the sidebar at
+    250 px and 400 px, light and dark: nothing wider than the panel, no figure split across lines;
+    its button downloads the statement in the format chosen."""
+    with Registry.open(jupyterlab.registry) as reg:
+        now = time.time()
+        for i, (name, status) in enumerate([("lr=0.1", "ok"), ("lr=0.5", "failed"), (LONG, "ok"), (LONG, "ok")]):
+            reg.record_run({"uid": new_uid(), "project": "default", "name": name, "sweep": LONG if i > 1 else "lr",
+                            "started_at": now - 600 * (4 - i), "gpu_count": 1},
+                           {"status": status, "energy_j": 3.6e6 * (i + 1), "emissions_g": 180.0 * (i + 1),
+                            "duration_s": 600.0, "gpu_energy_j": 3.6e6 * (i + 1), "gpu_method": "nvml-counter"})  # fmt: skip
+    shots = []
+    try:
+        browser.open_notebook(page, jupyterlab, WIDGETS.name)
+        page.locator(f".jp-SideBar .lm-TabBar-tab[data-id='{SIDEBAR[1:]}']").click()
+        page.wait_for_selector(f"{SIDEBAR} .jp-NotebookCarbon-section .jp-NotebookCarbon-row", timeout=30_000)
+        for theme in ("JupyterLab Light", "JupyterLab Dark"):
+            if theme != "JupyterLab Light":
+                browser.menu(page, "Settings", "Theme", theme)
+                page.wait_for_function("t => document.body.dataset.jpThemeName === t", arg=theme, timeout=30_000)
+            for width in (250, 400):
+                resize_sidebar(page, width)
+                found = page.evaluate(SIDEBAR_LAYOUT, SIDEBAR)
+                shots.append(browser.screenshot(page, tmp_path, f"sidebar-{width}-{theme.split()[-1].lower()}"))
+                assert abs(found["width"] - width) < 4, found
+                assert not found["scrolls"] and not found["wider"], f"{theme}, {width} px: wider than the panel: {found}"
+                assert not found["split"], f"{theme}, {width} px: figures split across lines: {found['split']}"
+        text = page.locator(SIDEBAR).text_content()
+        assert LONG in text and "updated" in page.locator(f"{SIDEBAR} .jp-NotebookCarbon-state").text_content()
+        for value, check in (("md", lambda t: t.startswith("## Environmental impact")),
+                             ("json", lambda t: json.loads(t)["scope"]["project"] == "default")):  # fmt: skip
+            page.locator(f"{SIDEBAR} .jp-NotebookCarbon-format select").select_option(value)
+            with page.expect_download(timeout=30_000) as download:
+                page.locator(f"{SIDEBAR} .jp-NotebookCarbon-download").click()
+            saved = Path(download.value.path()).read_text(encoding="utf-8")
+            assert check(saved), f"the {value} statement downloaded reads {saved[:200]!r}"
+            assert download.value.suggested_filename == f"carbon-statement-default.{value}"
+    finally:
+        browser.menu(page, "Settings", "Theme", "JupyterLab Light")

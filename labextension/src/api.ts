@@ -5,7 +5,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import { IJobCounts, IRanged, queryString } from './format';
+import { IJobCounts, IRanged, queryString, StatementFormat } from './format';
 
 export interface ISummary {
   project: string;
@@ -53,6 +53,8 @@ export interface IRun extends IJobCounts {
   notebook: string | null;
   status: string;
   host: string | null;
+  sweep: string | null;
+  started_at: number | null;
   energy_j: number | null;
   emissions_g: number | null;
   duration_s: number | null;
@@ -132,6 +134,6 @@ export function fetchRedundant(limit: number): Promise<IRedundant> {
   return get('redundant', { limit });
 }
 
-export function fetchStatement(format: 'md' | 'latex', notebook?: string | null): Promise<string> {
+export function fetchStatement(format: StatementFormat, notebook?: string | null): Promise<string> {
   return get('statement', { format, notebook }, true);
 }

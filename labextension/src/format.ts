@@ -308,11 +308,44 @@ export function describeRepeat(
   return `repeats #${repeats.id}${name} (${repeats.status})`;
 }
 
+/** The statement's formats the sidebar downloads: the server's format, its label, file suffix and type. */
+export const STATEMENT_FORMATS = [
+  { format: 'md', label: 'Markdown', suffix: 'md', type: 'text/markdown' },
+  { format: 'latex', label: 'LaTeX document', suffix: 'tex', type: 'application/x-latex' },
+  { format: 'latex-fragment', label: 'LaTeX fragment', suffix: 'tex', type: 'application/x-latex' },
+  { format: 'bib', label: 'BibTeX sources', suffix: 'bib', type: 'application/x-bibtex' },
+  { format: 'json', label: 'JSON', suffix: 'json', type: 'application/json' }
+] as const;
+
+/** One of `STATEMENT_FORMATS`' formats. */
+export type StatementFormat = (typeof STATEMENT_FORMATS)[number]['format'];
+
+/**
+ * How long ago `epochSeconds` was, before `nowMs`: "12 s ago", "5 min ago", "3 h ago", "2 d ago"
+ * (what the dashboard says too); MISSING when unknown.
+ */
+export function formatAgo(epochSeconds: number | null | undefined, nowMs: number): string {
+  if (epochSeconds === null || epochSeconds === undefined || !Number.isFinite(epochSeconds)) {
+    return MISSING;
+  }
+  const seconds = Math.max(nowMs / 1000 - epochSeconds, 0);
+  for (const [size, unit] of [
+    [86400, 'd'],
+    [3600, 'h'],
+    [60, 'min']
+  ] as [number, string][]) {
+    if (seconds >= size) {
+      return `${Math.floor(seconds / size)} ${unit} ago`;
+    }
+  }
+  return `${Math.floor(seconds)} s ago`;
+}
+
 /** A file name for the statement of `project` (and `notebook`) in `format`, safe on every OS. */
 export function statementFilename(
   project: string | null | undefined,
   notebook: string | null | undefined,
-  format: 'md' | 'latex'
+  format: StatementFormat
 ): string {
   const parts = ['carbon-statement', project, notebook ? notebook.replace(/\.ipynb$/, '') : null];
   const stem = parts
@@ -320,7 +353,9 @@ export function statementFilename(
     .join('-')
     .replace(/[^A-Za-z0-9._-]+/g, '_')
     .replace(/_+/g, '_');
-  return `${stem}.${format === 'md' ? 'md' : 'tex'}`;
+  const found = STATEMENT_FORMATS.find(f => f.format === format);
+  const fragment = format === 'latex-fragment' ? '-fragment' : '';
+  return `${stem}${fragment}.${found ? found.suffix : 'txt'}`;
 }
 
 /** A query string of the parameters that are set, e.g. "?project=p&notebook=a%20b.ipynb". */

@@ -1,8 +1,11 @@
 /**
- * The sidebar panel: project totals, the current notebook's total, the latest runs (a distributed
- * job is one run, its ranks and nodes said), sweeps and redundant runs, and the statement downloads. Every string from the server is set as text (textContent), never
- * parsed as HTML: run, sweep and notebook names are user input.
+ * The sidebar panel: a header with the project and when it was read, the statement's downloads,
+ * the project's totals, the current notebook's total, the latest runs (a distributed job is one
+ * run, its ranks and nodes said), sweeps and redundant runs. Every string from the server is set
+ * as text (textContent), never parsed as HTML: run, sweep and notebook names are user input.
+ * Figures never wrap: each is one line, its range on a second line and on hover.
  */
+import { downloadIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 import { Message } from '@lumino/messaging';
 
@@ -22,15 +25,20 @@ import {
 import {
   describeJob,
   describeRepeat,
+  formatAgo,
   formatEmissions,
   formatEnergy,
   formatPercent,
-  formatRange,
   formatRatio,
+  formatSpan,
   formatStatuses,
   formatWater,
+  IRanged,
+  Kind,
   MISSING,
   plural,
+  STATEMENT_FORMATS,
+  StatementFormat,
   statementFilename
 } from './format';
 
@@ -42,6 +50,9 @@ const LATEST = 5;
 
 /** A burst of executed cells (Run All) is one refresh, this long after the last of them. */
 const SETTLE_MS = 1500;
+
+/** How often "updated 12 s ago" is said again (a clock, not a read of the registry). */
+const CLOCK_MS = 15000;
 
 function element<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -56,13 +67,24 @@ function element<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-function row(label: string, value: string, title?: string): HTMLElement {
+/** A row: its label, and its value on one line; `range`, when given, on a second line and on hover. */
+function row(label: string, value: string, title?: string, range?: string): HTMLElement {
   const line = element('div', 'jp-NotebookCarbon-row');
   line.append(element('span', 'jp-NotebookCarbon-label', label), element('span', 'jp-NotebookCarbon-value', value));
-  if (title) {
-    line.title = title;
+  if (range) {
+    line.append(element('span', 'jp-NotebookCarbon-range', range));
   }
+  line.title = [title, range ? `range ${range}` : ''].filter(Boolean).join('; ');
   return line;
+}
+
+/** A row of a ranged figure (energy, emissions): the value, and its range below it. */
+function ranged(label: string, figure: IRanged | null | undefined, kind: Kind, title: string): HTMLElement {
+  const value = kind === 'energy' ? formatEnergy(figure?.value) : formatEmissions(figure?.value);
+  const range = figure && (figure as { lower_bound?: boolean }).lower_bound
+    ? `at least ${kind === 'energy' ? formatEnergy(figure.low) : formatEmissions(figure.low)}`
+    : formatSpan(figure, kind);
+  return row(label, value, title, range === value ? undefined : range);
 }
 
 function section(title: string): HTMLElement {
@@ -71,22 +93,39 @@ function section(title: string): HTMLElement {
   return part;
 }
 
-/** One of the latest runs: its id and name; its status, energy, emissions and, for a job, its ranks. */
-function runItem(run: IRun): HTMLElement {
-  const item = element('li', 'jp-NotebookCarbon-item');
+/** One of the latest runs: its id and name; its status, energy, emissions, when and, for a job, its ranks. */
+function runItem(run: IRun, now: number): HTMLElement {
+  const item = element('li', `jp-NotebookCarbon-item jp-NotebookCarbon-status-${run.status}`);
   const job = describeJob(run);
   item.append(
     element('div', 'jp-NotebookCarbon-name', `#${run.id}${run.name ? ` ${run.name}` : ''}`),
     element(
       'div',
       'jp-NotebookCarbon-detail',
-      [run.status, formatEnergy(run.energy_j), formatEmissions(run.emissions_g), job].filter(Boolean).join(' \u00b7 ')
+      [run.status, formatEnergy(run.energy_j), formatEmissions(run.emissions_g), job, formatAgo(run.started_at, now)]
+        .filter(Boolean)
+        .join(' \u00b7 ')
     )
   );
-  if (job) {
-    item.title = `distributed job ${run.job} on ${run.host ?? 'its nodes'}: one run of its ranks, each device counted once`;
-  }
+  const started = run.started_at ? new Date(run.started_at * 1000).toISOString().slice(0, 19).replace('T', ' ') : '';
+  item.title = [
+    started ? `started ${started} UTC` : '',
+    job ? `distributed job ${run.job} on ${run.host ?? 'its nodes'}: one run of its ranks, each device counted once` : ''
+  ]
+    .filter(Boolean)
+    .join('; ');
   return item;
+}
+
+/** A button with a JupyterLab icon, styled as the toolbar's. */
+function iconButton(icon: typeof refreshIcon, label: string, title: string): HTMLButtonElement {
+  const button = element('button', 'jp-Button jp-mod-minimal jp-NotebookCarbon-button');
+  button.title = title;
+  button.append(icon.element({ tag: 'span', className: 'jp-NotebookCarbon-icon' }));
+  if (label) {
+    button.append(element('span', 'jp-NotebookCarbon-button-label', label));
+  }
+  return button;
 }
 
 export class CarbonPanel extends Widget {
@@ -95,11 +134,14 @@ export class CarbonPanel extends Widget {
     super();
     this.addClass('jp-NotebookCarbon');
     this.title.caption = 'Notebook carbon';
-    const toolbar = element('div', 'jp-NotebookCarbon-toolbar');
-    const refresh = element('button', 'jp-Button jp-mod-styled jp-mod-reject', 'Refresh');
+    const header = element('header', 'jp-NotebookCarbon-header');
+    const titles = element('div', 'jp-NotebookCarbon-titles');
+    titles.append(this.heading, this.state);
+    const refresh = iconButton(refreshIcon, '', 'Read the registry again');
+    refresh.classList.add('jp-NotebookCarbon-refresh');
     refresh.addEventListener('click', () => void this.refresh());
-    toolbar.append(refresh, this.download('md', 'Markdown'), this.download('latex', 'LaTeX'));
-    this.node.append(toolbar, this.status, this.body);
+    header.append(titles, refresh);
+    this.node.append(header, this.downloads(), this.status, this.body);
   }
 
   /** Refresh now if shown, else on the next show. */
@@ -120,7 +162,8 @@ export class CarbonPanel extends Widget {
     const generation = ++this.generation;
     this.stale = false;
     const notebook = this.notebookPath();
-    this.status.textContent = 'Loading\u2026';
+    this.node.classList.add('jp-mod-loading');
+    this.state.textContent = 'Reading the registry\u2026';
     try {
       const [project, current, latest, sweeps, redundant] = await Promise.all([
         fetchSummary(),
@@ -133,31 +176,63 @@ export class CarbonPanel extends Widget {
         return; // a later refresh started meanwhile: its answer is the one to show
       }
       this.render(project, notebook, current, latest, sweeps, redundant);
-      this.status.textContent = '';
+      this.status.replaceChildren();
+      this.readAt = Date.now();
     } catch (error) {
       if (generation === this.generation) {
-        this.status.textContent = this.explain(error);
+        this.status.replaceChildren(...this.explain(error));
+        this.readAt = null;
+      }
+    } finally {
+      if (generation === this.generation) {
+        this.node.classList.remove('jp-mod-loading');
+        this.tell();
       }
     }
   }
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
+    this.clock = window.setInterval(() => this.tell(), CLOCK_MS);
     if (this.stale || !this.body.hasChildNodes()) {
       void this.refresh();
     }
   }
 
+  protected onAfterHide(msg: Message): void {
+    window.clearInterval(this.clock);
+    super.onAfterHide(msg);
+  }
+
   protected onBeforeDetach(msg: Message): void {
     window.clearTimeout(this.timer);
+    window.clearInterval(this.clock);
     super.onBeforeDetach(msg);
   }
 
-  private explain(error: unknown): string {
-    if (error instanceof ApiError && error.status === 404) {
-      return 'The notebook-carbon server extension is not enabled: see `jupyter server extension list`.';
+  /** The header's second line: when the figures were read, or that they could not be. */
+  private tell(): void {
+    if (this.node.classList.contains('jp-mod-loading')) {
+      return;
     }
-    return `Could not read the registry: ${error instanceof Error ? error.message : String(error)}`;
+    this.state.textContent =
+      this.readAt === null ? 'not read' : `updated ${formatAgo(this.readAt / 1000, Date.now())}`;
+  }
+
+  /** What went wrong, and what to do about it. */
+  private explain(error: unknown): HTMLElement[] {
+    const what = element('p', 'jp-NotebookCarbon-error');
+    const todo = element('p', 'jp-NotebookCarbon-note');
+    if (error instanceof ApiError && error.status === 404) {
+      what.textContent = 'The notebook-carbon server extension is not enabled in this Jupyter server.';
+      todo.textContent =
+        'Install notebook-carbon into the environment JupyterLab runs from, check ' +
+        '`jupyter server extension list`, then restart JupyterLab.';
+    } else {
+      what.textContent = `Could not read the registry: ${error instanceof Error ? error.message : String(error)}`;
+      todo.textContent = 'Check the registry the server reads (NOTEBOOK_CARBON_REGISTRY), then refresh.';
+    }
+    return [what, todo];
   }
 
   private render(
@@ -169,26 +244,39 @@ export class CarbonPanel extends Widget {
     redundant: IRedundant
   ): void {
     this.project = project.project;
+    this.heading.textContent = `Project ${project.project}`;
+    this.heading.title = this.heading.textContent;
     const totals = project.totals;
     const dev = project.development;
+    const now = Date.now();
 
-    const head = section(`Project ${project.project}`);
-    head.append(
-      row('Runs', `${project.runs}${project.runs ? ` (${formatStatuses(project.statuses)})` : ''}`),
-      row('Energy', formatRange(totals.energy_j, 'energy'), 'IT energy, with its range'),
-      row('Facility energy', formatRange(totals.facility_energy_j, 'energy'), 'energy x PUE'),
-      row('Emissions', formatRange(totals.emissions_g, 'mass'), 'operational, g CO2e, with its range'),
-      row('Embodied', formatRange(totals.embodied_g, 'mass'), 'g CO2e of hardware manufacture, amortised'),
-      row('Total', formatRange(totals.total_g, 'mass'), 'g CO2e, operational + embodied'),
-      row('Water', totals.water_l ? formatWater(totals.water_l.value) : MISSING, totals.water_l?.basis),
-      row(
-        'Development overhead',
-        formatRatio(dev.ratio),
-        `all runs' energy / the selected runs' energy (${plural(dev.selected_runs, 'selected run')})`
-      ),
-      row('Failed runs', `${dev.failed_runs} (${formatPercent(dev.failed_share)} of energy)`),
-      row('Redundant runs', `${dev.redundant_runs} (${formatPercent(dev.redundant_share)} of energy)`)
-    );
+    const head = section('Totals');
+    if (!project.runs) {
+      head.append(
+        element(
+          'p',
+          'jp-NotebookCarbon-note jp-NotebookCarbon-empty',
+          'No runs recorded yet. In a notebook, run %load_ext notebook_carbon, then put %%carbon on a cell: ' +
+            'its run appears here when the cell ends.'
+        )
+      );
+    } else {
+      head.append(
+        row('Runs', `${project.runs}`, formatStatuses(project.statuses)),
+        ranged('Energy', totals.energy_j, 'energy', 'IT energy'),
+        ranged('Emissions', totals.emissions_g, 'emissions', 'operational: energy x PUE x grid intensity'),
+        ranged('Embodied', totals.embodied_g, 'emissions', 'hardware manufacture, amortised'),
+        ranged('Total', totals.total_g, 'emissions', 'operational + embodied'),
+        row('Water', totals.water_l ? formatWater(totals.water_l.value) : MISSING, totals.water_l?.basis),
+        row(
+          'Overhead',
+          formatRatio(dev.ratio),
+          `development overhead: the energy of all runs over that of the results (${plural(dev.selected_runs, 'selected run')})`
+        ),
+        row('Failed', `${dev.failed_runs}`, `${formatPercent(dev.failed_share)} of the energy`),
+        row('Redundant', `${dev.redundant_runs}`, `${formatPercent(dev.redundant_share)} of the energy`)
+      );
+    }
 
     const here = section(notebook ? `This notebook: ${notebook}` : 'This notebook');
     if (!notebook || !current) {
@@ -198,9 +286,9 @@ export class CarbonPanel extends Widget {
     } else {
       here.append(
         row('Runs', String(current.runs)),
-        row('Energy', formatRange(current.totals.energy_j, 'energy')),
-        row('Emissions', formatRange(current.totals.emissions_g, 'mass')),
-        row('Total with embodied', formatRange(current.totals.total_g, 'mass'))
+        ranged('Energy', current.totals.energy_j, 'energy', 'IT energy'),
+        ranged('Emissions', current.totals.emissions_g, 'emissions', 'operational'),
+        ranged('Total', current.totals.total_g, 'emissions', 'operational + embodied')
       );
     }
 
@@ -210,7 +298,7 @@ export class CarbonPanel extends Widget {
     }
     const latestList = element('ul', 'jp-NotebookCarbon-list');
     for (const run of latest.runs) {
-      latestList.append(runItem(run));
+      latestList.append(runItem(run, now));
     }
     latestPart.append(latestList);
 
@@ -240,7 +328,7 @@ export class CarbonPanel extends Widget {
     const redundantPart = section(`Redundant runs (${redundant.total})`);
     if (redundant.total) {
       redundantPart.append(
-        row('Wasted', `${formatEnergy(redundant.energy_j)} \u00b7 ${formatEmissions(redundant.emissions_g)}`)
+        row('Wasted', formatEnergy(redundant.energy_j), formatEmissions(redundant.emissions_g))
       );
     } else {
       redundantPart.append(element('p', 'jp-NotebookCarbon-note', 'No redundant runs.'));
@@ -268,33 +356,50 @@ export class CarbonPanel extends Widget {
     this.body.replaceChildren(head, here, latestPart, sweepPart, redundantPart);
   }
 
-  private download(format: 'md' | 'latex', label: string): HTMLButtonElement {
-    const button = element('button', 'jp-Button jp-mod-styled jp-mod-accept', label);
-    button.title = `Download the impact statement as ${label}`;
-    button.addEventListener('click', async () => {
-      // The whole project's statement, like the totals at the top of the panel.
-      try {
-        const text = await fetchStatement(format);
-        const type = format === 'md' ? 'text/markdown' : 'application/x-latex';
-        const url = URL.createObjectURL(new Blob([text], { type }));
-        const link = document.createElement('a');
-        link.href = url;
-        link.download = statementFilename(this.project, null, format);
-        document.body.append(link);
-        link.click();
-        link.remove();
-        window.setTimeout(() => URL.revokeObjectURL(url), 0);
-      } catch (error) {
-        this.status.textContent = this.explain(error);
-      }
-    });
-    return button;
+  /** "Download statement" in the format chosen: the whole project's, like the totals. */
+  private downloads(): HTMLElement {
+    const bar = element('div', 'jp-NotebookCarbon-downloads');
+    const wrapper = element('div', 'jp-select-wrapper jp-NotebookCarbon-format');
+    const choice = element('select', 'jp-mod-styled');
+    choice.title = 'The statement\u2019s format';
+    for (const { format, label } of STATEMENT_FORMATS) {
+      const option = element('option', '', label);
+      option.value = format;
+      choice.append(option);
+    }
+    wrapper.append(choice);
+    const button = iconButton(downloadIcon, 'Statement', 'Download the impact statement in the format chosen');
+    button.classList.add('jp-NotebookCarbon-download');
+    button.addEventListener('click', () => void this.download(choice.value as StatementFormat));
+    bar.append(button, wrapper);
+    return bar;
   }
 
+  private async download(format: StatementFormat): Promise<void> {
+    try {
+      const text = await fetchStatement(format);
+      const found = STATEMENT_FORMATS.find(f => f.format === format);
+      const url = URL.createObjectURL(new Blob([text], { type: found ? found.type : 'text/plain' }));
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = statementFilename(this.project, null, format);
+      document.body.append(link);
+      link.click();
+      link.remove();
+      window.setTimeout(() => URL.revokeObjectURL(url), 0);
+    } catch (error) {
+      this.status.replaceChildren(...this.explain(error));
+    }
+  }
+
+  private readonly heading = element('div', 'jp-NotebookCarbon-title', 'Notebook carbon');
+  private readonly state = element('div', 'jp-NotebookCarbon-state', 'not read yet');
   private readonly status = element('div', 'jp-NotebookCarbon-status');
   private readonly body = element('div', 'jp-NotebookCarbon-body');
   private project: string | null = null;
+  private readAt: number | null = null;
   private generation = 0;
   private stale = true;
   private timer = 0;
+  private clock = 0;
 }

@@ -24,6 +24,7 @@ import {
   Kind,
   queryString,
   statementFilename,
+  formatAgo,
   unitFor
 } from '../src/format';
 
@@ -110,7 +111,19 @@ table('describeJob', describeJob, [
 table('statementFilename', statementFilename, [
   [['vision', null, 'md'], 'carbon-statement-vision.md'],
   [['vision', 'exp/train model.ipynb', 'latex'], 'carbon-statement-vision-exp_train_model.tex'],
+  [['vision', null, 'latex-fragment'], 'carbon-statement-vision-fragment.tex'],
+  [['vision', null, 'bib'], 'carbon-statement-vision.bib'],
+  [['vision', null, 'json'], 'carbon-statement-vision.json'],
   [[null, null, 'md'], 'carbon-statement.md']
+]);
+
+table('formatAgo', formatAgo, [
+  [[1000, 1012_000], '12 s ago'],
+  [[1000, 1000_000 + 300_000], '5 min ago'],
+  [[1000, 1000_000 + 3 * 3600_000 + 5], '3 h ago'],
+  [[1000, 1000_000 + 2 * 86400_000], '2 d ago'],
+  [[2000, 1000_000], '0 s ago'],
+  [[null, 1000_000], 'n/a']
 ]);
 
 table('queryString', queryString, [
