@@ -24,6 +24,7 @@ and reads the configuration otherwise. They find it here rather than in the magi
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import threading
 import time
@@ -180,7 +181,7 @@ class Session:
             return None  # unknown inputs are never called redundant
         key = (self._settings.project, *(fingerprints[k] for k in _FINGERPRINTS))
         with self._lock:  # counted before the registry is read: a write ending between is not missed
-            unwritten = sum(not write.done() for write in self._unwritten.get(key, ()))
+            unwritten = self._pending_writes(key)
         earlier = self._find_recorded(fingerprints, timeout_s)
         if earlier is not None:  # the identical runs: those recorded, and this session's still queued
             return {**earlier, "repeats": (earlier.get("repeats") or 1) + unwritten}
@@ -192,6 +193,21 @@ class Session:
         earlier["id"] = _result_or_none(earlier.pop("id_future"), timeout_s)
         earlier["repeats"] = max(unwritten, 1)
         return earlier if earlier["id"] is not None else None
+
+    def _pending_writes(self, key: tuple[str | None, ...]) -> int:
+        """How many of this session's ok runs of ``key`` are still being written (under ``_lock``).
+        Those done are dropped here too, whether or not their callback ran (one interrupted on
+        the notebook's thread, where a write done already calls it, leaves its future behind)."""
+        writes = self._unwritten.get(key)
+        if not writes:
+            return 0
+        # no loop of ours: stdlib's filterfalse and Future.done, so a cell's cost does not grow with it
+        pending = list(itertools.filterfalse(Future.done, writes))
+        if pending:
+            self._unwritten[key] = pending
+        else:
+            del self._unwritten[key]
+        return len(pending)
 
     def _find_recorded(self, fingerprints: Mapping[str, str | None], timeout_s: float):
         from ..registry.lookup import SqliteLookup, sqlite_file
