@@ -56,7 +56,7 @@ def summary(args: argparse.Namespace) -> int:
             return 0
         selection = reading.selection()
         crashed = reading.settle_crashed()
-        facts = reading.facts(selection)
+        facts = reading.facts(selection, disclose=False)
         if crashed:
             _count_crashed(facts, reading, selection, crashed)
     t, d, scope = facts["totals"], facts["development"], facts["scope"]
@@ -139,7 +139,7 @@ def check(args: argparse.Namespace) -> int:
     with _Reading(args) as reading:
         selection = reading.selection()
         reading.settle_crashed()
-        facts = reading.facts(selection)
+        facts = reading.facts(selection, disclose=False)
     t = facts["totals"]
     what = "operational emissions" if args.operational_only else "emissions (operational + embodied)"
     used = t["emissions_g"] if args.operational_only else t["total_g"]
@@ -247,12 +247,15 @@ class _Reading:
         shown = sorted(set(labels.values()))
         raise ConfigError(f"no sweep {given!r} in {where}; {_close(given, shown, 'sweeps')}")
 
-    def facts(self, selection: dict, regions: Iterable[str] = (), equivalents: bool = False) -> dict:
+    def facts(self, selection: dict, regions: Iterable[str] = (), equivalents: bool = False,
+              disclose: bool = True) -> dict:  # fmt: skip
+        """The statement's facts of the selection; ``disclose=False`` for a command that prints
+        totals only (``summary``, ``check``), which need no pass over every run's notes."""
         from .statements import statement_facts
 
         args = self.args
         return statement_facts(self.registry, **selection, tags=args.tags, since=args.since, until=args.until,
-                               regions=list(regions), equivalents=equivalents)
+                               regions=list(regions), equivalents=equivalents, disclose=disclose)
 
     def settle_crashed(self) -> frozenset[int]:
         """Mark the runs whose process died as crashed, if the registry can be written; return the

@@ -107,7 +107,7 @@ def test_v4_to_v5_on_either_database(registry_url, registry_engine):
                             "params": {"lr": t, "bs": 32, "layers": [t, 2]}},
                            {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"})
     sqlite = registry_engine.dialect.name == "sqlite"
-    undo = ["DROP INDEX ix_runs_sweep_names", "DROP TABLE run_totals", "DROP TABLE sweeps", "DROP TABLE sweep_params",
+    undo = ["DROP INDEX ix_runs_distinct", "DROP INDEX ix_runs_sweep_names", "DROP TABLE run_totals", "DROP TABLE sweeps", "DROP TABLE sweep_params",
             "DROP INDEX ix_runs_sweep_key",
             "DROP INDEX ix_runs_final", "DROP INDEX ix_runs_notebook", "DROP INDEX ix_runs_groups",
             "ALTER TABLE runs DROP COLUMN sweep_key", "ALTER TABLE runs DROP COLUMN sweep_label",
@@ -161,7 +161,8 @@ def test_v5_to_v6_on_either_database(registry_url, registry_engine):
         return {table: sorted(tuple(map(str, row)) for row in conn.execute(text(f"SELECT * FROM {table}")))
                 for table in KEPT}  # fmt: skip
 
-    undo = ["CREATE INDEX ix_sweep_params_first ON sweep_params (project, sweep_key, name, first_at)",
+    undo = ["DROP INDEX ix_runs_distinct",
+            "CREATE INDEX ix_sweep_params_first ON sweep_params (project, sweep_key, name, first_at)",
             "DROP INDEX ix_runs_groups",
             "UPDATE meta SET value = '5' WHERE key = 'schema_version'"]  # fmt: skip
     with registry_engine.begin() as conn:
@@ -215,7 +216,8 @@ def test_v6_to_v7_on_either_database(registry_url, registry_engine):
                            {"status": "ok", "energy_j": t, "cpu_energy_j": t, "cpu_method": "rapl"},
                            [{"component": "cpu", "method": "rapl", "energy_j": t, "device": "package-0"}])
     sqlite = registry_engine.dialect.name == "sqlite"
-    undo = ["ALTER TABLE runs DROP COLUMN machine_energy_j", "ALTER TABLE components DROP COLUMN machine_energy_j",
+    undo = ["DROP INDEX ix_runs_distinct",
+            "ALTER TABLE runs DROP COLUMN machine_energy_j", "ALTER TABLE components DROP COLUMN machine_energy_j",
             "ALTER TABLE components DROP COLUMN share", "ALTER TABLE components DROP COLUMN share_how",
             "ALTER TABLE run_totals DROP COLUMN machine_energy_uj", "DROP TABLE calibrations",
             "DROP INDEX ix_runs_groups",  # v6's groups index, without the runs' duration
@@ -270,7 +272,7 @@ def test_v7_to_v8_on_either_database(registry_url, registry_engine):
     part_columns = ("job", "block", "attempt", "rank", "local_rank", "node", "devices", "machine_energy_j", "water_l",
                     "embodied_g", "attribution", "updated_at", "checkpoint_interval_s", "counted")  # fmt: skip
     quote = registry_engine.dialect.identifier_preparer.quote
-    undo = ["DROP INDEX ix_runs_job", "DROP INDEX ix_run_parts_status"]
+    undo = ["DROP INDEX ix_runs_job", "DROP INDEX ix_run_parts_status"]  # (v10's ix_runs_distinct, which today's triggers name, kept)
     undo += [f"ALTER TABLE runs DROP COLUMN {c}" for c in job_columns]
     undo += [f"ALTER TABLE run_parts DROP COLUMN {quote(c)}" for c in part_columns]
     undo += ["UPDATE meta SET value = '7' WHERE key = 'schema_version'"]

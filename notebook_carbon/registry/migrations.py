@@ -70,6 +70,7 @@ def _to_v5(conn: Connection) -> None:
     for index in runs.indexes:
         if index.name in ("ix_runs_sweep_key", "ix_runs_final", "ix_runs_notebook"):
             index.create(conn)
+    _result_index(conn)
     run_totals.create(conn)
     sweeps.create(conn)
     sweep_params.create(conn)
@@ -183,6 +184,7 @@ def _to_v9(conn: Connection) -> None:
     conn.exec_driver_sql(triggers.names_index_statement(dialect.name))
     remove_triggers(conn)
     _derive_recorded(conn, factors=False)
+    _result_index(conn)
     for statement in triggers.fill_statements(dialect.name)[-2:]:
         conn.exec_driver_sql(statement)
     install_triggers(conn)
@@ -192,11 +194,19 @@ def _to_v9(conn: Connection) -> None:
 
 def _to_v10(conn: Connection) -> None:
     """Repeats do not make a result (issue 15): a sweep is a result when a run of it is marked final
-    or it has two runs that repeat no identical earlier run (``record.is_result``). Decides every
-    sweep's ``is_result`` again and makes the triggers again; nothing recorded changes."""
+    or it has two runs that repeat no identical earlier run (``record.is_result``). Adds the partial
+    index ``ix_runs_distinct`` that finds those two at once, decides every sweep's ``is_result``
+    again and makes the triggers again; nothing recorded changes."""
+    _result_index(conn)
     remove_triggers(conn)
-    conn.exec_driver_sql(f"UPDATE sweeps SET is_result = {triggers._is_result('sweeps')}")
+    conn.exec_driver_sql(f"UPDATE sweeps SET is_result = {triggers._is_result('sweeps', conn.dialect.name)}")
     install_triggers(conn)
+
+
+def _result_index(conn: Connection) -> None:
+    """``ix_runs_distinct``, which the SQL deciding a sweep's ``is_result`` names on SQLite: made
+    by whichever step first fills or keeps the sweeps (5, 9 or 10), once."""
+    next(index for index in runs.indexes if index.name == "ix_runs_distinct").create(conn, checkfirst=True)
 
 
 def _quoted(conn: Connection, name: str) -> str:
@@ -282,6 +292,7 @@ def install_triggers(conn: Connection) -> None:
             f"the registry supports SQLite and PostgreSQL databases, not {conn.dialect.name}; "
             "set NOTEBOOK_CARBON_REGISTRY to a file path or a postgresql:// URL"
         )
+    _result_index(conn)  # which the triggers name on SQLite
     for statement in triggers.trigger_statements(conn.dialect.name) + triggers.param_trigger_statements(conn.dialect.name):
         conn.exec_driver_sql(statement)
 

@@ -170,6 +170,12 @@ runs = Table(
     Index("ix_runs_groups", "project", *GROUPED_BY, *GROUP_SUMMED),
     # v8: a rank finding its job's run; only jobs' runs are in it, so an ordinary run's insert skips it
     Index("ix_runs_job", "job", "project", sqlite_where=text("job IS NOT NULL"), postgresql_where=text("job IS NOT NULL")),
+    # v10: whether a sweep has two runs that repeat nothing (``record.is_result``) found at once, in a
+    # sweep of thousands of repeats too: the triggers read it on every write
+    Index(
+        "ix_runs_distinct", "project", "sweep_key",
+        sqlite_where=text("redundant_of IS NULL"), postgresql_where=text("redundant_of IS NULL"),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -56,12 +56,16 @@ def statement_facts(
     equivalents: bool = False,
     settings: Any = None,
     now: datetime.datetime | None = None,
+    disclose: bool = True,
 ) -> dict[str, Any]:
     """The facts of the statement of ``project``'s runs (default: the settings' project), as a
     JSON-ready dict: what ``format="json"`` writes. Filters as ``analysis.runs``. The figures are
     the registry's (``Registry.figures``): summed by the database, not from a frame of every run.
     ``regions``: other grids to compare with (none unless named); ``equivalents``: also say what
-    the emissions equal in everyday terms (a distance driven by car)."""
+    the emissions equal in everyday terms (a distance driven by car). ``disclose=False`` leaves out
+    what the runs' notes and rows say beyond their sums (``disclosure.read_disclosure``: two passes
+    over every run), for a reader of the totals alone: the embodied figure's range is then its
+    current factor's."""
     from ..analysis.filters import opened, scope_of
     from ..settings import resolve
     from .build import statement_data
@@ -75,7 +79,7 @@ def statement_facts(
     with opened(registry if registry is not None else settings.registry_location()) as reg:
         found = reg.figures(project, **selected)
         jobs = read_jobs(reg, project, **selected)
-        disclosed = read_disclosure(reg, project, **selected)
+        disclosed = read_disclosure(reg, project, **selected) if disclose else None
     scope = {
         "project": project,
         "notebook": notebook,

@@ -99,8 +99,14 @@ class Disclosed:
 
 
 def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
-    """The ``Disclosed`` of the plausible runs of ``project`` in ``selected``."""
+    """The ``Disclosed`` of the plausible runs of ``project`` in ``selected``: two passes over
+    the scope's runs (each reads every run's row, so they are as few as can be): the counts and
+    the range of the WUEs recorded, then the runs' distinct notes with the embodied emissions
+    recorded under each; a third, for the distinct WUEs, only where they differ."""
     scope = Scope(project, **selected)
+    wue = f"CASE WHEN runs.water_l IS NOT NULL AND runs.energy_j > 0 THEN runs.water_l * {J_PER_KWH!r} / runs.energy_j END"
+    short = " OR ".join(f"(runs.gpu_method LIKE '%{method}%' AND runs.duration_s < {10 * period!r})"
+                        for method, period in GPU_UPDATE_S.items())  # fmt: skip
     with registry.read(f"reading how the runs of project {project!r} were estimated") as conn:
         where, params = scope.where(conn.dialect.name)
         runs_in = f"{where} AND {plausible('runs')}"
@@ -108,30 +114,27 @@ def read_disclosure(registry: Any, project: str, **selected: Any) -> Disclosed:
         def rows(sql: str) -> list[Any]:
             return conn.execute(text(sql).bindparams(**params)).all()
 
-        ((unchecked,),) = rows(f"SELECT COUNT(*) FROM runs WHERE {runs_in} AND runs.cell_source IS NULL")
-        short = " OR ".join(f"(runs.gpu_method LIKE '%{method}%' AND runs.duration_s < {10 * period!r})"
-                            for method, period in GPU_UPDATE_S.items())  # fmt: skip
-        ((short_gpu,),) = rows(f"SELECT COUNT(*) FROM runs WHERE {runs_in} AND runs.duration_s > 0 AND ({short})")
-        notes = rows(
-            f"SELECT DISTINCT runs.notes FROM runs WHERE {runs_in} AND runs.cpu_method LIKE '%estimate-tdp%' "
-            "AND runs.notes IS NOT NULL LIMIT 200"
+        ((unchecked, short_gpu, low, high),) = rows(
+            "SELECT SUM(CASE WHEN runs.cell_source IS NULL THEN 1 ELSE 0 END), "
+            f"SUM(CASE WHEN runs.duration_s > 0 AND ({short}) THEN 1 ELSE 0 END), MIN({wue}), MAX({wue}) "
+            f"FROM runs WHERE {runs_in}"
         )  # fmt: skip
-        # the runs' notes with the embodied emissions recorded under each: one row per distinct notes
-        embodied = rows(
-            f"SELECT runs.notes, SUM(runs.embodied_g) FROM runs WHERE {runs_in} AND runs.notes IS NOT NULL "
-            "AND (runs.notes LIKE '%embodied: %' OR runs.notes LIKE '%water: WUE %') GROUP BY runs.notes"
+        # the runs' notes, with the embodied emissions recorded under each and whether a TDP was estimated
+        noted = rows(
+            "SELECT runs.notes, SUM(runs.embodied_g), "
+            "MAX(CASE WHEN runs.cpu_method LIKE '%estimate-tdp%' THEN 1 ELSE 0 END) "
+            f"FROM runs WHERE {runs_in} AND runs.notes IS NOT NULL AND runs.notes <> '[]' GROUP BY runs.notes"
         )  # fmt: skip
-        wues = rows(
-            f"SELECT DISTINCT runs.water_l * {J_PER_KWH!r} / runs.energy_j FROM runs WHERE {runs_in} "
-            "AND runs.water_l IS NOT NULL AND runs.energy_j > 0 LIMIT 200"
-        )  # fmt: skip
-    tdp = _distinct(notes, _tdp_part)
-    lines = _distinct(embodied, lambda line: line.removeprefix("embodied: ") if line.startswith("embodied: ") else None)
-    recorded = sorted({float(f"{wue:.4g}") for (wue,) in wues if wue is not None})
+        wues = [(low,), (high,)]
+        if low is not None and float(f"{low:.4g}") != float(f"{high:.4g}"):  # several: each of them
+            wues = rows(f"SELECT DISTINCT {wue} FROM runs WHERE {runs_in} AND runs.water_l IS NOT NULL LIMIT 200")
+    tdp = _distinct([(raw,) for raw, _, estimated in noted if estimated], _tdp_part)
+    lines = _distinct(noted, lambda line: line.removeprefix("embodied: ") if line.startswith("embodied: ") else None)
+    recorded = sorted({float(f"{value:.4g}") for (value,) in wues if value is not None})
     return Disclosed(
         tuple(tdp[:NOTES_SHOWN]), max(len(tdp) - NOTES_SHOWN, 0), int(unchecked or 0),
         tuple(lines[:NOTES_SHOWN]), max(len(lines) - NOTES_SHOWN, 0), tuple(recorded),
-        *_recorded(embodied), int(short_gpu or 0),
+        *_recorded([(raw, grams) for raw, grams, _ in noted]), int(short_gpu or 0),
     )  # fmt: skip
 
 
