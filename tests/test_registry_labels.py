@@ -8,13 +8,12 @@ import json
 
 import pytest
 from sqlalchemy import text
+from totals_oracle import check
 
 from notebook_carbon.record import cell_label, is_result, names_label
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.registry.schema import SCHEMA_VERSION
 from notebook_carbon.registry.triggers import drop_statements
-
-from totals_oracle import check
 
 
 @pytest.mark.parametrize(("names", "label"), [
