@@ -453,8 +453,13 @@ def report(data: dict, res: dict, command: str, fill_s: float, size_mb: float) -
         one uncounted call that pays the imports (jinja2 for the template; huggingface_hub's are
         not needed for these formats): the totals the database keeps and a few grouped reads
         (`Registry.figures`), every figure with its range, the per-sweep table of all
-        {len(sweeps)} sweeps, the cleanest grids, and the template. Neither reads the project's
-        runs into a frame any more; that frame, for reference, takes
+        {len(sweeps)} sweeps, the cleanest grids, and the template. The statement also reads what
+        its disclosure needs beyond the sums (`statements.disclosure.read_disclosure`: the runs
+        never checked for repeats, the short GPU windows, the WUEs, and the runs' distinct notes
+        with the embodied emissions recorded under each): two passes over the scope's runs, and a
+        third for the distinct WUEs where they differ, as they do here (about 0.35 s of it at this
+        size); the summary prints totals only and skips them. Neither reads the project's runs into
+        a frame any more; that frame, for reference, takes
         {ms(statistics.median(res["analysis_runs"]), 0)} ms to read."""
     lookup_text = f"""The redundancy lookup runs on the notebook's thread before every metered cell,
         on a read-only connection of its own; its first call in a kernel also opens that connection
