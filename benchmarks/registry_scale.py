@@ -211,7 +211,8 @@ def fill(location: str, n_runs: int) -> dict:
     theirs = generate(rng, NEIGHBOUR, max(1, n_runs // 10), max(1, sweeps // 10), first_id=n_runs + 1)
     for run in ours[0] + theirs[0]:  # what the registry derives when a run is written
         key = record.sweep_key(run.get("sweep"), run.get("code_fingerprint"))
-        run["sweep_label"] = record.sweep_label(key, run.get("cell_source"), run.get("name"))
+        run["sweep_label"] = record.sweep_label(key, run.get("notebook"), run.get("execution_count"),
+                                                run.get("code_fingerprint"))
         values.derive(run)
     with Registry.open(location) as reg:
         for table_, key in ((schema.runs, 0), (schema.components, 1), (schema.samples, 2)):
