@@ -41,14 +41,11 @@ def runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def sweep_labels(registry: Any, rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], str]:
-    """The label of each listed run's sweep, by ``(project, sweep key)``: what every other view shows."""
+def sweep_labels(registry: Any, rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """The labels of the listed runs' sweeps, by project and sweep key: what every other view shows."""
     from .registry import catalog
 
-    labels: dict[tuple[str, str], str] = {}
-    for project in {row["project"] for row in rows if row.get("sweep_key")}:
-        labels.update({(project, key): label for key, label in catalog.sweep_labels(registry, project).items()})
-    return labels
+    return {project: catalog.sweep_labels(registry, project) for project in {row["project"] for row in rows if row.get("sweep_key")}}
 
 
 def print_runs(location: str) -> None:
@@ -61,10 +58,10 @@ def print_runs(location: str) -> None:
 
 
 def print_rows(rows: list[dict], crashed: frozenset[int], parts: Mapping[str, list[dict]] | None = None,
-               labels: Mapping[tuple[str, str], str] | None = None) -> None:  # fmt: skip
+               labels: Mapping[str, Mapping[str, str]] | None = None) -> None:  # fmt: skip
     """``rows`` (newest first) printed oldest first; ``crashed``: ids of runs shown crashed that the
     registry still says run; ``parts``: each run's parts by its uid, printed under it; ``labels``:
-    each sweep's label by ``(project, sweep key)`` (``sweep_labels``), else the run's own."""
+    each sweep's label by project and sweep key (``sweep_labels``), else the run's own."""
     labels = labels or {}
     if not rows:
         print(NO_RUNS)
@@ -94,12 +91,11 @@ def print_rows(rows: list[dict], crashed: frozenset[int], parts: Mapping[str, li
                 print(line)
 
 
-def _sweep(row: Mapping[str, Any], labels: Mapping[tuple[str, str], str]) -> str | None:
+def _sweep(row: Mapping[str, Any], labels: Mapping[str, Mapping[str, str]]) -> str | None:
     """A run's sweep as every view labels it; None (shown ``-``) for a run in no sweep."""
-    key = row.get("sweep_key")
-    if not key:
-        return None
-    return labels.get((row["project"], key)) or row.get("sweep_label") or row.get("sweep") or key
+    from .registry.catalog import run_sweep_label
+
+    return run_sweep_label(row, labels.get(row.get("project"), {}))
 
 
 def job_text(run: Mapping[str, Any]) -> str:

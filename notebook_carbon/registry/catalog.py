@@ -11,6 +11,9 @@ the registry read-only and must still not show a killed run as running.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import select
 
 from . import liveness
@@ -18,7 +21,7 @@ from .jobs import dead_job_runs
 from .schema import run_totals, runs
 from .schema import sweeps as sweeps_table
 
-__all__ = ["dead_runs", "notebooks", "projects", "sweep_labels", "sweeps"]
+__all__ = ["dead_runs", "notebooks", "projects", "run_sweep_label", "sweep_labels", "sweeps"]
 
 
 def dead_runs(registry, **options) -> dict[int, str]:
@@ -62,3 +65,12 @@ def sweep_labels(registry, project: str) -> dict[str, str]:
     query = select(sweeps_table.c.sweep_key, sweeps_table.c.label).where(sweeps_table.c.project == project)
     return {row["sweep_key"]: row["label"] or row["sweep_key"]
             for row in registry.select(query, f"listing the sweeps of project {project!r}")}  # fmt: skip
+
+
+def run_sweep_label(row: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """The label of run ``row``'s sweep as every view shows it, given its project's ``sweep_labels``
+    (else the run's own label, else its key); None for a run in no sweep."""
+    key = row.get("sweep_key")
+    if not key:
+        return None
+    return labels.get(key) or row.get("sweep_label") or row.get("sweep") or key

@@ -186,10 +186,9 @@ def snapshot(
 
 
 def _run_row(row: dict[str, Any], labels: dict[str, str]) -> RunRow:
-    key = row.get("sweep_key")
     return RunRow(
         run=RunRef(row["id"], row.get("name") or None, _utc(row.get("started_at"))),
-        sweep=(labels.get(key) or row.get("sweep_label") or key) if key else None,
+        sweep=catalog.run_sweep_label(row, labels),
         status=str(row["status"]),
         energy_j=row.get("energy_j"),
         emissions_g=row.get("emissions_g"),
