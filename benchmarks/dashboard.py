@@ -197,6 +197,7 @@ def kernel_parts(location: str, reps: int) -> dict[str, list[float]]:
             "fresh": timed(fresh, reps),
             "snapshot": timed(lambda: snapshot(reg), reps),
             "listing": timed(lambda: reg.sweeps(PROJECT, params=board.limits["top_sweeps"]), reps),
+            "page": timed(lambda: reg.page(PROJECT, limit=10), reps),
         }  # fmt: skip
     board.close()
     return found
@@ -291,9 +292,9 @@ def report(data: dict, res: dict, colds: list[dict], command: str, reps: int, lo
         row("kernel's thread: the kept totals of three scopes, sweeps, redundant runs (`figures.snapshot`), "
             "the registry opening included", "fresh"),
         row("`figures.snapshot` on a registry kept open, for comparison", "snapshot"),
-        row("of that: the sweep list (`Registry.sweeps(project, params=False)`)", "listing"),
-        row("of that: the sweeps again, with the varying parameters of those listed "
-            "(`Registry.sweeps(project, params=[...])`)", "varying"),
+        row("of that: the one sweep listing, with the varying parameters of those listed "
+            "(`Registry.sweeps(project, params=20)`)", "listing"),
+        row("of that: the page of latest runs and how many there are (`Registry.page(project, limit=10)`)", "page"),
         row("kernel's thread: the HTML of totals and tables (`markup`)", "markup"),
         row("chart thread: reading the project's runs (`analysis.runs`, `figures.CHART_COLUMNS`)", "read"),
         row("chart thread: cumulative emissions, 300 steps, built and drawn as SVG", "cumulative"),
