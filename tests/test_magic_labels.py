@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from notebook_carbon.errors import ConfigError
 from notebook_carbon.meters.detect import Detection
 from notebook_carbon.registry.store import Registry
 from notebook_carbon.session import Session
@@ -113,3 +114,23 @@ def test_one_label_in_the_statement_the_cli_and_the_server(shell, session, capsy
     finally:
         reader.close()
     assert sorted(s["label"] for s in served["sweeps"]) == labels
+
+
+def test_a_run_records_the_cell_it_ran_in(shell, session):
+    """The cell's id JupyterLab sends with it (nbformat 4.5) is recorded with its run, metered by
+    ``%%carbon`` or in auto mode, so a view opens the notebook at that cell; an id that is not one
+    (a front end's bug, a hostile message) is not recorded and the cell is metered all the same."""
+    cells = [("%%carbon --name a\nx = 1\n", "0f9c-4e_a"), ("%%carbon --name b\nx = 2\n", None),
+             ("%%carbon --name c\nx = 3\n", "not an id; <b>"), ("%%carbon --name d\nx = 4\n", "x" * 65)]  # fmt: skip
+    for source, cell_id in cells:
+        assert shell.run_cell(source, store_history=True, cell_id=cell_id).success
+    shell.run_cell("%carbon auto on", store_history=True)
+    assert shell.run_cell("y = 5\n", store_history=True, cell_id="auto-cell").success
+    shell.run_cell("%carbon auto off", store_history=True)
+    assert session.writer().flush(10)
+    with Registry.open(session.settings.registry_location()) as reg:
+        runs = {run["name"]: run for run in reg.runs(project="labels")}
+    assert {name: run["cell_id"] for name, run in runs.items()} == {
+        "a": "0f9c-4e_a", "b": None, "c": None, "d": None, None: "auto-cell"}  # fmt: skip
+    with pytest.raises(ConfigError, match="a cell id is 1 to 64 letters"):
+        session.begin(name="e", cell_id="no spaces")

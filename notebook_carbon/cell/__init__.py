@@ -11,6 +11,8 @@ needs is asked of the caller, so this package imports neither the registry nor t
 ``digest``      the inputs and params fingerprints, and the automatic params
 ``redundancy``  the verdict: the three fingerprints and the identical earlier run
 
+``is_cell_id`` tells a notebook cell's id (what a front end sends with the cell it runs).
+
 The fingerprint API is importable from here (lazily, so ``import notebook_carbon.cell`` costs
 nothing): ``code_fingerprint``, ``free_variables`` (-> ``CellInputs``), ``inputs_fingerprint``
 (-> ``InputsDigest``), ``params_fingerprint``.
@@ -18,6 +20,7 @@ nothing): ``code_fingerprint``, ``free_variables`` (-> ``CellInputs``), ``inputs
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ __all__ = [
     "code_fingerprint",
     "free_variables",
     "inputs_fingerprint",
+    "is_cell_id",
     "params_fingerprint",
 ]
 
@@ -42,6 +46,12 @@ _LAZY = {
     "inputs_fingerprint": "digest",
     "params_fingerprint": "digest",
 }
+
+
+def is_cell_id(value: object) -> bool:
+    """Whether ``value`` is a notebook cell's id as nbformat 4.5 defines it: 1 to 64 letters,
+    digits, ``-`` or ``_`` (JupyterLab sends it with each cell it runs)."""
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value) is not None
 
 
 def __getattr__(name: str) -> Any:

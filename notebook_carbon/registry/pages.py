@@ -24,15 +24,20 @@ if TYPE_CHECKING:
 __all__ = ["excluded", "redundant_page", "runs_page"]
 
 
+REPEATS = ("name", "status", "started_at", "notebook", "cell_id", "execution_count")
+"""What a redundant run's ``repeats`` says of the earlier run, beside its id."""
+
+
 def redundant_page(
     registry: Registry, project: str, *, limit: int = 50, offset: int = 0
 ) -> list[dict[str, Any]]:
     """The redundant runs of ``project`` (``redundant_of`` set), newest first (start, then id),
     ``limit`` from ``offset``, as ``Registry.page`` gives runs, each with ``repeats``: the earlier
-    run's ``id``, ``name``, ``status`` and ``started_at`` (all but the id None if it was deleted)."""
+    run's ``id``, ``name``, ``status``, ``started_at``, and its cell: ``notebook``, ``cell_id`` and
+    ``execution_count`` (all but the id None if it was deleted)."""
     earlier = runs.alias("earlier")
     columns = [c for c in runs.c if c.name != "cell_source"]
-    repeats = [earlier.c[name].label(f"repeats_{name}") for name in ("name", "status", "started_at")]
+    repeats = [earlier.c[name].label(f"repeats_{name}") for name in REPEATS]
     query = (
         select(*columns, *repeats)
         .select_from(runs.outerjoin(earlier, earlier.c.id == runs.c.redundant_of))
@@ -44,8 +49,7 @@ def redundant_page(
     with registry.read(f"listing the redundant runs of project {project!r}") as conn:
         found = [dict(row._mapping) for row in conn.execute(query)]
     for row in found:
-        row["repeats"] = {"id": row["redundant_of"], **{name: row.pop(f"repeats_{name}") for name in
-                                                         ("name", "status", "started_at")}}  # fmt: skip
+        row["repeats"] = {"id": row["redundant_of"], **{name: row.pop(f"repeats_{name}") for name in REPEATS}}
         decode_row(row)
     return found
 

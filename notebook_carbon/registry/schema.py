@@ -34,7 +34,7 @@ from ..meters.base import COMPONENTS, METHODS
 from ..record import FINAL_STATUSES, STATUSES
 from . import totals
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 GROUPED_BY = (
@@ -152,6 +152,8 @@ runs = Table(
     Column("job_nodes", Integer),
     # v9: the cell's execution count (its ``In [5]``): what an unnamed sweep's label names
     Column("execution_count", Integer),
+    # v11: the notebook cell's id (nbformat 4.5), as the front end sent it: a link opens the cell
+    Column("cell_id", String(64)),
     Index("ix_runs_project_started_at", "project", "started_at"),
     Index("ix_runs_status", "status"),
     # v2: the redundancy lookup before every metered cell must be an index search.
@@ -176,6 +178,8 @@ runs = Table(
         "ix_runs_distinct", "project", "sweep_key",
         sqlite_where=text("redundant_of IS NULL"), postgresql_where=text("redundant_of IS NULL"),
     ),
+    # v11: a project's emissions over time (``history``) summed from the index alone, in start order
+    Index("ix_runs_history", "project", "started_at", "emissions_g"),
     sqlite_autoincrement=True,
 )
 

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, RegistryError
 from ..measure import Window
+from ..cell import is_cell_id
 from ..record import Job, check_text, recordable_param
 from ..settings import Settings
 from ..settings import resolve as resolve_settings
@@ -127,12 +128,14 @@ class Session:
         redundant_of: int | None = None,
         job: Job | None = None,
         execution_count: int | None = None,
+        cell_id: str | None = None,
     ) -> ActiveRun:
         """Prepare a run; ``start()`` it. ``fingerprints``: ``code_fingerprint``, ``inputs_fingerprint``
         and ``params_fingerprint`` (see ``notebook_carbon.cell``), recorded for sweeps and redundancy.
         ``job``: the distributed job this run is a rank's block of (``distributed.detect_job``), or
         the job a notebook cell drives: recorded as a part of the job's run (``session.job``).
-        ``execution_count``: the cell's ``In [n]``, what an unnamed sweep's label names."""
+        ``execution_count``: the cell's ``In [n]``, what an unnamed sweep's label names; ``cell_id``:
+        the notebook cell's id (nbformat 4.5), by which a view opens the notebook at that cell."""
         detection = self.detection()
         intensity = self.intensity()
         notes = list(detection.notes)
@@ -144,6 +147,8 @@ class Session:
         for what, text in (("name", name), ("sweep", sweep), ("notebook", notebook)):
             if text is not None:
                 check_text(what, text)
+        if cell_id is not None and not is_cell_id(cell_id):
+            raise ConfigError(f"a cell id is 1 to 64 letters, digits, '-' or '_' (nbformat 4.5); got {cell_id!r}")
         checked_params = {}
         for key, value in dict(params or {}).items():
             if not isinstance(key, str):
@@ -160,6 +165,7 @@ class Session:
             notebook=notebook if notebook is not None else current_notebook(),
             redundant_of=redundant_of,
             execution_count=execution_count,
+            cell_id=cell_id,
             checkpoint_interval_s=self._settings.checkpoint_interval_s,
             **{k: (fingerprints or {}).get(k) for k in _FINGERPRINTS},
         )
