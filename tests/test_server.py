@@ -58,7 +58,7 @@ def known(tmp_path):
                 {"uid": new_uid(), "project": PROJECT, "name": name, "sweep": sweep, "code_fingerprint": code,
                  "cell_source": f"train({code})", "notebook": notebook, "params": params, "is_final": final,
                  "redundant_of": ids[repeats] if repeats is not None else None,
-                 "started_at": 1.8e9 + i * HOUR, **WHERE},
+                 "started_at": 1.8e9 + i * HOUR, "execution_count": i + 1, "cell_id": f"cell-{i}", **WHERE},
                 {"status": status, "energy_j": energy, "emissions_g": _grams(energy), "duration_s": 60.0,
                  "embodied_g": 1.0, "ended_at": 1.8e9 + i * HOUR + 60.0, "cpu_energy_j": energy,
                  "cpu_method": "rapl"},
@@ -274,7 +274,64 @@ def test_redundant_with_the_run_it_repeats(get):
     assert body["total"] == 1 and body["energy_j"] == pytest.approx(HOUR / 2)
     (run,) = body["runs"]
     assert (run["id"], run["name"], run["redundant_of"]) == (5, "again", 4)
-    assert run["repeats"] == {"id": 4, "name": "orig", "status": "ok", "started_at": 1.8e9 + 3 * HOUR}
+    assert run["repeats"] == {"id": 4, "name": "orig", "status": "ok", "started_at": 1.8e9 + 3 * HOUR,
+                              "notebook": "b.ipynb", "path": "b.ipynb", "cell_id": "cell-3", "execution_count": 4}
+    assert (run["path"], run["cell_id"], run["execution_count"]) == ("b.ipynb", "cell-4", 5)
+
+
+def test_a_run_s_notebook_is_given_as_the_path_under_the_server_root_it_opens_by(get, known, jp_root_dir, tmp_path):
+    """A kernel records its notebook's absolute path; the sidebar opens a notebook by its path under
+    the server's root. A notebook outside the root has no path (the server cannot open it), and a
+    deleted earlier run leaves its repeat with no cell."""
+    with Registry.open(known) as reg:
+        ids = [reg.record_run(
+            {"uid": new_uid(), "project": PROJECT, "name": name, "notebook": notebook, "code_fingerprint": "z",
+             "started_at": 1.9e9 + i, "cell_id": "abc", "redundant_of": 7 if i == 2 else None, **WHERE},
+            {"status": "ok", "energy_j": 1.0, "emissions_g": 0.0},
+        ) for i, (name, notebook) in enumerate([
+            ("inside", str(jp_root_dir / "sub dir" / "c.ipynb")),
+            ("outside", str(tmp_path.parent / "elsewhere" / "d.ipynb")),
+            ("inside again", str(jp_root_dir / "sub dir" / "c.ipynb")),
+        ])]  # fmt: skip
+    assert ids == [8, 9, 10]  # (7: the other project's run)
+    runs = {run["name"]: run for run in _json(get("runs", limit="3"))["runs"]}
+    assert runs["inside"]["path"] == "sub dir/c.ipynb" and runs["inside"]["cell_id"] == "abc"
+    assert runs["outside"]["path"] is None and runs["outside"]["notebook"].endswith("d.ipynb")
+    with Registry.open(known) as reg, reg.write("test") as conn:  # the run repeated is deleted
+        conn.exec_driver_sql("DELETE FROM runs WHERE id = 7")
+    (again, _) = _json(get("redundant"))["runs"]
+    assert again["path"] == "sub dir/c.ipynb"
+    assert again["repeats"] == {"id": 7, "name": None, "status": None, "started_at": None, "notebook": None,
+                                "cell_id": None, "execution_count": None, "path": None}  # fmt: skip
+
+
+def test_history_sums_the_runs_emissions_over_time_up_to_the_summary_s_total(get, known):
+    """The sidebar's chart: six runs an hour apart in five spans of an hour each (the last start in
+    the last), cumulative; the last point is the summary's emissions. Another project's run is not
+    counted; a project with no runs has no points."""
+    body = _json(get("history", spans="5"))
+    grams = [_grams(e) for e in (HOUR, 2 * HOUR, HOUR, HOUR / 2, HOUR / 2, HOUR / 4)]
+    assert (body["project"], body["first_at"], body["last_at"]) == (PROJECT, 1.8e9, 1.8e9 + 5 * HOUR)
+    assert [p["at"] for p in body["points"]] == [1.8e9 + k * HOUR for k in (1, 2, 3, 4, 5)]
+    assert [p["runs"] for p in body["points"]] == [1, 2, 3, 4, 6]
+    expected = [sum(grams[: n]) for n in (1, 2, 3, 4, 6)]
+    assert [p["emissions_g"] for p in body["points"]] == pytest.approx(expected)
+    assert body["points"][-1]["emissions_g"] == pytest.approx(_json(get("summary"))["totals"]["emissions_g"]["value"])
+    one = _json(get("history", spans="1"))["points"]
+    assert one == [{"at": 1.8e9 + 5 * HOUR, "emissions_g": pytest.approx(sum(grams)), "runs": 6}]
+    assert _json(get("history", project="other"))["points"][0]["runs"] == 1
+    assert _json(get("history", project="nobody")) == {"project": "nobody", "first_at": None, "last_at": None,
+                                                         "points": []}  # fmt: skip
+
+
+def test_history_leaves_out_what_the_totals_leave_out(get, known):
+    """A run edited by hand into an implausible start (1970) is left out of the history as of the
+    totals: the chart neither starts in 1970 nor counts it."""
+    with Registry.open(known) as reg, reg.write("test") as conn:
+        conn.exec_driver_sql("UPDATE runs SET started_at = 1.0 WHERE id = 6")
+    body = _json(get("history", spans="5"))
+    assert body["first_at"] == 1.8e9 and body["points"][-1]["runs"] == 5
+    assert body["points"][-1]["emissions_g"] == pytest.approx(_json(get("summary"))["totals"]["emissions_g"]["value"])
 
 
 @pytest.mark.parametrize(
@@ -312,6 +369,8 @@ def test_statement_defaults_to_markdown(get):
         ("runs", {"offset": "1.5"}, "offset must be a whole number"),
         ("runs", {"status": "done"}, "unknown status 'done'; choose one of"),
         ("redundant", {"offset": "-3"}, "offset must be a whole number"),
+        ("history", {"spans": "0"}, "spans must be a whole number from 1 to 500; got 0"),
+        ("history", {"spans": "501"}, "spans must be at most 500"),
     ],
 )
 def test_bad_parameters_get_400_saying_what_to_do(get, endpoint, params, says):

@@ -13,7 +13,9 @@ package, which the magic imports, stays free of server code). Every endpoint is 
                         job is one run, with its ranks and nodes counted)
 ``parts``               one run (``run=ID``, else the newest) and its parts: a distributed
                         job's ranks, the blocks metered inside it
-``redundant``           a page of redundant runs, each with the run it repeats
+``redundant``           a page of redundant runs, each with the run it repeats (and its
+                        notebook under the server's root and cell, to open it at)
+``history``             the project's cumulative emissions over time, in a few spans
 ``statement``           the impact statement as Markdown, LaTeX, JSON or model-card YAML
 ======================  ==============================================================
 

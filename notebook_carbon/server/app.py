@@ -50,7 +50,8 @@ class NotebookCarbonServer(ExtensionApp):
     def initialize_handlers(self) -> None:
         from ..settings import resolve
 
-        self.reader = RegistryReader(self.registry, settings=resolve(), log=self.log)
+        root = getattr(self.serverapp, "root_dir", None) if self.serverapp is not None else None
+        self.reader = RegistryReader(self.registry, settings=resolve(), log=self.log, root=root)
         options = {"reader": self.reader, "project": self.project, "max_page_size": self.max_page_size}
         # ExtensionApp prepends the server's base_url to each pattern
         self.handlers.extend((f"/{PREFIX}/{path}", handler, options) for path, handler in ROUTES)

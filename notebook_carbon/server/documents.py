@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pathlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,19 +27,20 @@ from ..registry.parts import decode_devices
 if TYPE_CHECKING:
     from ..registry.sweeps import SweepSummary
 
-__all__ = ["PART_COLUMNS", "RUN_COLUMNS", "json_ready", "part_row", "run_row", "sweep_row"]
+__all__ = ["PART_COLUMNS", "RUN_COLUMNS", "json_ready", "part_row", "run_row", "server_path", "sweep_row"]
 
 RUN_COLUMNS = (
     "id", "uid", "project", "notebook", "name", "sweep", "sweep_key", "code_fingerprint", "status", "error",
     "started_at", "ended_at", "duration_s", "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j",
     "emissions_g", "water_l", "embodied_g", "intensity_region", "host", "gpu_model", "tags", "params",
     "redundant_of", "is_final", "pue", "intensity_g_per_kwh", "gpu_count",
-    "job", "job_block", "job_world_size", "job_parts", "job_nodes",
+    "job", "job_block", "job_world_size", "job_parts", "job_nodes", "execution_count", "cell_id",
 )  # fmt: skip
 """What a page of runs says of each run: not the cell's source, most of a row's bytes; every
-column of ``record.BOUNDS``, so a row's ``excluded`` gives the reason the totals leave it out; and
-for a distributed job's one run (``registry.jobs``), its key, block, world size and how many parts
-and nodes it is made of (null for a run that is no job)."""
+column of ``record.BOUNDS``, so a row's ``excluded`` gives the reason the totals leave it out; for
+a distributed job's one run (``registry.jobs``), its key, block, world size and how many parts
+and nodes it is made of (null for a run that is no job); and its cell (``cell_id``, the cell's id
+JupyterLab sent, and ``execution_count``, its ``In [n]``)."""
 
 PART_COLUMNS = (
     "id", "uid", "parent_uid", "name", "sweep", "status", "error", "started_at", "ended_at", "duration_s",
@@ -77,17 +80,37 @@ def sweep_row(sweep: SweepSummary, *, params: bool = True) -> dict[str, Any]:
     return json_ready(row)
 
 
-def run_row(run: Mapping[str, Any]) -> dict[str, Any]:
+def run_row(run: Mapping[str, Any], root: str | None = None) -> dict[str, Any]:
     """One run of a page (``Registry.page``): ``RUN_COLUMNS``, with ``excluded`` (why the totals
-    leave it out, or None) and, for a redundant run, ``repeats`` (the run it repeats)."""
+    leave it out, or None), ``path`` (its notebook under the server's ``root``: ``server_path``)
+    and, for a redundant run, ``repeats`` (the run it repeats, with its ``path`` too)."""
     row = {name: run.get(name) for name in RUN_COLUMNS}
     row["is_final"] = bool(row["is_final"])
     row["excluded"] = implausible(row)
+    row["path"] = server_path(row["notebook"], root)
     for name in ("tags", "params"):
         row[name] = json_ready(row[name], as_text=True)
     if "repeats" in run:
-        row["repeats"] = run["repeats"]
+        row["repeats"] = {**run["repeats"], "path": server_path(run["repeats"].get("notebook"), root)}
     return json_ready(row)
+
+
+def server_path(notebook: str | None, root: str | None) -> str | None:
+    """``notebook``, as a run records it, as the path JupyterLab opens it by: relative to the
+    server's ``root``, with ``/``. A kernel a Jupyter server started records the absolute path
+    under that server's root (``JPY_SESSION_NAME``); a relative path is taken as under the root.
+    None without a notebook or a root, or for a notebook outside the root (which the server
+    cannot open)."""
+    if not notebook or not root:
+        return None
+    if os.path.isabs(notebook):
+        base = os.path.normpath(os.path.abspath(os.path.expanduser(root)))
+        notebook = os.path.normpath(notebook)
+        if os.path.commonpath([base, notebook]) != base or notebook == base:
+            return None
+        notebook = os.path.relpath(notebook, base)
+    path = pathlib.PurePath(os.path.normpath(notebook)).as_posix()
+    return None if path == "." or path.startswith("../") or path == ".." else path
 
 
 def part_row(part: Mapping[str, Any]) -> dict[str, Any]:

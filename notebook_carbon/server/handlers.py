@@ -29,6 +29,8 @@ from .reader import RegistryReader
 PREFIX = "notebook-carbon"
 AUTH_RESOURCE = "notebook_carbon"
 DEFAULT_LIMIT = 50
+DEFAULT_SPANS = 60
+"""The spans of time the history endpoint sums the runs in, unless asked for another number."""
 MAX_RUN_ID = 2**63 - 1
 """Run ids are 64-bit signed integers in every registry database."""
 MAX_OFFSET = 10**12
@@ -188,6 +190,22 @@ class RedundantHandler(_Handler):
         self._json({"project": project, "limit": limit, "offset": offset, **page})
 
 
+class HistoryHandler(_Handler):
+    """``GET history?project=P&spans=60``: the project's cumulative emissions and runs over time, in
+    at most ``spans`` equal spans of time (``registry.history``): what the sidebar's chart draws."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from ..registry.history import MAX_SPANS
+
+        project = self._project()
+        spans = self._count("spans", DEFAULT_SPANS, most=MAX_SPANS)
+        if not spans:
+            raise web.HTTPError(400, f"spans must be a whole number from 1 to {MAX_SPANS}; got 0")
+        self._json(await self._read(self.reader.history, project, spans))
+
+
 class StatementHandler(_Handler):
     """``GET statement?project=P&format=FORMAT&training_type=...&notebook=N`` (``statements.FORMATS``)."""
 
@@ -209,6 +227,7 @@ ROUTES = (
     ("runs", RunsHandler),
     ("parts", PartsHandler),
     ("redundant", RedundantHandler),
+    ("history", HistoryHandler),
     ("statement", StatementHandler),
 )
 """Each endpoint's path under ``<base_url>/notebook-carbon/`` and its handler."""

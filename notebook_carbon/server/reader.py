@@ -27,11 +27,15 @@ from . import documents
 
 class RegistryReader:
     """Reads the registry at ``location`` for the endpoints; ``settings`` give what the figures
-    compute for runs recorded without it (embodied emissions, water)."""
+    compute for runs recorded without it (embodied emissions, water); ``root``, the server's root
+    directory, what runs' notebook paths are given relative to (``documents.server_path``)."""
 
-    def __init__(self, location: str, *, settings: Settings, log: logging.Logger | None = None) -> None:
+    def __init__(
+        self, location: str, *, settings: Settings, log: logging.Logger | None = None, root: str | None = None
+    ) -> None:
         self.location = location
         self.settings = settings
+        self.root = root
         self._log = log or logging.getLogger(__name__)
         self._registry: Registry | None = None
         self._opening = threading.Lock()
@@ -104,7 +108,7 @@ class RegistryReader:
     def runs(self, project: str, *, status: str | None, sweep: str | None, limit: int, offset: int) -> dict:
         """A page of the runs of ``project``, newest first, and how many match in all."""
         rows, total = self.registry().page(project, status=status, sweep=sweep, limit=limit, offset=offset)
-        return {"total": total, "runs": [documents.run_row(row) for row in rows]}
+        return {"total": total, "runs": [documents.run_row(row, self.root) for row in rows]}
 
     def parts(self, run: int | str | None, project: str) -> dict[str, Any] | None:
         """Run ``run`` (an id or a uid; None: the newest run of ``project``), as a page gives it, and
@@ -118,7 +122,7 @@ class RegistryReader:
         if found is None:
             return None if run is not None else {"run": None, "parts": []}
         rows = sorted(parts(registry, found["uid"]), key=_part_order)
-        return {"run": documents.run_row(found), "parts": [documents.part_row(row) for row in rows]}
+        return {"run": documents.run_row(found, self.root), "parts": [documents.part_row(row) for row in rows]}
 
     def redundant(self, project: str, *, limit: int, offset: int) -> dict:
         """A page of the redundant runs of ``project``, and how many there are with their energy
@@ -127,7 +131,15 @@ class RegistryReader:
         t = registry.totals(project)
         rows = registry.redundant_page(project, limit=limit, offset=offset)
         return {"total": t.redundant_runs, "energy_j": float(t.redundant_energy_j),
-                "emissions_g": float(t.redundant_emissions_g), "runs": [documents.run_row(row) for row in rows]}  # fmt: skip
+                "emissions_g": float(t.redundant_emissions_g),
+                "runs": [documents.run_row(row, self.root) for row in rows]}  # fmt: skip
+
+    def history(self, project: str, spans: int) -> dict[str, Any]:
+        """``project``'s cumulative emissions and runs over time, in ``spans`` equal spans
+        (``registry.history.cumulative``): three indexed reads whatever the number of runs."""
+        from ..registry.history import cumulative
+
+        return documents.json_ready(cumulative(self.registry(), project, spans=spans))
 
     def statement(self, project: str, fmt: str, *, notebook: str | None = None,
                   training_type: str | None = None) -> str:  # fmt: skip
