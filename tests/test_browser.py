@@ -153,6 +153,20 @@ def test_quickstart_runs_in_jupyterlab(jupyterlab, page, tmp_path):
     assert sorted(r["status"] for r in runs) == ["ok"] * 5
     # Its last cell shows the dashboard (%carbon dashboard), charts drawn offline.
     assert_dashboard_shows_the_registry(page, jupyterlab, tmp_path)
+    # The README's picture: this notebook with the sidebar open, light theme, 400 px (run alone, with
+    # -k quickstart, the registry holds this notebook's runs only)
+    page.locator(f".jp-SideBar .lm-TabBar-tab[data-id='{SIDEBAR[1:]}']").click()
+    page.wait_for_selector(f"{SIDEBAR} .jp-NotebookCarbon-chart svg path", timeout=30_000)
+    resize_sidebar(page, 400)
+    # the metered cells of its sweep (the dashboard, at the end, names this machine's paths)
+    page.locator(".jp-MarkdownCell", has_text="A small sweep").evaluate("cell => cell.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(300)
+    found = page.evaluate(SIDEBAR_LAYOUT, SIDEBAR)
+    shot = browser.screenshot(page, tmp_path, "quickstart-sidebar")
+    if SIDEBAR_SCREENSHOT:  # on request (README)
+        shutil.copy(shot, SIDEBAR_SCREENSHOT)
+    assert not found["scrolls"] and not found["wider"] and not found["split"], found
+    assert re.match(rf"{registry_runs(jupyterlab)}( |$)", sidebar_value(page, "Runs"))
 
 
 # The live meter is caught by an observer, not by polling: it shows for about 2 s, while the cell runs.
@@ -264,6 +278,11 @@ def sidebar_value(page, label: str) -> str:
         ".jp-NotebookCarbon-row", has=page.locator(".jp-NotebookCarbon-label", has_text=re.compile(f"^{label}$"))
     )
     return row.locator(".jp-NotebookCarbon-value").text_content()
+
+
+def registry_runs(lab) -> int:
+    """How many runs of project default the registry of JupyterLab ``lab`` holds."""
+    return statement_facts(lab.registry, project="default")["totals"]["runs"]
 
 
 def record_job(reg: Registry, *, ranks: int, nodes: int) -> int:
@@ -436,8 +455,6 @@ def test_the_sidebar_fits_250_and_400_px_in_both_themes_and_downloads_the_statem
                 resize_sidebar(page, width)
                 found = page.evaluate(SIDEBAR_LAYOUT, SIDEBAR)
                 shots.append(browser.screenshot(page, tmp_path, f"sidebar-{width}-{theme.split()[-1].lower()}"))
-                if SIDEBAR_SCREENSHOT and (width, theme) == (400, "JupyterLab Light"):  # on request (README)
-                    shutil.copy(shots[-1], SIDEBAR_SCREENSHOT)
                 assert abs(found["width"] - width) < 4, found
                 assert not found["scrolls"] and not found["wider"], f"{theme}, {width} px: wider than the panel: {found}"
                 assert not found["split"], f"{theme}, {width} px: figures split across lines: {found['split']}"
@@ -453,3 +470,65 @@ def test_the_sidebar_fits_250_and_400_px_in_both_themes_and_downloads_the_statem
             assert download.value.suggested_filename == f"carbon-statement-default.{value}"
     finally:
         browser.menu(page, "Settings", "Theme", "JupyterLab Light")
+
+
+# Which cell of the notebook shown is active, and whether it is in view.
+ACTIVE_CELL = """() => {
+    const panel = [...document.querySelectorAll('.jp-NotebookPanel')].find(p => !p.classList.contains('lm-mod-hidden'));
+    if (!panel) return null;
+    const cells = [...panel.querySelectorAll('.jp-Notebook .jp-Cell')];
+    const active = panel.querySelector('.jp-Notebook .jp-Cell.jp-mod-active');
+    if (!active) return null;
+    const shown = active.getBoundingClientRect(), view = panel.querySelector('.jp-WindowedPanel-outer, .jp-Notebook')
+        .getBoundingClientRect();
+    const index = active.dataset.windowedListIndex !== undefined ? Number(active.dataset.windowedListIndex)
+        : cells.indexOf(active);
+    return {title: document.querySelector('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current').textContent,
+            index, inView: shown.bottom > view.top && shown.top < view.bottom};
+}"""
+
+
+def test_a_run_in_the_sidebar_opens_its_notebook_at_its_cell_and_a_redundant_run_at_the_cell_it_repeats(
+    jupyterlab, page, tmp_path
+):
+    """A notebook in a folder runs the same cell twice, 25 cells apart: the kernel records the cell
+    ids JupyterLab sent; with the notebook closed, the sidebar's redundant run opens it at the
+    first cell (in view, selected), and the latest run's link goes to the second."""
+    (jupyterlab.root / "study").mkdir(exist_ok=True)
+    name = "study/repeat.ipynb"
+    code = "%%carbon --name probe --sweep repeat-check\nsquares = [i * i for i in range(100)]"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    filler = [nbformat.v4.new_markdown_cell(f"## Note {i}\n\n" + "A paragraph of notes. " * 20) for i in range(25)]
+    notebook.cells = [nbformat.v4.new_code_cell("%load_ext notebook_carbon"), nbformat.v4.new_code_cell(code),
+                      *filler, nbformat.v4.new_code_cell(code)]  # fmt: skip
+    first_id, second_id = notebook.cells[1].id, notebook.cells[-1].id
+    nbformat.write(notebook, jupyterlab.root / name)
+    try:
+        browser.open_notebook(page, jupyterlab, name)
+        browser.run_all_cells(page)
+        with Registry.open(jupyterlab.registry) as reg:
+            runs = [run for run in reg.runs(project="default") if run["sweep"] == "repeat-check"]
+        assert [(run["cell_id"], run["redundant_of"]) for run in runs] == [(second_id, runs[1]["id"]), (first_id, None)]
+        browser.save_notebook(page)
+        browser.menu(page, "File", "Close Tab")
+        page.wait_for_function("() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)')")
+        page.locator(f".jp-SideBar .lm-TabBar-tab[data-id='{SIDEBAR[1:]}']").click()
+        redundant = page.locator(f"{SIDEBAR} .jp-NotebookCarbon-redundant", has_text=f"#{runs[0]['id']} probe")
+        link = redundant.locator(".jp-NotebookCarbon-repeats .jp-NotebookCarbon-link")
+        assert link.text_content() == f"repeats #{runs[1]['id']} probe (ok)"
+        assert link.get_attribute("title") == f"Open {name} at the cell it ran in"
+        link.click()
+        page.wait_for_function(f"() => {{ const a = ({ACTIVE_CELL})(); return a && a.index === 1 && a.inView; }}",
+                               timeout=30_000)  # fmt: skip
+        assert page.evaluate(ACTIVE_CELL)["title"].startswith("repeat.ipynb")
+        mode = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").get_attribute("class")
+        assert "jp-mod-commandMode" in mode.split(), "the cell opened for editing: a key pressed next would change it"
+        browser.screenshot(page, tmp_path, "cell-link-repeated")
+        latest = page.locator(f"{SIDEBAR} .jp-NotebookCarbon-item", has_text=f"#{runs[0]['id']} probe").first
+        latest.locator(".jp-NotebookCarbon-name .jp-NotebookCarbon-link").click()
+        last = len(notebook.cells) - 1
+        page.wait_for_function(f"() => {{ const a = ({ACTIVE_CELL})(); return a && a.index === {last} && a.inView; }}",
+                               timeout=30_000)  # fmt: skip
+    finally:
+        browser.screenshot(page, tmp_path, "cell-link")

@@ -5,6 +5,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { ICellRef } from './links';
+import { IHistory } from './chart';
 import { IJobCounts, IRanged, queryString, StatementFormat } from './format';
 
 export interface ISummary {
@@ -46,8 +48,11 @@ export interface ISweep {
   redundant_runs: number;
 }
 
-/** A run of a page of runs; a distributed job is one run, its `job_*` counts set. */
-export interface IRun extends IJobCounts {
+/**
+ * A run of a page of runs; a distributed job is one run, its `job_*` counts set. Its cell
+ * (`ICellRef`): `path`, its notebook under the server's root, `cell_id` and `execution_count`.
+ */
+export interface IRun extends IJobCounts, ICellRef {
   id: number;
   name: string | null;
   notebook: string | null;
@@ -65,13 +70,14 @@ export interface IRuns {
   runs: IRun[];
 }
 
-export interface IRedundantRun extends IJobCounts {
+export interface IRedundantRun extends IJobCounts, ICellRef {
   id: number;
   name: string | null;
   notebook: string | null;
   energy_j: number | null;
   emissions_g: number | null;
-  repeats: { id: number | null; name: string | null; status: string | null } | null;
+  /** The earlier run it repeats, with its notebook and cell (all but `id` null once it is deleted). */
+  repeats: ({ id: number | null; name: string | null; status: string | null; notebook: string | null } & ICellRef) | null;
 }
 
 export interface IRedundant {
@@ -132,6 +138,10 @@ export function fetchRuns(limit: number): Promise<IRuns> {
 
 export function fetchRedundant(limit: number): Promise<IRedundant> {
   return get('redundant', { limit });
+}
+
+export function fetchHistory(spans: number): Promise<IHistory> {
+  return get('history', { spans });
 }
 
 export function fetchStatement(format: StatementFormat, notebook?: string | null): Promise<string> {

@@ -3,8 +3,11 @@
  * (docs/server.md) when shown and after a cell of the current notebook finishes; it never polls.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 
+import { openCell } from './cells';
+import { ICellRef } from './links';
 import { carbonIcon } from './icon';
 import { CarbonPanel } from './panel';
 
@@ -21,7 +24,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     tracker: INotebookTracker,
     restorer: ILayoutRestorer | null
   ) => {
-    const panel = new CarbonPanel(() => tracker.currentWidget?.context.path ?? null);
+    const open = async (ref: ICellRef) => {
+      const problem = await openCell(app, ref);
+      if (problem) {
+        Notification.warning(problem, { autoClose: 8000 });
+      }
+    };
+    const panel = new CarbonPanel(() => tracker.currentWidget?.context.path ?? null, open);
     panel.id = 'notebook-carbon-sidebar';
     panel.title.icon = carbonIcon;
     app.shell.add(panel, 'right', { rank: 900 });

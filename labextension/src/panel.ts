@@ -1,9 +1,11 @@
 /**
  * The sidebar panel: a header with the project and when it was read, the statement's downloads,
- * the project's totals, the current notebook's total, the latest runs (a distributed job is one
- * run, its ranks and nodes said), sweeps and redundant runs. Every string from the server is set
- * as text (textContent), never parsed as HTML: run, sweep and notebook names are user input.
- * Figures never wrap: each is one line, its range on a second line and on hover.
+ * the project's totals with a small chart of its cumulative emissions, the current notebook's
+ * total, the latest runs (a distributed job is one run, its ranks and nodes said), sweeps and
+ * redundant runs; a run links to the notebook cell it ran in, a redundant run to the cell it
+ * repeats. Every string from the server is set as text (textContent), never parsed as HTML: run,
+ * sweep and notebook names are user input. Figures never wrap: each is one line, its range on a
+ * second line and on hover.
  */
 import { downloadIcon, refreshIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
@@ -11,6 +13,7 @@ import { Message } from '@lumino/messaging';
 
 import {
   ApiError,
+  fetchHistory,
   fetchRedundant,
   fetchRuns,
   fetchStatement,
@@ -22,6 +25,8 @@ import {
   ISummary,
   ISweep
 } from './api';
+import { describeCell, ICellRef } from './links';
+import { emissionsChart, IHistory } from './chart';
 import {
   describeJob,
   describeRepeat,
@@ -47,6 +52,12 @@ const LISTED = 10;
 
 /** How many of the latest runs the panel lists. */
 const LATEST = 5;
+
+/** The spans of time the chart of cumulative emissions is drawn from: about one per 4 px. */
+const CHART_SPANS = 60;
+
+/** Opens a run's notebook at its cell; resolves when done (it tells the user what went wrong). */
+export type CellOpener = (ref: ICellRef) => Promise<void>;
 
 /** A burst of executed cells (Run All) is one refresh, this long after the last of them. */
 const SETTLE_MS = 1500;
@@ -93,12 +104,30 @@ function section(title: string): HTMLElement {
   return part;
 }
 
-/** One of the latest runs: its id and name; its status, energy, emissions, when and, for a job, its ranks. */
-function runItem(run: IRun, now: number): HTMLElement {
+/**
+ * `text`, a link to the notebook cell of `ref` when the server can open its notebook (a button
+ * styled as a link: it runs a command, it goes to no address), else plain text saying why not.
+ */
+function cellLink(className: string, text: string, ref: ICellRef, notebook: string | null, open: CellOpener): HTMLElement {
+  if (!ref.path) {
+    const plain = element('div', className, text);
+    plain.title = describeCell(ref, notebook);
+    return plain;
+  }
+  const line = element('div', className);
+  const link = element('button', 'jp-NotebookCarbon-link', text);
+  link.title = describeCell(ref, notebook);
+  link.addEventListener('click', () => void open(ref));
+  line.append(link);
+  return line;
+}
+
+/** One of the latest runs: its id and name (a link to its cell); its status, energy, emissions, when and, for a job, its ranks. */
+function runItem(run: IRun, now: number, open: CellOpener): HTMLElement {
   const item = element('li', `jp-NotebookCarbon-item jp-NotebookCarbon-status-${run.status}`);
   const job = describeJob(run);
   item.append(
-    element('div', 'jp-NotebookCarbon-name', `#${run.id}${run.name ? ` ${run.name}` : ''}`),
+    cellLink('jp-NotebookCarbon-name', `#${run.id}${run.name ? ` ${run.name}` : ''}`, run, run.notebook, open),
     element(
       'div',
       'jp-NotebookCarbon-detail',
@@ -129,8 +158,14 @@ function iconButton(icon: typeof refreshIcon, label: string, title: string): HTM
 }
 
 export class CarbonPanel extends Widget {
-  /** `notebookPath` says which notebook is current (its server path, as kernels record it). */
-  constructor(private readonly notebookPath: () => string | null) {
+  /**
+   * `notebookPath` says which notebook is current (its server path, as kernels record it);
+   * `openCell` opens a run's notebook at its cell.
+   */
+  constructor(
+    private readonly notebookPath: () => string | null,
+    private readonly openCell: CellOpener
+  ) {
     super();
     this.addClass('jp-NotebookCarbon');
     this.title.caption = 'Notebook carbon';
@@ -165,17 +200,18 @@ export class CarbonPanel extends Widget {
     this.node.classList.add('jp-mod-loading');
     this.state.textContent = 'Reading the registry\u2026';
     try {
-      const [project, current, latest, sweeps, redundant] = await Promise.all([
+      const [project, current, latest, sweeps, redundant, history] = await Promise.all([
         fetchSummary(),
         notebook ? fetchSummary(notebook) : Promise.resolve(null),
         fetchRuns(LATEST),
         fetchSweeps(),
-        fetchRedundant(LISTED)
+        fetchRedundant(LISTED),
+        fetchHistory(CHART_SPANS)
       ]);
       if (generation !== this.generation) {
         return; // a later refresh started meanwhile: its answer is the one to show
       }
-      this.render(project, notebook, current, latest, sweeps, redundant);
+      this.render(project, notebook, current, latest, sweeps, redundant, history);
       this.status.replaceChildren();
       this.readAt = Date.now();
     } catch (error) {
@@ -241,7 +277,8 @@ export class CarbonPanel extends Widget {
     current: ISummary | null,
     latest: IRuns,
     sweeps: ISweep[],
-    redundant: IRedundant
+    redundant: IRedundant,
+    history: IHistory
   ): void {
     this.project = project.project;
     this.heading.textContent = `Project ${project.project}`;
@@ -261,6 +298,10 @@ export class CarbonPanel extends Widget {
         )
       );
     } else {
+      const chart = emissionsChart(history, now);
+      if (chart) {
+        head.append(chart);
+      }
       head.append(
         row('Runs', `${project.runs}`, formatStatuses(project.statuses)),
         ranged('Energy', totals.energy_j, 'energy', 'IT energy'),
@@ -298,7 +339,7 @@ export class CarbonPanel extends Widget {
     }
     const latestList = element('ul', 'jp-NotebookCarbon-list');
     for (const run of latest.runs) {
-      latestList.append(runItem(run, now));
+      latestList.append(runItem(run, now, this.openCell));
     }
     latestPart.append(latestList);
 
@@ -335,14 +376,13 @@ export class CarbonPanel extends Widget {
     }
     const redundantList = element('ul', 'jp-NotebookCarbon-list');
     for (const run of redundant.runs) {
-      const item = element('li', 'jp-NotebookCarbon-item');
+      const item = element('li', 'jp-NotebookCarbon-item jp-NotebookCarbon-redundant');
+      const detail = [formatEnergy(run.energy_j), describeJob(run)].filter(Boolean).join(' \u00b7 ');
+      const repeats = run.repeats ?? { path: null };
       item.append(
-        element('div', 'jp-NotebookCarbon-name', `#${run.id}${run.name ? ` ${run.name}` : ''}`),
-        element(
-          'div',
-          'jp-NotebookCarbon-detail',
-          [describeRepeat(run.repeats), formatEnergy(run.energy_j), describeJob(run)].filter(Boolean).join(' \u00b7 ')
-        )
+        cellLink('jp-NotebookCarbon-name', `#${run.id}${run.name ? ` ${run.name}` : ''}`, run, run.notebook, this.openCell),
+        cellLink('jp-NotebookCarbon-repeats', describeRepeat(run.repeats), repeats, run.repeats?.notebook ?? null, this.openCell),
+        element('div', 'jp-NotebookCarbon-detail', detail)
       );
       redundantList.append(item);
     }
