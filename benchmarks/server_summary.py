@@ -11,8 +11,9 @@ after the server started (the registry opened; target <= 200 ms); requests of an
 registry; requests each made just after another process recorded a run, as a kernel does, in the
 project's largest sweep, in a new sweep and in no sweep (the sidebar's case: it refreshes after
 every cell; target p95 <= 50 ms).
-Then what the sidebar asks for after a cell (the project's and the notebook's summary, the sweeps
-and the redundant runs) after a run was recorded, and, for reference, the sweeps and a page of runs.
+Then what the sidebar asks for after a cell (the project's and the notebook's summary, the latest
+runs, the sweeps without their parameters, the redundant runs and the history for its chart) after
+a run was recorded, and, for reference, the sweeps with their parameters and a page of runs.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ TARGET_FIRST_S = 0.200
 TOKEN = "benchmark-token"
 NOTEBOOK = "resnet.ipynb"
 SIDEBAR = ("/notebook-carbon/summary", f"/notebook-carbon/summary?notebook={NOTEBOOK}",
-           "/notebook-carbon/sweeps", "/notebook-carbon/redundant?limit=20")  # fmt: skip
+           "/notebook-carbon/runs?limit=5", "/notebook-carbon/sweeps?params=false",
+           "/notebook-carbon/redundant?limit=10", "/notebook-carbon/history?spans=60")  # fmt: skip
+"""What the sidebar asks for when it refreshes (``labextension/src/panel.ts``), all at once."""
 
 
 def free_port() -> int:
@@ -162,7 +165,7 @@ def report(found: dict, command: str) -> str:
         row("summary, registry unchanged", found["unchanged"]),
         row("**summary just after a run was recorded** (all cases below)", after),
         *(row(f"&nbsp;&nbsp;a run in {kind}", times) for kind, times in found["after"].items()),
-        row("sidebar refresh after a run: its four requests together", refresh),
+        row(f"sidebar refresh after a run: its {len(SIDEBAR)} requests one after another", refresh),
         *(row(f"&nbsp;&nbsp;`{path.split('/')[-1]}`", times) for path, times in found["refresh"].items()),
         row("sweeps, registry unchanged", found["/notebook-carbon/sweeps"]),
         row("a page of 50 runs", found["/notebook-carbon/runs?limit=50"]),

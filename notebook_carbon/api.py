@@ -83,7 +83,7 @@ class track(ContextDecorator):
         self._run = None
         try:
             session = self._session or current()  # settings are read here: a bad file is ours to say
-            self._run = session.begin(cell_source=None, job=self._detect_job(), **self._fields)
+            self._run = session.begin(cell_source=None, job=self._detect_job(), **self._fields, **_notebook_cell())
             self._run.start(anchor=sys._getframe(1))  # the frame running the block
         except KeyboardInterrupt:
             if self._run is not None:  # the block never runs; its window must not meter what follows
@@ -148,6 +148,22 @@ class track(ContextDecorator):
         session = self._session or current()
         return session.writer().flush(timeout)
 
+
+
+def _notebook_cell() -> dict[str, Any]:
+    """The cell a block runs in when it runs in IPython: its In [n] and, in a notebook, its id
+    (``cell.front_end_cell_id``), so a view opens the notebook there; nothing elsewhere."""
+    if "IPython" not in sys.modules:  # a script: never imported for this
+        return {}
+    from IPython import get_ipython
+
+    from .cell import front_end_cell_id
+
+    shell = get_ipython()
+    if shell is None:
+        return {}
+    count = getattr(shell, "execution_count", None)
+    return {"execution_count": count if isinstance(count, int) else None, "cell_id": front_end_cell_id(shell)}
 
 
 def _warn(message: str, cause: BaseException, depth: int = 1) -> None:

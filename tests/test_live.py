@@ -338,3 +338,25 @@ def test_loading_the_extension_imports_no_widgets():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_kernel_records_the_cell_jupyterlab_names_for_magic_nested_and_track_runs(kernel, tmp_path):
+    """In a real kernel, each run records the id of the cell the front end sent it with (the view
+    opens the notebook there): a ``%%carbon`` cell, a ``%%carbon`` cell run by ``run_cell`` inside
+    another cell (the outer cell's id: the inner one has none of its own), a ``track()`` block,
+    and nothing for a front end that sends no id."""
+    _, client, setup = kernel
+    front = FakeWidgetFrontEnd(client, widgets=False)
+    front.run(setup, cell_id="setup")
+    front.run("%%carbon --name magic --quiet\nx = 1", cell_id="cell-magic")
+    front.run("get_ipython().run_cell('%%carbon --name inner --quiet\\ny = 2')", cell_id="cell-outer")
+    front.run("import notebook_carbon\nwith notebook_carbon.track(name='block', quiet=True):\n    z = 3", cell_id="c-track")
+    front.run("with notebook_carbon.track(name='no id', quiet=True):\n    z = 4")
+    front.run("assert current_extension().session.writer().flush(10)")
+    from notebook_carbon.registry import Registry
+
+    with Registry.open(str(tmp_path / "kernel.sqlite")) as reg:
+        runs = {run["name"]: run for run in reg.runs()}
+    assert {name: run["cell_id"] for name, run in runs.items()} == {
+        "magic": "cell-magic", "inner": "cell-outer", "block": "c-track", "no id": None}  # fmt: skip
+    assert runs["block"]["execution_count"] is not None  # its cell's In [n], as the magic's runs have

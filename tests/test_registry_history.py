@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import inspect, text
 from totals_oracle import check
 
+from notebook_carbon.errors import RegistryError
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.registry.history import MAX_SPANS, cumulative
 from notebook_carbon.registry.schema import SCHEMA_VERSION
@@ -103,3 +104,13 @@ def test_v10_to_v11_adds_the_cell_and_the_history_index_keeping_every_run(regist
         assert reg.runs(project="p")[0]["cell_id"] == "2f6d-a_b"
         assert cumulative(reg, "p", spans=2)["points"][-1] == {"at": 1.7e9 + 9, "emissions_g": 10.0, "runs": 4}
     assert "ix_runs_history" in {index["name"] for index in inspect(registry_engine).get_indexes("runs")}
+
+
+def test_a_cell_id_that_is_not_one_is_refused_by_both_databases_alike(registry_url):
+    """The registry checks ``cell_id`` itself: SQLite would keep any text and PostgreSQL refuse
+    more than 64 characters with its own message; both now say what a cell id is, and keep nothing."""
+    with Registry.open(registry_url) as reg:
+        for bad in ("x" * 65, "<b>not an id</b>", ""):
+            with pytest.raises(RegistryError, match="cell_id must be a notebook cell's id"):
+                _run(reg, 1.7e9, 1.0, cell_id=bad)
+        assert reg.runs(project="p") == []

@@ -21,6 +21,7 @@ import tornado.web
 from pytest_jupyter.jupyter_server import *  # noqa: F403  (jp_fetch, jp_serverapp and what they need)
 from traitlets.config import Config
 
+from notebook_carbon.meters.detect import host_info
 from notebook_carbon.registry import Registry, new_uid
 from notebook_carbon.server.handlers import PREFIX, ROUTES
 from notebook_carbon.settings import resolve
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600.0
 PROJECT = "thesis"
 WHERE = {"pue": 1.5, "intensity_g_per_kwh": 100.0, "intensity_region": "FR", "intensity_source": "test grid",
-         "host": "lab-1", "cpu_model": "Xeon Test", "attribution": "machine"}
+         "host": host_info()["hostname"], "cpu_model": "Xeon Test", "attribution": "machine"}  # this machine's runs
 
 
 def _grams(energy_j: float) -> float:
@@ -297,6 +298,12 @@ def test_a_run_s_notebook_is_given_as_the_path_under_the_server_root_it_opens_by
     runs = {run["name"]: run for run in _json(get("runs", limit="3"))["runs"]}
     assert runs["inside"]["path"] == "sub dir/c.ipynb" and runs["inside"]["cell_id"] == "abc"
     assert runs["outside"]["path"] is None and runs["outside"]["notebook"].endswith("d.ipynb")
+    with Registry.open(known) as reg:  # the same notebook's path, on a colleague's machine: not this file
+        reg.record_run({"uid": new_uid(), "project": PROJECT, "name": "elsewhere", "started_at": 1.9e9 + 9,
+                        "notebook": str(jp_root_dir / "sub dir" / "c.ipynb"), **{**WHERE, "host": "gpu-node-7"}},
+                       {"status": "ok", "energy_j": 1.0, "emissions_g": 0.0})  # fmt: skip
+    (elsewhere,) = _json(get("runs", limit="1"))["runs"]
+    assert (elsewhere["name"], elsewhere["path"]) == ("elsewhere", None)
     with Registry.open(known) as reg, reg.write("test") as conn:  # the run repeated is deleted
         conn.exec_driver_sql("DELETE FROM runs WHERE id = 7")
     (again, _) = _json(get("redundant"))["runs"]
@@ -369,7 +376,8 @@ def test_statement_defaults_to_markdown(get):
         ("runs", {"offset": "1.5"}, "offset must be a whole number"),
         ("runs", {"status": "done"}, "unknown status 'done'; choose one of"),
         ("redundant", {"offset": "-3"}, "offset must be a whole number"),
-        ("history", {"spans": "0"}, "spans must be a whole number from 1 to 500; got 0"),
+        ("history", {"spans": "0"}, "spans must be a whole number of 1 or more; got '0'"),
+        ("history", {"spans": "abc"}, "spans must be a whole number of 1 or more; got 'abc'"),
         ("history", {"spans": "501"}, "spans must be at most 500"),
     ],
 )

@@ -128,8 +128,9 @@ export function fetchSummary(notebook?: string | null): Promise<ISummary> {
   return get('summary', { notebook });
 }
 
+/** The sweeps, without their varying parameters, which the sidebar does not show (a read less per sweep). */
 export async function fetchSweeps(): Promise<ISweep[]> {
-  return (await get('sweeps', {})).sweeps;
+  return (await get('sweeps', { params: 'false' })).sweeps;
 }
 
 export function fetchRuns(limit: number): Promise<IRuns> {

@@ -2,7 +2,7 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { NotebookPanel } from '@jupyterlab/notebook';
 
-import { findCell, ICellRef } from './links';
+import { findCell, hasCell, ICellRef } from './links';
 
 /**
  * Open (or bring forward) `ref`'s notebook and scroll to its cell, selecting it. Resolves to ''
@@ -13,6 +13,11 @@ export async function openCell(app: JupyterFrontEnd, ref: ICellRef): Promise<str
   if (!ref.path) {
     return 'The run\u2019s notebook is outside the Jupyter server\u2019s root, so JupyterLab cannot open it.';
   }
+  try {
+    await app.serviceManager.contents.get(ref.path, { content: false });
+  } catch {
+    return `The notebook is no longer at ${ref.path}: it was moved or deleted.`;
+  }
   let widget: unknown;
   try {
     widget = await app.commands.execute('docmanager:open', { path: ref.path, factory: 'Notebook' });
@@ -20,7 +25,7 @@ export async function openCell(app: JupyterFrontEnd, ref: ICellRef): Promise<str
     return `Could not open ${ref.path}: ${error instanceof Error ? error.message : String(error)}`;
   }
   if (!(widget instanceof NotebookPanel)) {
-    return `Could not open ${ref.path} as a notebook: it may have been moved or deleted.`;
+    return `Could not open ${ref.path} as a notebook.`;
   }
   await widget.context.ready;
   app.shell.activateById(widget.id);
@@ -31,11 +36,17 @@ export async function openCell(app: JupyterFrontEnd, ref: ICellRef): Promise<str
     type: cell.model.type,
     executionCount: cell.model.type === 'code' ? ((cell.model as any).executionCount ?? null) : null
   }));
+  if (!hasCell(ref)) {
+    await notebook.scrollToItem(0, 'start');
+    notebook.activeCellIndex = 0;
+    notebook.mode = 'command';
+    return '';
+  }
   const index = findCell(cells, ref);
   if (index < 0) {
     return ref.cell_id
-      ? `${ref.path} no longer has the cell the run ran in: it was deleted, or the notebook replaced.`
-      : `${ref.path}: the run was recorded before cells were named, and no single cell is In [${ref.execution_count}] now.`;
+      ? `The cell the run ran in is no longer in ${ref.path}: it was deleted, or the notebook replaced.`
+      : `No single cell is In [${ref.execution_count}] in ${ref.path} now (the run recorded no cell id).`;
   }
   await notebook.scrollToCell(notebook.widgets[index], 'center');
   notebook.activeCellIndex = index;

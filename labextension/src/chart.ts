@@ -33,8 +33,9 @@ export function formatDay(epochSeconds: number, nowMs: number): string {
 }
 
 /**
- * The chart's line: from the first run's start at 0, through each span's cumulative total at its
- * end, in the chart's coordinates (the largest total at the top). '' without runs.
+ * The chart's line, in its coordinates (the largest total at the top): from 0 at the first run's
+ * start, a step up to each span's cumulative total at the span's end, level between them (a run
+ * after a long pause is a step after a level stretch, not a slope). '' without runs.
  */
 export function chartPath(history: IHistory): string {
   const { first_at: first, last_at: last, points } = history;
@@ -44,7 +45,7 @@ export function chartPath(history: IHistory): string {
   const top = Math.max(...points.map(point => point.emissions_g), 0);
   const x = (at: number) => (last > first ? ((at - first) / (last - first)) * WIDTH : WIDTH);
   const y = (grams: number) => (top > 0 ? HEIGHT - (grams / top) * (HEIGHT - 2) : HEIGHT);
-  const steps = points.map(point => `L${x(point.at).toFixed(2)},${y(point.emissions_g).toFixed(2)}`);
+  const steps = points.map(point => `H${x(point.at).toFixed(2)} V${y(point.emissions_g).toFixed(2)}`);
   return `M0,${HEIGHT} ${steps.join(' ')}`;
 }
 

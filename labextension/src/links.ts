@@ -21,7 +21,8 @@ export interface ICellInfo {
 
 /**
  * The index in `cells` of the cell `ref` ran in: the cell with its id; else, without an id, the
- * code cell whose In [n] is the run's, when exactly one is; -1 when neither is found.
+ * code cell whose In [n] is the run's, when exactly one is; -1 when neither is found (and for a
+ * run that recorded no cell: `hasCell` tells).
  */
 export function findCell(cells: readonly ICellInfo[], ref: ICellRef): number {
   if (ref.cell_id) {
@@ -36,6 +37,11 @@ export function findCell(cells: readonly ICellInfo[], ref: ICellRef): number {
   return found.length === 1 ? found[0] : -1;
 }
 
+/** Whether `ref` recorded its cell at all (its id or its In [n]): else its link opens the notebook at its top. */
+export function hasCell(ref: ICellRef): boolean {
+  return !!ref.cell_id || (ref.execution_count !== null && ref.execution_count !== undefined);
+}
+
 /** How a link to `ref`'s cell says where it goes (its title), or why there is none. */
 export function describeCell(ref: ICellRef, notebook: string | null | undefined): string {
   if (!ref.path) {
@@ -47,6 +53,6 @@ export function describeCell(ref: ICellRef, notebook: string | null | undefined)
     ? 'the cell it ran in'
     : ref.execution_count !== null && ref.execution_count !== undefined
       ? `the cell numbered In [${ref.execution_count}], if it has not run again since`
-      : 'its start';
+      : 'its top (the run recorded no cell)';
   return `Open ${ref.path} at ${cell}`;
 }

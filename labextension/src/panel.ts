@@ -378,10 +378,12 @@ export class CarbonPanel extends Widget {
     for (const run of redundant.runs) {
       const item = element('li', 'jp-NotebookCarbon-item jp-NotebookCarbon-redundant');
       const detail = [formatEnergy(run.energy_j), describeJob(run)].filter(Boolean).join(' \u00b7 ');
-      const repeats = run.repeats ?? { path: null };
+      const earlier = run.repeats;
       item.append(
         cellLink('jp-NotebookCarbon-name', `#${run.id}${run.name ? ` ${run.name}` : ''}`, run, run.notebook, this.openCell),
-        cellLink('jp-NotebookCarbon-repeats', describeRepeat(run.repeats), repeats, run.repeats?.notebook ?? null, this.openCell),
+        earlier?.status // (a deleted earlier run has only its id: no cell to open)
+          ? cellLink('jp-NotebookCarbon-repeats', describeRepeat(earlier), earlier, earlier.notebook, this.openCell)
+          : element('div', 'jp-NotebookCarbon-repeats', describeRepeat(earlier)),
         element('div', 'jp-NotebookCarbon-detail', detail)
       );
       redundantList.append(item);

@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 
 import { chartPath, formatDay, IHistory } from '../src/chart';
-import { describeCell, findCell, ICellInfo } from '../src/links';
+import { describeCell, findCell, hasCell, ICellInfo } from '../src/links';
 
 const CELLS: ICellInfo[] = [
   { id: 'md-1', type: 'markdown', executionCount: null },
@@ -23,13 +23,19 @@ test('findCell finds a cell by its id, else by a single In [n]', () => {
   assert.equal(findCell([], { path: 'a.ipynb', cell_id: 'a1' }), -1);
 });
 
+test('hasCell tells a run that recorded its cell', () => {
+  assert.equal(hasCell({ path: 'a.ipynb', cell_id: 'a1' }), true);
+  assert.equal(hasCell({ path: 'a.ipynb', execution_count: 0 }), true);
+  assert.equal(hasCell({ path: 'a.ipynb', cell_id: null, execution_count: null }), false);
+});
+
 test('describeCell says where a link goes, or why there is none', () => {
   assert.equal(describeCell({ path: 'sub/a.ipynb', cell_id: 'a1' }, '/srv/sub/a.ipynb'), 'Open sub/a.ipynb at the cell it ran in');
   assert.equal(
     describeCell({ path: 'a.ipynb', cell_id: null, execution_count: 7 }, null),
     'Open a.ipynb at the cell numbered In [7], if it has not run again since'
   );
-  assert.equal(describeCell({ path: 'a.ipynb' }, null), 'Open a.ipynb at its start');
+  assert.equal(describeCell({ path: 'a.ipynb' }, null), 'Open a.ipynb at its top (the run recorded no cell)');
   assert.equal(
     describeCell({ path: null }, '/home/me/b.ipynb'),
     "its notebook /home/me/b.ipynb is outside the Jupyter server's root: open it there"
@@ -42,11 +48,11 @@ function history(points: [number, number][], first: number | null = points.lengt
   return { project: 'p', first_at: first, last_at: last, points: points.map(([at, g], i) => ({ at, emissions_g: g, runs: i + 1 })) };
 }
 
-test('chartPath rises from 0 at the first start to the total at the last, the total at the top', () => {
+test('chartPath steps up from 0 at the first start to the total at the last, the total at the top', () => {
   assert.equal(chartPath(history([])), '');
-  assert.equal(chartPath(history([[110, 2], [200, 8]], 100)), 'M0,40 L20.00,30.50 L200.00,2.00');
-  assert.equal(chartPath(history([[100, 5]], 100)), 'M0,40 L200.00,2.00'); // one moment: a step at the right
-  assert.equal(chartPath(history([[100, 0]], 100)), 'M0,40 L200.00,40.00'); // nothing emitted: flat
+  assert.equal(chartPath(history([[110, 2], [200, 8]], 100)), 'M0,40 H20.00 V30.50 H200.00 V2.00');
+  assert.equal(chartPath(history([[100, 5]], 100)), 'M0,40 H200.00 V2.00'); // one moment: one step, at the right
+  assert.equal(chartPath(history([[100, 0]], 100)), 'M0,40 H200.00 V40.00'); // nothing emitted: level
 });
 
 test('formatDay says the day in UTC, with the year only when it is not this one', () => {

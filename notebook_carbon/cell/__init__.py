@@ -33,6 +33,7 @@ __all__ = [
     "InputsDigest",
     "code_fingerprint",
     "free_variables",
+    "front_end_cell_id",
     "inputs_fingerprint",
     "is_cell_id",
     "params_fingerprint",
@@ -52,6 +53,21 @@ def is_cell_id(value: object) -> bool:
     """Whether ``value`` is a notebook cell's id as nbformat 4.5 defines it: 1 to 64 letters,
     digits, ``-`` or ``_`` (JupyterLab sends it with each cell it runs)."""
     return isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value) is not None
+
+
+def front_end_cell_id(shell: Any) -> str | None:
+    """The id of the notebook cell an IPython kernel's ``shell`` runs now, as the front end sent it
+    with its execute request (``cellId`` in the request's metadata: JupyterLab sends it); None
+    outside a kernel, for a front end that sends none, and for what is not an id. What a block
+    run inside a cell (``track()``, a ``run_cell`` of another cell) takes as its cell."""
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else None
+    except Exception:  # a kernel of another kind: no cell to name
+        return None
+    metadata = parent.get("metadata") if isinstance(parent, dict) else None
+    found = metadata.get("cellId") if isinstance(metadata, dict) else None
+    return found if is_cell_id(found) else None
 
 
 def __getattr__(name: str) -> Any:

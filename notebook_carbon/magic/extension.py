@@ -16,7 +16,7 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from ..cell.args import _CELL_LINE, CellArgs, parse_cell_args, split_carbon_cell, transform_carbon_cell
-from ..cell import is_cell_id
+from ..cell import front_end_cell_id, is_cell_id
 from ..cell.redundancy import CellCheck, check_cell, repeat_message
 from ..errors import NotebookCarbonError
 from ..live import LiveMeter, WidgetSupport
@@ -276,10 +276,11 @@ class CarbonExtension:
         on_sample = meter.on_sample if meter is not None else None
         count = getattr(self.shell, "execution_count", None)  # the cell's In [n], as it runs
         fields.setdefault("execution_count", count if isinstance(count, int) else None)
-        # the cell's id, as JupyterLab sends it with the cell (a view opens the notebook there)
-        info = cell.info if cell is not None else (self._open[-1].info if self._open else None)
-        found = getattr(info, "cell_id", None)
-        fields.setdefault("cell_id", found if is_cell_id(found) else None)
+        # the cell's id, as JupyterLab sends it with the cell (a view opens the notebook there): the
+        # innermost open cell's that has one, else the request's (a cell run by run_cell has none)
+        ids = (getattr(open_cell.info, "cell_id", None) for open_cell in [*reversed(self._open), cell] if open_cell)
+        found = next((cell_id for cell_id in ids if is_cell_id(cell_id)), None)
+        fields.setdefault("cell_id", found or front_end_cell_id(self.shell))
         run = self.session.begin(cell_source=source, notebook=notebook, on_sample=on_sample, **fields)
         if meter is not None:
             self._live[run.uid] = meter

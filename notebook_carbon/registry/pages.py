@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["excluded", "redundant_page", "runs_page"]
 
 
-REPEATS = ("name", "status", "started_at", "notebook", "cell_id", "execution_count")
+REPEATS = ("name", "status", "started_at", "notebook", "cell_id", "execution_count", "host")
 """What a redundant run's ``repeats`` says of the earlier run, beside its id."""
 
 
@@ -33,8 +33,8 @@ def redundant_page(
 ) -> list[dict[str, Any]]:
     """The redundant runs of ``project`` (``redundant_of`` set), newest first (start, then id),
     ``limit`` from ``offset``, as ``Registry.page`` gives runs, each with ``repeats``: the earlier
-    run's ``id``, ``name``, ``status``, ``started_at``, and its cell: ``notebook``, ``cell_id`` and
-    ``execution_count`` (all but the id None if it was deleted)."""
+    run's ``id``, ``name``, ``status``, ``started_at``, and its cell: ``notebook``, ``cell_id``,
+    ``execution_count`` and ``host`` (all but the id None if it was deleted)."""
     earlier = runs.alias("earlier")
     columns = [c for c in runs.c if c.name != "cell_source"]
     repeats = [earlier.c[name].label(f"repeats_{name}") for name in REPEATS]

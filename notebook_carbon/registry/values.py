@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from ..cell import is_cell_id
 from ..errors import RegistryError
 from ..record import FINAL_STATUSES, STATUSES, check_figure, energy_range, sweep_key, sweep_label
 from .schema import COMPONENTS, JSON_COLUMNS, METHODS, components, run_parts, runs, samples
@@ -42,6 +43,11 @@ def encode_run(row: Mapping[str, Any], allowed: frozenset[str], doing: str) -> d
     values = dict(row)
     if "status" in values:
         check_status(values["status"])
+    if values.get("cell_id") is not None and not is_cell_id(values["cell_id"]):
+        raise RegistryError(
+            f"{doing}: cell_id must be a notebook cell's id (1 to 64 letters, digits, '-' or '_'); "
+            f"got {str(values['cell_id'])[:80]!r}"
+        )
     for column in _METHOD_COLUMNS:
         if values.get(column) is not None:
             # a component measured by several methods (two GPUs, one without an energy counter)

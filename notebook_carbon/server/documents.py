@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 __all__ = ["PART_COLUMNS", "RUN_COLUMNS", "json_ready", "part_row", "run_row", "server_path", "sweep_row"]
 
+_paths = os.path
+_PurePath = pathlib.PurePath
+"""The server's own path rules (a test swaps in Windows's: ``ntpath``, ``PureWindowsPath``)."""
+
 RUN_COLUMNS = (
     "id", "uid", "project", "notebook", "name", "sweep", "sweep_key", "code_fingerprint", "status", "error",
     "started_at", "ended_at", "duration_s", "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j",
@@ -80,37 +84,56 @@ def sweep_row(sweep: SweepSummary, *, params: bool = True) -> dict[str, Any]:
     return json_ready(row)
 
 
-def run_row(run: Mapping[str, Any], root: str | None = None) -> dict[str, Any]:
+def run_row(run: Mapping[str, Any], root: str | None = None, here: str | None = None) -> dict[str, Any]:
     """One run of a page (``Registry.page``): ``RUN_COLUMNS``, with ``excluded`` (why the totals
-    leave it out, or None), ``path`` (its notebook under the server's ``root``: ``server_path``)
-    and, for a redundant run, ``repeats`` (the run it repeats, with its ``path`` too)."""
+    leave it out, or None), ``path`` (its notebook under the server's ``root``, when recorded on
+    this host, ``here``: ``server_path``) and, for a redundant run, ``repeats`` (the run it
+    repeats, with its ``path`` too)."""
     row = {name: run.get(name) for name in RUN_COLUMNS}
     row["is_final"] = bool(row["is_final"])
     row["excluded"] = implausible(row)
-    row["path"] = server_path(row["notebook"], root)
+    row["path"] = server_path(row["notebook"], root, host=row["host"], here=here)
     for name in ("tags", "params"):
         row[name] = json_ready(row[name], as_text=True)
     if "repeats" in run:
-        row["repeats"] = {**run["repeats"], "path": server_path(run["repeats"].get("notebook"), root)}
+        earlier = run["repeats"]
+        path = server_path(earlier.get("notebook"), root, host=earlier.get("host"), here=here)
+        row["repeats"] = {**{k: v for k, v in earlier.items() if k != "host"}, "path": path}
     return json_ready(row)
 
 
-def server_path(notebook: str | None, root: str | None) -> str | None:
+def server_path(notebook: str | None, root: str | None, *, host: str | None = None,
+                here: str | None = None) -> str | None:  # fmt: skip
     """``notebook``, as a run records it, as the path JupyterLab opens it by: relative to the
     server's ``root``, with ``/``. A kernel a Jupyter server started records the absolute path
     under that server's root (``JPY_SESSION_NAME``); a relative path is taken as under the root.
-    None without a notebook or a root, or for a notebook outside the root (which the server
-    cannot open)."""
-    if not notebook or not root:
+    None without a notebook or a root, for what is not a notebook (``.ipynb``), for a notebook
+    outside the root (which the server cannot open; a root or path reached through a symbolic
+    link is compared resolved too; another drive is outside), and for a run recorded on a ``host``
+    that is not this server's (``here``): a registry shared by a lab holds runs of other machines,
+    whose files of the same name are not these."""
+    if not notebook or not root or not notebook.endswith(".ipynb") or (host and here and host != here):
         return None
-    if os.path.isabs(notebook):
-        base = os.path.normpath(os.path.abspath(os.path.expanduser(root)))
-        notebook = os.path.normpath(notebook)
-        if os.path.commonpath([base, notebook]) != base or notebook == base:
+    if _paths.isabs(notebook):
+        base = _paths.normpath(_paths.abspath(_paths.expanduser(root)))
+        relative = _under(_paths.normpath(notebook), base)
+        if relative is None:  # a symbolic link on either side: compare where they lead
+            relative = _under(_paths.realpath(notebook), _paths.realpath(base))
+        if relative is None:
             return None
-        notebook = os.path.relpath(notebook, base)
-    path = pathlib.PurePath(os.path.normpath(notebook)).as_posix()
-    return None if path == "." or path.startswith("../") or path == ".." else path
+        notebook = relative
+    path = _PurePath(_paths.normpath(notebook)).as_posix()
+    return None if path in (".", "..") or path.startswith("../") else path
+
+
+def _under(path: str, base: str) -> str | None:
+    """``path`` relative to ``base`` when it is inside it, else None (on another drive too)."""
+    try:
+        if _paths.commonpath([base, path]) != base or path == base:
+            return None
+        return _paths.relpath(path, base)
+    except ValueError:  # different drives, or a mix of absolute and relative paths
+        return None
 
 
 def part_row(part: Mapping[str, Any]) -> dict[str, Any]:

@@ -66,11 +66,11 @@ class _Handler(APIHandler):
     def _optional(self, name: str) -> str | None:
         return self.get_query_argument(name, "") or None
 
-    def _count(self, name: str, default: int, *, most: int, hint: str = "") -> int:
+    def _count(self, name: str, default: int, *, most: int, hint: str = "", least: int = 0) -> int:
         text = self.get_query_argument(name, str(default)).strip()
         # ASCII digits only: str.isdigit also takes "²", which int() refuses, and other scripts' digits
-        if not (text.isascii() and text.isdigit()):
-            raise web.HTTPError(400, f"{name} must be a whole number of 0 or more; got {text[:40]!r}")
+        if not (text.isascii() and text.isdigit()) or (len(text) <= len(str(most)) and int(text) < least):
+            raise web.HTTPError(400, f"{name} must be a whole number of {least} or more; got {text[:40]!r}")
         if len(text) > len(str(most)) or int(text) > most:  # the length first: int() of 5,000 digits fails
             raise web.HTTPError(400, f"{name} must be at most {most}{hint}; got {text[:40]}")
         return int(text)
@@ -200,9 +200,7 @@ class HistoryHandler(_Handler):
         from ..registry.history import MAX_SPANS
 
         project = self._project()
-        spans = self._count("spans", DEFAULT_SPANS, most=MAX_SPANS)
-        if not spans:
-            raise web.HTTPError(400, f"spans must be a whole number from 1 to {MAX_SPANS}; got 0")
+        spans = self._count("spans", DEFAULT_SPANS, most=MAX_SPANS, least=1)
         self._json(await self._read(self.reader.history, project, spans))
 
 

@@ -20,6 +20,7 @@ import threading
 from typing import Any
 
 from ..errors import RegistryError
+from ..meters.detect import host_info
 from ..registry.store import Registry
 from ..settings import Settings
 from . import documents
@@ -36,6 +37,7 @@ class RegistryReader:
         self.location = location
         self.settings = settings
         self.root = root
+        self.here = host_info()["hostname"]  # as this machine's runs record their host
         self._log = log or logging.getLogger(__name__)
         self._registry: Registry | None = None
         self._opening = threading.Lock()
@@ -108,7 +110,7 @@ class RegistryReader:
     def runs(self, project: str, *, status: str | None, sweep: str | None, limit: int, offset: int) -> dict:
         """A page of the runs of ``project``, newest first, and how many match in all."""
         rows, total = self.registry().page(project, status=status, sweep=sweep, limit=limit, offset=offset)
-        return {"total": total, "runs": [documents.run_row(row, self.root) for row in rows]}
+        return {"total": total, "runs": [documents.run_row(row, self.root, self.here) for row in rows]}
 
     def parts(self, run: int | str | None, project: str) -> dict[str, Any] | None:
         """Run ``run`` (an id or a uid; None: the newest run of ``project``), as a page gives it, and
@@ -122,7 +124,7 @@ class RegistryReader:
         if found is None:
             return None if run is not None else {"run": None, "parts": []}
         rows = sorted(parts(registry, found["uid"]), key=_part_order)
-        return {"run": documents.run_row(found, self.root), "parts": [documents.part_row(row) for row in rows]}
+        return {"run": documents.run_row(found, self.root, self.here), "parts": [documents.part_row(row) for row in rows]}
 
     def redundant(self, project: str, *, limit: int, offset: int) -> dict:
         """A page of the redundant runs of ``project``, and how many there are with their energy
@@ -132,7 +134,7 @@ class RegistryReader:
         rows = registry.redundant_page(project, limit=limit, offset=offset)
         return {"total": t.redundant_runs, "energy_j": float(t.redundant_energy_j),
                 "emissions_g": float(t.redundant_emissions_g),
-                "runs": [documents.run_row(row, self.root) for row in rows]}  # fmt: skip
+                "runs": [documents.run_row(row, self.root, self.here) for row in rows]}  # fmt: skip
 
     def history(self, project: str, spans: int) -> dict[str, Any]:
         """``project``'s cumulative emissions and runs over time, in ``spans`` equal spans
