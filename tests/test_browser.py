@@ -532,3 +532,34 @@ def test_a_run_in_the_sidebar_opens_its_notebook_at_its_cell_and_a_redundant_run
                                timeout=30_000)  # fmt: skip
     finally:
         browser.screenshot(page, tmp_path, "cell-link")
+
+
+def test_a_saved_dashboard_reopened_after_its_kernel_is_gone_shows_its_snapshot(jupyterlab, page, tmp_path):
+    """The live dashboard while its kernel runs; the notebook saved, its kernel shut down and the
+    notebook opened again (a new kernel, which has no such widget): the snapshot it carries, with
+    its totals and charts, where JupyterLab's widget renderer alone shows "model not found"."""
+    name = "saved-dashboard.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in (
+        "%load_ext notebook_carbon", "%%carbon --name snapshot-check\nx = sum(range(1000))", "%carbon dashboard")]  # fmt: skip
+    nbformat.write(notebook, jupyterlab.root / name)
+    board = ".jp-Notebook .jp-OutputArea-output .nc-dashboard"
+    try:
+        browser.open_notebook(page, jupyterlab, name)
+        browser.run_all_cells(page)
+        page.wait_for_selector(f"{board}:not(.nc-static) .nc-chart-cumulative svg", timeout=60_000)
+        assert page.locator(f"{board}.nc-static").count() == 0, "the snapshot shows beside the live dashboard"
+        live_total = page.locator(f"{board} .nc-total-project-emissions").first.text_content()
+        browser.save_notebook(page)
+        browser.menu(page, "Kernel", "Shut Down Kernel")
+        browser.menu(page, "File", "Close Tab")
+        browser.open_notebook(page, jupyterlab, name)  # a new kernel
+        page.wait_for_selector(f"{board}.nc-static .nc-chart-cumulative svg", timeout=60_000)
+        page.wait_for_timeout(1000)  # the widget renderer has had its chance to fail by now
+        text = page.locator(".jp-Notebook").text_content()
+        assert "Error displaying widget" not in text and "model not found" not in text
+        assert page.locator(f"{board}.nc-static .nc-total-project-emissions").first.text_content() == live_total
+        assert "a snapshot of the notebook-carbon dashboard" in text
+    finally:
+        browser.screenshot(page, tmp_path, "saved-dashboard")

@@ -9,6 +9,7 @@ import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { openCell } from './cells';
 import { ICellRef } from './links';
 import { carbonIcon } from './icon';
+import { addSnapshotRenderer } from './snapshot';
 import { CarbonPanel } from './panel';
 
 const PLUGIN_ID = 'notebook-carbon-labextension:sidebar';
@@ -43,14 +44,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     // Another notebook's total: refreshed now if the panel is shown, else when it is.
     tracker.currentChanged.connect(() => panel.invalidate());
-    // A renamed notebook's kernel records under the new path from then on.
-    tracker.widgetAdded.connect((_, added) =>
+    tracker.widgetAdded.connect((_, added) => {
+      // A saved dashboard shows its snapshot once its kernel is gone (see snapshot.ts).
+      addSnapshotRenderer(added);
+      // A renamed notebook's kernel records under the new path from then on.
       added.context.pathChanged.connect(() => {
         if (added === tracker.currentWidget) {
           panel.invalidate();
         }
-      })
-    );
+      });
+    });
   }
 };
 

@@ -30,6 +30,9 @@ from . import figures, markup
 from .pager import RunsPager
 
 FLUSH_TIMEOUT_S = 10.0
+SNAPSHOT_MIME = "application/vnd.notebook-carbon.dashboard+json"
+"""A marker in the dashboard's output: notebook-carbon's JupyterLab extension then shows the static
+snapshot, not the widget renderer's "model not found", once the kernel is gone."""
 """How long a refresh waits for the session's pending registry writes before reading anyway."""
 
 CHART_WAIT_S = 30.0
@@ -295,10 +298,12 @@ class Dashboard(widgets.VBox):
                              self._latest.html.value)  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        """The widget's view, its line of text, and the static snapshot (``text/html``), which a
-        front end with the kernel's widgets passes over and one without them shows."""
+        """The widget's view, its line of text, the static snapshot (``text/html``), which a front
+        end with the kernel's widgets passes over and one without them shows, and ``SNAPSHOT_MIME``."""
         data = super()._repr_mimebundle_(**kwargs)
         self._static_sent = data["text/html"] = self.static_html()
+        # for notebook-carbon's JupyterLab extension: the snapshot, not an error, once the kernel is gone
+        data[SNAPSHOT_MIME] = {"version": 1}
         return data
 
     def refresh_static(self) -> None:
