@@ -535,9 +535,10 @@ def test_a_run_in_the_sidebar_opens_its_notebook_at_its_cell_and_a_redundant_run
 
 
 def test_a_saved_dashboard_reopened_after_its_kernel_is_gone_shows_its_snapshot(jupyterlab, page, tmp_path):
-    """The live dashboard while its kernel runs; the notebook saved, its kernel shut down and the
-    notebook opened again (a new kernel, which has no such widget): the snapshot it carries, with
-    its totals and charts, where JupyterLab's widget renderer alone shows "model not found"."""
+    """The live dashboard while its kernel runs, and again when the page is loaded again; the
+    notebook saved, its kernel shut down and the notebook opened again (a new kernel, which has no
+    such widget): the snapshot it carries, with its totals and charts, where JupyterLab's widget
+    renderer alone shows "model not found"."""
     name = "saved-dashboard.ipynb"
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -552,6 +553,9 @@ def test_a_saved_dashboard_reopened_after_its_kernel_is_gone_shows_its_snapshot(
         assert page.locator(f"{board}.nc-static").count() == 0, "the snapshot shows beside the live dashboard"
         live_total = page.locator(f"{board} .nc-total-project-emissions").first.text_content()
         browser.save_notebook(page)
+        browser.open_notebook(page, jupyterlab, name)  # the page loaded again: the same kernel, its widget live
+        page.wait_for_selector(f"{board}:not(.nc-static) .nc-chart-cumulative svg", timeout=60_000)
+        assert page.locator(f"{board}.nc-static").count() == 0, "the snapshot, where the kernel has the widget"
         browser.menu(page, "Kernel", "Shut Down Kernel")
         browser.menu(page, "File", "Close Tab")
         browser.open_notebook(page, jupyterlab, name)  # a new kernel
