@@ -28,6 +28,7 @@ from notebook_carbon.testing import FakeMeter
 from notebook_carbon.units import emissions_text
 from notebook_carbon.widgets import USAGE, Dashboard, dashboard_magic
 from notebook_carbon.widgets.figures import Kernel
+from notebook_carbon.widgets.dashboard import SNAPSHOT_MIME
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -455,7 +456,7 @@ def test_charts_are_inline_svg_with_no_vega_in_the_front_end(known, settings):
         display(board)
     (output,) = shown.outputs
     # never a Vega or Vega-Lite mimetype; the static snapshot for a reader without the kernel
-    assert set(output.data) == {"text/plain", "text/html", WIDGET_VIEW}
+    assert set(output.data) == {"text/plain", "text/html", WIDGET_VIEW, SNAPSHOT_MIME}
     assert output.data["text/html"] == board.static_html() and "<script" not in output.data["text/html"].lower()
     assert output.data[WIDGET_VIEW]["model_id"] == board.model_id
     assert output.data["text/plain"] == repr(board)
