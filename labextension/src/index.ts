@@ -44,8 +44,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     // Another notebook's total: refreshed now if the panel is shown, else when it is.
     tracker.currentChanged.connect(() => panel.invalidate());
+    // A saved dashboard shows its snapshot once its kernel is gone (see snapshot.ts).
+    tracker.forEach(addSnapshotRenderer);
     tracker.widgetAdded.connect((_, added) => {
-      // A saved dashboard shows its snapshot once its kernel is gone (see snapshot.ts).
       addSnapshotRenderer(added);
       // A renamed notebook's kernel records under the new path from then on.
       added.context.pathChanged.connect(() => {

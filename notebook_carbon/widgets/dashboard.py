@@ -30,10 +30,11 @@ from . import figures, markup
 from .pager import RunsPager
 
 FLUSH_TIMEOUT_S = 10.0
+"""How long a refresh waits for the session's pending registry writes before reading anyway."""
+
 SNAPSHOT_MIME = "application/vnd.notebook-carbon.dashboard+json"
 """A marker in the dashboard's output: notebook-carbon's JupyterLab extension then shows the static
 snapshot, not the widget renderer's "model not found", once the kernel is gone."""
-"""How long a refresh waits for the session's pending registry writes before reading anyway."""
 
 CHART_WAIT_S = 30.0
 """How long the next cell waits, before it starts, for the charts a refresh is still drawing."""
