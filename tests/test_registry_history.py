@@ -97,7 +97,7 @@ def test_v10_to_v11_adds_the_cell_and_the_history_index_keeping_every_run(regist
         conn.execute(text("ALTER TABLE runs DROP COLUMN cell_id"))
         conn.execute(text("UPDATE meta SET value = '10' WHERE key = 'schema_version'"))
     with Registry.open(registry_url) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 11
+        assert reg.schema_version() == SCHEMA_VERSION == 12
         assert reg.runs(project="p") == [{**run, "cell_id": None} for run in before]
         check(reg, "p")
         _run(reg, 1.7e9 + 9, 4.0, cell_id="2f6d-a_b")

@@ -183,7 +183,7 @@ def test_v9_to_v10_decides_the_results_again(registry_url, registry_engine):
         conn.execute(text("UPDATE sweeps SET is_result = true WHERE sweep_key = 'code:b'"))
         conn.execute(text("UPDATE meta SET value = '9' WHERE key = 'schema_version'"))
     with Registry.open(registry_url) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 11
+        assert reg.schema_version() == SCHEMA_VERSION == 12
         from sqlalchemy import inspect
 
         assert "ix_runs_distinct" in {index["name"] for index in inspect(registry_engine).get_indexes("runs")}

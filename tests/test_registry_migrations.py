@@ -37,7 +37,7 @@ def test_v1_registry_is_upgraded_and_keeps_every_run(v1_file):
     assert rows(v1_file, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
 
     with Registry.open(str(v1_file)) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 11
+        assert reg.schema_version() == SCHEMA_VERSION == 12
         runs = list(reversed(reg.runs()))
         assert [r["name"] for r in runs] == ["lr=0.1", "lr=0.5", "lr=1.0", "still running"]
         assert [r["status"] for r in runs] == ["ok", "ok", "failed", "running"]
@@ -281,7 +281,7 @@ def test_v7_to_v8_on_either_database(registry_url, registry_engine):
             conn.execute(text(statement))
 
     with Registry.open(registry_url) as reg:
-        assert reg.schema_version() == SCHEMA_VERSION == 11
+        assert reg.schema_version() == SCHEMA_VERSION == 12
         (run,) = reg.runs(project="p")
         assert run["energy_j"] == 5.0 and all(run[c] is None for c in job_columns)
         (part,) = parts(reg, parent)

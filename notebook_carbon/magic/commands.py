@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "auto": "%carbon auto on|off               meter every cell",
     "sweeps": "%carbon sweeps                    the project's sweeps: cost, overhead, redundant runs",
     "final": "%carbon final RUN                 mark run RUN as its sweep's selected result",
+    "log": "%carbon log NAME=VALUE ... [--step N]  what the run achieved (acc=0.93): this cell's run, else the last",
     "dashboard": "%carbon dashboard [--side]        totals, sweeps and charts; --side: in a side panel",
 }
 
@@ -93,6 +94,8 @@ class CarbonMagics(Magics):
             return self._sweeps(rest)
         if command == "final":
             return self._final(rest)
+        if command == "log":
+            return self._log(rest)
         if command == "dashboard":
             from ..widgets import dashboard_magic  # ipywidgets, pandas and altair: only when asked for
 
@@ -142,6 +145,43 @@ class CarbonMagics(Magics):
         run = _wait(self.ext.session.writer().set_final(int(rest[0]), awaited=True))
         sweep = run["sweep"] or "its automatic sweep"
         print(f"notebook-carbon: run {run['id']} is now the selected result of {terminal_text(sweep)}")
+
+    def _log(self, rest: list[str]) -> None:
+        """Metrics of the run open in this cell (``%carbon log`` inside a ``%%carbon`` cell), else of
+        the session's last run; written in order after the run's own writes."""
+        from ..registry.metrics import check_metrics
+
+        values, step, items = {}, None, iter(rest)
+        for item in items:
+            if item == "--step":
+                text = next(items, "")
+                if not (text.isascii() and text.isdigit()):
+                    raise UsageError(f"%carbon log: --step takes a whole number of 0 or more, got {text!r}")
+                step = int(text)
+                continue
+            name, sep, text = item.partition("=")
+            try:
+                values[name] = float(text) if sep and name else None
+            except ValueError:
+                raise UsageError(f"%carbon log: {name} must be a number, got {text!r}") from None
+            if values[name] is None:
+                raise UsageError(f"%carbon log takes NAME=VALUE pairs, got {item!r} (e.g. %carbon log acc=0.93 loss=0.21)")
+        open_run = next((c.run for c in reversed(self.ext._open) if c.run is not None and c.run.result is None), None)
+        try:
+            checked = check_metrics(values, step)
+            if open_run is not None:
+                open_run.log(step, **checked)
+                which = "this cell's run"
+            elif self.ext.last is not None:
+                last = self.ext.last
+                _wait(self.ext.session.writer().log_metrics(last.metrics_run(), checked, step, awaited=True))
+                which = f"the last run ({terminal_text(last.row.get('name') or 'unnamed')})"
+            else:
+                raise UsageError("%carbon log: no run to log metrics for yet: use it in or after a %%carbon cell")
+        except NotebookCarbonError as exc:
+            raise UsageError(f"%carbon log: {exc}") from None
+        said = ", ".join(f"{terminal_text(name)}={value:g}" for name, value in checked.items())
+        print(f"notebook-carbon: logged {said}{f' at step {step}' if step is not None else ''} for {which}")
 
     def _auto(self, rest: list[str]) -> None:
         if len(rest) != 1 or rest[0] not in ("on", "off"):

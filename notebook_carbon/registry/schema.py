@@ -34,7 +34,7 @@ from ..meters.base import COMPONENTS, METHODS
 from ..record import FINAL_STATUSES, STATUSES
 from . import totals
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 """The schema this code writes. A registry stamped with a newer version is refused, not guessed at."""
 
 GROUPED_BY = (
@@ -328,4 +328,31 @@ sweeps = Table(
     Column("first_label", Text),
     Column("is_result", Boolean, nullable=False, server_default=false()),
     sqlite_with_rowid=False,  # v6, as run_totals
+)
+
+# v12: what a run achieved (issue 17): each value of a metric logged for it (``%carbon log``,
+# ``track().log``, the integrations), every value kept; ``step`` when a training loop gave one.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_uid", String(32), ForeignKey("runs.uid", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("value", Double, nullable=False),
+    Column("step", Integer),
+    Column("logged_at", Double, nullable=False),  # epoch s (UTC)
+    Index("ix_metrics_run", "run_uid", "name", "step"),
+    sqlite_autoincrement=True,
+)
+
+# v12: whether higher or lower is better for a metric, declared for a project ('' as sweep_key) or
+# one of its sweeps; a metric not declared takes its direction from its name (``analysis.pareto``).
+metric_directions = Table(
+    "metric_directions",
+    metadata,
+    Column("project", String(200), primary_key=True),
+    Column("sweep_key", Text, primary_key=True),  # '' for the whole project
+    Column("name", String(200), primary_key=True),
+    Column("direction", String(8), nullable=False),  # higher or lower
+    Column("set_at", Double, nullable=False),
 )

@@ -16,7 +16,7 @@ from sqlalchemy import Boolean, Connection, Double, Integer, String, bindparam, 
 from ..errors import RegistryError
 from ..record import energy_range, sweep_key, sweep_label
 from . import schema, totals, triggers
-from .schema import calibrations, run_parts, run_totals, runs, sweep_params, sweeps
+from .schema import calibrations, metric_directions, metrics, run_parts, run_totals, runs, sweep_params, sweeps
 
 Migration = Callable[[Connection], None]
 """Upgrades a registry by one version, given a connection inside the upgrade transaction."""
@@ -212,6 +212,13 @@ def _to_v11(conn: Connection) -> None:
         conn.exec_driver_sql("ANALYZE runs")
 
 
+def _to_v12(conn: Connection) -> None:
+    """What a run achieved (issue 17): the tables ``metrics`` (each value of a metric logged for a
+    run) and ``metric_directions`` (higher or lower is better, as declared). Nothing recorded changes."""
+    for table in (metrics, metric_directions):
+        table.create(conn, checkfirst=True)
+
+
 def _result_index(conn: Connection) -> None:
     """``ix_runs_distinct``, which the SQL deciding a sweep's ``is_result`` names on SQLite: made
     by whichever step first fills or keeps the sweeps (5, 9 or 10), once."""
@@ -313,6 +320,6 @@ def remove_triggers(conn: Connection) -> None:
 
 
 MIGRATIONS: Mapping[int, Migration] = {
-    2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7, 8: _to_v8, 9: _to_v9, 10: _to_v10, 11: _to_v11,
+    2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5, 6: _to_v6, 7: _to_v7, 8: _to_v8, 9: _to_v9, 10: _to_v10, 11: _to_v11, 12: _to_v12,
 }
 """Migration producing version ``v`` from version ``v - 1``, keyed by ``v`` (2, 3, ...)."""

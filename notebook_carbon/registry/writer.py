@@ -35,6 +35,7 @@ from concurrent.futures import Future, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import RegistryError
+from .metrics import log_metrics  # (imports SQLAlchemy only when called, on the thread)
 
 if TYPE_CHECKING:
     from .store import Registry
@@ -51,7 +52,6 @@ MERGE_WINDOW_S = 0.02
 A kernel killed within this time of a cell's start leaves no ``running`` record of that cell."""
 
 _STOP = object()
-
 _all_writers: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
 _inherited: list[Any] = []  # in a forked child: the parent's registries, kept so they are never closed here
 
@@ -179,6 +179,10 @@ class BackgroundWriter:
     def set_final(self, run_id: int | str, *, awaited: bool = False) -> Future[dict[str, Any]]:
         """``Registry.set_final(run_id)``: mark a run its sweep's result; its id, project, sweep, name."""
         return self._submit(lambda registry: registry.set_final(run_id), awaited)
+
+    def log_metrics(self, run: int | str, values: Any, step: int | None = None, *, awaited: bool = False) -> Future[str]:
+        """``metrics.log_metrics``: record metrics of a run (its id or uid), after its earlier writes."""
+        return self._submit(lambda registry: log_metrics(registry, run, values, step=step), awaited)
 
     def sweeps(self, project: str, *, awaited: bool = False) -> Future[list[SweepSummary]]:
         """``Registry.sweeps(project)``: the sweeps of ``project``, the most energy first."""

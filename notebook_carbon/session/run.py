@@ -86,6 +86,11 @@ class RunResult:
         except Exception:  # the writer reports its own failures; no id to show then
             return None
 
+    def metrics_run(self) -> int | str:
+        """The run its metrics are recorded for (``registry.metrics``): its own; for a block metered
+        inside another run, that run (which counts its energy); for a rank's block, its job's run."""
+        return _metrics_run(self.parent_uid, self.job, self.uid, self.run_id)
+
     def summary(self) -> str:
         from .line import summary_line
 
@@ -243,6 +248,17 @@ class ActiveRun:
         self.session._remember(self.result)
         return self.result
 
+    def log(self, step: int | None = None, **values: float) -> Future:
+        """Record metrics of this run (``run.log(acc=0.93)``), checked now (``ConfigError``) and
+        written after the run's own writes, for ``RunResult.metrics_run``'s run; ``step``: a training
+        loop's. The write's future (its result: the run's uid)."""
+        from ..registry.metrics import check_metrics
+
+        checked = check_metrics(values, step)
+        job_run = lambda: self.id_future.result(WRITE_TIMEOUT_S) if self.id_future is not None else None  # noqa: E731
+        target = _metrics_run(self.parent_uid, self.job, self.uid, job_run)
+        return self.session.writer().log_metrics(target, checked, step)
+
     def stop_window(self) -> None:
         """End the measurement now, once the GPU work queued so far has finished: the run's code has
         ended, though its record is completed later (``finish`` records this measurement). Idempotent.
@@ -373,3 +389,9 @@ _PART_FIELDS = (
     "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method", "ram_method",
     "emissions_g", "pid", "notes",
 )
+
+
+def _metrics_run(parent_uid: str | None, job: Any, uid: str, run_id: Any) -> int | str:
+    if parent_uid is not None:
+        return parent_uid
+    return (run_id() or uid) if job is not None else uid

@@ -1,0 +1,139 @@
+"""What a run achieved (issue 17): metrics logged with ``%carbon log`` in and after a metered cell,
+with ``track().log``, and by the registry itself (SQLite and PostgreSQL): the last value of each,
+steps, directions declared per project and sweep, bad input refused with what to do, and the
+upgrade from v11 that keeps every run."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from sqlalchemy import text
+from totals_oracle import check
+
+from notebook_carbon import track
+from notebook_carbon.errors import ConfigError, RegistryError
+from notebook_carbon.meters.detect import Detection
+from notebook_carbon.registry import Registry, new_uid
+from notebook_carbon.registry.metrics import directions, latest_metrics, log_metrics, set_direction
+from notebook_carbon.registry.schema import SCHEMA_VERSION
+from notebook_carbon.session import Session
+from notebook_carbon.settings import Settings
+from notebook_carbon.testing import FakeMeter
+
+
+def _run(reg, t=0.0, **row):
+    return reg.record_run({"uid": new_uid(), "project": "p", "started_at": 1.7e9 + t, **row},
+                          {"status": "ok", "energy_j": 10.0, "emissions_g": 0.1, "duration_s": 1.0})  # fmt: skip
+
+
+def test_the_last_value_of_each_metric_by_step_then_time(registry_url):
+    with Registry.open(registry_url) as reg:
+        first, second = _run(reg), _run(reg, 1)
+        uid = reg.get_run(first)["uid"]
+        log_metrics(reg, first, {"acc": 0.5}, step=1, logged_at=1.7e9 + 10)
+        log_metrics(reg, uid, {"acc": 0.7, "loss": 0.4}, step=3, logged_at=1.7e9 + 20)
+        log_metrics(reg, first, {"acc": 0.6}, step=2, logged_at=1.7e9 + 30)  # a late write of an earlier step
+        log_metrics(reg, first, {"loss": 0.3}, step=3, logged_at=1.7e9 + 40)  # the same step again: the latest
+        log_metrics(reg, second, {"acc": 0.1}, logged_at=1.7e9 + 50)
+        log_metrics(reg, second, {"acc": 0.2}, logged_at=1.7e9 + 60)  # no steps: the latest
+        found = latest_metrics(reg, [uid, reg.get_run(second)["uid"], new_uid()])
+        assert found == {uid: {"acc": 0.7, "loss": 0.3}, reg.get_run(second)["uid"]: {"acc": 0.2}}
+        check(reg, "p")  # the runs' totals are untouched
+
+
+@pytest.mark.parametrize(("values", "step", "says"), [
+    ({}, None, "give at least one metric"),
+    ({"acc": float("nan")}, None, "metric 'acc' must be a finite number; got nan"),
+    ({"acc": float("inf")}, None, "must be a finite number"),
+    ({"acc": True}, None, "must be a finite number; got True"),
+    ({"acc": "0.9"}, None, "must be a finite number; got '0.9'"),
+    ({"": 1.0}, None, "a metric's name is 1 to 200 characters"),
+    ({"x" * 201: 1.0}, None, "a metric's name is 1 to 200 characters"),
+    ({"a\x00b": 1.0}, None, "without NUL"),
+    ({"acc": 0.9}, -1, "a metric's step is a whole number of 0 or more; got -1"),
+    ({"acc": 0.9}, 1.5, "a metric's step is a whole number"),
+])  # fmt: skip
+def test_bad_metrics_are_refused_and_nothing_is_written(registry_url, values, step, says):
+    with Registry.open(registry_url) as reg:
+        run = _run(reg)
+        with pytest.raises(ConfigError, match=says.replace("(", r"\(").replace(")", r"\)")):
+            log_metrics(reg, run, values, step=step)
+        assert latest_metrics(reg, [reg.get_run(run)["uid"]]) == {}
+        with pytest.raises(RegistryError, match="there is no run 999"):
+            log_metrics(reg, 999, {"acc": 1.0})
+
+
+def test_directions_declared_for_a_project_and_a_sweep(registry_url):
+    with Registry.open(registry_url) as reg:
+        assert directions(reg, "p") == {}
+        set_direction(reg, "p", "score", "lower")
+        set_direction(reg, "p", "score", "higher")  # declared again: replaced
+        set_direction(reg, "p", "reward", "higher", sweep_key="rl")
+        set_direction(reg, "p", "score", "lower", sweep_key="golf")
+        set_direction(reg, "q", "score", "lower")
+        assert directions(reg, "p") == {"score": "higher"}
+        assert directions(reg, "p", "golf") == {"score": "lower"}
+        assert directions(reg, "p", "rl") == {"score": "higher", "reward": "higher"}
+        with pytest.raises(ConfigError, match="higher or lower"):
+            set_direction(reg, "p", "score", "max")
+
+
+def test_v11_to_v12_adds_the_metrics_tables_and_keeps_every_run(registry_url, registry_engine):
+    with Registry.open(registry_url) as reg:
+        run = _run(reg, name="kept")
+        before = reg.runs(project="p")
+    with registry_engine.begin() as conn:
+        conn.execute(text("DROP TABLE metrics"))
+        conn.execute(text("DROP TABLE metric_directions"))
+        conn.execute(text("UPDATE meta SET value = '11' WHERE key = 'schema_version'"))
+    with Registry.open(registry_url) as reg:
+        assert reg.schema_version() == SCHEMA_VERSION == 12
+        assert reg.runs(project="p") == before
+        log_metrics(reg, run, {"acc": 0.9})
+        assert latest_metrics(reg, [before[0]["uid"]]) == {before[0]["uid"]: {"acc": 0.9}}
+
+
+@pytest.fixture
+def session(tmp_path):
+    detection = Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 30.0),), notes=())
+    return Session(Settings(registry=str(tmp_path / "r.sqlite"), region="FR", project="m"), detection=detection)
+
+
+def _metrics(session) -> dict[str, dict[str, float]]:
+    assert session.writer().flush(10)
+    with Registry.open(session.settings.registry_location()) as reg:
+        runs = reg.runs(project="m")
+        found = latest_metrics(reg, [run["uid"] for run in runs])
+        return {run["name"]: found.get(run["uid"], {}) for run in runs}
+
+
+def test_carbon_log_in_a_metered_cell_after_it_and_bad_input(shell, session, capsys):
+    """``%carbon log`` inside a ``%%carbon`` cell logs for that cell's run; in the next cell, for the
+    last run; a value that is no number, a missing ``=`` or step, or no run yet is a UsageError that
+    says what to write, and logs nothing."""
+    with pytest.raises(UsageError, match="no run to log metrics for yet"):
+        shell.run_line_magic("carbon", "log acc=0.5")
+    cell = "%%carbon --name train\nx = 1\nget_ipython().run_line_magic('carbon', 'log acc=0.91 loss=0.3')\n"
+    assert shell.run_cell(cell, store_history=True).success
+    assert "logged acc=0.91, loss=0.3 for this cell's run" in capsys.readouterr().out
+    shell.run_line_magic("carbon", "log acc=0.93 --step 7")
+    assert "logged acc=0.93 at step 7 for the last run (train)" in capsys.readouterr().out
+    for bad, says in (("acc=high", "acc must be a number, got 'high'"), ("acc", "takes NAME=VALUE pairs"),
+                      ("acc=nan", "must be a finite number"), ("acc=1 --step -2", "--step takes a whole number"),
+                      ("", "give at least one metric")):  # fmt: skip
+        with pytest.raises(UsageError, match=says):
+            shell.run_line_magic("carbon", f"log {bad}")
+    assert _metrics(session) == {"train": {"acc": 0.93, "loss": 0.3}}
+
+
+def test_track_log_during_and_after_the_block_and_a_nested_block_logs_for_its_run(session):
+    with track(name="outer", session=session, quiet=True) as outer:
+        outer.log(acc=0.5)
+        with track(name="inner", session=session, quiet=True) as inner:
+            inner.log(f1=0.4)  # a block inside a run: that run's, which counts its energy
+    outer.log(acc=0.8, step=2)
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        outer.log(acc=float("nan"))
+    with pytest.raises(ConfigError, match="this block has no run"):
+        track(name="never entered", session=session).log(acc=1.0)
+    assert _metrics(session) == {"outer": {"acc": 0.8, "f1": 0.4}}
