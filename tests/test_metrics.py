@@ -137,3 +137,40 @@ def test_track_log_during_and_after_the_block_and_a_nested_block_logs_for_its_ru
     with pytest.raises(ConfigError, match="this block has no run"):
         track(name="never entered", session=session).log(acc=1.0)
     assert _metrics(session) == {"outer": {"acc": 0.8, "f1": 0.4}}
+
+
+def test_sweeps_and_the_statement_say_whether_the_result_was_worth_its_energy(shell, session, capsys):
+    """A sweep of four runs logging accuracy and loss (accuracy is the metric: higher is better),
+    each longer than the one before, so each used more energy (a fake 30 W meter): its selected run
+    is the last; the cheapest run within 1 % of its accuracy is named with its share of the
+    energy, in ``%carbon sweeps``, the statement's JSON (valid against its schema) and its
+    Markdown; a run beaten on both is not on the front."""
+    import json
+
+    import jsonschema
+
+    from notebook_carbon.statements import SCHEMA_PATH, impact_statement
+
+    for i, acc in enumerate((0.80, 0.925, 0.90, 0.93)):
+        cell = f"%%carbon --sweep lr --name lr{i}\nimport time\ntime.sleep({0.05 * (i + 1)})\n"
+        cell += f"get_ipython().run_line_magic('carbon', 'log acc={acc} loss={1 - acc:.3f}')\n"
+        assert shell.run_cell(cell, store_history=True).success
+    capsys.readouterr()
+    shell.run_line_magic("carbon", "sweeps")
+    out = capsys.readouterr().out
+    with Registry.open(session.settings.registry_location()) as reg:
+        ids = {run["name"]: run["id"] for run in reg.runs(project="m")}
+        energy = {run["name"]: run["energy_j"] for run in reg.runs(project="m")}
+    share = energy["lr1"] / energy["lr3"]  # 0.925 is within 1 % of 0.93; 0.90 is not
+    assert f"lr: selected run {ids['lr3']}, acc 0.93 with" in out, out
+    assert f"run {ids['lr1']} (acc 0.925, within 1 %) used" in out and "higher is better" in out, out
+    facts = json.loads(impact_statement(session.settings.registry_location(), format="json", project="m"))
+    jsonschema.validate(facts, json.loads(SCHEMA_PATH.read_text()))
+    (tradeoff,) = facts["tradeoffs"]
+    assert (tradeoff["metric"], tradeoff["direction"], tradeoff["runs"]) == ("acc", "higher", 4)
+    assert (tradeoff["selected"]["run_id"], tradeoff["cheapest"]["run_id"]) == (ids["lr3"], ids["lr1"])
+    assert tradeoff["energy_share"] == pytest.approx(share)
+    assert tradeoff["front"][-1] == ids["lr3"] and ids["lr2"] not in tradeoff["front"]  # 0.90 at more energy than 0.925
+    text = impact_statement(session.settings.registry_location(), format="md", project="m")
+    assert f"In “lr”, the selected run {ids['lr3']} reached acc 0.93 with" in text, text
+    assert f"run {ids['lr1']}, within 1 % of that acc (0.925), used" in text

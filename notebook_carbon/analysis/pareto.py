@@ -21,7 +21,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
-    "DIRECTIONS", "HIGHER", "LOWER", "Point", "Tradeoff", "metric_direction", "pareto_front", "within_tolerance",
+    "DIRECTIONS", "HIGHER", "LOWER", "Point", "Tradeoff", "metric_direction", "pareto_front", "primary_metric",
+    "within_tolerance",
 ]  # fmt: skip
 
 HIGHER, LOWER = "higher", "lower"
@@ -55,6 +56,19 @@ def metric_direction(name: str, declared: Mapping[str, str] | None = None) -> st
         return HIGHER
     if bare in _LOWER_NAMES or bare.endswith(("_loss", "_error")):
         return LOWER
+    return None
+
+
+def primary_metric(names: Iterable[str], declared: Mapping[str, str] | None = None) -> str | None:
+    """The metric a sweep's runs are judged by, among ``names``: the first (by name) whose direction
+    is declared, else the first a higher value of is better by its name (an accuracy), else the
+    first a lower value is (a loss); None when no metric's direction is known."""
+    ordered = sorted(set(names))
+    for wanted in (lambda n: bool(declared) and n in declared, lambda n: metric_direction(n) == HIGHER,
+                   lambda n: metric_direction(n) == LOWER):  # fmt: skip
+        found = next((name for name in ordered if wanted(name)), None)
+        if found is not None:
+            return found
     return None
 
 

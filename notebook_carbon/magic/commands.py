@@ -138,6 +138,8 @@ class CarbonMagics(Magics):
         writer, project = self.ext.session.writer(), self.ext.session.settings.project
         writer.reap_crashed(awaited=True)  # dead kernels' runs show as crashed
         print(sweeps_table(_wait(writer.sweeps(project, awaited=True)), project=project))
+        for line in _tradeoff_lines(self.ext.session.settings.registry_location(), project):
+            print(line)
 
     def _final(self, rest: list[str]) -> None:
         if len(rest) != 1 or not rest[0].isascii() or not rest[0].isdigit() or not 0 < int(rest[0]) < 2**63:
@@ -198,6 +200,29 @@ def _wait(future, timeout_s: float = 30.0):
         return future.result(timeout_s)
     except NotebookCarbonError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _tradeoff_lines(registry: str, project: str) -> list[str]:
+    """One line per result sweep whose runs logged a metric (``analysis.tradeoffs``): was its
+    selected run worth its energy. Read after the writer's pending writes (``%carbon sweeps``)."""
+    from ..analysis.filters import opened
+    from ..analysis.tradeoffs import sweep_tradeoffs
+    from ..units import energy_text, number_text, percent_text
+
+    with opened(registry) as reg:
+        found = sweep_tradeoffs(reg, project)
+    lines = []
+    for t in found:
+        picked, cheap, metric = t["selected"], t["cheapest"], terminal_text(t["metric"])
+        head = (f"{terminal_text(t['label'] or t['sweep'])}: selected run {picked['run_id']}, {metric} "
+                f"{number_text(picked['value'])} with {energy_text(picked['energy_j'])}")  # fmt: skip
+        if cheap["run_id"] == picked["run_id"]:
+            tail = f"no run within {percent_text(t['tolerance'])} of it used less energy"
+        else:
+            tail = (f"run {cheap['run_id']} ({metric} {number_text(cheap['value'])}, within "
+                    f"{percent_text(t['tolerance'])}) used {percent_text(t['energy_share'])} of that energy")  # fmt: skip
+        lines.append(f"{head}; {tail} ({t['direction']} is better; front: runs {', '.join(map(str, t['front']))})")
+    return lines
 
 
 def _exec_cell(shell, cell: str):

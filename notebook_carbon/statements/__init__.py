@@ -65,8 +65,10 @@ def statement_facts(
     the emissions equal in everyday terms (a distance driven by car). ``disclose=False`` leaves out
     what the runs' notes and rows say beyond their sums (``disclosure.read_disclosure``: two passes
     over every run), for a reader of the totals alone: the embodied figure's range is then its
-    current factor's."""
+    current factor's; it also leaves out ``tradeoffs``, what each result's metric says
+    (``analysis.tradeoffs``), given for a scope of whole sweeps (no notebook, tag or time cut)."""
     from ..analysis.filters import opened, scope_of
+    from ..analysis.tradeoffs import sweep_tradeoffs
     from ..settings import resolve
     from .build import statement_data
     from .disclosure import read_disclosure
@@ -80,6 +82,10 @@ def statement_facts(
         found = reg.figures(project, **selected)
         jobs = read_jobs(reg, project, **selected)
         disclosed = read_disclosure(reg, project, **selected) if disclose else None
+        # was each result worth its energy: for the project's results (a sweep's alone, given one)
+        whole = all(not value for key, value in selected.items() if key != "sweep")
+        tradeoffs = [t for t in sweep_tradeoffs(reg, project) if selected["sweep"] in (None, t["sweep"], t["label"])
+                     ] if whole and disclose else []  # fmt: skip
     scope = {
         "project": project,
         "notebook": notebook,
@@ -88,8 +94,10 @@ def statement_facts(
         "since": _when(since),
         "until": _when(until),
     }
-    return statement_data(found, scope=scope, settings=settings, regions=regions, now=now, jobs=jobs,
-                          disclosed=disclosed, equivalents=equivalents)
+    facts = statement_data(found, scope=scope, settings=settings, regions=regions, now=now, jobs=jobs,
+                           disclosed=disclosed, equivalents=equivalents)
+    facts["tradeoffs"] = tradeoffs
+    return facts
 
 
 def impact_statement(
