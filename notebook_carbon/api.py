@@ -30,10 +30,14 @@ from contextlib import ContextDecorator
 from typing import Any
 
 from .distributed import detect_job
+from .integrations import trackers
 from .errors import ConfigError, NotebookCarbonWarning
 from .record import Job
 from .session import ActiveRun, RunResult, Session, current, first_report
 from .settings import Settings
+
+
+trackers.install()  # each run's figures go to an active MLflow or W&B run too
 
 
 class track(ContextDecorator):

@@ -52,6 +52,9 @@ def metered(objective: Callable[[Any], Any] | None = None, *, sweep: str | None 
     ``optuna: <study name>``), named ``trial N``; as ``@metered`` or ``@metered(sweep=...)``."""
     if objective is None:
         return functools.partial(metered, sweep=sweep, session=session, metric=metric)
+    from .trackers import install
+
+    install()  # a trial's figures go to an active MLflow or W&B run too
 
     @functools.wraps(objective)
     def run_trial(trial: Any) -> Any:

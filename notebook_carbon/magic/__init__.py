@@ -37,6 +37,7 @@ from IPython.core.error import UsageError
 
 from ..cell.args import parse_cell_args, transform_carbon_cell
 from ..errors import NotebookCarbonError
+from ..integrations import trackers
 from ..session import Session, attach, detach
 from .commands import SUBCOMMANDS, CarbonMagics
 from .extension import CarbonExtension
@@ -68,6 +69,7 @@ def load_ipython_extension(shell, session: Session | None = None) -> CarbonExten
     shell.events.register("post_run_cell", ext.post_run_cell)
     shell.input_transformers_cleanup.append(ext.transformer)
     ext.code_end.install()
+    trackers.install()  # each metered cell's figures go to an active MLflow or W&B run too
     return ext
 
 

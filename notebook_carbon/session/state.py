@@ -31,6 +31,7 @@ _sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 # The session in use (``session.current``): a loaded extension's, by the id of its IPython shell;
 # else one made on first use. A forked child keeps the parent's: a sweep's workers use its settings.
 _attached: dict[int, Session] = {}
+finish_listeners: list = []  # called with each finished run (``integrations.trackers``); each handles its errors
 _default: Session | None = None
 _default_lock = threading.Lock()
 
