@@ -39,6 +39,7 @@ __all__ = [
     "CATEGORY_COLOURS",
     "FORMATS",
     "StaticChart",
+    "accuracy_energy",
     "cumulative_emissions",
     "power_timeline",
     "save",
@@ -226,6 +227,33 @@ def power_timeline(registry: Any, run: int | str, *, max_points: int = 2000) -> 
 
 
 # -- rendering offline ------------------------------------------------------------------------
+
+
+def accuracy_energy(tradeoff: dict[str, Any]) -> alt.Chart:
+    """A sweep's runs by energy and metric (``analysis.tradeoffs``, with ``points``): each run a
+    point, the front (runs no other beats on both) a line, the selected run and the cheapest run
+    within the tolerance of it marked; energy on a logarithmic axis in one unit."""
+    rows = tradeoff.get("points") or []
+    if not rows:
+        raise ConfigError("this sweep's runs logged no metric to chart (see %carbon log)")
+    front = set(tradeoff["front"])
+    size, unit = unit_for("energy", max(energy for _, energy, _ in rows))
+    marks = {tradeoff["cheapest"]["run_id"]: "cheapest within tolerance", tradeoff["selected"]["run_id"]: "selected"}
+    values = [{"run": run, "energy": energy / size, "value": value, "on_front": run in front,
+               "which": marks.get(run, "on the front" if run in front else "other")} for run, energy, value in rows]  # fmt: skip
+    x = alt.X("energy:Q", title=f"energy ({unit})", scale=alt.Scale(type="log" if all(v["energy"] > 0 for v in values) else "linear"))
+    y = alt.Y("value:Q", title=f"{tradeoff['metric']} ({tradeoff['direction']} is better)", scale=alt.Scale(zero=False))
+    base = alt.Chart(alt.Data(values=values))
+    line = base.transform_filter("datum.on_front").mark_line(interpolate="step-after", color="#888").encode(x=x, y=y)
+    dots = base.mark_point(filled=True, size=50).encode(
+        x=x, y=y, color=alt.Color("which:N", title="run", scale=alt.Scale(
+            domain=["selected", "cheapest within tolerance", "on the front", "other"],
+            range=["#d62728", "#2ca02c", "#1f77b4", "#bbbbbb"])),
+        tooltip=[alt.Tooltip("run:Q", title="run"), alt.Tooltip("energy:Q", title=unit, format=".3~g"),
+                 alt.Tooltip("value:Q", title=tradeoff["metric"], format=".4~g")],
+    )  # fmt: skip
+    title = f"{tradeoff.get('label') or tradeoff['sweep']}: {tradeoff['metric']} against energy"
+    return (line + dots).properties(title=title, width=480, height=280)
 
 
 def vega_lite_version() -> str:

@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
                            help="for --format sci-ai: why this functional unit was chosen, stated as given")
 
     chart = sub.add_parser("chart", help="save a chart as SVG, PNG or PDF (by the file's suffix), offline")
-    chart.add_argument("kind", choices=("cumulative", "sweeps", "power"),
+    chart.add_argument("kind", choices=("cumulative", "sweeps", "power", "pareto"),
                        help="cumulative emissions over time; energy per sweep; one run's power timeline")
     _selection_arguments(chart)
     chart.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, FILE.png or FILE.pdf")

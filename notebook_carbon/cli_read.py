@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, RegistryError
 from .units import (
@@ -117,6 +118,8 @@ def chart(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot tell the format of {args.output!r}: name it .svg, .png or .pdf")
     if args.kind == "power" and args.run is None:
         raise ConfigError("the power chart is of one run: give --run ID (see `notebook-carbon runs`)")
+    if args.kind == "pareto" and args.sweep is None:
+        raise ConfigError("the pareto chart (a metric against energy) is of one sweep: give --sweep NAME")
     with _Reading(args) as reading:
         if args.kind == "power":
             if reading.registry.get_run(args.run) is None:
@@ -124,6 +127,8 @@ def chart(args: argparse.Namespace) -> int:
                     f"there is no run {args.run} in registry {reading.shown}; see `notebook-carbon runs`"
                 )
             figure = charts.power_timeline(reading.registry, args.run)
+        elif args.kind == "pareto":
+            figure = charts.accuracy_energy(_tradeoff(reading, reading.selection()))
         else:
             selection = reading.selection()
             df = analysis.runs(
@@ -133,6 +138,19 @@ def chart(args: argparse.Namespace) -> int:
     charts.save(figure, args.output)
     print(f"wrote {terminal_text(args.output)}", file=sys.stderr)
     return 0
+
+
+def _tradeoff(reading: Any, selection: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's metric against energy (``analysis.tradeoffs``), or what to do when there is none."""
+    from .analysis.tradeoffs import sweep_tradeoffs
+
+    found = sweep_tradeoffs(reading.registry, selection["project"], keys=[selection["sweep"]], points=True)
+    if not found:
+        raise ConfigError(
+            f"sweep {selection['sweep']!r} has nothing to chart: its selected run and one other must have logged a "
+            "metric whose direction is known (%carbon log acc=0.93, run.log(...); see docs/statements.md)"
+        )
+    return found[0]
 
 
 def check(args: argparse.Namespace) -> int:

@@ -174,3 +174,29 @@ def test_sweeps_and_the_statement_say_whether_the_result_was_worth_its_energy(sh
     text = impact_statement(session.settings.registry_location(), format="md", project="m")
     assert f"In “lr”, the selected run {ids['lr3']} reached acc 0.93 with" in text, text
     assert f"run {ids['lr1']}, within 1 % of that acc (0.925), used" in text
+
+
+def test_the_pareto_chart_of_a_sweep_from_the_command_line(shell, session, tmp_path, capsys):
+    """``notebook-carbon chart pareto --sweep lr``: the runs by energy and accuracy as SVG, drawn
+    offline, each run a point; a sweep whose runs logged no metric says what to do."""
+    import xml.etree.ElementTree as ET
+
+    from notebook_carbon.cli import main
+
+    for i, acc in enumerate((0.80, 0.925, 0.90, 0.93)):
+        cell = f"%%carbon --sweep lr --name lr{i} --quiet\nimport time\ntime.sleep({0.02 * (i + 1)})\n"
+        assert shell.run_cell(cell + f"get_ipython().run_line_magic('carbon', 'log acc={acc}')\n").success
+    assert shell.run_cell("%%carbon --sweep plain --quiet\nx = 1\n").success
+    assert shell.run_cell("%%carbon --sweep plain --quiet\nx = 2\n").success
+    assert session.writer().flush(10)
+    registry = session.settings.registry_location()
+    out = tmp_path / "pareto.svg"
+    assert main(["chart", "pareto", "--registry", registry, "--project", "m", "--sweep", "lr", "-o", str(out)]) == 0
+    svg = out.read_text()
+    ET.fromstring(svg)  # well-formed
+    assert "lr: acc against energy" in svg and "acc (higher is better)" in svg and "selected" in svg
+    capsys.readouterr()
+    assert main(["chart", "pareto", "--registry", registry, "--project", "m", "--sweep", "plain", "-o", str(out)]) != 0
+    assert "has nothing to chart" in capsys.readouterr().err
+    assert main(["chart", "pareto", "--registry", registry, "--project", "m", "-o", str(out)]) != 0
+    assert "give --sweep NAME" in capsys.readouterr().err

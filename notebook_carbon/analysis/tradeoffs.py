@@ -26,12 +26,13 @@ TOLERANCE = 0.01
 
 
 def sweep_tradeoffs(registry: Registry, project: str, *, tolerance: float = TOLERANCE,
-                    keys: Sequence[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                    keys: Sequence[str] | None = None, points: bool = False) -> list[dict[str, Any]]:  # fmt: skip
     """For each result sweep of ``project`` (or the sweeps ``keys``), in the registry's order of
     results: ``sweep`` (key), ``label``, ``metric``, ``direction``, ``tolerance`` (relative),
     ``runs`` (that logged the metric), ``selected`` and ``cheapest`` (``run_id``, ``energy_j``,
     ``value``), ``energy_share`` (the cheapest's energy over the selected's) and ``front`` (the run
-    ids on the front, least energy first)."""
+    ids on the front, least energy first); with ``points``, also ``points``: every run that logged
+    the metric as ``[run id, energy J, value]`` (what a chart of them draws)."""
     from ..registry.metrics import directions, latest_metrics
 
     sweeps = {sweep.key: sweep for sweep in registry.sweeps(project, params=False)}
@@ -48,17 +49,19 @@ def sweep_tradeoffs(registry: Registry, project: str, *, tolerance: float = TOLE
         metric = primary_metric({name for values in logged.values() for name in values}, declared)
         if metric is None:
             continue
-        points = [Point(run["id"], run["energy_j"], logged[run["uid"]][metric])
-                  for run in runs if metric in logged.get(run["uid"], {})]  # fmt: skip
-        selected = next((p for p in points if p.run_id == sweep.selected_run_id and p.usable), None)
-        if selected is None or len(points) < 2:
+        found_points = [Point(run["id"], run["energy_j"], logged[run["uid"]][metric])
+                        for run in runs if metric in logged.get(run["uid"], {})]  # fmt: skip
+        selected = next((p for p in found_points if p.run_id == sweep.selected_run_id and p.usable), None)
+        if selected is None or len(found_points) < 2:
             continue
         direction = metric_direction(metric, declared)
-        tradeoff = within_tolerance(points, selected.run_id, abs(selected.value) * tolerance, direction)
+        tradeoff = within_tolerance(found_points, selected.run_id, abs(selected.value) * tolerance, direction)
         found.append({
             "sweep": key, "label": sweep.label, "metric": metric, "direction": direction, "tolerance": tolerance,
-            "runs": len(points), "selected": dataclasses.asdict(selected),
+            "runs": len(found_points), "selected": dataclasses.asdict(selected),
             "cheapest": dataclasses.asdict(tradeoff.cheapest), "energy_share": tradeoff.energy_share,
-            "front": [point.run_id for point in pareto_front(points, direction)],
+            "front": [point.run_id for point in pareto_front(found_points, direction)],
         })  # fmt: skip
+        if points:
+            found[-1]["points"] = [[p.run_id, p.energy_j, p.value] for p in found_points if p.usable]
     return found
