@@ -94,6 +94,9 @@ def _finish(active: Any, trial: Any, study: Any, key: str, metric: str, status: 
         active.log(**values)
         _declare(active, study, key, values)
     result = active.finish(status, error)
+    problem = result.recorded()  # in the registry before the study goes on (or the process ends)
+    if problem is not None:
+        warnings.warn(f"notebook-carbon: trial {trial.number}'s run was not recorded: {problem}", NotebookCarbonWarning, stacklevel=3)
     if values and len(study.directions) == 1 and _best(study, values[metric]):
         active.session.writer().set_final(result.uid)  # the study's best trial: its sweep's result
     trial.set_user_attr(ATTR + "run_uid", result.uid)
