@@ -200,3 +200,15 @@ def test_the_pareto_chart_of_a_sweep_from_the_command_line(shell, session, tmp_p
     assert "has nothing to chart" in capsys.readouterr().err
     assert main(["chart", "pareto", "--registry", registry, "--project", "m", "-o", str(out)]) != 0
     assert "give --sweep NAME" in capsys.readouterr().err
+
+
+def test_carbon_metric_declares_which_is_better(shell, session, capsys):
+    shell.run_line_magic("carbon", "metric score lower")
+    shell.run_line_magic("carbon", "metric score higher --sweep tune")
+    assert "a lower score is better in project m" in capsys.readouterr().out
+    for bad in ("score", "score best", "score higher --sweeps tune", ""):
+        with pytest.raises(UsageError, match="%carbon metric takes NAME higher|lower"):
+            shell.run_line_magic("carbon", f"metric {bad}")
+    with Registry.open(session.settings.registry_location()) as reg:
+        assert directions(reg, "m") == {"score": "lower"}
+        assert directions(reg, "m", "tune") == {"score": "higher"}

@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "sweeps": "%carbon sweeps                    the project's sweeps: cost, overhead, redundant runs",
     "final": "%carbon final RUN                 mark run RUN as its sweep's selected result",
     "log": "%carbon log NAME=VALUE ... [--step N]  what the run achieved (acc=0.93): this cell's run, else the last",
+    "metric": "%carbon metric NAME higher|lower [--sweep S]  which is better for a metric, in the project or one sweep",
     "dashboard": "%carbon dashboard [--side]        totals, sweeps and charts; --side: in a side panel",
 }
 
@@ -96,6 +97,8 @@ class CarbonMagics(Magics):
             return self._final(rest)
         if command == "log":
             return self._log(rest)
+        if command == "metric":
+            return self._metric(rest)
         if command == "dashboard":
             from ..widgets import dashboard_magic  # ipywidgets, pandas and altair: only when asked for
 
@@ -184,6 +187,25 @@ class CarbonMagics(Magics):
             raise UsageError(f"%carbon log: {exc}") from None
         said = ", ".join(f"{terminal_text(name)}={value:g}" for name, value in checked.items())
         print(f"notebook-carbon: logged {said}{f' at step {step}' if step is not None else ''} for {which}")
+
+    def _metric(self, rest: list[str]) -> None:
+        """Declare which is better for a metric (``registry.metrics.set_direction``): what the
+        statement and ``%carbon sweeps`` compare runs by, where its name does not tell."""
+        from ..registry.metrics import set_direction
+        from ..registry.store import Registry
+
+        if len(rest) not in (2, 4) or rest[1] not in ("higher", "lower") or (len(rest) == 4 and rest[2] != "--sweep"):
+            raise UsageError("%carbon metric takes NAME higher|lower [--sweep SWEEP], e.g. %carbon metric bleu higher")
+        name, direction, sweep = rest[0], rest[1], rest[3] if len(rest) == 4 else None
+        settings = self.ext.session.settings
+        self.ext.session.writer().flush(30)
+        try:
+            with Registry.open(settings.registry_location()) as registry:
+                set_direction(registry, settings.project, name, direction, sweep_key=sweep)
+        except NotebookCarbonError as exc:
+            raise UsageError(f"%carbon metric: {exc}") from None
+        where = f"sweep {terminal_text(sweep)}" if sweep else f"project {terminal_text(settings.project)}"
+        print(f"notebook-carbon: a {direction} {terminal_text(name)} is better in {where}")
 
     def _auto(self, rest: list[str]) -> None:
         if len(rest) != 1 or rest[0] not in ("on", "off"):
