@@ -77,3 +77,20 @@ def test_a_metered_cell_is_logged_too(shell, session, file_store):
         assert shell.run_cell("%%carbon --name cell --quiet\nx = sum(range(10_000))\n").success
     assert session.writer().flush(10)
     assert set(mlflow.get_run(active.info.run_id).data.metrics) == FIGURES
+
+
+def test_each_step_a_run_logs_metrics_at_logs_its_energy_so_far(session, file_store):
+    """A training loop's ``run.log(step=...)``: the active MLflow run gets ``carbon/energy_j`` at
+    that step, never decreasing, and the final figure when the block ends."""
+    import time
+
+    with mlflow.start_run() as active:
+        with track(name="loop", session=session, quiet=True) as block:
+            for step in range(3):
+                time.sleep(1.1)  # one sample a second: each step has a new reading
+                block.log(step=step, loss=1.0 / (step + 1))
+    history = mlflow.tracking.MlflowClient().get_metric_history(active.info.run_id, "carbon/energy_j")
+    stepped = [(m.step, m.value) for m in history]
+    assert [step for step, _ in stepped] == [0, 1, 2, 2]  # three steps, then the end, at the last step
+    values = [value for _, value in stepped]
+    assert values == sorted(values) and values[-1] == pytest.approx(block.result.row["energy_j"])

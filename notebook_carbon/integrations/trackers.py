@@ -24,16 +24,47 @@ from ..errors import NotebookCarbonWarning
 from ..record import energy_range
 from ..session import state
 
-__all__ = ["figures", "install", "log_finished"]
+__all__ = ["figures", "install", "log_finished", "log_step"]
 
 PREFIX = "carbon/"
 _warned: set[str] = set()
+_last_step: dict[str, int] = {}  # an open run's last step (its uid): where its final figures go in MLflow
 
 
 def install() -> None:
-    """Log each finished run of this process to an active MLflow or W&B run (once, however often called)."""
+    """Log each finished run of this process to an active MLflow or W&B run, and its energy so far
+    at each step it logs metrics at (once, however often called)."""
     if log_finished not in state.finish_listeners:
         state.finish_listeners.append(log_finished)
+    if log_step not in state.step_listeners:
+        state.step_listeners.append(log_step)
+
+
+def log_step(active: Any, step: int) -> None:
+    """``state.step_listeners``' hook: the energy an open run has used so far (``carbon/energy_j``,
+    as of the sampler's last reading), at ``step``: MLflow at that step, W&B with the step's other
+    metrics (W&B counts its own steps)."""
+    if active.parent_uid is not None or not active.window.started:
+        return
+    _last_step[active.uid] = step
+    energy = {PREFIX + "energy_j": float(sum(active.window.energy_so_far_j().values()))}
+    for name, log in (("mlflow", lambda m: m.active_run() and m.log_metrics(energy, step=step)),
+                      ("wandb", lambda w: getattr(w, "run", None) and w.run.log(energy, commit=False))):  # fmt: skip
+        module = sys.modules.get(name)
+        if module is not None:
+            _guarded(name, lambda: log(module))
+
+
+def _guarded(name: str, call: Any) -> None:
+    """``call()``; a failure is said once per tracker and cause, never raised."""
+    try:
+        call()
+    except Exception as exc:
+        said = f"{name}: {type(exc).__name__}"
+        if said not in _warned:
+            _warned.add(said)
+            warnings.warn(f"notebook-carbon: the run's figures were not logged to {name}: {exc}",
+                          NotebookCarbonWarning, stacklevel=3)  # fmt: skip
 
 
 def figures(result: Any) -> dict[str, float]:
@@ -72,31 +103,24 @@ def _record(result: Any) -> dict[str, Any]:
 
 def log_finished(result: Any) -> None:
     """``state.finish_listeners``' hook: log ``result`` to each active tracker; warn once on failure."""
+    step = _last_step.pop(result.uid, None)
     if result.parent_uid is not None:
         return
     for name, log in (("mlflow", _to_mlflow), ("wandb", _to_wandb)):
         module = sys.modules.get(name)
-        if module is None:
-            continue
-        try:
-            log(module, result)
-        except Exception as exc:  # never the run's failure: said once per tracker and cause
-            said = f"{name}: {type(exc).__name__}"
-            if said not in _warned:
-                _warned.add(said)
-                warnings.warn(f"notebook-carbon: the run's figures were not logged to {name}: {exc}",
-                              NotebookCarbonWarning, stacklevel=2)  # fmt: skip
+        if module is not None:  # never the run's failure: said once per tracker and cause
+            _guarded(name, lambda: log(module, result, step))
 
 
-def _to_mlflow(mlflow: Any, result: Any) -> None:
+def _to_mlflow(mlflow: Any, result: Any, step: int | None) -> None:
     if mlflow.active_run() is None:
         return
-    mlflow.log_metrics(figures(result))
+    mlflow.log_metrics(figures(result), step=step)  # at the run's last step, when it logged steps
     mlflow.log_dict(_record(result), f"notebook_carbon/run-{result.uid}.json")
     mlflow.set_tags({"notebook_carbon.run_uid": result.uid, "notebook_carbon.status": result.status})
 
 
-def _to_wandb(wandb: Any, result: Any) -> None:
+def _to_wandb(wandb: Any, result: Any, step: int | None) -> None:
     run = getattr(wandb, "run", None)
     if run is None:
         return

@@ -257,6 +257,8 @@ class ActiveRun:
         checked = check_metrics(values, step)
         job_run = lambda: self.id_future.result(WRITE_TIMEOUT_S) if self.id_future is not None else None  # noqa: E731
         target = _metrics_run(self.parent_uid, self.job, self.uid, job_run)
+        for listener in state.step_listeners if step is not None else ():  # an active MLflow or W&B run
+            listener(self, step)
         return self.session.writer().log_metrics(target, checked, step)
 
     def stop_window(self) -> None:

@@ -32,6 +32,7 @@ _sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 # else one made on first use. A forked child keeps the parent's: a sweep's workers use its settings.
 _attached: dict[int, Session] = {}
 finish_listeners: list = []  # called with each finished run (``integrations.trackers``); each handles its errors
+step_listeners: list = []  # called with an open run and the step it logged metrics at (the same)
 _default: Session | None = None
 _default_lock = threading.Lock()
 
