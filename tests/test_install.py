@@ -74,6 +74,7 @@ def test_the_readme_commands_name_a_venv_install_and_what_they_run():
     assert tests == "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest"
 
 
+@pytest.mark.timeout(2400)  # two clean installs, one with the test extra's integration packages (Ray, transformers)
 def test_both_readme_commands_work_where_node_is_not_installed(tmp_path):
     hidden = path_without_node(tmp_path / "bin")
     assert shutil.which("node", path=hidden) is None and shutil.which("npm", path=hidden) is None
