@@ -77,13 +77,14 @@ class track(ContextDecorator):
         self._run: ActiveRun | None = None
         self.result: RunResult | None = None
 
-    def log(self, step: int | None = None, **values: float) -> None:
-        """Record metrics of this block's run, during the block or after it (``run.log(acc=0.93)``;
-        ``step``: a training loop's), written after the run's own writes. A ``ConfigError`` for a
-        value that is not a finite number, or a block that ran unmetered (it has no run)."""
+    def log(self, values: Mapping[str, float] | None = None, /, *, step: int | None = None, **more: float) -> None:
+        """Record metrics of this block's run, during the block or after it (``run.log(acc=0.93)``,
+        or a mapping: ``run.log({"step": 3.0})`` for a metric a keyword cannot name; ``step``: a
+        training loop's), written after the run's own writes. A ``ConfigError`` for a value that
+        is not a finite number, or a block that ran unmetered (it has no run)."""
         if self._run is None:
             raise ConfigError("this block has no run to log metrics for: it has not started, or ran unmetered")
-        self._run.log(step, **values)
+        self._run.log(values, step=step, **more)
 
     def _recreate_cm(self) -> track:
         # As a decorator each call needs its own window; ContextDecorator would reuse ``self``.

@@ -70,6 +70,45 @@ def test_a_study_of_20_trials_is_20_runs_of_one_sweep(session):
     assert sweep.selected_run_id == runs[f"trial {study.best_trial.number}"]["id"] and sweep.selected_is_marked
 
 
+def test_a_study_inside_a_metered_block_says_its_trials_are_parts_and_fails_nothing(session):
+    """Inside a metered cell or block, the trials are parts of its run (its energy counted once):
+    said once, with what to do; no trial's value goes to the block's run, and nothing fails (a
+    review found the best trial marked final by a part's uid, failing on the writer)."""
+    from notebook_carbon import track
+
+    @metered(session=session, sweep="nested")
+    def objective(trial):
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    study = optuna.create_study(direction="maximize", study_name="inside")
+    with warnings.catch_warnings(record=True) as caught, track(name="the cell", session=session, quiet=True):
+        warnings.simplefilter("always")
+        study.optimize(objective, n_trials=3)
+    said = [str(w.message) for w in caught if isinstance(w.message, NotebookCarbonWarning)]
+    assert len(said) == 1 and "parts of that run" in said[0] and "without %%carbon" in said[0]
+    assert session.writer().flush(10) and not session.writer().take_errors()
+    with Registry.open(session.settings.registry_location()) as reg:
+        runs = reg.runs(project="tune")
+        assert [run["name"] for run in runs] == ["the cell"]
+        assert latest_metrics(reg, [runs[0]["uid"]]) == {}
+
+
+def test_numpy_values_are_values(session):
+    @metered(session=session, sweep="np")
+    def objective(trial):
+        import numpy as np
+
+        return np.float32(trial.suggest_float("x", 0.0, 1.0))
+
+    study = optuna.create_study(direction="maximize", study_name="np")
+    study.optimize(objective, n_trials=2)
+    assert session.writer().flush(10)
+    with Registry.open(session.settings.registry_location()) as reg:
+        runs = reg.runs(project="tune")
+        found = latest_metrics(reg, [run["uid"] for run in runs])
+    assert len(found) == 2 and all("objective" in values for values in found.values())
+
+
 def test_an_energy_budget_stops_a_study_early_and_says_so(session):
     @metered(session=session, sweep="budgeted")
     def objective(trial):

@@ -72,6 +72,31 @@ def test_an_offline_wandb_run_gets_the_figures_and_the_record(session, tmp_path,
     assert saved["name"] == "fit" and saved["components"][0]["device"] == "package-0"
 
 
+def test_a_tracker_that_fails_is_said_once_and_not_tried_again(session, file_store, monkeypatch):
+    """A tracking server that does not answer would hold up every cell: the first failure is one
+    warning, and the tracker is off for the process after it."""
+    import warnings
+
+    from notebook_carbon.errors import NotebookCarbonWarning
+    from notebook_carbon.integrations import trackers
+
+    calls = []
+
+    def down(*args, **kwargs):
+        calls.append(1)
+        raise ConnectionError("tracking server not answering")
+
+    monkeypatch.setattr(mlflow, "log_metrics", down)
+    monkeypatch.setattr(trackers, "_off", set())
+    with mlflow.start_run(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in ("a", "b", "c"):
+            with track(name=name, session=session, quiet=True) as block:
+                block.log(loss=1.0, step=0)
+    said = [str(w.message) for w in caught if isinstance(w.message, NotebookCarbonWarning)]
+    assert len(calls) == 1 and len(said) == 1 and "not answering" in said[0] and "will not be again" in said[0]
+
+
 def test_a_metered_cell_is_logged_too(shell, session, file_store):
     with mlflow.start_run() as active:
         assert shell.run_cell("%%carbon --name cell --quiet\nx = sum(range(10_000))\n").success

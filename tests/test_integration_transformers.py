@@ -82,6 +82,35 @@ def test_training_is_one_run_with_the_trainer_s_metrics(tmp_path):
         CarbonCallback(job=3)
 
 
+def test_a_training_that_raises_is_closed_with_its_cell_not_left_to_swallow_later_runs(tmp_path):
+    """The trainer calls no callback when training raises: the run, anchored on ``train``'s frame,
+    is closed as interrupted by the next ``close_left_open`` (what the magic calls after each cell),
+    and a later block is a run of its own, not a part of the training's."""
+    from notebook_carbon import track
+    from notebook_carbon.session.run import close_left_open
+
+    detection = Detection(meters=(FakeMeter("cpu", "rapl", "package-0", 60.0),), notes=())
+    session = Session(Settings(registry=str(tmp_path / "r.sqlite"), region="FR", project="hf"), detection=detection)
+    callback = CarbonCallback(session=session)
+
+    def train():  # as Trainer.train: the hooks are called below it
+        callback.on_train_begin(types.SimpleNamespace(run_name="oom"), TrainerState(), TrainerControl())
+        raise MemoryError("CUDA out of memory")
+
+    try:
+        train()
+    except MemoryError as exc:
+        kept = exc.__traceback__  # as IPython keeps the last traceback (sys.last_traceback): its frames stay
+    close_left_open()
+    assert kept is not None
+    with track(name="next cell", session=session, quiet=True) as block:
+        sum(range(1000))
+    assert block.result.parent_uid is None
+    assert session.writer().flush(10)
+    with Registry.open(session.settings.registry_location()) as reg:
+        assert {run["name"]: run["status"] for run in reg.runs(project="hf")} == {"oom": "interrupted", "next cell": "ok"}
+
+
 def test_two_ranks_are_one_job_run_every_rank_metered_and_the_metrics_logged_once(tmp_path):
     registry = str(tmp_path / "registry.sqlite")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("NOTEBOOK_CARBON_", "SLURM", "TORCHELASTIC"))}

@@ -5,6 +5,9 @@ upgrade from v11 that keeps every run."""
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pytest
 from IPython.core.error import UsageError
 from sqlalchemy import text
@@ -26,7 +29,9 @@ def _run(reg, t=0.0, **row):
                           {"status": "ok", "energy_j": 10.0, "emissions_g": 0.1, "duration_s": 1.0})  # fmt: skip
 
 
-def test_the_last_value_of_each_metric_by_step_then_time(registry_url):
+def test_a_run_s_value_is_the_last_one_logged_step_or_none(registry_url):
+    """Per-epoch values at steps, then a held-out value without a step: the held-out one is the
+    run's (a review found the highest step winning over a final evaluation logged after it)."""
     with Registry.open(registry_url) as reg:
         first, second = _run(reg), _run(reg, 1)
         uid = reg.get_run(first)["uid"]
@@ -36,8 +41,10 @@ def test_the_last_value_of_each_metric_by_step_then_time(registry_url):
         log_metrics(reg, first, {"loss": 0.3}, step=3, logged_at=1.7e9 + 40)  # the same step again: the latest
         log_metrics(reg, second, {"acc": 0.1}, logged_at=1.7e9 + 50)
         log_metrics(reg, second, {"acc": 0.2}, logged_at=1.7e9 + 60)  # no steps: the latest
+        log_metrics(reg, second, {"f1": 0.5}, step=9, logged_at=1.7e9 + 70)
+        log_metrics(reg, second, {"f1": 0.4}, logged_at=1.7e9 + 80)  # the final evaluation, no step
         found = latest_metrics(reg, [uid, reg.get_run(second)["uid"], new_uid()])
-        assert found == {uid: {"acc": 0.7, "loss": 0.3}, reg.get_run(second)["uid"]: {"acc": 0.2}}
+        assert found == {uid: {"acc": 0.6, "loss": 0.3}, reg.get_run(second)["uid"]: {"acc": 0.2, "f1": 0.4}}
         check(reg, "p")  # the runs' totals are untouched
 
 
@@ -126,6 +133,17 @@ def test_carbon_log_in_a_metered_cell_after_it_and_bad_input(shell, session, cap
     assert _metrics(session) == {"train": {"acc": 0.93, "loss": 0.3}}
 
 
+def test_numpy_numbers_and_a_metric_named_step(shell, session, capsys):
+    """NumPy's scalars are numbers (a review found np.float32 refused); a metric named ``step``,
+    which a keyword cannot be, goes in a mapping, and ``%carbon log step=3`` works inside a cell."""
+    with track(name="np", session=session, quiet=True) as block:
+        block.log(acc=np.float32(0.5), n=np.int64(3))
+        block.log({"step": 4.0}, step=1)
+    cell = "%%carbon --name cell\nget_ipython().run_line_magic('carbon', 'log step=3 acc=0.1')\n"
+    assert shell.run_cell(cell, store_history=True).success
+    assert _metrics(session) == {"np": {"acc": 0.5, "n": 3.0, "step": 4.0}, "cell": {"step": 3.0, "acc": 0.1}}
+
+
 def test_track_log_during_and_after_the_block_and_a_nested_block_logs_for_its_run(session):
     with track(name="outer", session=session, quiet=True) as outer:
         outer.log(acc=0.5)
@@ -207,7 +225,7 @@ def test_carbon_metric_declares_which_is_better(shell, session, capsys):
     shell.run_line_magic("carbon", "metric score higher --sweep tune")
     assert "a lower score is better in project m" in capsys.readouterr().out
     for bad in ("score", "score best", "score higher --sweeps tune", ""):
-        with pytest.raises(UsageError, match="%carbon metric takes NAME higher|lower"):
+        with pytest.raises(UsageError, match=re.escape("%carbon metric takes NAME higher|lower")):
             shell.run_line_magic("carbon", f"metric {bad}")
     with Registry.open(session.settings.registry_location()) as reg:
         assert directions(reg, "m") == {"score": "lower"}

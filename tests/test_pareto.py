@@ -8,7 +8,9 @@ import math
 
 import pytest
 
-from notebook_carbon.analysis.pareto import HIGHER, LOWER, Point, metric_direction, pareto_front, within_tolerance
+from notebook_carbon.analysis.pareto import (
+    HIGHER, LOWER, Point, metric_direction, pareto_front, primary_metric, within_tolerance,
+)  # fmt: skip
 
 # run id, energy J, accuracy
 SWEEP = [(1, 100.0, 0.90), (2, 200.0, 0.93), (3, 150.0, 0.89), (4, 400.0, 0.935), (5, 50.0, 0.80),
@@ -75,6 +77,17 @@ def test_the_cheapest_run_within_a_tolerance_of_the_selected_one():
 ])  # fmt: skip
 def test_a_metric_s_direction_from_its_name(name, direction):
     assert metric_direction(name) == direction
+
+
+@pytest.mark.parametrize(("names", "metric"), [
+    (["acc", "val_acc"], "val_acc"), (["accuracy", "val_accuracy"], "val_accuracy"),
+    (["train_loss", "val_loss"], "val_loss"), (["train_acc", "test_acc", "acc"], "test_acc"),
+    (["train_acc", "eval_loss"], "eval_loss"), (["loss", "acc"], "acc"), (["throughput"], None),
+])  # fmt: skip
+def test_a_sweep_is_judged_by_a_held_out_metric_first(names, metric):
+    """Validation before test before a bare name before training (a review found ``acc`` winning
+    over ``val_acc`` by the alphabet); an accuracy before a loss."""
+    assert primary_metric(names) == metric
 
 
 def test_a_declared_direction_wins_and_is_checked():

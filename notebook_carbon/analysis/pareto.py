@@ -60,16 +60,21 @@ def metric_direction(name: str, declared: Mapping[str, str] | None = None) -> st
 
 
 def primary_metric(names: Iterable[str], declared: Mapping[str, str] | None = None) -> str | None:
-    """The metric a sweep's runs are judged by, among ``names``: the first (by name) whose direction
-    is declared, else the first a higher value of is better by its name (an accuracy), else the
-    first a lower value is (a loss); None when no metric's direction is known."""
-    ordered = sorted(set(names))
-    for wanted in (lambda n: bool(declared) and n in declared, lambda n: metric_direction(n) == HIGHER,
-                   lambda n: metric_direction(n) == LOWER):  # fmt: skip
-        found = next((name for name in ordered if wanted(name)), None)
-        if found is not None:
-            return found
-    return None
+    """The metric a sweep's runs are judged by, among ``names`` whose direction is known (declared,
+    or from the name): a declared one first; then a validation metric (``val_``, ``eval_``,
+    ``dev_``) before a test one, a bare name and a training one; then an accuracy (higher is
+    better) before a loss; then by name. None when no metric's direction is known."""
+    known = [name for name in set(names) if (declared and name in declared) or metric_direction(name)]
+    if not known:
+        return None
+    return min(known, key=lambda n: (not (declared and n in declared), _held_out_rank(n),
+                                     metric_direction(n, declared) != HIGHER, n))  # fmt: skip
+
+
+def _held_out_rank(name: str) -> int:
+    prefix = _PREFIX.match(name.strip().lower())
+    kind = prefix.group(0)[:-1] if prefix else ""
+    return {"val": 0, "valid": 0, "validation": 0, "eval": 0, "evaluation": 0, "dev": 0, "test": 1, "": 2}.get(kind, 3)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,8 @@ rank (``detect_job``, as ``track()`` does; docs/distributed.md). The main proces
 trainer's ``is_world_process_zero``) records the logs and metrics, once, at their global step.
 Evaluation inside training is metered as part of the training run; a ``trainer.evaluate()`` called
 on its own is not (the trainer says evaluation has begun to no callback). A training that raises
-leaves its run open: the trainer calls no callback then, and the run is found ``crashed`` once its
-process has ended (``registry.liveness``).
+calls no callback: its run is closed as ``interrupted`` at the end of the notebook cell (it is
+anchored on ``Trainer.train``'s frame), or found ``crashed`` once a script's process has ended.
 
 It lives beside ``detect_job``, which it needs, so ``import transformers`` happens only here.
 """
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from numbers import Real as numbers_Real
 from typing import Any
 
 from transformers import TrainerCallback
@@ -58,7 +60,12 @@ class CarbonCallback(TrainerCallback):
         job = None if self.job is False else detect_job(os.environ, self.job if isinstance(self.job, str) else None)
         name = self.name or getattr(args, "run_name", None) or "train"
         self.run = (self.session or current()).begin(name=name, sweep=self.sweep, tags=["transformers"], job=job)
-        self.run.start()
+        # anchored on Trainer.train's frame: a training that raises leaves it, and the run is closed
+        # (interrupted) at the end of the cell, not left to take in the next cells as its parts
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != "train":
+            frame = frame.f_back
+        self.run.start(anchor=frame)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._log(state, logs)
@@ -77,6 +84,6 @@ class CarbonCallback(TrainerCallback):
         if self.run is None or not values or not getattr(state, "is_world_process_zero", True):
             return
         numbers = {name: float(value) for name, value in values.items()
-                   if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}  # fmt: skip
+                   if isinstance(value, numbers_Real) and not isinstance(value, bool) and math.isfinite(value)}  # fmt: skip
         if numbers:
-            self.run.log(getattr(state, "global_step", None), **numbers)
+            self.run.log(numbers, step=getattr(state, "global_step", None))

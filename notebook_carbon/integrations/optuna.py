@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+from numbers import Real
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -90,9 +91,16 @@ def _finish(active: Any, trial: Any, study: Any, key: str, metric: str, status: 
     except ConfigError as exc:  # a parameter JSON cannot hold: the run is recorded without params
         warnings.warn(f"notebook-carbon: trial {trial.number}'s params are not recorded: {exc}", NotebookCarbonWarning, stacklevel=3)
     values = _values(value, metric) if status == "ok" else {}
+    if active.parent_uid is not None:  # inside a metered cell or block: a part of its run, in no sweep
+        _nested_once(study)
+        values = {}
     if values:
-        active.log(**values)
-        _declare(active, study, key, values)
+        active.log(values)
+        try:
+            _declare(active, study, key, values)
+        except Exception as exc:  # never the trial's failure: the study goes on
+            warnings.warn(f"notebook-carbon: the direction of {sorted(values)} was not declared: {exc}",
+                          NotebookCarbonWarning, stacklevel=3)  # fmt: skip
     result = active.finish(status, error)
     problem = result.recorded()  # in the registry before the study goes on (or the process ends)
     if problem is not None:
@@ -117,6 +125,20 @@ def _complete() -> Any:
     return TrialState.COMPLETE
 
 
+_said_nested: set[str] = set()
+
+
+def _nested_once(study: Any) -> None:
+    if study.study_name not in _said_nested:
+        _said_nested.add(study.study_name)
+        warnings.warn(
+            f"notebook-carbon: study {study.study_name!r} runs inside a metered cell or block, so its trials are "
+            "parts of that run (its energy counted once), not runs of a sweep with their values: run the study in "
+            "a cell without %%carbon (and with %carbon auto off) to record each trial as a run",
+            NotebookCarbonWarning, stacklevel=4,
+        )  # fmt: skip
+
+
 def _values(value: Any, metric: str) -> dict[str, float]:
     """The objective's value(s) as metrics: one, or one per objective; none that is not a finite number."""
     if isinstance(value, (list, tuple)):
@@ -124,7 +146,7 @@ def _values(value: Any, metric: str) -> dict[str, float]:
     else:
         pairs = {metric: value}
     return {name: float(v) for name, v in pairs.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
+            if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
 
 
 def _declare(active: Any, study: Any, key: str, values: dict[str, float]) -> None:
@@ -134,8 +156,9 @@ def _declare(active: Any, study: Any, key: str, values: dict[str, float]) -> Non
 
     location = active.session.settings.registry_location()
     directions = [d.name for d in study.directions]
-    for i, name in enumerate(sorted(values)):
-        wanted = "higher" if directions[min(i, len(directions) - 1)] == "MAXIMIZE" else "lower"
+    for name in values:
+        index = int(name.rsplit("_", 1)[1]) if len(directions) > 1 else 0  # objective_3: the fourth objective
+        wanted = "higher" if directions[min(index, len(directions) - 1)] == "MAXIMIZE" else "lower"
         if (location, key, name) in _declared:
             continue
         with Registry.open(location) as registry:

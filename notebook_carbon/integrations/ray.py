@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+from numbers import Real
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -66,7 +67,10 @@ def metered(trainable: Callable[[dict], Any] | None = None, *, sweep: str | None
         except KeyboardInterrupt as exc:
             status, error = "interrupted", exc
             raise
-        except BaseException as exc:  # Tune stops a trial by ending its process or raising in it
+        except SystemExit as exc:  # how Tune stops a trial (a scheduler, a stopper): inside its report
+            status, error = ("interrupted", "stopped by Tune") if exc.code in (0, None) else ("failed", exc)
+            raise
+        except BaseException as exc:
             status, error = "failed", exc
             raise
         finally:
@@ -119,9 +123,9 @@ def report(metrics: Mapping[str, Any], **options: Any) -> None:
     if active is not None:
         _trial["reports"] += 1
         numbers = {name: float(v) for name, v in found.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
+                   if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
         if numbers:
-            active.log(_trial["reports"], **numbers)
+            active.log(numbers, step=_trial["reports"])
         found[ENERGY] = float(sum(active.window.energy_so_far_j().values()))
     tune.report(found, **options)
 

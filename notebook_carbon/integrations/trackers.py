@@ -8,8 +8,10 @@ was charged of each device and by which rule, its grid): an MLflow artifact
 ``notebook_carbon/run-<uid>.json``, a file of the same name in the W&B run. Nothing is logged, and neither library is imported, when none
 is active; nothing goes over the network that the user's own run would not send (MLflow's tracking
 URI, W&B's mode: a file store and offline mode stay local). A block metered inside another run is
-not logged (its energy is inside that run's). A failure to log is said once, as a warning, and
-never fails the run.
+not logged (its energy is inside that run's). A failure to log is said once, as a warning, turns that
+tracker off for the process, and never fails the run. The logging runs on the thread that ends
+the run: with a tracker's run active, each metered cell waits for its calls (about 13 ms a run
+with MLflow's file store here).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..session import state
 __all__ = ["figures", "install", "log_finished", "log_step"]
 
 PREFIX = "carbon/"
-_warned: set[str] = set()
+_off: set[str] = set()  # trackers that failed once: not tried again in this process
 _last_step: dict[str, int] = {}  # an open run's last step (its uid): where its final figures go in MLflow
 
 
@@ -44,27 +46,27 @@ def log_step(active: Any, step: int) -> None:
     """``state.step_listeners``' hook: the energy an open run has used so far (``carbon/energy_j``,
     as of the sampler's last reading), at ``step``: MLflow at that step, W&B with the step's other
     metrics (W&B counts its own steps)."""
-    if active.parent_uid is not None or not active.window.started:
+    modules = [(name, sys.modules.get(name)) for name in ("mlflow", "wandb") if name not in _off]
+    if active.parent_uid is not None or not active.window.started or not any(m for _, m in modules):
         return
     _last_step[active.uid] = step
     energy = {PREFIX + "energy_j": float(sum(active.window.energy_so_far_j().values()))}
-    for name, log in (("mlflow", lambda m: m.active_run() and m.log_metrics(energy, step=step)),
-                      ("wandb", lambda w: getattr(w, "run", None) and w.run.log(energy, commit=False))):  # fmt: skip
-        module = sys.modules.get(name)
-        if module is not None:
-            _guarded(name, lambda: log(module))
+    for name, module in modules:
+        if name == "mlflow" and module is not None:
+            _guarded(name, lambda: module.active_run() and module.log_metrics(energy, step=step))
+        elif name == "wandb" and module is not None:  # W&B counts its own steps: with its current one's
+            _guarded(name, lambda: getattr(module, "run", None) and module.run.log(energy, commit=False))
 
 
 def _guarded(name: str, call: Any) -> None:
-    """``call()``; a failure is said once per tracker and cause, never raised."""
+    """``call()``; a failure is said once and turns that tracker off for the process (a tracking
+    server that does not answer would otherwise hold up every cell), never raised."""
     try:
         call()
     except Exception as exc:
-        said = f"{name}: {type(exc).__name__}"
-        if said not in _warned:
-            _warned.add(said)
-            warnings.warn(f"notebook-carbon: the run's figures were not logged to {name}: {exc}",
-                          NotebookCarbonWarning, stacklevel=3)  # fmt: skip
+        _off.add(name)
+        warnings.warn(f"notebook-carbon: the run's figures were not logged to {name}, and will not be again in "
+                      f"this process: {exc}", NotebookCarbonWarning, stacklevel=3)  # fmt: skip
 
 
 def figures(result: Any) -> dict[str, float]:
@@ -108,7 +110,7 @@ def log_finished(result: Any) -> None:
         return
     for name, log in (("mlflow", _to_mlflow), ("wandb", _to_wandb)):
         module = sys.modules.get(name)
-        if module is not None:  # never the run's failure: said once per tracker and cause
+        if module is not None and name not in _off:  # never the run's failure (``_guarded``)
             _guarded(name, lambda: log(module, result, step))
 
 
@@ -125,7 +127,7 @@ def _to_wandb(wandb: Any, result: Any, step: int | None) -> None:
     if run is None:
         return
     found = figures(result)
-    run.log(found)
+    run.log(found, commit=False)  # with W&B's current step: never a step of its own, which would move the user's
     run.summary.update(found)
     # the record as one of the run's files (offline: kept in the run's folder, synced with it later)
     path = Path(run.dir) / "notebook_carbon" / f"run-{result.uid}.json"

@@ -175,7 +175,7 @@ class CarbonMagics(Magics):
         try:
             checked = check_metrics(values, step)
             if open_run is not None:
-                open_run.log(step, **checked)
+                open_run.log(checked, step=step)
                 which = "this cell's run"
             elif self.ext.last is not None:
                 last = self.ext.last

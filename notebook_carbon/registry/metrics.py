@@ -3,13 +3,15 @@ is better for each metric, as a project or a sweep declares it.
 
 ``check_metrics`` imports nothing more (the magic checks a cell's metrics with it); SQLAlchemy is
 imported by the functions that read and write. Every value logged is kept (a training loop logs one per step); a run's value of a metric is the
-last one logged: the highest step, then the latest, then the last written. Functions of an open
+last one logged (the latest, then the last written), step or none: a held-out evaluation logged
+after the epochs' values is the run's. Functions of an open
 ``Registry``, as ``parts`` and ``jobs`` are.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,7 @@ def check_metrics(values: Mapping[str, Any], step: Any = None) -> dict[str, floa
     for name, value in values.items():
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or "\x00" in name:
             raise ConfigError(f"a metric's name is 1 to {MAX_NAME} characters, without NUL; got {str(name)[:80]!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ConfigError(f"metric {name!r} must be a finite number; got {value!r}")
         checked[name] = float(value)
     return checked
@@ -85,8 +87,7 @@ def latest_metrics(registry: Registry, uids: Sequence[str]) -> dict[str, dict[st
     from .schema import metrics
 
     found: dict[str, dict[str, float]] = {}
-    order = (metrics.c.run_uid, metrics.c.name, metrics.c.step.is_not(None), metrics.c.step,
-             metrics.c.logged_at, metrics.c.id)  # fmt: skip
+    order = (metrics.c.run_uid, metrics.c.name, metrics.c.logged_at, metrics.c.id)
     with registry.read("reading the runs' metrics") as conn:
         for start in range(0, len(uids), _CHUNK):
             chunk = list(uids[start : start + _CHUNK])

@@ -79,3 +79,18 @@ def _ancestors() -> tuple[int, ...]:
         return tuple(process.pid for process in psutil.Process().parents())
     except Exception:  # noqa: BLE001 - unreadable: the rank is counted, as one started elsewhere
         return ()
+
+
+def job_run_id(future: Future | None) -> int | None:
+    """The job's run id, once its start part is written; None (never an error) when it is not."""
+    try:
+        return future.result(5.0) if future is not None else None
+    except Exception:  # the writer reports its own failures: the metrics then fail there too, said once
+        return None
+
+
+def metrics_run_of(parent_uid: str | None, job: Any, uid: str, run_id: Any) -> int | str:
+    """The run a run's metrics go to: the enclosing run of a block inside one, a job's run for a rank's block, else its own."""
+    if parent_uid is not None:
+        return parent_uid
+    return (run_id() or uid) if job is not None else uid

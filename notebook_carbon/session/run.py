@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from ..errors import RegistryError
 from ..measure import Measurement, Window
 from ..meters.frameworks import synchronize_gpu_work
 from . import state
+from .job import job_run_id, metrics_run_of
 from .figures import embodied_note, embodied_share, error_text, water_note
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ class RunResult:
     def metrics_run(self) -> int | str:
         """The run its metrics are recorded for (``registry.metrics``): its own; for a block metered
         inside another run, that run (which counts its energy); for a rank's block, its job's run."""
-        return _metrics_run(self.parent_uid, self.job, self.uid, self.run_id)
+        return metrics_run_of(self.parent_uid, self.job, self.uid, self.run_id)
 
     def summary(self) -> str:
         from .line import summary_line
@@ -248,15 +249,15 @@ class ActiveRun:
         self.session._remember(self.result)
         return self.result
 
-    def log(self, step: int | None = None, **values: float) -> Future:
+    def log(self, values: Mapping[str, float] | None = None, /, *, step: int | None = None, **more: float) -> Future:
         """Record metrics of this run (``run.log(acc=0.93)``), checked now (``ConfigError``) and
         written after the run's own writes, for ``RunResult.metrics_run``'s run; ``step``: a training
         loop's. The write's future (its result: the run's uid)."""
         from ..registry.metrics import check_metrics
 
-        checked = check_metrics(values, step)
-        job_run = lambda: self.id_future.result(WRITE_TIMEOUT_S) if self.id_future is not None else None  # noqa: E731
-        target = _metrics_run(self.parent_uid, self.job, self.uid, job_run)
+        checked = check_metrics({**(values or {}), **more}, step)
+        job_run = lambda: job_run_id(self.id_future)  # noqa: E731
+        target = metrics_run_of(self.parent_uid, self.job, self.uid, job_run)
         for listener in state.step_listeners if step is not None else ():  # an active MLflow or W&B run
             listener(self, step)
         return self.session.writer().log_metrics(target, checked, step)
@@ -391,9 +392,3 @@ _PART_FIELDS = (
     "energy_j", "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_method", "cpu_method", "ram_method",
     "emissions_g", "pid", "notes",
 )
-
-
-def _metrics_run(parent_uid: str | None, job: Any, uid: str, run_id: Any) -> int | str:
-    if parent_uid is not None:
-        return parent_uid
-    return (run_id() or uid) if job is not None else uid
