@@ -33,7 +33,7 @@ from .distributed import detect_job
 from .integrations import trackers
 from .errors import ConfigError, NotebookCarbonWarning
 from .record import Job
-from .session import ActiveRun, RunResult, Session, current, first_report
+from .session import ActiveRun, RunResult, Session, block_status, current, first_report
 from .settings import Settings
 
 
@@ -119,14 +119,8 @@ class track(ContextDecorator):
         run = self._run
         if run is None:
             return False
-        if exc is None:
-            status = "ok"
-        elif isinstance(exc, KeyboardInterrupt):
-            status = "interrupted"
-        else:
-            status = "failed"
         try:
-            self.result = run.finish(status, exc)
+            self.result = run.finish(block_status(exc), exc)
         except Exception as err:
             _warn(f"notebook-carbon: the run was not recorded: {err}", err, 2)
             return False

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..errors import ConfigError, NotebookCarbonWarning
 from ..record import recordable_param
-from ..session import Session, current
+from ..session import Session, block_status, current
 
 __all__ = ["EnergyBudget", "metered"]
 
@@ -69,14 +69,10 @@ def metered(objective: Callable[[Any], Any] | None = None, *, sweep: str | None 
         try:
             value = objective(trial)
             return value
-        except optuna.TrialPruned as exc:
-            status, error = "interrupted", f"pruned by Optuna: {exc}" if str(exc) else "pruned by Optuna"
-            raise
-        except KeyboardInterrupt as exc:
-            status, error = "interrupted", exc
-            raise
         except BaseException as exc:
-            status, error = "failed", exc
+            pruned = isinstance(exc, optuna.TrialPruned)
+            status = "interrupted" if pruned else block_status(exc)
+            error = (f"pruned by Optuna: {exc}" if str(exc) else "pruned by Optuna") if pruned else exc
             raise
         finally:
             _finish(active, trial, study, key, metric, status, error, value)

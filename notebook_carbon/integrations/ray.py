@@ -39,7 +39,7 @@ from ray.tune.stopper import Stopper
 
 from ..errors import ConfigError, NotebookCarbonWarning
 from ..record import recordable_param
-from ..session import Session, current
+from ..session import Session, block_status, current
 
 __all__ = ["ENERGY", "EnergyBudget", "metered", "report"]
 
@@ -64,14 +64,9 @@ def metered(trainable: Callable[[dict], Any] | None = None, *, sweep: str | None
         status, error = "ok", None
         try:
             return trainable(config)
-        except KeyboardInterrupt as exc:
-            status, error = "interrupted", exc
-            raise
-        except SystemExit as exc:  # how Tune stops a trial (a scheduler, a stopper): inside its report
-            status, error = ("interrupted", "stopped by Tune") if exc.code in (0, None) else ("failed", exc)
-            raise
-        except BaseException as exc:
-            status, error = "failed", exc
+        except BaseException as exc:  # SystemExit(0) inside report: how Tune stops a trial
+            stopped = isinstance(exc, SystemExit) and exc.code in (0, None)
+            status, error = ("interrupted", "stopped by Tune") if stopped else (block_status(exc), exc)
             raise
         finally:
             _close_trial(active, status, error)

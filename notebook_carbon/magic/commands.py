@@ -16,6 +16,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from ..cell.args import parse_cell_args
 from ..errors import NotebookCarbonError
+from ..session import block_status
 from ..units import terminal_text
 from .extension import say
 from .jobs import driver_job, job_variable, summary
@@ -61,11 +62,8 @@ class CarbonMagics(Magics):
             if variable is not None:
                 variable.set()
             return _exec_cell(self.shell, cell)
-        except KeyboardInterrupt as exc:
-            status, error = "interrupted", exc
-            raise
         except BaseException as exc:
-            status, error = "failed", exc
+            status, error = block_status(exc), exc
             raise
         finally:
             if variable is not None:

@@ -327,6 +327,11 @@ def _result_or_none(future: Future | None, timeout_s: float) -> Any:
         return None
 
 
+def block_status(exc: BaseException | None) -> str:
+    """What ended a metered block says of its run: ``ok``, ``interrupted`` (Ctrl-C), else ``failed``."""
+    return "ok" if exc is None else "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+
+
 def current_notebook() -> str | None:
     """The notebook this kernel runs, as Jupyter tells its kernels (``JPY_SESSION_NAME``), or None."""
     return os.environ.get("JPY_SESSION_NAME") or None
