@@ -245,8 +245,6 @@ class Session:
         Only what ``find_redundant`` returns is kept, and only until the run's write succeeds: the
         kernel's memory does not grow with the number of runs it has recorded.
         """
-        for listener in state.finish_listeners:  # an active MLflow or W&B run takes its figures
-            listener(result)
         row = result.row
         if result.status != "ok" or result.parent_uid is not None or not all(row.get(k) for k in _FINGERPRINTS):
             return

@@ -247,6 +247,8 @@ class ActiveRun:
         job = self.job if self._job_part is not None else None
         self.result = RunResult(self.uid, row, measurement, fp, self.id_future, self._write, self.parent_uid, job)
         self.session._remember(self.result)
+        for listener in state.finish_listeners:  # an active MLflow or W&B run takes its figures (last:
+            listener(self.result)  # an interrupt in it leaves the run's own bookkeeping done)
         return self.result
 
     def log(self, values: Mapping[str, float] | None = None, /, *, step: int | None = None, **more: float) -> Future:
