@@ -81,19 +81,24 @@ def log_metrics(registry: Registry, run: int | str, values: Mapping[str, Any], *
 
 
 def latest_metrics(registry: Registry, uids: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Each run's (by uid) last value of each metric logged for it; a run with none is left out."""
-    from sqlalchemy import select
+    """Each run's (by uid) last value of each metric logged for it; a run with none is left out.
+    The database picks the last row of each run and metric (a window over the runs' rows, which
+    ``ix_metrics_run`` finds): a training loop's thousands of steps are not sent to be dropped."""
+    from sqlalchemy import func, select
 
     from .schema import metrics
 
     found: dict[str, dict[str, float]] = {}
-    order = (metrics.c.run_uid, metrics.c.name, metrics.c.logged_at, metrics.c.id)
+    rank = func.row_number().over(partition_by=(metrics.c.run_uid, metrics.c.name),
+                                  order_by=(metrics.c.logged_at.desc(), metrics.c.id.desc()))  # fmt: skip
     with registry.read("reading the runs' metrics") as conn:
         for start in range(0, len(uids), _CHUNK):
             chunk = list(uids[start : start + _CHUNK])
-            query = select(metrics.c.run_uid, metrics.c.name, metrics.c.value).where(metrics.c.run_uid.in_(chunk))
-            for uid, name, value in conn.execute(query.order_by(*order)):
-                found.setdefault(uid, {})[name] = value  # in order: the last one logged stays
+            ranked = select(metrics.c.run_uid, metrics.c.name, metrics.c.value, rank.label("rank"))
+            ranked = ranked.where(metrics.c.run_uid.in_(chunk)).subquery()
+            query = select(ranked.c.run_uid, ranked.c.name, ranked.c.value).where(ranked.c.rank == 1)
+            for uid, name, value in conn.execute(query):
+                found.setdefault(uid, {})[name] = value
     return found
 
 
