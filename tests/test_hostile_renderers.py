@@ -284,6 +284,71 @@ def test_latex_escape_leaves_nothing_a_macro_can_take(name):
     assert depth == 0
 
 
+def tradeoff_registry(path: Path, project: str, names: list[str]) -> str:
+    """(issue 17) A registry of ``project`` with one result sweep per name, the name its label and
+    its metric's (declared higher is better): two ok runs, the selected one (final) with 0.9 and
+    2 kJ, the other within 1 % of it (0.895) with half the energy, so each sweep has a sentence."""
+    from notebook_carbon.registry.metrics import log_metrics, set_direction
+
+    location = str(path)
+    with Registry.open(location) as reg:
+        for i in range(len(names)):
+            for j, (energy, value) in enumerate(((2000.0, 0.9), (1000.0, 0.895))):
+                run = reg.record_run(
+                    {"uid": new_uid(), "project": "p", "sweep": f"s{i}", "name": f"n{i}", "is_final": j == 0,
+                     "started_at": 1.8e9 + 10 * i + j, **FIXED},
+                    {"status": "ok", "energy_j": energy, "emissions_g": 0.03, "duration_s": 1.0,
+                     "ended_at": 1.8e9 + 10 * i + j + 1},
+                )  # fmt: skip
+                log_metrics(reg, run, {f"m{i}": value})
+            set_direction(reg, "p", f"m{i}", "higher")
+    with sqlite3.connect(location) as conn:
+        for i, name in enumerate(names):
+            conn.execute("UPDATE runs SET project = ?, sweep = ? WHERE name = ?", (project, name, f"n{i}"))
+            conn.execute("UPDATE metrics SET name = ? WHERE name = ?", (name, f"m{i}"))
+            conn.execute("UPDATE metric_directions SET project = ?, name = ? WHERE name = ?", (project, name, f"m{i}"))
+    conn.close()
+    return location
+
+
+TRADEOFF_NAMES = [n for n in HOSTILE if not n.startswith("long")][:12]
+
+
+def _tradeoffs_said(text: str) -> int:
+    """How many results' sentences ``text`` holds (the run ids vary; a page's number may fall inside one)."""
+    return len(re.findall(r"the selected run \d+ reached", " ".join(text.split())))
+
+
+def test_markdown_weighs_results_with_hostile_sweep_and_metric_names_as_text(tmp_path):
+    """Each result's sentence ("In “<sweep>”, the selected run ... reached <metric> ...") keeps a
+    hostile label and metric name text: no markup, no math, no broken line."""
+    import mistune
+
+    path = tradeoff_registry(tmp_path / "r.sqlite", "p", TRADEOFF_NAMES[:8])
+    md = impact_statement(path, project="p", settings=SETTINGS, format="md")
+    _no_unsafe_characters(md)
+    assert not _unescaped(md, "$")
+    rendered = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])(md)
+    cells = _Cells()
+    cells.feed(rendered)
+    assert cells.tags <= MARKDOWN_TAGS, cells.tags - MARKDOWN_TAGS
+    assert _tradeoffs_said(md) == 8, md
+
+
+@needs_pdflatex
+def test_latex_weighs_results_with_hostile_sweep_and_metric_names_and_compiles(tmp_path):
+    """The LaTeX statement says each result's sentence too (it had none before), hostile names
+    printed as themselves; more than eight results are counted, not listed."""
+    path = tradeoff_registry(tmp_path / "r.sqlite", "p", TRADEOFF_NAMES)
+    tex = impact_statement(path, project="p", settings=SETTINGS, format="latex")
+    text = compile_latex(tex, tmp_path / "tex")
+    check_pdf_text(text, TRADEOFF_NAMES)
+    if shutil.which("pdftotext"):
+        flat = " ".join(text.split())
+        assert _tradeoffs_said(flat) == 8 and f"{len(TRADEOFF_NAMES) - 8} more results are in the JSON form" in flat
+        assert "reached [2J] 0.9 with 2 kJ" in flat and "(2 runs logged [2J]; higher is better)" in flat
+
+
 # -- JSON, model card ------------------------------------------------------------------------
 
 

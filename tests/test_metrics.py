@@ -180,7 +180,7 @@ def test_sweeps_and_the_statement_say_whether_the_result_was_worth_its_energy(sh
         ids = {run["name"]: run["id"] for run in reg.runs(project="m")}
         energy = {run["name"]: run["energy_j"] for run in reg.runs(project="m")}
     share = energy["lr1"] / energy["lr3"]  # 0.925 is within 1 % of 0.93; 0.90 is not
-    assert f"lr: selected run {ids['lr3']}, acc 0.93 with" in out, out
+    assert f"lr: selected run {ids['lr3']} (the latest: none marked final), acc 0.93 with" in out, out
     assert f"run {ids['lr1']} (acc 0.925, within 1 %) used" in out and "higher is better" in out, out
     facts = json.loads(impact_statement(session.settings.registry_location(), format="json", project="m"))
     jsonschema.validate(facts, json.loads(SCHEMA_PATH.read_text()))
@@ -190,7 +190,8 @@ def test_sweeps_and_the_statement_say_whether_the_result_was_worth_its_energy(sh
     assert tradeoff["energy_share"] == pytest.approx(share)
     assert tradeoff["front"][-1] == ids["lr3"] and ids["lr2"] not in tradeoff["front"]  # 0.90 at more energy than 0.925
     text = impact_statement(session.settings.registry_location(), format="md", project="m")
-    assert f"In “lr”, the selected run {ids['lr3']} reached acc 0.93 with" in text, text
+    assert f"In “lr”, the selected run {ids['lr3']} (the latest; none was marked final) reached acc 0.93 with" in text
+    assert tradeoff["marked"] is False
     assert f"run {ids['lr1']}, within 1 % of that acc (0.925), used" in text
 
 

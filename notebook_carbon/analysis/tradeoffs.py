@@ -11,7 +11,7 @@ nothing to say and is left out.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .pareto import Point, metric_direction, pareto_front, primary_metric, within_tolerance
@@ -19,26 +19,35 @@ from .pareto import Point, metric_direction, pareto_front, primary_metric, withi
 if TYPE_CHECKING:
     from ..registry.store import Registry
 
-__all__ = ["TOLERANCE", "sweep_tradeoffs"]
+__all__ = ["TOLERANCE", "describe", "sweep_tradeoffs"]
 
 TOLERANCE = 0.01
 """How close to the selected run's metric counts as as good: 1 % of its value."""
 
 
 def sweep_tradeoffs(registry: Registry, project: str, *, tolerance: float = TOLERANCE,
-                    keys: Sequence[str] | None = None, points: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+                    keys: Sequence[str] | None = None, points: bool = False,
+                    limit: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """For each result sweep of ``project`` (or the sweeps ``keys``), in the registry's order of
-    results: ``sweep`` (key), ``label``, ``metric``, ``direction``, ``tolerance`` (relative),
+    results (with ``limit``: the costliest first, and at most ``limit`` of them: what a dashboard
+    shows, reading only the sweeps it needs): ``sweep`` (key), ``label``, ``metric``, ``direction``, ``tolerance`` (relative),
     ``runs`` (that logged the metric), ``selected`` and ``cheapest`` (``run_id``, ``energy_j``,
-    ``value``), ``energy_share`` (the cheapest's energy over the selected's) and ``front`` (the run
+    ``value``), ``marked`` (whether the selected run was marked final, else it is the latest ok run), ``energy_share`` (the cheapest's energy over the selected's) and ``front`` (the run
     ids on the front, least energy first); with ``points``, also ``points``: every run that logged
     the metric as ``[run id, energy J, value]`` (what a chart of them draws)."""
     from ..registry.metrics import directions, latest_metrics
 
-    sweeps = {sweep.key: sweep for sweep in registry.sweeps(project, params=False)}
-    wanted = list(keys) if keys is not None else [key for key, _ in registry.totals(project).results]
-    found = []
+    listed = registry.sweeps(project, params=False)  # the most energy first
+    sweeps = {sweep.key: sweep for sweep in listed}
+    if keys is not None:
+        wanted = list(keys)
+    else:
+        results = [key for key, _ in registry.totals(project).results]
+        wanted = results if limit is None else [sweep.key for sweep in listed if sweep.key in set(results)]
+    found: list[dict[str, Any]] = []
     for key in wanted:
+        if limit is not None and len(found) >= limit:
+            break
         sweep = sweeps.get(key)
         if sweep is None or sweep.selected_run_id is None:
             continue
@@ -61,7 +70,29 @@ def sweep_tradeoffs(registry: Registry, project: str, *, tolerance: float = TOLE
             "runs": len(found_points), "selected": dataclasses.asdict(selected),
             "cheapest": dataclasses.asdict(tradeoff.cheapest), "energy_share": tradeoff.energy_share,
             "front": [point.run_id for point in pareto_front(found_points, direction)],
+            "marked": bool(sweep.selected_is_marked),
         })  # fmt: skip
         if points:
             found[-1]["points"] = [[p.run_id, p.energy_j, p.value] for p in found_points if p.usable]
     return found
+
+
+def describe(tradeoff: dict[str, Any], text: Callable[[str], str] = str) -> str:
+    """One of ``sweep_tradeoffs``'s answers as a line: ``lr: selected run 12, acc 0.93 with 1.2 kJ;
+    run 10 (acc 0.925, within 1 %) used 45 % of that energy (higher is better; front: runs 10, 12)``.
+    ``text`` makes the user's names (the sweep's label, the metric) safe where the line goes: a
+    terminal's or HTML's escape; the line is otherwise plain text."""
+    from ..units import energy_text, number_text, percent_text
+
+    picked, cheap, metric = tradeoff["selected"], tradeoff["cheapest"], text(tradeoff["metric"])
+    within = percent_text(tradeoff["tolerance"])
+    latest = "" if tradeoff["marked"] else " (the latest: none marked final)"
+    head = (f"{text(tradeoff['label'] or tradeoff['sweep'])}: selected run {picked['run_id']}{latest}, {metric} "
+            f"{number_text(picked['value'])} with {energy_text(picked['energy_j'])}")  # fmt: skip
+    if cheap["run_id"] == picked["run_id"]:
+        tail = f"no run within {within} of it used less energy"
+    else:
+        tail = (f"run {cheap['run_id']} ({metric} {number_text(cheap['value'])}, within {within}) used "
+                f"{percent_text(tradeoff['energy_share'])} of that energy")  # fmt: skip
+    front = ", ".join(map(str, tradeoff["front"]))
+    return f"{head}; {tail} ({tradeoff['direction']} is better; front: run{'s' if len(tradeoff['front']) != 1 else ''} {front})"

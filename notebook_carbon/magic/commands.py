@@ -226,23 +226,10 @@ def _tradeoff_lines(registry: str, project: str) -> list[str]:
     """One line per result sweep whose runs logged a metric (``analysis.tradeoffs``): was its
     selected run worth its energy. Read after the writer's pending writes (``%carbon sweeps``)."""
     from ..analysis.filters import opened
-    from ..analysis.tradeoffs import sweep_tradeoffs
-    from ..units import energy_text, number_text, percent_text
+    from ..analysis.tradeoffs import describe, sweep_tradeoffs
 
     with opened(registry) as reg:
-        found = sweep_tradeoffs(reg, project)
-    lines = []
-    for t in found:
-        picked, cheap, metric = t["selected"], t["cheapest"], terminal_text(t["metric"])
-        head = (f"{terminal_text(t['label'] or t['sweep'])}: selected run {picked['run_id']}, {metric} "
-                f"{number_text(picked['value'])} with {energy_text(picked['energy_j'])}")  # fmt: skip
-        if cheap["run_id"] == picked["run_id"]:
-            tail = f"no run within {percent_text(t['tolerance'])} of it used less energy"
-        else:
-            tail = (f"run {cheap['run_id']} ({metric} {number_text(cheap['value'])}, within "
-                    f"{percent_text(t['tolerance'])}) used {percent_text(t['energy_share'])} of that energy")  # fmt: skip
-        lines.append(f"{head}; {tail} ({t['direction']} is better; front: runs {', '.join(map(str, t['front']))})")
-    return lines
+        return [describe(found, terminal_text) for found in sweep_tradeoffs(reg, project)]
 
 
 def _exec_cell(shell, cell: str):
