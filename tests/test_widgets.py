@@ -533,9 +533,9 @@ def test_magic_shows_a_dashboard_that_refreshes_after_each_metered_cell(extensio
 
     drawn = board._charts
 
-    def slow_charts(df):  # charts that take a while: the next cell must still wait for them
+    def slow_charts(df, tradeoffs):  # charts that take a while: the next cell must still wait for them
         time.sleep(0.5)
-        return drawn(df)
+        return drawn(df, tradeoffs)
 
     monkeypatch.setattr(board, "_charts", slow_charts)
     result = shell.run_cell("%%carbon --name fresh --sweep s --param lr=0.1\nx = 1\n", store_history=True)
@@ -675,4 +675,59 @@ def test_the_latest_runs_a_page_at_a_time(tmp_path, settings):
     board._latest.older.click()
     assert len(_Elements(_markup(board)).found["nc-latest-run"]) == 3 and board._latest.older.disabled
     assert "Latest runs" in board.static_html()  # the page shown is in the snapshot too
+    board.close()
+
+
+def test_results_against_energy_weigh_each_result_and_draw_its_front(tmp_path, settings):
+    """(issue 17) A result sweep whose runs logged a metric is weighed as ``%carbon sweeps`` weighs
+    it: its selected run, the cheapest run within 1 % of its metric and that run's share of the
+    energy, with the chart of metric against energy as inline SVG, the costliest sweep first, at
+    most ``top_tradeoffs``; a sweep with no metric is left out; a hostile sweep label and metric
+    name stay text; the static snapshot keeps it all."""
+    from notebook_carbon.registry.metrics import log_metrics, set_direction
+
+    path = str(tmp_path / "r.sqlite")
+    weird, metric = "<b onmouseover=alert(7)>tune</b>", "<i>score</i>"
+    with Registry.open(path) as reg:
+        ids = [_record(reg, t=T0 + i * H, energy=(i + 1) * H, name=f"lr{i}", sweep="lr", final=i == 3)
+               for i in range(4)]  # fmt: skip
+        for run, acc in zip(ids, (0.80, 0.925, 0.90, 0.93)):
+            log_metrics(reg, run, {"acc": acc, "loss": 1 - acc})
+        odd = [_record(reg, t=T0 + (5 + i) * H, energy=H / (i + 1), sweep=weird, final=i == 0) for i in range(2)]
+        set_direction(reg, "thesis", metric, "lower")
+        for run, score in zip(odd, (2.0, 2.01)):
+            log_metrics(reg, run, {metric: score})
+        for i in range(2):  # a result with no metric: nothing to weigh
+            _record(reg, t=T0 + (8 + i) * H, energy=9 * H, sweep="plain", final=i == 1)
+    board = Dashboard(path, "thesis", settings=settings, wait=True)
+    markup = _markup(board)
+    cells = _Elements(markup)
+    assert cells.one("nc-tradeoffs")["data-nc-count"] == "2"
+    lr, odd_one = cells.found["nc-tradeoff"]  # the costliest first: lr (10 Wh) before the other (1.5 Wh)
+    assert (lr["data-nc-sweep"], lr["data-nc-metric"]) == ("lr", "acc")
+    assert (lr["data-nc-selected"], lr["data-nc-cheapest"]) == (str(ids[3]), str(ids[1]))
+    assert _value(lr) == pytest.approx(0.5)  # 2 Wh of 4 Wh
+    assert (f"lr: selected run {ids[3]}, acc 0.93 with 4 Wh; run {ids[1]} (acc 0.925, within 1 %) used 50 % "
+            f"of that energy (higher is better; front: runs {ids[0]}, {ids[1]}, {ids[3]})") in lr["text"]  # fmt: skip
+    assert odd_one["data-nc-metric"] == metric and odd_one["data-nc-sweep"] == weird  # the attributes, decoded
+    assert f"{weird}: selected run {odd[0]}" in odd_one["text"] and "lower is better" in odd_one["text"]
+    assert "<b onmouseover" not in markup and "<i>score" not in markup
+    charts = cells.found["nc-chart-pareto"]
+    assert len(charts) == 2 and all(chart["tag"] == "div" for chart in charts)
+    pareto = next(p.value for p in _html_parts(board) if "nc-tradeoffs" in p.value)
+    assert pareto.count("<svg") == 2 and "acc against energy" in pareto
+    assert pareto in board.static_html()
+    board.close()
+    one = Dashboard(path, "thesis", settings=settings, wait=True, top_tradeoffs=1)
+    assert [t["data-nc-sweep"] for t in _Elements(_markup(one)).found["nc-tradeoff"]] == ["lr"]
+    one.close()
+    with pytest.raises(Exception, match="top_tradeoffs must be a whole number"):
+        Dashboard(path, "thesis", settings=settings, top_tradeoffs=0)
+
+
+def test_results_against_energy_say_how_to_log_a_metric_when_none_was(known, settings):
+    board = Dashboard(known, "thesis", settings=settings, wait=True)
+    cells = _Elements(_markup(board))
+    assert cells.one("nc-tradeoffs")["data-nc-count"] == "0" and "nc-tradeoff" not in cells.found
+    assert "%carbon log acc=0.93" in cells.one("nc-tradeoffs")["text"]
     board.close()

@@ -42,7 +42,9 @@ CHART_WAIT_S = 30.0
 
 class Dashboard(widgets.VBox):
     """Totals of this session, this notebook and the project; the costliest sweeps; the redundant
-    runs and what they repeat; cumulative emissions and energy per sweep, as SVG.
+    runs and what they repeat; cumulative emissions and energy per sweep, as SVG; and for the
+    costliest result sweeps whose runs logged a metric, whether the selected run was worth its
+    energy, with the chart of metric against energy (``analysis.tradeoffs``).
 
     ``registry`` (a ``Registry``, a file path or database URL), ``project`` and ``settings``
     default to those of ``session``, else of the loaded extension's session, else of the
@@ -50,7 +52,8 @@ class Dashboard(widgets.VBox):
     the runs of dead kernels crashed (as ``%carbon sweeps`` does). ``notebook`` is the current
     notebook's path as runs record it (default: the one this kernel runs, if any). At most
     ``top_sweeps`` sweeps and ``top_redundant`` redundant runs are listed; the charts draw at most
-    ``max_points`` steps of the cumulative line and ``top_bars`` sweeps. The first charts are drawn
+    ``max_points`` steps of the cumulative line and ``top_bars`` sweeps, and at most
+    ``top_tradeoffs`` sweeps' metric against energy (drawn with the charts). The first charts are drawn
     before the dashboard is returned; ``wait=False`` draws them on a thread of their own instead
     (``%carbon dashboard`` does, as the dashboard it shows follows the cells: see ``refresh``).
     """
@@ -68,10 +71,11 @@ class Dashboard(widgets.VBox):
         top_redundant: int = 20,
         max_points: int = 300,
         top_bars: int = 12,
+        top_tradeoffs: int = 3,
         wait: bool = True,
     ) -> None:
         for name, value in (("top_sweeps", top_sweeps), ("top_redundant", top_redundant),
-                            ("max_points", max_points), ("top_bars", top_bars)):  # fmt: skip
+                            ("max_points", max_points), ("top_bars", top_bars), ("top_tradeoffs", top_tradeoffs)):  # fmt: skip
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"Dashboard: {name} must be a whole number of at least 1; got {value!r}")
         if session is None and registry is None:
@@ -83,7 +87,7 @@ class Dashboard(widgets.VBox):
         self.notebook = notebook if notebook is not None else figures.current_notebook(shell)
         self.kernel = figures.this_kernel()
         self.limits = {"top_sweeps": top_sweeps, "top_redundant": top_redundant}
-        self.max_points, self.top_bars = max_points, top_bars
+        self.max_points, self.top_bars, self.top_tradeoffs = max_points, top_bars, top_tradeoffs
         self.snapshot: figures.Snapshot | None = None
         self.status: str | None = None
         self._drawing: list[threading.Thread] = []  # charts being drawn, the latest refresh's last
@@ -105,6 +109,7 @@ class Dashboard(widgets.VBox):
         self._cumulative = _html("nc-chart-widget")
         self._sweep_chart = _html("nc-chart-widget")
         self._sweeps = _html("nc-sweeps-widget")
+        self._tradeoffs = _html("nc-tradeoffs-widget")
         self._redundant = _html("nc-redundant-widget")
         self._latest = RunsPager(self._refresh_reporting)
         top = widgets.HBox(
@@ -114,8 +119,8 @@ class Dashboard(widgets.VBox):
             [self._cumulative, self._sweep_chart], layout=widgets.Layout(flex_flow="row wrap")
         )
         self._parts = (self._header, self._button, self._totals, self._cumulative, self._sweep_chart,
-                       self._sweeps, self._redundant, self._latest, top, charts)  # fmt: skip
-        super().__init__([top, self._totals, charts, self._sweeps, self._redundant, self._latest])
+                       self._sweeps, self._tradeoffs, self._redundant, self._latest, top, charts)  # fmt: skip
+        super().__init__([top, self._totals, charts, self._sweeps, self._tradeoffs, self._redundant, self._latest])
         self.add_class("nc-dashboard")
         try:
             self.refresh(wait=wait)
@@ -206,13 +211,16 @@ class Dashboard(widgets.VBox):
         generation = self._chart_generation = self._chart_generation + 1
 
         def draw() -> None:
+            from ..analysis.tradeoffs import sweep_tradeoffs
+
             try:
                 with opened(registry) as reg:
                     df = runs(reg, project=project, columns=figures.CHART_COLUMNS)
-                cumulative, per_sweep = self._charts(df)
+                    found = sweep_tradeoffs(reg, project, points=True, limit=self.top_tradeoffs)
+                cumulative, per_sweep, fronts = self._charts(df, found)
             except Exception as exc:  # shown where the charts are, never raised into a later cell
                 message = str(exc) if isinstance(exc, NotebookCarbonError) else f"{type(exc).__name__}: {exc}"
-                cumulative = per_sweep = None
+                cumulative, per_sweep, fronts = None, None, []
                 failed = f"the charts could not be drawn: {message}"
             else:
                 failed = None
@@ -220,6 +228,7 @@ class Dashboard(widgets.VBox):
                 return  # a newer refresh draws its own
             self._cumulative.value = markup.chart("cumulative", cumulative, failed or "no runs yet: nothing to draw")
             self._sweep_chart.value = markup.chart("sweeps", per_sweep, failed or "no sweeps yet: nothing to draw")
+            self._tradeoffs.value = markup.tradeoffs(fronts, failed)
 
         if wait:
             draw()
@@ -243,18 +252,21 @@ class Dashboard(widgets.VBox):
             )
         return None
 
-    def _charts(self, df) -> tuple[str | None, str | None]:
-        """The SVG of cumulative emissions and of energy per sweep (None: nothing to draw)."""
+    def _charts(self, df, tradeoffs: list[dict[str, Any]]) -> tuple[str | None, str | None, list[tuple[dict, str]]]:
+        """The SVG of cumulative emissions and of energy per sweep (None: nothing to draw), and each
+        of ``tradeoffs`` with the SVG of its metric against energy."""
         from altair.utils.schemapi import debug_mode
 
-        from ..charts import cumulative_emissions, sweep_energy, to_svg
+        from ..charts import accuracy_energy, cumulative_emissions, sweep_energy, to_svg
 
         # altair validates a spec when it is built (in debug mode, its default) and again when it
         # is written for vl-convert; once is enough, and the first costs half the chart at 10,000 runs
         with debug_mode(False):
             cumulative = cumulative_emissions(df, max_points=self.max_points) if len(df) else None
             per_sweep = sweep_energy(df, top=self.top_bars) if df["sweep_key"].notna().any() else None
-        return tuple(to_svg(chart) if chart is not None else None for chart in (cumulative, per_sweep))
+            fronts = [(found, to_svg(accuracy_energy(found))) for found in tradeoffs]
+        cumulative, per_sweep = (to_svg(chart) if chart is not None else None for chart in (cumulative, per_sweep))
+        return cumulative, per_sweep, fronts
 
     # -- refreshing after metered cells --------------------------------------------------------
 
@@ -295,7 +307,7 @@ class Dashboard(widgets.VBox):
         """What the dashboard shows now, as one piece of HTML with its charts as inline SVG: what a
         saved notebook, ``nbconvert --to html`` or GitHub shows without a kernel."""
         return markup.static(self._header.value, self._totals.value, self._cumulative.value,
-                             self._sweep_chart.value, self._sweeps.value, self._redundant.value,
+                             self._sweep_chart.value, self._sweeps.value, self._tradeoffs.value, self._redundant.value,
                              self._latest.html.value)  # fmt: skip
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:

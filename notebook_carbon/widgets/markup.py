@@ -250,6 +250,30 @@ def _values(values: tuple[Any, ...]) -> str:
     return f"{shown}, … ({len(values)} values)" if len(values) > 4 else shown
 
 
+def tradeoffs(fronts: Sequence[tuple[dict[str, Any], str]], failed: str | None = None) -> str:
+    """Was each result worth its energy: for each result sweep whose runs logged a metric
+    (``analysis.tradeoffs``), the line ``%carbon sweeps`` prints and the SVG of its runs' metric
+    against energy; else what to do to see it (or why it could not be read: ``failed``)."""
+    head = '<div class="nc-tradeoffs" data-nc-count="{}"><h4>Results against energy</h4>'
+    if failed or not fronts:
+        note = failed or ("no result sweep logged a metric yet: %carbon log acc=0.93 in or after a metered "
+                          "cell (or run.log in a track() block) records one, then each result's best run is "
+                          "weighed against the cheapest run about as good")  # fmt: skip
+        return head.format(0) + f'<div class="nc-note">{e(note)}</div></div>'
+    from ..analysis.tradeoffs import describe
+
+    items = "".join(
+        f'<div class="nc-tradeoff" data-nc-sweep="{e(found["sweep"])}" data-nc-metric="{e(found["metric"])}" '
+        f'data-nc-selected="{found["selected"]["run_id"]}" data-nc-cheapest="{found["cheapest"]["run_id"]}" '
+        f'data-nc-value="{_raw(found["energy_share"])}"><div class="nc-tradeoff-text">{e(describe(found))}</div>'
+        + chart("pareto", svg, "") + "</div>"
+        for found, svg in fronts
+    )  # fmt: skip
+    note = ('<div class="nc-note">the costliest results whose runs logged a metric; within: of the '
+            "selected run's value; %carbon sweeps lists them all</div>")  # fmt: skip
+    return head.format(len(fronts)) + items + note + "</div>"
+
+
 def redundant(snapshot: Snapshot) -> str:
     """The latest redundant runs, each with the earlier run it repeats."""
     total = snapshot.redundant_total
@@ -327,7 +351,7 @@ def _run_text(ref: RunRef) -> str:
 
 
 def chart(kind: str, svg: str | None, empty: str) -> str:
-    """A chart's SVG in its frame (``kind``: ``cumulative`` or ``sweeps``), or ``empty`` as a note."""
+    """A chart's SVG in its frame (``kind``: ``cumulative``, ``sweeps`` or ``pareto``), or ``empty`` as a note."""
     inner = svg if svg is not None else f'<div class="nc-note">{e(empty)}</div>'
     return f'<div class="nc-chart nc-chart-{kind}" data-nc-chart="{kind}">{inner}</div>'
 
