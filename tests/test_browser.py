@@ -432,16 +432,23 @@ def resize_sidebar(page, width: int) -> None:
 
 
 def test_the_sidebar_fits_250_and_400_px_in_both_themes_and_downloads_the_statement(jupyterlab, page, tmp_path):
-    """A realistic project (sweeps, a failed run, a repeat, 200-character names) in the sidebar at
-    250 px and 400 px, light and dark: nothing wider than the panel, no figure split across lines;
-    its button downloads the statement in the format chosen."""
+    """A realistic project (sweeps, a failed run, a repeat, 200-character names, a sweep whose
+    runs logged their accuracy) in the sidebar at 250 px and 400 px, light and dark: nothing wider
+    than the panel, no figure split across lines, the result weighed against its energy with its
+    runs drawn; its button downloads the statement in the format chosen."""
+    from notebook_carbon.registry.metrics import log_metrics
+
+    ids = []
     with Registry.open(jupyterlab.registry) as reg:
         now = time.time()
-        for i, (name, status) in enumerate([("lr=0.1", "ok"), ("lr=0.5", "failed"), (LONG, "ok"), (LONG, "ok")]):
-            reg.record_run({"uid": new_uid(), "project": "default", "name": name, "sweep": LONG if i > 1 else "lr",
-                            "started_at": now - 600 * (4 - i), "gpu_count": 1},
-                           {"status": status, "energy_j": 3.6e6 * (i + 1), "emissions_g": 180.0 * (i + 1),
-                            "duration_s": 600.0, "gpu_energy_j": 3.6e6 * (i + 1), "gpu_method": "nvml-counter"})  # fmt: skip
+        for i, (name, status) in enumerate([("lr=0.1", "ok"), ("lr=0.5", "failed"), (LONG, "ok"), (LONG, "ok"),
+                                            (LONG, "ok")]):  # fmt: skip
+            ids.append(run := reg.record_run({"uid": new_uid(), "project": "default", "name": name, "sweep": LONG if i > 1 else "lr",
+                                  "started_at": now - 600 * (5 - i), "gpu_count": 1},
+                                 {"status": status, "energy_j": 3.6e6 * (i + 1), "emissions_g": 180.0 * (i + 1),
+                                  "duration_s": 600.0, "gpu_energy_j": 3.6e6 * (i + 1), "gpu_method": "nvml-counter"}))  # fmt: skip
+            if i > 1:
+                log_metrics(reg, run, {"val_accuracy": (0.90, 0.80, 0.905)[i - 2]})
     shots = []
     try:
         browser.open_notebook(page, jupyterlab, WIDGETS.name)
@@ -460,6 +467,19 @@ def test_the_sidebar_fits_250_and_400_px_in_both_themes_and_downloads_the_statem
                 assert not found["split"], f"{theme}, {width} px: figures split across lines: {found['split']}"
         text = page.locator(SIDEBAR).text_content()
         assert LONG in text and "updated" in page.locator(f"{SIDEBAR} .jp-NotebookCarbon-state").text_content()
+        # the sweep's selected run (the fifth, the latest) against the third, within 1 % of its accuracy with 60 % of its energy
+        weighed = page.locator(f"{SIDEBAR} .jp-NotebookCarbon-tradeoff").filter(has_text=LONG)  # (the quickstart's too)
+        assert weighed.count() == 1
+        said = weighed.locator(".jp-NotebookCarbon-tradeoff-text").text_content()
+        assert said.startswith(f"selected run {ids[4]} (the latest: none marked final), val_accuracy 0.905 with 5 kWh")
+        assert f"run {ids[2]} (val_accuracy 0.9, within 1 %) used 60 % of that energy" in said, said
+        dots = weighed.locator("circle")
+        assert dots.count() == 3 and weighed.locator(".jp-NotebookCarbon-dot-selected").get_attribute("data-run") == str(ids[4])
+        assert weighed.locator(".jp-NotebookCarbon-dot-cheapest").get_attribute("data-run") == str(ids[2])
+        assert weighed.locator(".jp-NotebookCarbon-dot-other").get_attribute("data-run") == str(ids[3])  # beaten on both
+        assert weighed.locator(".jp-NotebookCarbon-pareto-front").count() == 1
+        weighed.scroll_into_view_if_needed()
+        shots.append(browser.screenshot(page, tmp_path, "sidebar-results-against-energy"))
         for value, check in (("md", lambda t: t.startswith("## Environmental impact")),
                              ("json", lambda t: json.loads(t)["scope"]["project"] == "default")):  # fmt: skip
             page.locator(f"{SIDEBAR} .jp-NotebookCarbon-format select").select_option(value)

@@ -341,6 +341,28 @@ def test_history_leaves_out_what_the_totals_leave_out(get, known):
     assert body["points"][-1]["emissions_g"] == pytest.approx(_json(get("summary"))["totals"]["emissions_g"]["value"])
 
 
+def test_tradeoffs_weigh_each_result_against_its_energy_as_the_statement_does(get, known):
+    """(issue 17) The sidebar's "Results against energy": sweep lr's two ok runs logged accuracy
+    (the failed one's is not counted); its selected run (3, final) reached 0.93 with 1 Wh, run 1
+    0.925 with 1 Wh too: both on the front. As the statement's ``tradeoffs`` says, with its runs as
+    points and ``%carbon sweeps``'s line; a project with none answers an empty list."""
+    from notebook_carbon.analysis.tradeoffs import describe
+    from notebook_carbon.registry.metrics import log_metrics
+
+    with Registry.open(known) as reg:
+        for run, acc in ((1, 0.925), (2, 0.99), (3, 0.93)):
+            log_metrics(reg, run, {"acc": acc})
+    body = _json(get("tradeoffs"))
+    (found,) = body["tradeoffs"]
+    assert (found["sweep"], found["metric"], found["direction"], found["runs"]) == ("lr", "acc", "higher", 2)
+    assert sorted(found["points"]) == [[1, HOUR, 0.925], [3, HOUR, 0.93]]
+    assert (found["selected"]["run_id"], found["cheapest"]["run_id"]) == (3, 3)  # no cheaper run: the same energy
+    facts = json.loads(impact_statement(known, project=PROJECT, format="json", settings=resolve()))
+    assert {k: v for k, v in found.items() if k not in ("points", "text")} == facts["tradeoffs"][0]
+    assert found["text"] == describe(found, named=False) and found["text"].startswith("selected run 3, acc 0.93 with 1 Wh")
+    assert _json(get("tradeoffs", project="other")) == {"project": "other", "tradeoffs": []}
+
+
 @pytest.mark.parametrize(
     ("fmt", "content_type", "says"),
     [("md", "text/markdown", "thesis"), ("latex", "application/x-latex", "\\documentclass"),
@@ -379,6 +401,8 @@ def test_statement_defaults_to_markdown(get):
         ("history", {"spans": "0"}, "spans must be a whole number of 1 or more; got '0'"),
         ("history", {"spans": "abc"}, "spans must be a whole number of 1 or more; got 'abc'"),
         ("history", {"spans": "501"}, "spans must be at most 500"),
+        ("tradeoffs", {"limit": "0"}, "limit must be a whole number of 1 or more; got '0'"),
+        ("tradeoffs", {"limit": "51"}, "limit must be at most 50"),
     ],
 )
 def test_bad_parameters_get_400_saying_what_to_do(get, endpoint, params, says):

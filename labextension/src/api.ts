@@ -7,6 +7,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import { ICellRef } from './links';
 import { IHistory } from './chart';
+import { ITradeoff } from './tradeoffs';
 import { IJobCounts, IRanged, queryString, StatementFormat } from './format';
 
 export interface ISummary {
@@ -147,4 +148,9 @@ export function fetchHistory(spans: number): Promise<IHistory> {
 
 export function fetchStatement(format: StatementFormat, notebook?: string | null): Promise<string> {
   return get('statement', { format, notebook }, true);
+}
+
+/** The costliest result sweeps whose runs logged a metric, each with its runs as points. */
+export async function fetchTradeoffs(limit: number): Promise<ITradeoff[]> {
+  return (await get('tradeoffs', { limit })).tradeoffs;
 }

@@ -1,8 +1,8 @@
 /**
  * The sidebar panel: a header with the project and when it was read, the statement's downloads,
  * the project's totals with a small chart of its cumulative emissions, the current notebook's
- * total, the latest runs (a distributed job is one run, its ranks and nodes said), sweeps and
- * redundant runs; a run links to the notebook cell it ran in, a redundant run to the cell it
+ * total, the latest runs (a distributed job is one run, its ranks and nodes said), sweeps, the
+ * costliest results weighed against their energy, and redundant runs; a run links to the notebook cell it ran in, a redundant run to the cell it
  * repeats. Every string from the server is set as text (textContent), never parsed as HTML: run,
  * sweep and notebook names are user input. Figures never wrap: each is one line, its range on a
  * second line and on hover.
@@ -19,6 +19,7 @@ import {
   fetchStatement,
   fetchSummary,
   fetchSweeps,
+  fetchTradeoffs,
   IRedundant,
   IRun,
   IRuns,
@@ -27,6 +28,7 @@ import {
 } from './api';
 import { describeCell, ICellRef } from './links';
 import { emissionsChart, IHistory } from './chart';
+import { ITradeoff, tradeoffItem } from './tradeoffs';
 import {
   describeJob,
   describeRepeat,
@@ -49,6 +51,9 @@ import {
 
 /** How many sweeps and redundant runs the panel lists; the statement has all of them. */
 const LISTED = 10;
+
+/** How many result sweeps the panel weighs against their energy, the costliest first. */
+const TRADEOFFS = 3;
 
 /** How many of the latest runs the panel lists. */
 const LATEST = 5;
@@ -200,18 +205,19 @@ export class CarbonPanel extends Widget {
     this.node.classList.add('jp-mod-loading');
     this.state.textContent = 'Reading the registry\u2026';
     try {
-      const [project, current, latest, sweeps, redundant, history] = await Promise.all([
+      const [project, current, latest, sweeps, redundant, history, tradeoffs] = await Promise.all([
         fetchSummary(),
         notebook ? fetchSummary(notebook) : Promise.resolve(null),
         fetchRuns(LATEST),
         fetchSweeps(),
         fetchRedundant(LISTED),
-        fetchHistory(CHART_SPANS)
+        fetchHistory(CHART_SPANS),
+        fetchTradeoffs(TRADEOFFS)
       ]);
       if (generation !== this.generation) {
         return; // a later refresh started meanwhile: its answer is the one to show
       }
-      this.render(project, notebook, current, latest, sweeps, redundant, history);
+      this.render(project, notebook, current, latest, sweeps, redundant, history, tradeoffs);
       this.status.replaceChildren();
       this.readAt = Date.now();
     } catch (error) {
@@ -278,7 +284,8 @@ export class CarbonPanel extends Widget {
     latest: IRuns,
     sweeps: ISweep[],
     redundant: IRedundant,
-    history: IHistory
+    history: IHistory,
+    tradeoffs: ITradeoff[]
   ): void {
     this.project = project.project;
     this.heading.textContent = `Project ${project.project}`;
@@ -366,6 +373,22 @@ export class CarbonPanel extends Widget {
       sweepPart.append(element('p', 'jp-NotebookCarbon-note', `and ${sweeps.length - LISTED} more`));
     }
 
+    const tradeoffPart = section('Results against energy');
+    if (!tradeoffs.length) {
+      tradeoffPart.append(
+        element(
+          'p',
+          'jp-NotebookCarbon-note',
+          'No result sweep logged a metric. %carbon log acc=0.93 in a metered cell records one; ' +
+            'each result is then weighed against the cheapest run about as good.'
+        )
+      );
+    } else {
+      const tradeoffList = element('ul', 'jp-NotebookCarbon-list');
+      tradeoffList.append(...tradeoffs.map(tradeoffItem));
+      tradeoffPart.append(tradeoffList);
+    }
+
     const redundantPart = section(`Redundant runs (${redundant.total})`);
     if (redundant.total) {
       redundantPart.append(
@@ -395,7 +418,7 @@ export class CarbonPanel extends Widget {
       );
     }
 
-    this.body.replaceChildren(head, here, latestPart, sweepPart, redundantPart);
+    this.body.replaceChildren(head, here, latestPart, sweepPart, tradeoffPart, redundantPart);
   }
 
   /** "Download statement" in the format chosen: the whole project's, like the totals. */

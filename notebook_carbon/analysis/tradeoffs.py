@@ -77,17 +77,19 @@ def sweep_tradeoffs(registry: Registry, project: str, *, tolerance: float = TOLE
     return found
 
 
-def describe(tradeoff: dict[str, Any], text: Callable[[str], str] = str) -> str:
+def describe(tradeoff: dict[str, Any], text: Callable[[str], str] = str, *, named: bool = True) -> str:
     """One of ``sweep_tradeoffs``'s answers as a line: ``lr: selected run 12, acc 0.93 with 1.2 kJ;
     run 10 (acc 0.925, within 1 %) used 45 % of that energy (higher is better; front: runs 10, 12)``.
     ``text`` makes the user's names (the sweep's label, the metric) safe where the line goes: a
-    terminal's or HTML's escape; the line is otherwise plain text."""
+    terminal's or HTML's escape; the line is otherwise plain text. ``named=False`` leaves out the
+    sweep's label (``selected run 12, ...``), for a view that shows it above the line."""
     from ..units import energy_text, number_text, percent_text
 
     picked, cheap, metric = tradeoff["selected"], tradeoff["cheapest"], text(tradeoff["metric"])
     within = percent_text(tradeoff["tolerance"])
     latest = "" if tradeoff["marked"] else " (the latest: none marked final)"
-    head = (f"{text(tradeoff['label'] or tradeoff['sweep'])}: selected run {picked['run_id']}{latest}, {metric} "
+    name = f"{text(tradeoff['label'] or tradeoff['sweep'])}: " if named else ""
+    head = (f"{name}selected run {picked['run_id']}{latest}, {metric} "
             f"{number_text(picked['value'])} with {energy_text(picked['energy_j'])}")  # fmt: skip
     if cheap["run_id"] == picked["run_id"]:
         tail = f"no run within {within} of it used less energy"

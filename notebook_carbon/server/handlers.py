@@ -31,6 +31,9 @@ AUTH_RESOURCE = "notebook_carbon"
 DEFAULT_LIMIT = 50
 DEFAULT_SPANS = 60
 """The spans of time the history endpoint sums the runs in, unless asked for another number."""
+DEFAULT_TRADEOFFS = 3
+MAX_TRADEOFFS = 50
+"""How many sweeps the tradeoffs endpoint answers unless asked, and at most (each reads its runs)."""
 MAX_RUN_ID = 2**63 - 1
 """Run ids are 64-bit signed integers in every registry database."""
 MAX_OFFSET = 10**12
@@ -204,6 +207,18 @@ class HistoryHandler(_Handler):
         self._json(await self._read(self.reader.history, project, spans))
 
 
+class TradeoffsHandler(_Handler):
+    """``GET tradeoffs?project=P&limit=5``: the costliest result sweeps whose runs logged a metric,
+    each with its selected run, the cheapest run within the tolerance of it, its front and its runs
+    as points of metric against energy (``analysis.tradeoffs``): what the sidebar draws."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        limit = self._count("limit", DEFAULT_TRADEOFFS, most=MAX_TRADEOFFS, least=1)
+        self._json(await self._read(self.reader.tradeoffs, self._project(), limit))
+
+
 class StatementHandler(_Handler):
     """``GET statement?project=P&format=FORMAT&training_type=...&notebook=N`` (``statements.FORMATS``)."""
 
@@ -226,6 +241,7 @@ ROUTES = (
     ("parts", PartsHandler),
     ("redundant", RedundantHandler),
     ("history", HistoryHandler),
+    ("tradeoffs", TradeoffsHandler),
     ("statement", StatementHandler),
 )
 """Each endpoint's path under ``<base_url>/notebook-carbon/`` and its handler."""

@@ -143,6 +143,15 @@ class RegistryReader:
 
         return documents.json_ready(cumulative(self.registry(), project, spans=spans))
 
+    def tradeoffs(self, project: str, limit: int) -> dict[str, Any]:
+        """Was each result worth its energy (``analysis.tradeoffs``): the costliest ``limit`` result
+        sweeps of ``project`` whose runs logged a metric, each with its runs as points (run id,
+        energy in J, value) and ``text``, the line ``%carbon sweeps`` prints for it after its label."""
+        from ..analysis.tradeoffs import describe, sweep_tradeoffs
+
+        found = sweep_tradeoffs(self.registry(), project, points=True, limit=limit)
+        return documents.json_ready({"project": project, "tradeoffs": [{**t, "text": describe(t, named=False)} for t in found]})
+
     def statement(self, project: str, fmt: str, *, notebook: str | None = None,
                   training_type: str | None = None) -> str:  # fmt: skip
         """The impact statement in ``fmt`` (``statements.FORMATS``), computed from the runs."""
