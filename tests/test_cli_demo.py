@@ -10,6 +10,7 @@ import pytest
 
 from notebook_carbon.cli import main
 from notebook_carbon.registry import new_uid
+from notebook_carbon.registry.metrics import latest_metrics
 from notebook_carbon.registry.store import Registry
 
 
@@ -69,6 +70,10 @@ def test_demo_executes_the_quickstart_and_records_its_runs(demo, capsys):
     assert all(r["energy_j"] > 0 and r["emissions_g"] > 0 for r in runs)
     assert all(r["notebook"] == str(out / "quickstart.ipynb") for r in runs)
     assert all(r["cpu_method"] in ("rapl", "estimate-tdp") for r in runs)
+    with Registry.open(str(out / "registry.sqlite")) as registry:
+        logged = latest_metrics(registry, [r["uid"] for r in runs])
+    assert [sorted(logged.get(r["uid"], {})) for r in runs] == [[], ["acc"], ["acc"], ["acc"], ["acc"]]
+    assert all(0.5 < logged[r["uid"]]["acc"] <= 1.0 for r in runs[1:])
 
 
 def test_demo_ends_with_the_statement_and_a_chart(demo):
@@ -82,6 +87,11 @@ def test_demo_ends_with_the_statement_and_a_chart(demo):
     assert (out / "statement.tex").read_text().rstrip().endswith(r"\end{document}")
     facts = json.loads((out / "statement.json").read_text())
     assert facts["totals"]["runs"] == 5 and facts["development"]["sweeps"] == 2
+    # (issue 17) the sweep's runs logged their accuracy: its result is weighed against its energy
+    (tradeoff,) = facts["tradeoffs"]
+    assert (tradeoff["sweep"], tradeoff["metric"], tradeoff["runs"], tradeoff["selected"]["run_id"]) == ("lr-sweep", "acc", 4, 5)
+    assert "In “lr-sweep”, the selected run 5 (the latest; none was marked final) reached acc 0.9" in markdown
+    assert "In ``lr-{}sweep'', the selected run 5" in (out / "statement.tex").read_text()
     svg = (out / "cumulative-emissions.svg").read_text()
     assert svg.startswith("<svg") and "</svg>" in svg
 
