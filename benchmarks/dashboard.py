@@ -238,14 +238,12 @@ def warm(location: str, reps: int) -> dict:
         return analysis.runs(location, project=PROJECT, columns=figures.CHART_COLUMNS)
 
     def cumulative():
-        with debug_mode(False):  # as the dashboard builds it
-            chart = charts.cumulative_emissions(df, max_points=board.max_points)
-        return charts.to_svg(chart)
+        with debug_mode(False):  # as the dashboard draws it (widgets.drawing)
+            return charts.to_svg(charts.cumulative_emissions(df, max_points=board.max_points))
 
     def per_sweep():
         with debug_mode(False):
-            chart = charts.sweep_energy(df, top=board.top_bars)
-        return charts.to_svg(chart)
+            return charts.to_svg(charts.sweep_energy(df, top=board.top_bars))
 
     results.update({
         "markup": timed(lay_out, reps),
@@ -255,11 +253,76 @@ def warm(location: str, reps: int) -> dict:
     })  # fmt: skip
     results["sizes"] = {"markup": sum(len(part) for part in lay_out()), "cumulative": len(cumulative()),
                         "sweeps": len(per_sweep())}  # fmt: skip
+    results.update(tradeoffs(location, reps, board))
     results["shown"] = {"sweeps": len(snap.sweeps), "sweeps_total": snap.sweeps_total,
                         "redundant_total": snap.redundant_total,
                         "notebook_runs": snap.scope("notebook").facts["totals"]["runs"]}  # fmt: skip
     board.close()
     return results
+
+
+def tradeoffs(location: str, reps: int, board) -> dict:
+    """Results against energy (issue 17), on the chart thread: the project as generated, whose runs
+    logged no metric; then, once every ok run of its three costliest sweeps has logged an accuracy
+    (seeded), reading their trade-offs, drawing their charts, and the whole dashboard until its
+    charts are shown. Last, as it writes to the registry."""
+    import random
+
+    from altair.utils.schemapi import debug_mode
+    from registry_scale import PROJECT, timed
+
+    from notebook_carbon import charts
+    from notebook_carbon.analysis.tradeoffs import sweep_tradeoffs
+    from notebook_carbon.registry import Registry
+    from notebook_carbon.registry.metrics import log_metrics
+
+    limit = board.top_tradeoffs
+
+    def read(reg):
+        return sweep_tradeoffs(reg, PROJECT, points=True, limit=limit)
+
+    with Registry.open(location, read_only=True) as reg:
+        found = {"tradeoffs_none": timed(lambda: read(reg), reps)}
+    rng = random.Random(17)
+    logged = 0
+    with Registry.open(location) as reg:
+        for sweep in reg.sweeps(PROJECT, params=False)[:limit]:
+            names, rows = reg.columns(["id"], project=PROJECT, sweep=sweep.key, statuses=("ok",))
+            for run in (row[names.index("id")] for row in rows):
+                log_metrics(reg, run, {"val_acc": 0.7 + 0.25 * rng.random(), "loss": rng.random()})
+                logged += 1
+    with Registry.open(location, read_only=True) as reg:
+        weighed = read(reg)
+        found["tradeoffs_read"] = timed(lambda: read(reg), reps)
+
+    def draw():
+        with debug_mode(False):
+            return [charts.to_svg(charts.accuracy_energy(t)) for t in weighed]
+
+    found["tradeoffs_draw"] = timed(draw, reps)
+    builds = []
+    for i in range(3 + reps):
+        t0 = time.perf_counter()
+        shown = build(location)
+        drawn(shown)
+        if i >= 3:
+            builds.append(time.perf_counter() - t0)
+        shown.close()
+    found["build_drawn_metrics"] = builds
+    # a refresh after a metered cell elsewhere: the results' charts are kept, not drawn again
+    shown = build(location)
+    drawn(shown)
+    refreshes = []
+    for i in range(3 + reps):
+        t0 = time.perf_counter()
+        shown.refresh()
+        drawn(shown)
+        if i >= 3:
+            refreshes.append(time.perf_counter() - t0)
+    shown.close()
+    found["refresh_drawn_metrics"] = refreshes
+    found["weighed"] = {"sweeps": len(weighed), "runs": sum(t["runs"] for t in weighed), "logged": logged}
+    return found
 
 
 def report(data: dict, res: dict, colds: list[dict], command: str, reps: int, load: tuple) -> str:
@@ -277,7 +340,7 @@ def report(data: dict, res: dict, colds: list[dict], command: str, reps: int, lo
         judged = f"<= {ms(target, 0)} ms | {verdict(med <= target)}" if target else "- | -"
         return f"| {label} | {ms(med, 0)} | {ms(max(values), 0)} | {judged} |"
 
-    shown, sizes = res["shown"], res["sizes"]
+    shown, sizes, weighed = res["shown"], res["sizes"], res["weighed"]
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     packages = ("notebook-carbon", "pandas", "altair", "vl-convert-python", "ipywidgets")
     software = ", ".join(f"{name} {version(name)}" for name in packages)
@@ -299,6 +362,16 @@ def report(data: dict, res: dict, colds: list[dict], command: str, reps: int, lo
         row("chart thread: reading the project's runs (`analysis.runs`, `figures.CHART_COLUMNS`)", "read"),
         row("chart thread: cumulative emissions, 300 steps, built and drawn as SVG", "cumulative"),
         row("chart thread: energy per sweep, 12 bars, built and drawn as SVG", "sweeps"),
+        row("chart thread: results against energy, no run having logged a metric (one read finds no "
+            "sweep with metrics)", "tradeoffs_none"),
+        row(f"chart thread: results against energy, {weighed['sweeps']} sweeps whose {weighed['runs']:,} ok runs "
+            "logged a metric: reading them (`sweep_tradeoffs`)", "tradeoffs_read"),
+        row(f"chart thread: their {weighed['sweeps']} charts of metric against energy, built and drawn as SVG",
+            "tradeoffs_draw"),
+        row("`Dashboard(registry, project)` with those metrics, until its charts are shown (the results' "
+            "charts drawn)", "build_drawn_metrics", TARGET_DRAWN_S),
+        row("a refresh of it, until its charts are shown (the results' charts unchanged: kept, not drawn "
+            "again)", "refresh_drawn_metrics", TARGET_DRAWN_S),
     ])  # fmt: skip
     cold_table = table("| first dashboard of a fresh process | median ms | slowest ms | target | verdict |", [
         cold_row("`import notebook_carbon.widgets` (ipywidgets, pandas, SQLAlchemy, the package)", "import"),

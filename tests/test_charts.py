@@ -209,3 +209,24 @@ def test_one_run_or_runs_seconds_apart_draw_points_on_a_readable_time_axis(tmp_p
     assert sum(bool(re.fullmatch(r"\d\d:\d\d", label)) for label in labels) >= 5  # minutes on the axis
     days = charts.cumulative_emissions(pd.DataFrame({"started_at": [t, t + 5 * 86400], "emissions_g": [1.0, 2.0]}))
     assert days.to_dict()["encoding"]["x"]["axis"]["format"] == "%Y-%m-%d"
+
+
+def test_accuracy_energy_is_a_valid_spec_marking_the_selected_and_the_cheapest_run():
+    """(issue 17) The chart of a sweep's metric against energy validates against Vega-Lite's
+    schema (the dashboard draws it with validation off, so this is where it is checked); each run is
+    a point named by what it is; energy is on a log axis unless a run used none; no points: an error
+    saying what to do."""
+    tradeoff = {"sweep": "k", "label": "lr", "metric": "acc", "direction": "higher", "tolerance": 0.01, "runs": 4,
+                "selected": {"run_id": 4, "energy_j": 4000.0, "value": 0.93},
+                "cheapest": {"run_id": 2, "energy_j": 2000.0, "value": 0.925}, "energy_share": 0.5,
+                "front": [1, 2, 4], "points": [[1, 1000.0, 0.8], [2, 2000.0, 0.925], [3, 3000.0, 0.9], [4, 4000.0, 0.93]]}  # fmt: skip
+    with alt.utils.schemapi.debug_mode(True):
+        spec = charts.accuracy_energy(tradeoff).to_dict(validate=True)
+    which = {row["run"]: row["which"] for row in spec["datasets"][next(iter(spec["datasets"]))]} if "datasets" in spec \
+        else {row["run"]: row["which"] for row in spec["data"]["values"]}  # fmt: skip
+    assert which == {1: "on the front", 2: "cheapest within tolerance", 3: "other", 4: "selected"}
+    assert spec["title"] == "lr: acc against energy" and '"type": "log"' in json.dumps(spec)
+    linear = charts.accuracy_energy({**tradeoff, "points": [[1, 0.0, 0.8], [4, 4000.0, 0.93]]}).to_dict()
+    assert '"type": "log"' not in json.dumps(linear)
+    with pytest.raises(ConfigError, match="logged no metric to chart"):
+        charts.accuracy_energy({**tradeoff, "points": []})

@@ -17,7 +17,13 @@ from notebook_carbon import track
 from notebook_carbon.errors import ConfigError, RegistryError
 from notebook_carbon.meters.detect import Detection
 from notebook_carbon.registry import Registry, new_uid
-from notebook_carbon.registry.metrics import directions, latest_metrics, log_metrics, set_direction
+from notebook_carbon.registry.metrics import (
+    directions,
+    latest_metrics,
+    log_metrics,
+    set_direction,
+    sweeps_with_metrics,
+)
 from notebook_carbon.registry.schema import SCHEMA_VERSION
 from notebook_carbon.session import Session
 from notebook_carbon.settings import Settings
@@ -46,6 +52,22 @@ def test_a_run_s_value_is_the_last_one_logged_step_or_none(registry_url):
         found = latest_metrics(reg, [uid, reg.get_run(second)["uid"], new_uid()])
         assert found == {uid: {"acc": 0.6, "loss": 0.3}, reg.get_run(second)["uid"]: {"acc": 0.2, "f1": 0.4}}
         check(reg, "p")  # the runs' totals are untouched
+
+
+def test_values_logged_at_one_time_the_last_written_wins_and_the_sweeps_with_metrics(registry_url):
+    """Two values of a metric logged in the same instant (a clock's resolution): the one written
+    last is the run's. Only the sweeps holding a run with a metric are found, in one read, and
+    not another project's."""
+    with Registry.open(registry_url) as reg:
+        run = _run(reg, sweep="lr")
+        _run(reg, 1, sweep="plain")
+        other = reg.record_run({"uid": new_uid(), "project": "q", "sweep": "elsewhere", "started_at": 1.7e9},
+                               {"status": "ok", "energy_j": 1.0, "emissions_g": 0.1})  # fmt: skip
+        for value in (0.1, 0.3, 0.2):
+            log_metrics(reg, run, {"acc": value}, logged_at=1.7e9 + 5)
+        log_metrics(reg, other, {"acc": 1.0})
+        assert latest_metrics(reg, [reg.get_run(run)["uid"]]) == {reg.get_run(run)["uid"]: {"acc": 0.2}}
+        assert sweeps_with_metrics(reg, "p") == {"lr"} and sweeps_with_metrics(reg, "nobody") == set()
 
 
 @pytest.mark.parametrize(("values", "step", "says"), [

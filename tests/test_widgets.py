@@ -533,9 +533,9 @@ def test_magic_shows_a_dashboard_that_refreshes_after_each_metered_cell(extensio
 
     drawn = board._charts
 
-    def slow_charts(df, tradeoffs):  # charts that take a while: the next cell must still wait for them
+    def slow_charts(df):  # charts that take a while: the next cell must still wait for them
         time.sleep(0.5)
-        return drawn(df, tradeoffs)
+        return drawn(df)
 
     monkeypatch.setattr(board, "_charts", slow_charts)
     result = shell.run_cell("%%carbon --name fresh --sweep s --param lr=0.1\nx = 1\n", store_history=True)
@@ -717,6 +717,15 @@ def test_results_against_energy_weigh_each_result_and_draw_its_front(tmp_path, s
     pareto = next(p.value for p in _html_parts(board) if "nc-tradeoffs" in p.value)
     assert pareto.count("<svg") == 2 and "acc against energy" in pareto
     assert pareto in board.static_html()
+    # a refresh draws again only the chart of a result whose figures changed (each takes vl-convert
+    # a fifth of a second): none after a cell elsewhere, one after a new value in sweep lr
+    assert board._fronts.drawn == 2
+    board.refresh(wait=True)
+    assert board._fronts.drawn == 2
+    with Registry.open(path) as reg:
+        log_metrics(reg, ids[0], {"acc": 0.85})
+    board.refresh(wait=True)
+    assert board._fronts.drawn == 3 and _markup(board).count("<svg") >= 4
     board.close()
     one = Dashboard(path, "thesis", settings=settings, wait=True, top_tradeoffs=1)
     assert [t["data-nc-sweep"] for t in _Elements(_markup(one)).found["nc-tradeoff"]] == ["lr"]

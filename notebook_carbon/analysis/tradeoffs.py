@@ -35,15 +35,20 @@ def sweep_tradeoffs(registry: Registry, project: str, *, tolerance: float = TOLE
     ``value``), ``marked`` (whether the selected run was marked final, else it is the latest ok run), ``energy_share`` (the cheapest's energy over the selected's) and ``front`` (the run
     ids on the front, least energy first); with ``points``, also ``points``: every run that logged
     the metric as ``[run id, energy J, value]`` (what a chart of them draws)."""
-    from ..registry.metrics import directions, latest_metrics
+    from ..registry.metrics import directions, latest_metrics, sweeps_with_metrics
 
+    measured = sweeps_with_metrics(registry, project)
+    if not measured:
+        return []  # most projects: one read, no sweep's runs
     listed = registry.sweeps(project, params=False)  # the most energy first
     sweeps = {sweep.key: sweep for sweep in listed}
     if keys is not None:
         wanted = list(keys)
     else:
-        results = [key for key, _ in registry.totals(project).results]
-        wanted = results if limit is None else [sweep.key for sweep in listed if sweep.key in set(results)]
+        # the statement's order, by key; a view's, the costliest first
+        wanted = ([key for key, _ in registry.totals(project).results] if limit is None
+                  else [sweep.key for sweep in listed if sweep.is_result])  # fmt: skip
+    wanted = [key for key in wanted if key in measured]
     found: list[dict[str, Any]] = []
     for key in wanted:
         if limit is not None and len(found) >= limit:

@@ -21,7 +21,8 @@ from ..errors import ConfigError, RegistryError
 if TYPE_CHECKING:
     from .store import Registry
 
-__all__ = ["DIRECTIONS", "check_metrics", "directions", "latest_metrics", "log_metrics", "set_direction"]
+__all__ = ["DIRECTIONS", "check_metrics", "directions", "latest_metrics", "log_metrics", "set_direction",
+           "sweeps_with_metrics"]
 
 DIRECTIONS = ("higher", "lower")
 """Whether a higher or a lower value of a metric is the better result."""
@@ -100,6 +101,19 @@ def latest_metrics(registry: Registry, uids: Sequence[str]) -> dict[str, dict[st
             for uid, name, value in conn.execute(query):
                 found.setdefault(uid, {})[name] = value
     return found
+
+
+def sweeps_with_metrics(registry: Registry, project: str) -> set[str]:
+    """The keys of ``project``'s sweeps that hold a run with a metric logged: one read, so a view
+    of a project whose runs logged none (most of them) reads no sweep's runs to find that out."""
+    from sqlalchemy import select
+
+    from .schema import metrics, runs
+
+    query = (select(runs.c.sweep_key).distinct().select_from(metrics.join(runs, runs.c.uid == metrics.c.run_uid))
+             .where(runs.c.project == project, runs.c.sweep_key.is_not(None)))  # fmt: skip
+    with registry.read(f"finding the sweeps of project {project!r} with metrics") as conn:
+        return {key for (key,) in conn.execute(query)}
 
 
 def set_direction(registry: Registry, project: str, name: str, direction: str, *, sweep_key: str | None = None) -> None:

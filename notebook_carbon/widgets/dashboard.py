@@ -1,8 +1,9 @@
 """``Dashboard``: the project's costs in a notebook, as an ipywidgets ``VBox``.
 
 Each refresh reads the totals the database keeps (``figures``: a few indexed reads, whatever the
-number of runs), lays them out as escaped HTML (``markup``), and draws its two charts as SVG
-through vl-convert (``charts.to_svg``) on a thread of its own, from the project's runs: no Vega in
+number of runs), lays them out as escaped HTML (``markup``), and draws its charts as SVG through
+vl-convert (``drawing``) on a thread of its own, from the project's runs and the metrics of its
+costliest results: no Vega in
 the browser, no network, nothing that a front end without a Vega extension could fail to show. Each part is an ``ipywidgets.HTML`` whose value is
 replaced on refresh, so the widgets (and a browser's view of them) stay the same objects.
 
@@ -27,6 +28,7 @@ from ..analysis.frame import opened, runs
 from ..errors import ConfigError, NotebookCarbonError
 from ..settings import Settings
 from . import figures, markup
+from .drawing import FrontCharts, draw_charts
 from .pager import RunsPager
 
 FLUSH_TIMEOUT_S = 10.0
@@ -92,6 +94,7 @@ class Dashboard(widgets.VBox):
         self.status: str | None = None
         self._drawing: list[threading.Thread] = []  # charts being drawn, the latest refresh's last
         self._chart_generation = 0
+        self._fronts = FrontCharts()  # each result's chart of metric against energy, as last drawn
         self.sidecar: Any = None
         self.display_handle: Any = None  # set by whoever displays it with a display id: see refresh_static
         self._static_sent: str | None = None
@@ -213,22 +216,24 @@ class Dashboard(widgets.VBox):
         def draw() -> None:
             from ..analysis.tradeoffs import sweep_tradeoffs
 
+            found, failed = [], None
             try:
                 with opened(registry) as reg:
                     df = runs(reg, project=project, columns=figures.CHART_COLUMNS)
                     found = sweep_tradeoffs(reg, project, points=True, limit=self.top_tradeoffs)
-                cumulative, per_sweep, fronts = self._charts(df, found)
+                cumulative, per_sweep = self._charts(df)
             except Exception as exc:  # shown where the charts are, never raised into a later cell
-                message = str(exc) if isinstance(exc, NotebookCarbonError) else f"{type(exc).__name__}: {exc}"
-                cumulative, per_sweep, fronts = None, None, []
-                failed = f"the charts could not be drawn: {message}"
-            else:
-                failed = None
+                cumulative, per_sweep, failed = None, None, f"the charts could not be drawn: {_said(exc)}"
             if generation != self._chart_generation:
                 return  # a newer refresh draws its own
             self._cumulative.value = markup.chart("cumulative", cumulative, failed or "no runs yet: nothing to draw")
             self._sweep_chart.value = markup.chart("sweeps", per_sweep, failed or "no sweeps yet: nothing to draw")
-            self._tradeoffs.value = markup.tradeoffs(fronts, failed)
+            try:  # after the two charts are shown: the results' take as long again when they change
+                fronts = self._fronts.svgs(found)
+            except Exception as exc:
+                fronts, failed = [], failed or f"the charts could not be drawn: {_said(exc)}"
+            if generation == self._chart_generation:
+                self._tradeoffs.value = markup.tradeoffs(fronts, failed)
 
         if wait:
             draw()
@@ -252,21 +257,9 @@ class Dashboard(widgets.VBox):
             )
         return None
 
-    def _charts(self, df, tradeoffs: list[dict[str, Any]]) -> tuple[str | None, str | None, list[tuple[dict, str]]]:
-        """The SVG of cumulative emissions and of energy per sweep (None: nothing to draw), and each
-        of ``tradeoffs`` with the SVG of its metric against energy."""
-        from altair.utils.schemapi import debug_mode
-
-        from ..charts import accuracy_energy, cumulative_emissions, sweep_energy, to_svg
-
-        # altair validates a spec when it is built (in debug mode, its default) and again when it
-        # is written for vl-convert; once is enough, and the first costs half the chart at 10,000 runs
-        with debug_mode(False):
-            cumulative = cumulative_emissions(df, max_points=self.max_points) if len(df) else None
-            per_sweep = sweep_energy(df, top=self.top_bars) if df["sweep_key"].notna().any() else None
-            fronts = [(found, to_svg(accuracy_energy(found))) for found in tradeoffs]
-        cumulative, per_sweep = (to_svg(chart) if chart is not None else None for chart in (cumulative, per_sweep))
-        return cumulative, per_sweep, fronts
+    def _charts(self, df) -> tuple[str | None, str | None]:
+        """The SVG of cumulative emissions and of energy per sweep (None: nothing to draw)."""
+        return draw_charts(df, max_points=self.max_points, top_bars=self.top_bars)
 
     # -- refreshing after metered cells --------------------------------------------------------
 
@@ -341,7 +334,7 @@ class Dashboard(widgets.VBox):
         try:
             self.refresh()
         except Exception as exc:
-            message = str(exc) if isinstance(exc, NotebookCarbonError) else f"{type(exc).__name__}: {exc}"
+            message = _said(exc)
             self.status = f"could not refresh: {message}"
             if self.snapshot is not None:
                 self._header.value = markup.header(self.snapshot, self.status)
@@ -383,6 +376,11 @@ class Dashboard(widgets.VBox):
     def __repr__(self) -> str:
         # the text/plain of the widget's output: one line, not ipywidgets' repr of every child
         return markup.summary_line(self.snapshot)
+
+
+def _said(exc: Exception) -> str:
+    """What went wrong, for a line in the dashboard: our own errors say it; others are named."""
+    return str(exc) if isinstance(exc, NotebookCarbonError) else f"{type(exc).__name__}: {exc}"
 
 
 def _html(css_class: str) -> widgets.HTML:
