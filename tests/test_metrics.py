@@ -250,6 +250,12 @@ def test_carbon_metric_declares_which_is_better(shell, session, capsys):
     for bad in ("score", "score best", "score higher --sweeps tune", ""):
         with pytest.raises(UsageError, match=re.escape("%carbon metric takes NAME higher|lower")):
             shell.run_line_magic("carbon", f"metric {bad}")
+    # a sweep or a metric named with spaces is quoted, as in a shell (a review found it cut at the space)
+    shell.run_line_magic("carbon", """metric "top-1 acc" lower --sweep 'lr sweep'""")
+    assert "a lower top-1 acc is better in sweep lr sweep" in capsys.readouterr().out
+    with pytest.raises(UsageError, match="No closing quotation in .*close the quotes around a name"):
+        shell.run_line_magic("carbon", 'metric acc higher --sweep "lr sweep')
     with Registry.open(session.settings.registry_location()) as reg:
         assert directions(reg, "m") == {"score": "lower"}
         assert directions(reg, "m", "tune") == {"score": "higher"}
+        assert directions(reg, "m", "lr sweep") == {"score": "lower", "top-1 acc": "lower"}

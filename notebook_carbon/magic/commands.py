@@ -95,8 +95,8 @@ class CarbonMagics(Magics):
             return self._final(rest)
         if command == "log":
             return self._log(rest)
-        if command == "metric":
-            return self._metric(rest)
+        if command == "metric":  # a sweep's or a metric's name may hold spaces: quoted, as in a shell
+            return self._metric(_quoted(line)[1:])
         if command == "dashboard":
             from ..widgets import dashboard_magic  # ipywidgets, pandas and altair: only when asked for
 
@@ -193,7 +193,8 @@ class CarbonMagics(Magics):
         from ..registry.store import Registry
 
         if len(rest) not in (2, 4) or rest[1] not in ("higher", "lower") or (len(rest) == 4 and rest[2] != "--sweep"):
-            raise UsageError("%carbon metric takes NAME higher|lower [--sweep SWEEP], e.g. %carbon metric bleu higher")
+            raise UsageError("%carbon metric takes NAME higher|lower [--sweep SWEEP], e.g. %carbon metric bleu higher "
+                             "(quote a name with spaces: --sweep \"lr sweep\")")
         name, direction, sweep = rest[0], rest[1], rest[3] if len(rest) == 4 else None
         settings = self.ext.session.settings
         self.ext.session.writer().flush(30)
@@ -220,6 +221,16 @@ def _wait(future, timeout_s: float = 30.0):
         return future.result(timeout_s)
     except NotebookCarbonError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _quoted(line: str) -> list[str]:
+    """``line``'s words as a shell splits them (``"lr sweep"`` is one word), or what to fix."""
+    import shlex
+
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%carbon: {exc} in {line.strip()!r}: close the quotes around a name") from None
 
 
 def _tradeoff_lines(registry: str, project: str) -> list[str]:
