@@ -62,7 +62,10 @@ def drive(callback, *, steps=3, main=True):
         sum(range(100_000))
         callback.on_step_end(args, state, control)
         callback.on_log(args, state, control, logs={"loss": 1.0 / step, "learning_rate": 5e-5, "note": "text"})
-    callback.on_evaluate(args, state, control, metrics={"eval_loss": 0.4, "eval_accuracy": 0.91})
+    # Trainer.evaluate: self.log(metrics) (on_log, the epoch added), then on_evaluate with the same metrics
+    evaluated = {"eval_loss": 0.4, "eval_accuracy": 0.91}
+    callback.on_log(args, state, control, logs={**evaluated, "epoch": 1.0})
+    callback.on_evaluate(args, state, control, metrics=evaluated)
     callback.on_train_end(args, state, control)
     return callback.result
 
@@ -77,7 +80,13 @@ def test_training_is_one_run_with_the_trainer_s_metrics(tmp_path):
         (run,) = reg.runs(project="hf")
         found = latest_metrics(reg, [run["uid"]])[run["uid"]]
     assert (run["name"], run["sweep"], run["tags"]) == ("bert-base", "bert", ["transformers"])
-    assert found == {"loss": pytest.approx(1 / 3), "learning_rate": 5e-5, "eval_loss": 0.4, "eval_accuracy": 0.91}
+    assert found == {"loss": pytest.approx(1 / 3), "learning_rate": 5e-5, "eval_loss": 0.4, "eval_accuracy": 0.91,
+                     "epoch": 1.0}  # fmt: skip
+    with Registry.open(session.settings.registry_location()) as reg, reg.read("test") as conn:
+        rows = conn.exec_driver_sql("SELECT name, step, count(*) FROM metrics GROUP BY name, step").fetchall()
+    # every value once, at its step: the evaluation's too, which the trainer hands over twice
+    assert sorted(rows) == sorted([("loss", s, 1) for s in (1, 2, 3)] + [("learning_rate", s, 1) for s in (1, 2, 3)]
+                                  + [("eval_loss", 3, 1), ("eval_accuracy", 3, 1), ("epoch", 3, 1)])  # fmt: skip
     with pytest.raises(ConfigError, match="job name, True or False"):
         CarbonCallback(job=3)
 

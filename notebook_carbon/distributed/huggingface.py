@@ -53,6 +53,7 @@ class CarbonCallback(TrainerCallback):
         install()  # the run's figures go to an active MLflow or W&B run too
         self.run: Any = None
         self.result: Any = None
+        self._logged: dict[str, tuple[Any, float]] = {}  # each metric's last (step, value) logged
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.run is not None:  # train() called again before the last one ended: that one ends here
@@ -66,6 +67,7 @@ class CarbonCallback(TrainerCallback):
         while frame is not None and frame.f_code.co_name != "train":
             frame = frame.f_back
         self.run.start(anchor=frame)
+        self._logged = {}
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._log(state, logs)
@@ -85,5 +87,9 @@ class CarbonCallback(TrainerCallback):
             return
         numbers = {name: float(value) for name, value in values.items()
                    if isinstance(value, numbers_Real) and not isinstance(value, bool) and math.isfinite(value)}  # fmt: skip
+        step = getattr(state, "global_step", None)
+        # Trainer.evaluate hands the same metrics to on_log, then to on_evaluate: each is kept once
+        numbers = {name: value for name, value in numbers.items() if self._logged.get(name) != (step, value)}
         if numbers:
-            self.run.log(numbers, step=getattr(state, "global_step", None))
+            self.run.log(numbers, step=step)
+            self._logged.update({name: (step, value) for name, value in numbers.items()})
