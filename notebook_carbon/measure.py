@@ -181,8 +181,8 @@ class Window:
         return self._clock() - self._t0
 
     def energy_so_far_j(self) -> dict[str, float]:
-        """Joules per component through the sampler's last read, the run's share of them (as of
-        the last ``update_shares``): for checkpoints and live views."""
+        """Joules per component through the last read (the sampler's or ``read_now``), the run's
+        share of them as of that read: for checkpoints, live views and reports."""
         return self._charged("energy_j")
 
     def devices_so_far(self) -> list[dict[str, Any]]:
@@ -193,12 +193,6 @@ class Window:
                      "energy_j": t.energy_j * t.fraction, "share": None if t.meter.share_rule is None else t.fraction,
                      "machine_energy_j": None if t.meter.share_rule is None else t.energy_j,
                      "device_id": t.meter.device_id} for t in self._tracks]  # fmt: skip
-
-    def update_shares(self) -> None:
-        """Read each rule's share so far now (as every sampler read does), for ``energy_so_far_j``."""
-        with self._tick_lock:
-            if not self._stopped:
-                self._refresh_shares(self._clock())
 
     def _refresh_shares(self, now: float) -> None:
         for track in self._tracks:
@@ -230,15 +224,21 @@ class Window:
                     totals[track.meter.component] = totals.get(track.meter.component, 0.0) + value * track.fraction
             return totals
 
-    def _tick(self) -> None:
-        """One sampler read, on the sampler thread; never after ``stop`` has begun."""
+    def read_now(self, *, meters: bool = True) -> bool:
+        """Read every meter (unless not ``meters``) and each rule's share so far now, as a sampler read
+        does, so ``energy_so_far_j`` is as of now (a report a budget judges); False once stopping."""
         with self._tick_lock:
             if self._stopped:
-                return
+                return False
             now = self._clock()
-            self._read_all(now)
+            if meters:
+                self._read_all(now)
             self._refresh_shares(now)  # live views and checkpoints charge the share so far
-        if self._on_sample is not None:
+        return True
+
+    def _tick(self) -> None:
+        """One sampler read, on the sampler thread; never after ``stop`` has begun."""
+        if self.read_now() and self._on_sample is not None:
             try:
                 self._on_sample(self)
             except Exception as exc:  # a live view failing stops updating; the measurement goes on

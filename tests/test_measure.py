@@ -65,6 +65,21 @@ def test_energy_per_component_and_methods():
     assert m.ended_at - m.started_at == pytest.approx(10.0)
 
 
+def test_read_now_brings_the_energy_so_far_up_to_now_and_nothing_after_stop():
+    """A Ray report's energy so far (issue 17) is read at the report, not at the sampler's last
+    read: with an hour's interval, none had happened, and a short trial reported 0 J."""
+    clock = ScriptedClock()
+    window = Window([FakeMeter("cpu", "rapl", "package-0", 20.0)], interval_s=3600, clock=clock).start()
+    clock.now += 2.0
+    assert window.energy_so_far_j() == {"cpu": 0.0}  # no sampler read yet
+    assert window.read_now()
+    assert window.energy_so_far_j() == {"cpu": pytest.approx(40.0)}
+    clock.now += 1.0
+    m = window.stop()
+    assert m.energy_j == pytest.approx(60.0)  # the extra read changes nothing of the whole
+    assert not window.read_now()
+
+
 def test_two_gpus_are_summed_and_methods_joined():
     clock = ScriptedClock()
     meters = [FakeMeter("gpu", "nvml-counter", "GPU 0", 100.0), FakeMeter("gpu", "nvml-power", "GPU 1", 50.0)]

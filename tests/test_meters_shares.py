@@ -118,7 +118,7 @@ def test_sampler_reads_and_checkpoints_charge_the_share_so_far() -> None:
     assert window.energy_so_far_j() == {"cpu": pytest.approx(4.0)}
     assert window.latest_power_w() == {"cpu": pytest.approx(4.0)}  # the live view's power: the share's too
     tree.value, machine.value = 0.5, 2.0  # a fresher share, between two sampler reads
-    window.update_shares()
+    window.read_now(meters=False)
     assert window.energy_so_far_j() == {"cpu": pytest.approx(10.0)}
     window.stop()
 

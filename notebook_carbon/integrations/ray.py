@@ -15,10 +15,12 @@ the trial's own process, and a budget that stops the experiment (issue 17).
                        run_config=tune.RunConfig(stop=EnergyBudget(max_energy_j=3.6e6)))
     tuner.fit()
 
-A trial's run records its config as params, each ``report`` as metrics at its iteration, and its
+A trial's run records its config as params, each ``report`` as metrics at its iteration (the
+count of the process's reports: Tune's ``training_iteration``, unless the trial was restored from a
+checkpoint, whose run starts again at 1), and its
 state (``ok``, ``failed``, ``interrupted`` when Tune stopped it). ``report`` adds the energy the
-trial's run has used so far (``carbon/energy_j``, as of the sampler's last reading: at most one
-``sample_interval_s`` old) to what Tune receives, so Tune's schedulers,
+trial's run has used so far (``carbon/energy_j``, its meters read at the report) to what Tune
+receives, so Tune's schedulers,
 stoppers and results see it. Importing this module imports Ray. ``EnergyBudget`` is a Tune stopper on the driver: it adds up the
 trials' latest ``carbon/energy_j`` and stops every trial once the sum reaches the budget, saying so
 once (``stopped``, and a warning). Each trial's process records with the settings it inherits
@@ -121,6 +123,7 @@ def report(metrics: Mapping[str, Any], **options: Any) -> None:
                    if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
         if numbers:
             active.log(numbers, step=_trial["reports"])
+        active.window.read_now()  # as of this report, not of the sampler's last read: what a budget judges
         found[ENERGY] = float(sum(active.window.energy_so_far_j().values()))
     tune.report(found, **options)
 

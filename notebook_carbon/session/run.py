@@ -196,7 +196,7 @@ class ActiveRun:
     def _checkpoint_row(self, window: Window, elapsed_s: float) -> dict[str, Any]:
         from ..impact.footprint import footprint
 
-        window.update_shares()  # a checkpoint charges the run's share so far, as its end will
+        window.read_now(meters=False)  # a checkpoint charges the run's share so far, as its end will
         by_component = window.energy_so_far_j()
         energy_j = sum(by_component.values())
         settings = self.session.settings
