@@ -128,3 +128,28 @@ def test_an_energy_budget_stops_a_study_early_and_says_so(session):
     for bad in ({}, {"max_energy_j": 0}, {"max_emissions_g": float("nan")}, {"max_energy_j": True}):
         with pytest.raises(ConfigError, match="EnergyBudget"):
             EnergyBudget(**bad)
+
+
+def test_trials_in_parallel_mark_the_best_whichever_finishes_first(session):
+    """With ``n_jobs=2`` two trials end together, before Optuna has marked either complete: the
+    better one ending first must stay the sweep's result (a review found the later, worse one
+    marked, each judged only against completed trials). Driven with ask/tell, deterministically."""
+
+    @metered(session=session)
+    def objective(trial):
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    study = optuna.create_study(direction="maximize", study_name="parallel")
+    study.enqueue_trial({"x": 0.9})
+    study.enqueue_trial({"x": 0.95})
+    first, second = study.ask(), study.ask()
+    better = objective(second)  # 0.95, ends first
+    worse = objective(first)  # 0.9, ends before the better one is told complete
+    study.tell(second, better)
+    study.tell(first, worse)
+    assert session.writer().flush(30)
+    with Registry.open(session.settings.registry_location()) as reg:
+        (sweep,) = reg.sweeps("tune")
+        selected = reg.get_run(sweep.selected_run_id)
+    assert (better, worse) == (0.95, 0.9)
+    assert selected["name"] == f"trial {second.number}" and sweep.selected_is_marked

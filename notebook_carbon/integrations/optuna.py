@@ -30,8 +30,10 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import threading
 from numbers import Real
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -101,18 +103,31 @@ def _finish(active: Any, trial: Any, study: Any, key: str, metric: str, status: 
     problem = result.recorded()  # in the registry before the study goes on (or the process ends)
     if problem is not None:
         warnings.warn(f"notebook-carbon: trial {trial.number}'s run was not recorded: {problem}", NotebookCarbonWarning, stacklevel=3)
-    if values and len(study.directions) == 1 and _best(study, values[metric]):
-        active.session.writer().set_final(result.uid)  # the study's best trial: its sweep's result
+    if values and len(study.directions) == 1:
+        with _marking:  # trials ending together (n_jobs): judged, and their marks queued, one at a time
+            if _best(study, values[metric]):
+                active.session.writer().set_final(result.uid)  # the study's best trial: its sweep's result
     trial.set_user_attr(ATTR + "run_uid", result.uid)
     trial.set_user_attr(ATTR + "energy_j", result.row.get("energy_j") or 0.0)
     trial.set_user_attr(ATTR + "emissions_g", result.row.get("emissions_g") or 0.0)
 
 
+_marking = threading.Lock()
+_marked: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per study, the value it marked last
+
+
 def _best(study: Any, value: float) -> bool:
-    """Whether ``value`` beats every completed trial's (the running trial is not one yet)."""
+    """Whether ``value`` beats every completed trial's (the running trial is not one yet) and the
+    one last marked in this study (a trial that ended a moment ago, in another of the study's
+    threads, is not complete yet either). Called under ``_marking``."""
     done = [t.value for t in study.get_trials(deepcopy=False, states=(_complete(),)) if t.value is not None]
+    if study in _marked:
+        done.append(_marked[study])
     maximize = study.directions[0].name == "MAXIMIZE"
-    return not done or (value > max(done) if maximize else value < min(done))
+    better = not done or (value > max(done) if maximize else value < min(done))
+    if better:
+        _marked[study] = value
+    return better
 
 
 def _complete() -> Any:
