@@ -110,8 +110,8 @@ def sweeps_with_metrics(registry: Registry, project: str) -> set[str]:
 
     from .schema import metrics, runs
 
-    query = (select(runs.c.sweep_key).distinct().select_from(metrics.join(runs, runs.c.uid == metrics.c.run_uid))
-             .where(runs.c.project == project, runs.c.sweep_key.is_not(None)))  # fmt: skip
+    logged = select(metrics.c.id).where(metrics.c.run_uid == runs.c.uid).exists()  # the index's first row: no scan
+    query = select(runs.c.sweep_key).distinct().where(runs.c.project == project, runs.c.sweep_key.is_not(None), logged)
     with registry.read(f"finding the sweeps of project {project!r} with metrics") as conn:
         return {key for (key,) in conn.execute(query)}
 
