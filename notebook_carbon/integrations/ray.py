@@ -19,7 +19,8 @@ A trial's run records its config as params, each ``report`` as metrics at its it
 count of the process's reports: Tune's ``training_iteration``, unless the trial was restored from a
 checkpoint, whose run starts again at 1), and its
 state (``ok``, ``failed``, ``interrupted`` when Tune stopped it). ``report`` adds the energy the
-trial's run has used so far (``carbon/energy_j``, its meters read at the report) to what Tune
+trial's run has used so far (``carbon/energy_j``, its meters read at the report, or at most a
+quarter of the sample interval before) to what Tune
 receives, so Tune's schedulers,
 stoppers and results see it. Importing this module imports Ray. ``EnergyBudget`` is a Tune stopper on the driver: it adds up the
 trials' latest ``carbon/energy_j`` and stops every trial once the sum reaches the budget, saying so
@@ -32,6 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import time
 from numbers import Real
 import warnings
 from collections.abc import Callable, Mapping
@@ -93,7 +95,7 @@ def _open_trial(config: dict, sweep: str | None, session: Session | None) -> Any
     key = sweep or f"ray: {context.get_experiment_name()}"
     active = (session or current()).begin(name=context.get_trial_name(), sweep=key, params=params, tags=["ray"])
     active.start(anchor=sys._getframe(1))
-    _trial.update(run=active, reports=0)
+    _trial.update(run=active, reports=0, read_at=-math.inf)
     return active
 
 
@@ -118,12 +120,17 @@ def report(metrics: Mapping[str, Any], **options: Any) -> None:
     active = _trial.get("run")
     found = dict(metrics)
     if active is not None:
+        # the energy so far as of this report (what a budget judges, and what MLflow and W&B get
+        # with its metrics), not of the sampler's last read; at most four reads more per interval
+        now = time.monotonic()
+        if now - _trial["read_at"] >= active.window.interval_s / 4:
+            active.window.read_now()
+            _trial["read_at"] = now
         _trial["reports"] += 1
         numbers = {name: float(v) for name, v in found.items()
                    if isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v)}  # fmt: skip
         if numbers:
             active.log(numbers, step=_trial["reports"])
-        active.window.read_now()  # as of this report, not of the sampler's last read: what a budget judges
         found[ENERGY] = float(sum(active.window.energy_so_far_j().values()))
     tune.report(found, **options)
 
