@@ -740,3 +740,41 @@ def test_results_against_energy_say_how_to_log_a_metric_when_none_was(known, set
     assert cells.one("nc-tradeoffs")["data-nc-count"] == "0" and "nc-tradeoff" not in cells.found
     assert "%carbon log acc=0.93" in cells.one("nc-tradeoffs")["text"]
     board.close()
+
+
+def test_results_that_cannot_be_read_leave_the_other_charts_drawn(known, settings, monkeypatch):
+    """A review found one failure blanking every chart: the results' read failing says so in its
+    section only; the cumulative and sweep charts are drawn."""
+    import notebook_carbon.analysis.tradeoffs as tradeoffs
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("metrics table locked")
+
+    monkeypatch.setattr(tradeoffs, "sweep_tradeoffs", broken)
+    board = Dashboard(known, "thesis", settings=settings, wait=True)
+    cells = _Elements(_markup(board))
+    assert "<svg" in board._cumulative.value and "<svg" in board._sweep_chart.value
+    assert "the results could not be read: RuntimeError: metrics table locked" in cells.one("nc-tradeoffs")["text"]
+    board.close()
+
+
+def test_charts_drawn_at_once_leave_altair_s_validation_as_it_was(known, settings):
+    """The dashboard turns altair's validation off while it draws (a global of altair's): two chart
+    threads at once (a refresh during a draw) must not leave it off for the user's own charts."""
+    import threading
+
+    from altair.utils import schemapi
+
+    from notebook_carbon.analysis.frame import runs
+    from notebook_carbon.widgets import figures
+    from notebook_carbon.widgets.drawing import draw_charts
+
+    df = runs(known, project="thesis", columns=figures.CHART_COLUMNS)
+    assert schemapi.DEBUG_MODE is True
+    threads = [threading.Thread(target=draw_charts, args=(df,), kwargs={"max_points": 300, "top_bars": 12})
+               for _ in range(6)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert schemapi.DEBUG_MODE is True

@@ -216,11 +216,14 @@ class Dashboard(widgets.VBox):
         def draw() -> None:
             from ..analysis.tradeoffs import sweep_tradeoffs
 
-            found, failed = [], None
+            found, failed, unweighed = [], None, None  # each part's failure is shown in its place only
             try:
                 with opened(registry) as reg:
                     df = runs(reg, project=project, columns=figures.CHART_COLUMNS)
-                    found = sweep_tradeoffs(reg, project, points=True, limit=self.top_tradeoffs)
+                    try:
+                        found = sweep_tradeoffs(reg, project, points=True, limit=self.top_tradeoffs)
+                    except Exception as exc:
+                        unweighed = f"the results could not be read: {_said(exc)}"
                 cumulative, per_sweep = self._charts(df)
             except Exception as exc:  # shown where the charts are, never raised into a later cell
                 cumulative, per_sweep, failed = None, None, f"the charts could not be drawn: {_said(exc)}"
@@ -231,9 +234,9 @@ class Dashboard(widgets.VBox):
             try:  # after the two charts are shown: the results' take as long again when they change
                 fronts = self._fronts.svgs(found)
             except Exception as exc:
-                fronts, failed = [], failed or f"the charts could not be drawn: {_said(exc)}"
+                fronts, unweighed = [], f"the results' charts could not be drawn: {_said(exc)}"
             if generation == self._chart_generation:
-                self._tradeoffs.value = markup.tradeoffs(fronts, failed)
+                self._tradeoffs.value = markup.tradeoffs(fronts, unweighed or (failed if not found else None))
 
         if wait:
             draw()
