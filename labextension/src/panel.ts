@@ -212,7 +212,9 @@ export class CarbonPanel extends Widget {
         fetchSweeps(),
         fetchRedundant(LISTED),
         fetchHistory(CHART_SPANS),
-        fetchTradeoffs(TRADEOFFS)
+        // a server extension older than the sidebar (not restarted since an upgrade) has no such
+        // endpoint: that section says so, the rest of the panel shows
+        fetchTradeoffs(TRADEOFFS).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))))
       ]);
       if (generation !== this.generation) {
         return; // a later refresh started meanwhile: its answer is the one to show
@@ -285,7 +287,7 @@ export class CarbonPanel extends Widget {
     sweeps: ISweep[],
     redundant: IRedundant,
     history: IHistory,
-    tradeoffs: ITradeoff[]
+    tradeoffs: ITradeoff[] | Error
   ): void {
     this.project = project.project;
     this.heading.textContent = `Project ${project.project}`;
@@ -374,7 +376,11 @@ export class CarbonPanel extends Widget {
     }
 
     const tradeoffPart = section('Results against energy');
-    if (!tradeoffs.length) {
+    if (tradeoffs instanceof Error) {
+      tradeoffPart.append(
+        element('p', 'jp-NotebookCarbon-note', `Could not be read: ${tradeoffs.message} (restart JupyterLab after an upgrade).`)
+      );
+    } else if (!tradeoffs.length) {
       tradeoffPart.append(
         element(
           'p',

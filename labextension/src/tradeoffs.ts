@@ -26,6 +26,8 @@ export interface ITradeoff {
   cheapest: { run_id: number; energy_j: number; value: number };
   energy_share: number | null;
   front: number[];
+  /** Whether the selected run was marked final; else it is the sweep's latest ok run. */
+  marked: boolean;
   points: TradeoffPoint[];
   text: string;
 }

@@ -16,6 +16,7 @@ function tradeoff(direction: 'higher' | 'lower', points: [number, number, number
     cheapest: { run_id: 2, energy_j: 2000, value: 0.925 },
     energy_share: 0.5,
     front,
+    marked: false,
     points,
     text: 'lr: ...'
   };
