@@ -65,9 +65,14 @@ def test_values_logged_at_one_time_the_last_written_wins_and_the_sweeps_with_met
                                {"status": "ok", "energy_j": 1.0, "emissions_g": 0.1})  # fmt: skip
         for value in (0.1, 0.3, 0.2):
             log_metrics(reg, run, {"acc": value}, logged_at=1.7e9 + 5)
+        log_metrics(reg, run, {"acc": 0.7}, logged_at=1.7e9 + 1)  # written last, logged earlier: not the last
         log_metrics(reg, other, {"acc": 1.0})
+        automatic = _run(reg, 2, code_fingerprint="f00d")  # an automatic sweep, keyed by its code
+        log_metrics(reg, automatic, {"loss": 0.5})
         assert latest_metrics(reg, [reg.get_run(run)["uid"]]) == {reg.get_run(run)["uid"]: {"acc": 0.2}}
-        assert sweeps_with_metrics(reg, "p") == {"lr"} and sweeps_with_metrics(reg, "nobody") == set()
+        key = reg.get_run(automatic)["sweep_key"]
+        assert key.startswith("code:") and sweeps_with_metrics(reg, "p") == {"lr", key}
+        assert sweeps_with_metrics(reg, "nobody") == set()
 
 
 @pytest.mark.parametrize(("values", "step", "says"), [
@@ -250,12 +255,24 @@ def test_carbon_metric_declares_which_is_better(shell, session, capsys):
     for bad in ("score", "score best", "score higher --sweeps tune", ""):
         with pytest.raises(UsageError, match=re.escape("%carbon metric takes NAME higher|lower")):
             shell.run_line_magic("carbon", f"metric {bad}")
-    # a sweep or a metric named with spaces is quoted, as in a shell (a review found it cut at the space)
+    # a sweep or a metric named with spaces is quoted, as in a shell (a review found it cut at the
+    # space); a backslash is part of a name; a sweep with no run yet is said to be one
     shell.run_line_magic("carbon", """metric "top-1 acc" lower --sweep 'lr sweep'""")
-    assert "a lower top-1 acc is better in sweep lr sweep" in capsys.readouterr().out
+    assert "a lower top-1 acc is better in sweep lr sweep (no run of it yet)" in capsys.readouterr().out
+    shell.run_line_magic("carbon", r"metric val\acc higher")
+    assert r"a higher val\acc is better in project m" in capsys.readouterr().out
+    # an automatic sweep is named by the label %carbon sweeps shows: its key is what is declared
+    assert shell.run_cell("%%carbon --quiet\nx = 1\n").success and shell.run_cell("%%carbon --quiet\nx = 1\n").success
+    assert session.writer().flush(10)
+    with Registry.open(session.settings.registry_location()) as reg:
+        (auto,) = reg.sweeps("m", params=False)
+    assert auto.key.startswith("code:") and auto.label != auto.key
+    shell.run_line_magic("carbon", f'metric score higher --sweep "{auto.label}"')
+    assert f"in sweep {auto.label}\n" in capsys.readouterr().out
     with pytest.raises(UsageError, match="No closing quotation in .*close the quotes around a name"):
         shell.run_line_magic("carbon", 'metric acc higher --sweep "lr sweep')
     with Registry.open(session.settings.registry_location()) as reg:
-        assert directions(reg, "m") == {"score": "lower"}
-        assert directions(reg, "m", "tune") == {"score": "higher"}
-        assert directions(reg, "m", "lr sweep") == {"score": "lower", "top-1 acc": "lower"}
+        assert directions(reg, "m") == {"score": "lower", "val\\acc": "higher"}
+        assert directions(reg, "m", "tune") == {"score": "higher", "val\\acc": "higher"}
+        assert directions(reg, "m", "lr sweep") == {"score": "lower", "val\\acc": "higher", "top-1 acc": "lower"}
+        assert directions(reg, "m", auto.key)["score"] == "higher"

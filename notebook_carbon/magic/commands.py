@@ -9,7 +9,7 @@ load only when it is asked for.
 from __future__ import annotations
 
 import ast
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -198,12 +198,14 @@ class CarbonMagics(Magics):
         name, direction, sweep = rest[0], rest[1], rest[3] if len(rest) == 4 else None
         settings = self.ext.session.settings
         self.ext.session.writer().flush(30)
+        where = f"project {terminal_text(settings.project)}"
         try:
             with Registry.open(settings.registry_location()) as registry:
+                if sweep is not None:
+                    sweep, where = _sweep_key(registry, settings.project, sweep)
                 set_direction(registry, settings.project, name, direction, sweep_key=sweep)
         except NotebookCarbonError as exc:
             raise UsageError(f"%carbon metric: {exc}") from None
-        where = f"sweep {terminal_text(sweep)}" if sweep else f"project {terminal_text(settings.project)}"
         print(f"notebook-carbon: a {direction} {terminal_text(name)} is better in {where}")
 
     def _auto(self, rest: list[str]) -> None:
@@ -224,13 +226,31 @@ def _wait(future, timeout_s: float = 30.0):
 
 
 def _quoted(line: str) -> list[str]:
-    """``line``'s words as a shell splits them (``"lr sweep"`` is one word), or what to fix."""
+    """``line``'s words as a shell splits them (``"lr sweep"`` is one word), a backslash kept as
+    part of a name (``val\\acc``), or what to fix."""
     import shlex
 
+    words = shlex.shlex(line, posix=True)
+    words.whitespace_split, words.escape = True, ""
     try:
-        return shlex.split(line)
+        return list(words)
     except ValueError as exc:
         raise UsageError(f"%carbon: {exc} in {line.strip()!r}: close the quotes around a name") from None
+
+
+def _sweep_key(registry: Any, project: str, sweep: str) -> tuple[str, str]:
+    """The key of the sweep ``sweep`` names in ``project`` (its key, or the label ``%carbon sweeps``
+    shows), and what to say of it; a name no sweep has yet is taken as the key of one to come."""
+    listed = registry.sweeps(project, params=False)
+    if any(found.key == sweep for found in listed):
+        return sweep, f"sweep {terminal_text(sweep)}"
+    keys = [found.key for found in listed if found.label == sweep]
+    if len(keys) > 1:
+        raise UsageError(f"%carbon metric: {len(keys)} sweeps are labelled {terminal_text(sweep)!r}; "
+                         f"name one by its key: {', '.join(terminal_text(k) for k in keys)}")  # fmt: skip
+    if keys:
+        return keys[0], f"sweep {terminal_text(sweep)}"
+    return sweep, f"sweep {terminal_text(sweep)} (no run of it yet)"
 
 
 def _tradeoff_lines(registry: str, project: str) -> list[str]:
