@@ -239,11 +239,11 @@ def warm(location: str, reps: int) -> dict:
 
     def cumulative():
         with debug_mode(False):  # as the dashboard draws it (widgets.drawing)
-            return charts.to_svg(charts.cumulative_emissions(df, max_points=board.max_points))
+            return charts.to_svg(charts.cumulative_emissions(df, max_points=board.max_points), validate=False)
 
     def per_sweep():
         with debug_mode(False):
-            return charts.to_svg(charts.sweep_energy(df, top=board.top_bars))
+            return charts.to_svg(charts.sweep_energy(df, top=board.top_bars), validate=False)
 
     results.update({
         "markup": timed(lay_out, reps),
@@ -297,7 +297,7 @@ def tradeoffs(location: str, reps: int, board) -> dict:
 
     def draw():
         with debug_mode(False):
-            return [charts.to_svg(charts.accuracy_energy(t)) for t in weighed]
+            return [charts.to_svg(charts.accuracy_energy(t), validate=False) for t in weighed]
 
     found["tradeoffs_draw"] = timed(draw, reps)
     builds = []
