@@ -10,8 +10,8 @@ is active; nothing goes over the network that the user's own run would not send 
 URI, W&B's mode: a file store and offline mode stay local). A block metered inside another run is
 not logged (its energy is inside that run's). A failure to log is said once, as a warning, turns that
 tracker off for the process, and never fails the run. The logging runs on the thread that ends
-the run: with a tracker's run active, each metered cell waits for its calls (about 4 ms a run
-with MLflow's file store here).
+the run: with a tracker's run active, each metered cell waits for its calls (an empty ``track()``
+block took 5.0 ms with an MLflow file-store run active, 1.1 ms without: docs/mlflow.md).
 """
 
 from __future__ import annotations
